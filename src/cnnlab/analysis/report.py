@@ -1,0 +1,167 @@
+"""``cnnlab.analyze``: shapes, parameters, MACs and textbook memory of a network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.analysis.textbook import TextbookMemory, textbook_memory
+from cnnlab.analysis.walk import LayerRecord, count_params, walk
+from cnnlab.errors import CnnlabError, ShapeError
+from cnnlab.spec import NetworkSpec, build, load_spec, parse_spec
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass
+class LayerReport:
+    """One row of the report; ``params_formula``/``macs_formula`` exist for spec layers."""
+
+    index: int
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    output_bytes: int
+    params_formula: str | None = None
+    macs_formula: str | None = None
+    textbook_params: int | None = None
+    textbook_macs: int | None = None
+    detail: str = ""
+    module: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "index": self.index, "name": self.name, "type": self.type,
+            "output_shape": list(self.output_shape), "params": self.params,
+            "macs": self.macs, "output_bytes": self.output_bytes,
+        }
+        if self.params_formula is not None:
+            d["params_formula"] = self.params_formula
+            d["macs_formula"] = self.macs_formula
+        return d
+
+
+@dataclass
+class AnalysisReport:
+    """Everything ``cnnlab analyze`` reports. MACs are per instance; bytes are exact."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    batch_size: int
+    dtype: torch.dtype
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    layers: list[LayerReport]
+    memory: TextbookMemory
+    spec: NetworkSpec | None = field(default=None, repr=False)
+
+    @property
+    def bytes_per_element(self) -> int:
+        return self.memory.bytes_per_element
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable ``--json`` contract (snake_case keys, integer bytes)."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "batch_size": self.batch_size,
+            "dtype": dtype_name(self.dtype),
+            "bytes_per_element": self.bytes_per_element,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "total_macs": self.total_macs,
+            "macs_convention": "multiply-accumulates per instance (FLOPs = 2 x MACs); "
+                               "convolutions and matrix products, PyTorch's FlopCounterMode",
+            "output_shape": list(self.output_shape),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "memory": {"textbook": self.memory.to_dict()},
+        }
+
+
+def _as_spec(obj: NetworkSpec | str | Path | Mapping[str, Any]) -> NetworkSpec:
+    if isinstance(obj, NetworkSpec):
+        return obj
+    if isinstance(obj, Mapping):
+        return parse_spec(obj)
+    return load_spec(obj)
+
+
+def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, Any],
+            input_shape: Sequence[int] | None = None, batch_size: int = 1,
+            dtype: torch.dtype = torch.float32, name: str | None = None) -> AnalysisReport:
+    """Shapes, parameters, MACs and textbook memory of a network, without running it.
+
+    ``model_or_spec`` is an ``nn.Module``, a :class:`NetworkSpec`, a spec dict, or
+    the path of a YAML/JSON spec. ``input_shape`` is one instance's shape
+    (``(C, H, W)``); a spec's own input is used when it is omitted. Memory is
+    computed for elements of ``dtype``.
+    """
+    if batch_size <= 0:
+        raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
+    if dtype not in DTYPES.values():
+        raise CnnlabError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPES)}")
+    spec: NetworkSpec | None = None
+    if isinstance(model_or_spec, nn.Module):
+        model = model_or_spec
+        if input_shape is None:
+            raise ShapeError("an nn.Module has no input shape of its own; give input_shape, "
+                             "e.g. (3, 224, 224)")
+        shape = tuple(int(s) for s in input_shape)
+        records = walk(model, shape, batch_size)
+        label = name or type(model).__name__
+    else:
+        spec = _as_spec(model_or_spec)
+        if input_shape is not None:
+            spec = spec.with_input(input_shape)
+        shape = spec.input_shape
+        model = build(spec, device="meta")
+        records = walk(model, shape, batch_size, layers=model.analysis_layers())
+        label = name or spec.name
+
+    itemsize = dtype.itemsize
+    total, trainable = count_params(model)
+    rows = [_row(rec, itemsize, spec) for rec in records]
+    memory = textbook_memory([itemsize * _numel(shape)] + [r.output_bytes for r in rows],
+                             total * itemsize, batch_size, itemsize)
+    return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
+                          sum(r.macs for r in rows), rows, memory, spec)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None) -> LayerReport:
+    row = LayerReport(rec.index, rec.name, rec.type, rec.output_shape, rec.params, rec.macs,
+                      rec.output_elements * itemsize, module=rec.module)
+    if spec is not None:
+        layer, in_shape = spec.layers[rec.index - 1], spec.shapes[rec.index - 1]
+        row.params_formula = layer.params_formula(in_shape)
+        row.macs_formula = layer.macs_formula(in_shape)
+        row.textbook_params = layer.params(in_shape)
+        row.textbook_macs = layer.macs(in_shape)
+        row.detail = layer.describe()
+    return row

@@ -1,0 +1,89 @@
+"""``cnnlab analyze``: shapes, parameters, MACs and memory, without running the network."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.table import Table
+
+from cnnlab.analysis import DTYPES, AnalysisReport, analyze
+from cnnlab.analysis.explain import explain
+from cnnlab.cli.common import console, positive_int, print_json, shape_arg
+from cnnlab.errors import ShapeError
+from cnnlab.spec import NetworkSpec
+from cnnlab.targets import resolve_target
+from cnnlab.units import mb, mib, si
+
+EPILOG = """\
+examples:
+  cnnlab analyze examples/geron_ex2.yaml --batch 50 --explain
+  cnnlab analyze examples/geron_ex2.yaml --input 3,224,224 --json
+  cnnlab analyze torchvision.models:resnet50 --input 3,224,224 --batch 32
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze", help="shapes, parameters, MACs and memory of a network (no real compute)",
+        description="Walk a network on the meta device (no activations allocated) and report, per "
+                    "layer, the output shape, parameters, MACs and output bytes, with the textbook "
+                    "memory for inference (one instance) and training (one mini-batch).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="TARGET",
+                   help="a spec file (.yaml/.yml/.json) or package.module:callable returning an nn.Module")
+    p.add_argument("--input", type=shape_arg, metavar="C,H,W",
+                   help="shape of one instance (default: the spec's 'input')")
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
+                   help="mini-batch size for the training figure (default: 1)")
+    p.add_argument("--dtype", choices=list(DTYPES)[:3], default="float32",
+                   help="element type for memory figures (default: float32)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+    out.add_argument("--explain", action="store_true", help="print the textbook derivation")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args.target)
+    if not isinstance(target, NetworkSpec) and args.input is None:
+        raise ShapeError(f"{args.target}: --input C,H,W is required for a module target "
+                         "(e.g. --input 3,224,224)")
+    report = analyze(target, args.input, batch_size=args.batch, dtype=DTYPES[args.dtype])
+    if args.json:
+        print_json(report.to_dict())
+    elif args.explain:
+        print_table(report)
+        sys.stdout.write("\n" + explain(report) + "\n")
+    else:
+        print_table(report)
+    return 0
+
+
+def print_table(report: AnalysisReport) -> None:
+    """Per-layer table, totals and the textbook memory."""
+    con = console()
+    dims = "×".join(map(str, report.input_shape))
+    table = Table(title=f"{report.name} — input {dims}, batch {report.batch_size}, "
+                        f"{str(report.dtype).removeprefix('torch.')}", title_justify="left")
+    for col, just in (("#", "right"), ("layer", "left"), ("type", "left"), ("output shape", "left"),
+                      ("params", "right"), ("MACs", "right"), ("output bytes", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    table.add_row("0", "input", "", "×".join(map(str, report.input_shape)), "", "",
+                  f"{report.memory.outputs[0]:,}")
+    for row in report.layers:
+        table.add_row(str(row.index), row.name, row.type + (f" {row.detail}" if row.detail else ""),
+                      "×".join(map(str, row.output_shape)), f"{row.params:,}", f"{row.macs:,}",
+                      f"{row.output_bytes:,}")
+    con.print(table)
+    mem = report.memory
+    i, j = mem.inference_pair
+    con.print(f"parameters: {report.total_params:,} ({report.trainable_params:,} trainable), "
+              f"{mem.param_bytes:,} B ({mb(mem.param_bytes)}, {mib(mem.param_bytes)})")
+    con.print(f"MACs per instance: {report.total_macs:,} ({si(report.total_macs)}MACs; "
+              f"FLOPs = 2 × MACs)")
+    con.print(f"textbook memory, inference (1 instance): {mem.inference_bytes:,} B "
+              f"({mb(mem.inference_bytes)}, {mib(mem.inference_bytes)}) — parameters + layers {i} and {j}")
+    con.print(f"textbook memory, training (batch {report.batch_size}): {mem.training_bytes:,} B "
+              f"({mb(mem.training_bytes)}, {mib(mem.training_bytes)}) — all outputs + input, "
+              "× batch, + parameters")

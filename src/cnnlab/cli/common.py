@@ -1,0 +1,40 @@
+"""Helpers shared by the sub-commands: output, JSON, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from cnnlab.errors import ShapeError
+from cnnlab.targets import parse_shape
+
+
+def console() -> Console:
+    """A console on stdout; plain text when stdout is not a terminal."""
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def shape_arg(text: str) -> tuple[int, ...]:
+    """argparse type for ``--input C,H,W``; bad input becomes a one-line error."""
+    try:
+        return parse_shape(text)
+    except ShapeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive integer")
+    return value

@@ -1,0 +1,1 @@
+"""Reusable torch blocks shared by specs and the model zoo."""

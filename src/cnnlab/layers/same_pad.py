@@ -1,0 +1,89 @@
+"""TensorFlow/Keras "same" padding for any stride, kernel and dilation.
+
+PyTorch's ``padding="same"`` only exists for stride 1 and pads symmetrically.
+Keras defines "same" for every stride as ``out = ceil(in / stride)`` and puts
+the odd extra zero at the bottom/right. These helpers reproduce that rule so a
+spec network has exactly the shapes the textbooks state (e.g. 200×300 with a
+3×3, stride-2 convolution gives 100×150).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def same_out(size: int, stride: int) -> int:
+    """Output length under "same": ``ceil(size / stride)``."""
+    return math.ceil(size / stride)
+
+
+def valid_out(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """Output length under "valid" (may be <= 0 when the kernel does not fit)."""
+    k_eff = dilation * (kernel - 1) + 1
+    return (size - k_eff) // stride + 1
+
+
+def same_pad_amounts(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) zeros for "same": the extra one, if any, goes after."""
+    k_eff = dilation * (kernel - 1) + 1
+    total = max((same_out(size, stride) - 1) * stride + k_eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def same_pad_2d(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` in ``F.pad`` order for an ``h×w`` input."""
+    top, bottom = same_pad_amounts(h, kernel[0], stride[0], dilation[0])
+    left, right = same_pad_amounts(w, kernel[1], stride[1], dilation[1])
+    return left, right, top, bottom
+
+
+class SamePad2d(nn.Module):
+    """Pads its input by the "same" rule, computed from the input size at run time.
+
+    ``value`` is the fill: 0 before a convolution, ``-inf`` before max pooling
+    (so padding never wins the max, as in TensorFlow).
+    """
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int],
+                 dilation: tuple[int, int] = (1, 1), value: float = 0.0) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.dilation, self.value = kernel, stride, dilation, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H', W')
+        pad = same_pad_2d(x.shape[-2], x.shape[-1], self.kernel, self.stride, self.dilation)
+        if not any(pad):
+            return x
+        return F.pad(x, pad, value=self.value)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, dilation={self.dilation}, value={self.value}"
+
+
+class SameAvgPool2d(nn.Module):
+    """Average pooling with TensorFlow "same" padding.
+
+    TensorFlow averages only over the real (unpadded) elements of each window.
+    We pool the zero-padded input and divide by the pooled count of real
+    elements, which gives exactly that.
+    """
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
+        pad = same_pad_2d(x.shape[-2], x.shape[-1], self.kernel, self.stride)
+        if not any(pad):
+            return F.avg_pool2d(x, self.kernel, self.stride)
+        summed = F.avg_pool2d(F.pad(x, pad), self.kernel, self.stride, divisor_override=1)
+        ones = torch.ones((1, 1, x.shape[-2], x.shape[-1]), dtype=x.dtype, device=x.device)
+        count = F.avg_pool2d(F.pad(ones, pad), self.kernel, self.stride, divisor_override=1)
+        return summed / count
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, padding='same'"

@@ -1,0 +1,191 @@
+"""Network specs: parse YAML/JSON into validated, typed objects.
+
+A spec is a sequential network::
+
+    name: geron_ex2            # optional
+    input: [3, 200, 300]       # [C, H, W] (or [N] for a vector input)
+    layers:
+      - conv: {filters: 100, kernel: 3, stride: 2, padding: same, activation: relu}
+      - flatten                # a bare name for a layer without fields
+      - dropout: 0.5           # a scalar fills the layer's main field
+      - dense: {units: 10, activation: softmax}
+
+Validation walks the shapes through every layer, so an impossible network
+(a kernel larger than its input, groups that do not divide the channels, a
+dense layer on a feature map) is reported at load time, naming the layer and
+field, before anything is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from cnnlab.errors import SpecError
+from cnnlab.spec.layers import LAYER_TYPES, LayerProblem, LayerSpec, Shape
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+TOP_LEVEL_FIELDS = ("name", "input", "layers")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A validated sequential network.
+
+    ``shapes[i]`` is the per-instance shape entering layer ``i`` (1-based layer
+    ``i+1``), and ``shapes[-1]`` the network's output shape.
+    """
+
+    input_shape: Shape
+    layers: tuple[LayerSpec, ...]
+    name: str = "network"
+    source: str | None = None
+    shapes: tuple[Shape, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.shapes:
+            object.__setattr__(self, "shapes", _propagate(self.input_shape, self.layers, self.source))
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1]
+
+    def with_input(self, input_shape: Iterable[int]) -> "NetworkSpec":
+        """The same layers on another input (re-validated)."""
+        return replace(self, input_shape=_input_shape(list(input_shape), self.source), shapes=())
+
+    def layer_names(self) -> list[str]:
+        """Display names: the spec's ``name`` or ``<type>_<k>`` (k counts that type)."""
+        seen: dict[str, int] = {}
+        names = []
+        for layer in self.layers:
+            seen[layer.TYPE] = seen.get(layer.TYPE, 0) + 1
+            names.append(layer.name or f"{layer.TYPE}_{seen[layer.TYPE]}")
+        return names
+
+    def total_params(self) -> int:
+        return sum(layer.params(s) for layer, s in zip(self.layers, self.shapes))
+
+
+def _propagate(input_shape: Shape, layers: tuple[LayerSpec, ...], source: str | None) -> tuple[Shape, ...]:
+    shapes = [input_shape]
+    for index, layer in enumerate(layers, start=1):
+        try:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
+        except LayerProblem as problem:
+            raise SpecError(f"{problem} (input to this layer: {list(shapes[-1])})", source=source,
+                            layer=index, layer_type=layer.TYPE, field=problem.field) from None
+    return tuple(shapes)
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _input_shape(value: Any, source: str | None) -> Shape:
+    ok = (isinstance(value, (list, tuple)) and len(value) in (1, 3)
+          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+    if not ok:
+        raise SpecError(f"must be [C, H, W] (or [N] for vectors) with positive integers (got {value!r})",
+                        source=source, field="input")
+    return tuple(int(v) for v in value)
+
+
+def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
+    """One entry of ``layers:`` (a bare name or a one-key mapping) to a typed layer."""
+    if isinstance(entry, str):
+        kind, body = entry, None
+    elif isinstance(entry, Mapping) and len(entry) == 1:
+        kind, body = next(iter(entry.items()))
+    else:
+        raise SpecError(
+            "must be a layer name or a mapping with exactly one key, the layer type "
+            f"(e.g. '- conv: {{filters: 32, kernel: 3}}'); got {entry!r}", source=source, layer=index)
+    cls = LAYER_TYPES.get(str(kind))
+    if cls is None:
+        raise SpecError(f"unknown layer type '{kind}'{_suggest(str(kind), LAYER_TYPES)} "
+                        f"(known: {', '.join(LAYER_TYPES)})", source=source, layer=index)
+
+    def fail(msg: str, field: str | None = None) -> SpecError:
+        return SpecError(msg, source=source, layer=index, layer_type=cls.TYPE, field=field)
+
+    if body is None:
+        body = {}
+    elif not isinstance(body, Mapping):
+        if cls.SHORTHAND is None:
+            raise fail(f"takes a mapping of fields ({', '.join(cls.field_names())}), got {body!r}")
+        body = {cls.SHORTHAND: body}
+
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, raw in body.items():
+        f = known.get(str(key))
+        if f is None:
+            raise fail(f"unknown field '{key}'{_suggest(str(key), known)} "
+                       f"(fields of {cls.TYPE}: {', '.join(known)})")
+        try:
+            values[f.name] = f.metadata["parse"](raw)
+        except ValueError as err:
+            raise fail(str(err), f.name) from None
+    for f in fields(cls):
+        if f.default is MISSING and f.name not in values:
+            raise fail(f"missing required field; add '{f.name}: ...' ({f.metadata.get('doc') or f.name})",
+                       f.name)
+    return cls(**values)
+
+
+def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
+    """Validate a spec already read into Python objects (a dict)."""
+    if not isinstance(data, Mapping):
+        raise SpecError("a spec must be a mapping with 'input' and 'layers' "
+                        f"(got {type(data).__name__})", source=source)
+    for key in data:
+        if key not in TOP_LEVEL_FIELDS:
+            raise SpecError(f"unknown top-level field '{key}'{_suggest(str(key), TOP_LEVEL_FIELDS)} "
+                            f"(allowed: {', '.join(TOP_LEVEL_FIELDS)})", source=source)
+    if "input" not in data:
+        raise SpecError("missing 'input: [C, H, W]' (the shape of one instance)", source=source)
+    layers_raw = data.get("layers")
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise SpecError("'layers' must be a non-empty list of layers", source=source, field="layers")
+    input_shape = _input_shape(data["input"], source)
+    layers = tuple(parse_layer(entry, i, source) for i, entry in enumerate(layers_raw, start=1))
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"must be a string (got {name!r})", source=source, field="name")
+    default_name = Path(source).stem if source else "network"
+    return NetworkSpec(input_shape=input_shape, layers=layers, name=name or default_name, source=source)
+
+
+def load_spec(path: str | Path) -> NetworkSpec:
+    """Read and validate a YAML or JSON spec file."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise SpecError("no such file; check the path", source=source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read the file ({err})", source=source) from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}",
+                            source=source) from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise SpecError(f"{where}invalid YAML: {problem}; check the indentation and brackets",
+                            source=source) from None
+    return parse_spec(data, source)
