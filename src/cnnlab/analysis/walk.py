@@ -11,6 +11,8 @@ multiply-accumulate, FLOPs = 2 × MACs.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import Iterable
@@ -63,6 +65,18 @@ def _tensors(obj: object) -> Iterable[torch.Tensor]:
     elif isinstance(obj, dict):
         for item in obj.values():
             yield from _tensors(item)
+
+
+@contextlib.contextmanager
+def _quiet_fake_tensor_log():
+    """FakeTensorMode logs a traceback before raising on a shape mismatch; we report it in one line."""
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _on_meta(model: nn.Module) -> bool:
@@ -130,7 +144,7 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
                 model(torch.empty(full_shape, dtype=dtype, device="meta"))
         else:
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            with FakeTensorMode(allow_non_fake_inputs=True):
+            with _quiet_fake_tensor_log(), FakeTensorMode(allow_non_fake_inputs=True):
                 x = torch.empty(full_shape, dtype=dtype, device=device)
                 with counter:
                     model(x)

@@ -1,0 +1,105 @@
+"""cnnlab.analyze: golden numbers, the JSON contract, and any nn.Module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cnnlab import analyze
+from cnnlab.analysis.textbook import textbook_memory
+from cnnlab.errors import ShapeError
+
+
+def test_geron_golden(examples):
+    r = analyze(examples / "geron_ex2.yaml", batch_size=50)
+    assert r.total_params == r.trainable_params == 903_400
+    assert [row.output_shape for row in r.layers] == [(100, 100, 150), (200, 50, 75), (400, 25, 38)]
+    assert [row.output_bytes for row in r.layers] == [6_000_000, 3_000_000, 1_520_000]
+    assert r.memory.param_bytes == 3_613_600
+    assert r.memory.inference_pair == (1, 2)
+    assert r.memory.inference_bytes == 12_613_600
+    assert r.memory.training_bytes == 565_613_600
+
+
+def test_json_contract(examples):
+    d = analyze(examples / "geron_ex2.yaml", batch_size=50).to_dict()
+    for key in ("input_shape", "batch_size", "dtype", "total_params", "trainable_params",
+                "total_macs", "layers", "memory"):
+        assert key in d
+    assert d["input_shape"] == [3, 200, 300] and d["batch_size"] == 50 and d["dtype"] == "float32"
+    assert d["layers"][0] == {"index": 1, "name": "conv_1", "type": "conv",
+                              "output_shape": [100, 100, 150], "params": 2800, "macs": 40_500_000,
+                              "output_bytes": 6_000_000,
+                              "params_formula": "(3×3×3 + 1) × 100 = 2,800",
+                              "macs_formula": "100×150×100 outputs × 3×3×3 = 40,500,000"}
+    assert d["memory"]["textbook"]["inference_bytes"] == 12_613_600
+    assert d["memory"]["textbook"]["training_bytes"] == 565_613_600
+    assert all(isinstance(v, int) for v in d["memory"]["textbook"].values() if not isinstance(v, list))
+
+
+@pytest.mark.parametrize("dtype,factor", [(torch.float16, 2), (torch.bfloat16, 2), (torch.float32, 4)])
+def test_dtype_scales_bytes(examples, dtype, factor):
+    r = analyze(examples / "geron_ex2.yaml", batch_size=50, dtype=dtype)
+    assert r.memory.training_bytes == 565_613_600 // 4 * factor
+    assert r.layers[0].output_bytes == 1_500_000 * factor
+
+
+def test_input_override(examples):
+    r = analyze(examples / "geron_ex2.yaml", input_shape=(3, 224, 224))
+    assert r.layers[-1].output_shape == (400, 28, 28) and r.total_params == 903_400
+
+
+def test_huge_batch_allocates_nothing(examples):
+    # A real forward pass at this batch would need ~1.1 TB; the meta walk needs none.
+    r = analyze(examples / "geron_ex2.yaml", batch_size=100_000)
+    assert r.memory.training_bytes == 100_000 * 11_240_000 + 3_613_600
+
+
+def test_any_module_resnet50():
+    model = torchvision.models.resnet50()
+    before = {k: v.clone() for k, v in list(model.state_dict().items())[:5]}
+    model.train()
+    r = analyze(model, (3, 224, 224), batch_size=8)
+    assert r.total_params == 25_557_032
+    assert sum(row.params for row in r.layers) == r.total_params  # rows add up to the total
+    # The standard "4.1 GFLOPs" of ResNet-50 is really 4.09 G multiply-accumulates.
+    assert round(r.total_macs / 1e9, 2) == 4.09
+    assert r.layers[-1].output_shape == (1000,)
+    assert model.training  # mode restored
+    for k, v in before.items():  # weights untouched
+        assert torch.equal(model.state_dict()[k], v)
+
+
+def test_module_called_twice_counts_params_once():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.fc(x))
+
+    r = analyze(Twice(), (4,))
+    assert [row.params for row in r.layers] == [20, 0]
+    assert [row.macs for row in r.layers] == [16, 16]
+    assert r.total_params == 20
+
+
+def test_module_with_wrong_input_is_a_clear_error():
+    with pytest.raises(ShapeError, match=r"does not accept input \[1, 28, 28\].*check --input"):
+        analyze(torchvision.models.resnet18(), (1, 28, 28))
+
+
+def test_module_needs_input_shape():
+    with pytest.raises(ShapeError, match="give input_shape"):
+        analyze(nn.Linear(3, 3))
+
+
+def test_textbook_memory_pairs():
+    m = textbook_memory([10, 50, 40, 60, 5], param_bytes=7, batch_size=3, bytes_per_element=4)
+    assert m.inference_pair == (2, 3) and m.inference_bytes == 107
+    assert m.training_bytes == 3 * 165 + 7
+    single = textbook_memory([10], param_bytes=0, batch_size=2, bytes_per_element=4)
+    assert single.inference_bytes == 10

@@ -1,0 +1,111 @@
+"""cnnlab analyze from the command line: output, JSON and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cnnlab.cli.main import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_geron(capsys, examples):
+    code, out, _ = run(capsys, "analyze", str(examples / "geron_ex2.yaml"), "--batch", "50", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["total_params"] == 903_400
+    assert [layer["output_shape"] for layer in d["layers"]] == [[100, 100, 150], [200, 50, 75], [400, 25, 38]]
+    assert d["memory"]["textbook"]["inference_bytes"] == 12_613_600
+    assert d["memory"]["textbook"]["training_bytes"] == 565_613_600
+
+
+def test_table_and_explain(capsys, examples):
+    code, out, _ = run(capsys, "analyze", str(examples / "geron_ex2.yaml"), "--batch", "50", "--explain")
+    assert code == 0
+    assert "conv_3" in out and "400×25×38" in out
+    assert "565,613,600 B (565.61 MB, 539.41 MiB)" in out
+    assert "Derivation for geron_ex2" in out
+
+
+def test_module_target(capsys):
+    code, out, _ = run(capsys, "analyze", "torchvision.models:resnet18", "--input", "3,224,224", "--json")
+    assert code == 0 and json.loads(out)["total_params"] == 11_689_512
+
+
+def test_dtype_flag(capsys, examples):
+    code, out, _ = run(capsys, "analyze", str(examples / "geron_ex2.yaml"), "--dtype", "float16", "--json")
+    d = json.loads(out)
+    assert d["dtype"] == "float16" and d["memory"]["textbook"]["param_bytes"] == 1_806_800
+
+
+@pytest.fixture
+def factories(tmp_path, monkeypatch):
+    (tmp_path / "my_nets.py").write_text(textwrap.dedent("""
+        from torch import nn
+        def good():
+            return nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+        def not_a_module():
+            return 42
+        def needs_args(width):
+            return nn.Linear(width, 2)
+        CONSTANT = 3
+    """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_file_module_target(capsys, factories):
+    code, out, _ = run(capsys, "analyze", "my_nets.py:good", "--input", "3,2,2", "--json")
+    assert code == 0 and json.loads(out)["total_params"] == 26
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["analyze", "my_nets:not_a_module", "--input", "3,2,2"], "returned int, not an nn.Module"),
+    (["analyze", "my_nets:needs_args", "--input", "3,2,2"], "with no arguments failed"),
+    (["analyze", "my_nets:CONSTANT", "--input", "3,2,2"], "neither an nn.Module nor callable"),
+    (["analyze", "my_nets:missing", "--input", "3,2,2"], "has no attribute 'missing'"),
+    (["analyze", "no_such_pkg.mod:f", "--input", "3,2,2"], "cannot import module 'no_such_pkg.mod'"),
+    (["analyze", "my_nets:good"], "--input C,H,W is required"),
+    (["analyze", "my_nets:good", "--input", "3,x,2"], "--input '3,x,2' must be C,H,W"),
+    (["analyze", "my_nets:good", "--input", "3,2,2", "--batch", "0"], "must be a positive integer"),
+    (["analyze", "missing.yaml"], "missing.yaml: no such file"),
+    (["analyze", "resnet9000"], "not a spec file"),
+    (["analyze", "my_nets:good", "--input", "5,5,5"], "does not accept input [5, 5, 5]"),
+])
+def test_errors_are_one_line_exit_2(capsys, factories, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_spec_error_names_file_layer_field(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: [3, 8, 8]\nlayers:\n  - conv: {filters: 4, kernel: 9}\n")
+    code, _, err = run(capsys, "analyze", str(bad))
+    assert code == 2
+    assert err.startswith(f"cnnlab: error: {bad}: layer 1 (conv): field 'kernel': kernel 9 is larger")
+
+
+def test_console_script_and_module_entry(examples):
+    # The real entry points, in a subprocess: exit status and no traceback on error.
+    ok = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", str(examples / "geron_ex2.yaml"),
+                         "--json"], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["total_params"] == 903_400
+    bad = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", "nope.yaml"],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
