@@ -88,7 +88,8 @@ def test_module_called_twice_counts_params_once():
 
 
 def test_module_with_wrong_input_is_a_clear_error():
-    with pytest.raises(ShapeError, match=r"does not accept input \[1, 28, 28\].*check --input"):
+    with pytest.raises(ShapeError, match=r"does not accept input \[1, 28, 28\] in layer 'conv1' "
+                                         r"\(Conv2d\).*3 channels.*check --input"):
         analyze(torchvision.models.resnet18(), (1, 28, 28))
 
 

@@ -104,13 +104,18 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
     seen_params: set[int] = set()
     counter = FlopCounterMode(display=False)
     stack: list[list[int]] = []  # [flops at entry, flops of nested recorded rows]
+    entered: list[str] = []      # rows entered and not yet left: where an error happened
 
-    def pre_hook(module: nn.Module, args: object) -> None:
-        stack.append([counter.get_total_flops(), 0])
+    def make_pre_hook(name: str, kind: str):
+        def pre_hook(module: nn.Module, args: object) -> None:
+            stack.append([counter.get_total_flops(), 0])
+            entered.append(f"layer '{name}' ({kind})")
+        return pre_hook
 
     def make_post_hook(name: str, kind: str):
         def post_hook(module: nn.Module, args: object, output: object) -> None:
             start, nested = stack.pop()
+            entered.pop()
             spent = counter.get_total_flops() - start
             if stack:
                 stack[-1][1] += spent
@@ -132,7 +137,7 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
 
     handles = []
     for name, kind, module in rows:
-        handles.append(module.register_forward_pre_hook(pre_hook))
+        handles.append(module.register_forward_pre_hook(make_pre_hook(name, kind)))
         handles.append(module.register_forward_hook(make_post_hook(name, kind)))
     was_training = model.training
     model.eval()  # dropout off, batch norm on running stats: a prediction's shapes
@@ -149,7 +154,7 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
                 with counter:
                     model(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
-        where = f" (after layer {records[-1].index} '{records[-1].name}')" if records else ""
+        where = f" in {entered[-1]}" if entered else ""
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(
             f"the network does not accept input {list(input_shape)}{where}: {first_line}; "
