@@ -7,6 +7,7 @@ every case (as a user's model would be), so the baseline RSS includes its
 
     python benchmarks/analyze_speed.py            # needs: pip install torchinfo
     python benchmarks/analyze_speed.py --batches 1 8 1024
+    python benchmarks/analyze_speed.py --model examples/geron_ex2.yaml --batches 50
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -25,17 +26,22 @@ CHILD = r"""
 import json, resource, sys, time, torch, torchvision
 tool, batch, model_name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 torch.set_num_threads(2)
-model = getattr(torchvision.models, model_name)()
+if model_name.endswith(".yaml"):
+    import cnnlab
+    spec = cnnlab.load_spec(model_name)
+    model, shape = cnnlab.build(spec), spec.input_shape
+else:
+    model, shape = getattr(torchvision.models, model_name)(), (3, 224, 224)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 t0 = time.perf_counter()
 if tool == "cnnlab":
     import cnnlab
-    r = cnnlab.analyze(model, (3, 224, 224), batch_size=batch)
+    r = cnnlab.analyze(model, shape, batch_size=batch)
     extra = {"layers": len(r.layers), "params": r.total_params, "macs": r.total_macs,
              "training_bytes": r.memory.training_bytes}
 else:
     import torchinfo
-    s = torchinfo.summary(model, input_size=(batch, 3, 224, 224), verbose=0, device="cpu")
+    s = torchinfo.summary(model, input_size=(batch, *shape), verbose=0, device="cpu")
     extra = {"params": s.total_params, "macs": s.total_mult_adds // batch,
              "estimated_total_bytes": int(s.total_input + s.total_output_bytes + s.total_param_bytes)}
 seconds = time.perf_counter() - t0
@@ -55,7 +61,8 @@ def measure(tool: str, batch: int, model: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="resnet152")
+    ap.add_argument("--model", default="resnet152",
+                    help="a torchvision model name (input 3x224x224) or a spec .yaml (its own input)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32, 1024])
     ap.add_argument("--torchinfo-max-batch", type=int, default=64,
                     help="torchinfo really allocates the forward pass; larger batches are skipped")
