@@ -7,18 +7,28 @@ print one line, ``cnnlab: error: ...``, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
+from cnnlab.cli import ops as ops_cmd
 from cnnlab.errors import CnnlabError
 
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line naming the fix (and exit 2)."""
+    """argparse, but a usage mistake is one line naming the fix (and exit 2).
+
+    Values such as ``--kernel -1,0,1`` or ``--input -0.5,2`` are numbers, not options:
+    argparse only recognises ``-1`` and ``-.5`` by itself.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d[\d.,/eE+\-\s]*$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -34,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     analyze_cmd.register(sub)
+    ops_cmd.register(sub)
     return parser
 
 

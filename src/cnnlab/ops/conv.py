@@ -78,8 +78,10 @@ def _conv(op: str, dims: int, x: Any, kernel: Any, bias: Any, stride: Any, paddi
     trace = []
     for pos in trace_positions(result_out.shape, trace_limit):
         f, loc = (0, pos) if squeeze else (pos[0], pos[1:])
-        w = win[(slice(None),) + loc]
+        w = win[(slice(None),) + loc]  # (C, *K)
         kern = k[f]
+        if plain:  # typed without channels: trace without them too
+            w, kern = w[0], kern[0]
         terms = [f"{fmt(a)}×{fmt(c) if not _neg(c) else '(' + fmt(c) + ')'}"
                  for a, c in zip(w.reshape(-1), kern.reshape(-1))]
         shown = " + ".join(terms[:MAX_TERMS]) + (f" + … ({len(terms)} terms)" if len(terms) > MAX_TERMS else "")
@@ -93,8 +95,8 @@ def _conv(op: str, dims: int, x: Any, kernel: Any, bias: Any, stride: Any, paddi
                   "y[i] = Σ_j x[i·s + j·d] · k[j]")
     notes = [f"padding {padding!r}: " + ", ".join(f"{a}+{z}" for a, z in amounts) + " zeros (before+after) per axis"]
     if isinstance(padding, str) and padding.lower() == "same":
-        notes.append(SAME_RULE)
-    return OpResult(op=op, output=result_out, convention=f"{convention}; {SAME_RULE}", trace=trace,
+        convention += f"; {SAME_RULE}"
+    return OpResult(op=op, output=result_out, convention=convention, trace=trace,
                     trace_total=int(result_out.size), padded_input=xp[0] if plain else xp,
                     notes=notes)
 

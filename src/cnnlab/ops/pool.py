@@ -55,10 +55,12 @@ def _pool(op: str, x: Any, size: Any, stride: Any, padding: str, exact: bool,
                                value=result[pos], text=text))
     pad_rule = ("padding −∞ (ignored by max)" if is_max else
                 "average over real elements only (padding not counted)")
-    notes = [f"{dims}-D pooling, window {size_t}, stride {stride_t}, padding {padding}"]
+    notes = [f"{dims}-D pooling, window {size_t}, stride {stride_t}, padding {padding}: "
+             + ", ".join(f"{a}+{z}" for a, z in amounts) + " (before+after) per axis"]
+    convention = f"{'maximum' if is_max else 'mean'} over each window"
     if padding == "same":
-        notes.append(f"{SAME_RULE}; {pad_rule}")
-    return OpResult(op=op, output=result, convention=f"{op} over each window; {SAME_RULE}; {pad_rule}",
+        convention += f"; {SAME_RULE}; {pad_rule}"
+    return OpResult(op=op, output=result, convention=convention,
                     trace=trace, trace_total=int(result.size),
                     padded_input=xp[0] if plain else xp, notes=notes)
 
