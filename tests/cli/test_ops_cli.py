@@ -1,0 +1,93 @@
+"""cnnlab ops from the command line: the issue's examples, JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.cli.test_analyze_cli import run
+
+SEQ = ["--input", "1,2,3,4,5,6,7,8", "--kernel", "-1,0,1"]
+GRID = "[[1,2,3,-1],[4,5,6,-2],[7,8,9,-3],[10,0,0,3]]"
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--padding", "valid"], [2, 2, 2, 2, 2, 2]),
+    (["--padding", "same"], [2, 2, 2, 2, 2, 2, 2, -7]),
+    (["--padding", "same", "--flip"], [-2, -2, -2, -2, -2, -2, -2, 7]),
+])
+def test_conv1d_json(capsys, extra, expected):
+    code, out, _ = run(capsys, "ops", "conv1d", *SEQ, *extra, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["output"] == expected and d["output_shape"] == [len(expected)]
+    assert "cross-correlation" in d["convention"] or "flipped" in d["convention"]
+
+
+def test_conv1d_explain_json_has_trace(capsys):
+    code, out, _ = run(capsys, "ops", "conv1d", *SEQ, "--padding", "same", "--json", "--explain")
+    d = json.loads(out)
+    assert d["padded_input"] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0]
+    assert d["trace"][7]["text"] == "y[7] = 7×(-1) + 8×0 + 0×1 = -7"
+    assert d["trace"][7]["products"] == [-7, 0, 0] and d["trace_capped"] is False
+
+
+def test_maxpool_grid(capsys):
+    code, out, _ = run(capsys, "ops", "maxpool", "--input", GRID, "--size", "2", "--stride", "2")
+    assert code == 0
+    assert out.splitlines()[1:] == [" 5   6", "10   9"]
+
+
+def test_global_avgpool_exact(capsys):
+    x = "[[[1,2,3],[4,5,6],[10,0,3]],[[1,1,1],[1,1,2],[0,0,0]]]"
+    code, out, _ = run(capsys, "ops", "global-avgpool", "--input", x, "--exact", "--json")
+    d = json.loads(out)
+    assert d["output"] == ["34/9", "7/9"] and d["output_shape"] == [2]
+    assert abs(d["output_float"][0] - 34 / 9) < 1e-12
+
+
+def test_lrn_both_conventions(capsys):
+    _, tf_out, _ = run(capsys, "ops", "lrn", "--input", "1,2,3,4", "--depth-radius", "1", "--bias", "1",
+                       "--alpha", "1", "--beta", "0.5", "--json", "--explain")
+    _, pt_out, _ = run(capsys, "ops", "lrn", "--input", "1,2,3,4", "--size", "3", "--k", "1",
+                       "--alpha", "3", "--beta", "0.5", "--json")
+    tf, pt = json.loads(tf_out), json.loads(pt_out)
+    assert np.allclose(tf["output"], pt["output"])
+    assert "size=3, alpha=1×3=3" in tf["notes"][0]
+
+
+def test_explain_text_and_cap(capsys):
+    code, out, _ = run(capsys, "ops", "conv2d", "--input", "[[1,2,3],[4,5,6],[7,8,9]]",
+                       "--kernel", "[[1,0],[0,-1]]", "--explain", "--trace-limit", "2")
+    assert code == 0
+    assert "padded input" in out and "y[0, 0] = 1×1 + 2×0 + 4×0 + 5×(-1) = -4" in out
+    assert "trace capped: 2 of 4" in out
+
+
+def test_npy_and_json_files(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(1.0, 9.0))
+    (tmp_path / "k.json").write_text("[-1, 0, 1]")
+    code, out, _ = run(capsys, "ops", "conv1d", "--input", str(tmp_path / "x.npy"),
+                       "--kernel", str(tmp_path / "k.json"), "--json")
+    assert code == 0 and json.loads(out)["output"] == [2] * 6
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["conv1d", "--input", "[[1,2],[3]]", "--kernel", "1"], "ragged list"),
+    (["conv1d", "--input", "1,a,3", "--kernel", "1"], "'a' is not a number"),
+    (["conv1d", "--input", "1,2", "--kernel", "1,2,3"], "larger than the padded input"),
+    (["conv1d", "--input", "1,2,3", "--kernel", "1", "--stride", "0"], "--stride must be >= 1"),
+    (["maxpool", "--input", "1,2,3", "--size", "-1"], "--size must be >= 1"),
+    (["conv2d", "--input", "[[[1,2],[3,4]],[[1,2],[3,4]]]", "--kernel", "[[[1]],[[1]],[[1]]]"],
+     "3 input channel(s) but --input has 2"),
+    (["conv1d", "--input", "1,2,3", "--kernel", "1", "--padding", "wide"], "argument --padding"),
+    (["conv1d", "--input", "missing.npy", "--kernel", "1"], "no such file 'missing.npy'"),
+    (["lrn", "--input", "1,2", "--size", "3", "--bias", "1"], "not both"),
+    (["conv1d", "--input", "1,2,3"], "--kernel"),
+])
+def test_errors(capsys, argv, needle):
+    code, out, err = run(capsys, "ops", *argv)
+    assert code == 2 and needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
