@@ -82,7 +82,7 @@ def main() -> None:
                 print(f"| {tool} | {args.model} | {batch} | — | — | — | {m['error']} |")
                 continue
             note = (f"{m['layers']} layers, {m['params']:,} params, {m['macs']:,} MACs/instance, "
-                    f"textbook training {m['training_bytes'] / 1e9:.1f} GB" if tool == "cnnlab" else
+                    f"textbook training {m['training_bytes'] / 1e6:,.1f} MB" if tool == "cnnlab" else
                     f"{m['params']:,} params, {m['macs']:,} MACs/instance, "
                     f"'Estimated Total Size' {m['estimated_total_bytes'] / 1e6:,.1f} MB")
             print(f"| {tool} | {args.model} | {batch} | {m['seconds']:.2f} | {m['peak_rss'] / 2**20:,.0f} | "

@@ -46,6 +46,14 @@ def test_dtype_scales_bytes(examples, dtype, factor):
     assert r.layers[0].output_bytes == 1_500_000 * factor
 
 
+def test_built_spec_network_reports_by_spec_layer(examples):
+    from cnnlab import build, load_spec
+
+    r = analyze(build(load_spec(examples / "geron_ex2.yaml")), batch_size=50)
+    assert [row.name for row in r.layers] == ["conv_1", "conv_2", "conv_3"]
+    assert r.memory.training_bytes == 565_613_600
+
+
 def test_input_override(examples):
     r = analyze(examples / "geron_ex2.yaml", input_shape=(3, 224, 224))
     assert r.layers[-1].output_shape == (400, 28, 28) and r.total_params == 903_400

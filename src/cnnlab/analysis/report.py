@@ -12,7 +12,7 @@ from torch import nn
 from cnnlab.analysis.textbook import TextbookMemory, textbook_memory
 from cnnlab.analysis.walk import LayerRecord, count_params, walk
 from cnnlab.errors import CnnlabError, ShapeError
-from cnnlab.spec import NetworkSpec, build, load_spec, parse_spec
+from cnnlab.spec import NetworkSpec, SpecNet, build, load_spec, parse_spec
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -121,6 +121,8 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     if dtype not in DTYPES.values():
         raise CnnlabError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPES)}")
     spec: NetworkSpec | None = None
+    if isinstance(model_or_spec, SpecNet):  # a built spec network reports by spec layer
+        model_or_spec = model_or_spec.spec
     if isinstance(model_or_spec, nn.Module):
         model = model_or_spec
         if input_shape is None:
