@@ -11,8 +11,6 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Sequence
-
 from torch import nn
 
 from cnnlab.errors import ShapeError, TargetError
@@ -89,6 +87,3 @@ def resolve_target(target: str) -> NetworkSpec | nn.Module:
         raise TargetError(f"{target}: not a spec file; specs end in {', '.join(SPEC_SUFFIXES)}")
     raise TargetError(f"{target}: not a spec file (.yaml/.yml/.json) nor 'package.module:callable'")
 
-
-def describe_input(shape: Sequence[int]) -> str:
-    return "×".join(str(s) for s in shape)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.analysis.report import AnalysisReport, dtype_name
-from cnnlab.spec.layers import Conv, DepthwiseConv, LayerSpec, SeparableConv, _Pool
+from cnnlab.spec.layers import Conv, DepthwiseConv, LayerSpec, SeparableConv, _Pool, n
 from cnnlab.units import mb, mib
 
 LEFT_OUT = """\
@@ -23,10 +23,6 @@ What the textbook figure leaves out (it is an optimistic bare minimum):
     output, a max-pool its indices, batch norm its statistics), plus temporaries
     in the backward pass and the framework's allocator overhead.
   Measuring the real peak of a training step is `cnnlab memory` (a later feature)."""
-
-
-def n(x: int) -> str:
-    return f"{x:,}"
 
 
 def _dims(shape: tuple[int, ...]) -> str:

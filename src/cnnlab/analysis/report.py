@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -143,17 +144,10 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     itemsize = dtype.itemsize
     total, trainable = count_params(model)
     rows = [_row(rec, itemsize, spec) for rec in records]
-    memory = textbook_memory([itemsize * _numel(shape)] + [r.output_bytes for r in rows],
+    memory = textbook_memory([itemsize * math.prod(shape)] + [r.output_bytes for r in rows],
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
                           sum(r.macs for r in rows), rows, memory, spec)
-
-
-def _numel(shape: Sequence[int]) -> int:
-    out = 1
-    for s in shape:
-        out *= s
-    return out
 
 
 def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None) -> LayerReport:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -171,6 +170,3 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     params = {id(p): p for p in model.parameters()}.values()
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
-
-def numel(shape: Shape) -> int:
-    return math.prod(shape)
