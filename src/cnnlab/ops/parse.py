@@ -22,9 +22,11 @@ def _number(token: Any, what: str, exact: bool) -> Any:
         return float(token)
     if isinstance(token, str):
         try:
-            return Fraction(token.strip()) if exact else float(Fraction(token.strip()))
+            value = Fraction(token.strip())  # "3", "-1.5", "1/3", "2e-3"
         except (ValueError, ZeroDivisionError):
-            pass
+            value = None
+        if value is not None:
+            return value if exact else float(value)
     raise OpsInputError(f"{what}: {token!r} is not a number; use numbers like 3, -1.5 or 1/3")
 
 
