@@ -82,7 +82,7 @@ def explain(report: AnalysisReport) -> str:
     for row in report.layers:
         if row.params == 0 and (row.textbook_params or 0) == 0:
             continue
-        formula = row.params_formula or _module_formula(_module_of(report, row.index), row.params)
+        formula = row.params_formula or _module_formula(row.module, row.params)
         check = ""
         if row.textbook_params is not None and row.textbook_params != row.params:
             check = f"  (PyTorch counts {n(row.params)}: differs!)"
@@ -122,10 +122,6 @@ def explain(report: AnalysisReport) -> str:
     lines += _rounding_note(report)
     lines += ["", LEFT_OUT.format(param_bytes=mem.param_bytes)]
     return "\n".join(lines)
-
-
-def _module_of(report: AnalysisReport, index: int) -> nn.Module | None:
-    return report.layers[index - 1].module
 
 
 def _rounding_note(report: AnalysisReport) -> list[str]:

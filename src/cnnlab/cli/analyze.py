@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="shape of one instance (default: the spec's 'input')")
     p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="mini-batch size for the training figure (default: 1)")
-    p.add_argument("--dtype", choices=list(DTYPES)[:3], default="float32",
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="element type for memory figures (default: float32)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")

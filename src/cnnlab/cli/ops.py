@@ -120,15 +120,10 @@ def compute(args: argparse.Namespace) -> OpResult:
     tf_style = args.depth_radius is not None or args.bias is not None
     if tf_style and (args.size is not None or args.k is not None):
         raise OpsInputError("lrn: use PyTorch's --size/--k or TensorFlow's --depth-radius/--bias, not both")
-    if tf_style:
-        return ops.lrn_tf(args.input, depth_radius=5 if args.depth_radius is None else args.depth_radius,
-                          bias=1.0 if args.bias is None else args.bias,
-                          alpha=1.0 if args.alpha is None else args.alpha,
-                          beta=0.5 if args.beta is None else args.beta, trace_limit=limit)
-    return ops.lrn(args.input, size=5 if args.size is None else args.size,
-                   alpha=1e-4 if args.alpha is None else args.alpha,
-                   beta=0.75 if args.beta is None else args.beta,
-                   k=1.0 if args.k is None else args.k, trace_limit=limit)
+    given = {name: value for name, value in vars(args).items()
+             if name in ("size", "k", "depth_radius", "bias", "alpha", "beta") and value is not None}
+    # only what the user typed: the defaults live in ops.lrn / ops.lrn_tf alone
+    return (ops.lrn_tf if tf_style else ops.lrn)(args.input, trace_limit=limit, **given)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import OpsInputError
+from cnnlab.ops.core import trace_positions
 from cnnlab.ops.parse import parse_array
 from cnnlab.ops.result import TRACE_LIMIT, OpResult, TraceStep, fmt
 
@@ -48,8 +49,7 @@ def lrn(x: Any, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float
     out = x / denom_base ** beta
 
     trace = []
-    for flat in range(min(trace_limit, out.size)):
-        pos = tuple(int(i) for i in np.unravel_index(flat, out.shape))
+    for pos in trace_positions(out.shape, trace_limit):
         c, rest = pos[0], pos[1:]
         lo, hi = max(c - before, 0), min(c + after, c_total - 1)
         neigh = x[(slice(lo, hi + 1),) + rest]
