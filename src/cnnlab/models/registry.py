@@ -1,0 +1,118 @@
+"""The zoo's index: one row per model name, with what it brought and where its reference lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from cnnlab.errors import TargetError
+from cnnlab.models import efficientnet as _eff, resnet as _resnet, vgg as _vgg
+from cnnlab.models.alexnet import alexnet, alexnet_paper
+from cnnlab.models.googlenet import googlenet
+from cnnlab.models.lenet import lenet5, lenet5_relu
+from cnnlab.models.mlp import mlp
+from cnnlab.models.xception import xception
+from cnnlab.models.base import ZooModel
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """How to build one zoo model and how to describe it in one row."""
+
+    name: str                 # torchvision/timm spelling
+    family: str
+    year: int                 # of the paper
+    innovation: str           # one line: what it brought
+    builder: Callable[..., ZooModel]
+    default_input: tuple[int, int, int]   # (C, H, W) it is usually shown with
+    default_classes: int = 1000
+    reference: str = ""       # the implementation its parameter count equals
+
+
+_LENET = "conv–pool stacks: local receptive fields, shared weights, subsampling"
+_ALEX = "big, deep CNN on GPUs: stacked convs, ReLU, dropout, LRN, augmentation"
+_VGG = "depth from a uniform stack of 3×3 convolutions"
+_GOOG = "inception modules: 1×1 reductions, deeper with far fewer parameters"
+_RES = "skip connections: residual learning beyond 100 layers"
+_SE = "squeeze-and-excitation: channels re-weighted from global context"
+_XCEP = "depthwise separable convolutions throughout"
+_EFF = "compound scaling of depth, width and resolution from one coefficient"
+
+_ENTRIES: list[ZooEntry] = [
+    ZooEntry("lenet5", "LeNet-5", 1998, _LENET, lenet5, (1, 32, 32), 10,
+             "the textbook LeNet-5 (full C3 connections, dense output)"),
+    ZooEntry("lenet5_relu", "LeNet-5", 1998, _LENET + " (ReLU, max pooling)", lenet5_relu,
+             (1, 32, 32), 10, "the textbook LeNet-5"),
+    ZooEntry("alexnet", "AlexNet", 2012, _ALEX + " (torchvision layout, no LRN)", alexnet,
+             (3, 224, 224), reference="torchvision.models.alexnet"),
+    ZooEntry("alexnet_paper", "AlexNet", 2012, _ALEX, alexnet_paper, (3, 224, 224),
+             reference="the 2012 paper, on one device"),
+]
+for _name in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
+    _ENTRIES.append(ZooEntry(_name, "VGG", 2014, _VGG + (" (+ batch norm)" if _name.endswith("bn") else ""),
+                             getattr(_vgg, _name), (3, 224, 224), reference=f"torchvision.models.{_name}"))
+_ENTRIES.append(ZooEntry("googlenet", "GoogLeNet", 2014, _GOOG, googlenet, (3, 224, 224),
+                         reference="torchvision.models.googlenet (aux_logits=False)"))
+for _d in (18, 34, 50, 101, 152):
+    _ENTRIES.append(ZooEntry(f"resnet{_d}", "ResNet", 2015, _RES, getattr(_resnet, f"resnet{_d}"),
+                             (3, 224, 224), reference=f"torchvision.models.resnet{_d}"))
+for _d in (18, 34, 50, 101, 152):
+    _ENTRIES.append(ZooEntry(f"seresnet{_d}", "SE-ResNet", 2017, _SE, getattr(_resnet, f"seresnet{_d}"),
+                             (3, 224, 224), reference=f"timm seresnet{_d}"))
+_ENTRIES.append(ZooEntry("xception", "Xception", 2016, _XCEP, xception, (3, 299, 299),
+                         reference="timm legacy_xception"))
+for _v in "01234567":
+    _s = _eff.COMPOUND[f"b{_v}"]
+    _ENTRIES.append(ZooEntry(f"efficientnet_b{_v}", "EfficientNet", 2019, _EFF,
+                             getattr(_eff, f"efficientnet_b{_v}"), (3, _s.resolution, _s.resolution),
+                             reference=f"torchvision.models.efficientnet_b{_v}"))
+_ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "the dense baseline: every pixel to every unit, no convolution",
+                         mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)"))
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+
+
+def model_names() -> list[str]:
+    """Every zoo name, in chronological then size order."""
+    return list(ZOO)
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The zoo row for ``name`` (case, ``-`` and ``_`` ignored: ``ResNet-50`` is ``resnet50``)."""
+    key = _normal(name)
+    for entry in ZOO.values():
+        if _normal(entry.name) == key:
+            return entry
+    close = [n for n in ZOO if key[:4] and _normal(n).startswith(key[:4])]
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see 'cnnlab zoo list'"
+    raise TargetError(f"unknown zoo model '{name}'{hint}")
+
+
+def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None,
+                 input_size: int | None = None) -> nn.Module:
+    """Build the zoo model ``name`` with fresh weights.
+
+    ``num_classes`` and ``in_channels`` default to the model's usual ones (1000
+    classes and RGB, 10 classes and grey for LeNet-5 and the MLP).
+    ``input_size`` matters only for the MLP, whose first layer depends on it.
+    To build without allocating weights (for analysis), call it inside
+    ``with torch.device("meta"):``.
+    """
+    entry = get_entry(name)
+    if num_classes is not None and num_classes < 1:
+        raise TargetError(f"{name}: num_classes must be at least 1 (got {num_classes})")
+    if in_channels is not None and in_channels < 1:
+        raise TargetError(f"{name}: in_channels must be at least 1 (got {in_channels})")
+    kwargs: dict[str, int] = {
+        "num_classes": num_classes or entry.default_classes,
+        "in_channels": in_channels or entry.default_input[0],
+    }
+    if entry.builder is mlp:
+        kwargs["input_size"] = input_size or entry.default_input[1]
+    return entry.builder(**kwargs)

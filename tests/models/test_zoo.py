@@ -1,0 +1,156 @@
+"""Every zoo model: exact parameter counts, forward/backward, shapes, depth, minimum input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from cnnlab.analysis.depth import weight_depth
+from cnnlab.errors import TargetError
+from cnnlab.models import ZOO, create_model, get_entry, model_names
+
+timm = pytest.importorskip("timm")
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def reference(name: str) -> nn.Module | None:
+    """The reference implementation of a zoo name, built on the meta device (no weights)."""
+    with torch.device("meta"):
+        if name.startswith("seresnet"):
+            return timm.create_model(name)
+        if name == "xception":
+            return timm.create_model("legacy_xception")
+        if name == "googlenet":
+            return tvm.googlenet(aux_logits=False, init_weights=False)
+        if hasattr(tvm, name):
+            return getattr(tvm, name)()
+    return None
+
+
+def meta_model(name: str, **kwargs) -> nn.Module:
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+# The published figures (1000 classes; LeNet-5 and the MLP: 10 classes).
+PUBLISHED = {
+    "alexnet": 61_100_840, "vgg16": 138_357_544, "googlenet": 6_624_904, "resnet50": 25_557_032,
+    "efficientnet_b0": 5_288_548, "seresnet50": 28_088_024, "xception": 22_855_952,
+    "lenet5": 61_706, "lenet5_relu": 61_706, "mlp": 266_610,
+    "alexnet_paper": 62_378_344,
+}
+
+# Weight layers on the deepest path: the number in the name, or the paper's count.
+DEPTH = {
+    "lenet5": 5, "alexnet": 8, "alexnet_paper": 8, "vgg11": 11, "vgg16_bn": 16, "vgg19": 19,
+    "googlenet": 22, "resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet152": 152,
+    "seresnet50": 50, "xception": 37, "mlp": 3,
+}
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_parameter_count_equals_reference_implementation(name: str) -> None:
+    ours = n_params(meta_model(name))
+    ref = reference(name)
+    if ref is not None:
+        assert ours == n_params(ref), ZOO[name].reference
+    else:
+        assert name in PUBLISHED, f"{name} has neither a reference library model nor a published figure"
+    if name in PUBLISHED:
+        assert ours == PUBLISHED[name]
+
+
+def test_alexnet_paper_two_gpu_split_is_the_papers_60_million() -> None:
+    from cnnlab.models.alexnet import alexnet_paper
+    with torch.device("meta"):
+        assert n_params(alexnet_paper(two_gpu=True)) == 60_965_224
+
+
+@pytest.mark.parametrize("name", sorted(DEPTH))
+def test_depth_counts_weight_layers_on_the_deepest_path(name: str) -> None:
+    assert weight_depth(meta_model(name)) == DEPTH[name]
+
+
+def _small_input_size(model) -> int:
+    return max(model.min_input_size, 32)
+
+
+SLOW = {"vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "efficientnet_b5", "efficientnet_b6",
+        "efficientnet_b7", "seresnet152", "resnet152", "alexnet_paper"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in model_names()])
+def test_forward_backward_on_cpu_reaches_every_parameter(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7, in_channels=2)
+    size = _small_input_size(model)
+    x = torch.randn(2, 2, size, size)
+    model.train()
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_minimum_input_size_is_exact(name: str) -> None:
+    model = meta_model(name).eval()
+    c, s = model.in_channels, model.min_input_size
+    assert model(torch.empty(1, c, s, s, device="meta")).shape == (1, model.num_classes)
+    if s > 1:
+        with pytest.raises(RuntimeError):
+            model(torch.empty(1, c, s - 1, s - 1, device="meta"))
+
+
+@pytest.mark.parametrize("name, features", [
+    ("resnet50", (2048, 7, 7)), ("vgg16", (512, 7, 7)), ("googlenet", (1024, 7, 7)),
+    ("efficientnet_b0", (1280, 7, 7)), ("alexnet", (256, 6, 6)), ("xception", (2048, 7, 7)),
+])
+def test_forward_features_returns_the_last_feature_map(name: str, features: tuple[int, ...]) -> None:
+    model = meta_model(name).eval()
+    fmap = model.forward_features(torch.empty(2, 3, 224, 224, device="meta"))
+    assert tuple(fmap.shape) == (2, *features)
+    assert model.forward_head(fmap).shape == (2, 1000)
+
+
+def test_googlenet_auxiliary_classifiers_train_and_are_optional() -> None:
+    torch.manual_seed(0)
+    model = create_model("googlenet", num_classes=5)
+    assert n_params(create_model("googlenet")) == 6_624_904
+    from cnnlab.models.googlenet import googlenet
+    model = googlenet(num_classes=5, aux_logits=True).train()
+    logits, aux = model.forward_with_aux(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 5) and [a.shape for a in aux] == [(2, 5), (2, 5)]
+    (logits.sum() + 0.3 * sum(a.sum() for a in aux)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with torch.device("meta"):
+        assert n_params(googlenet(aux_logits=True)) == n_params(
+            tvm.googlenet(aux_logits=True, init_weights=False))
+
+
+def test_lenet5_c5_is_a_dense_layer_on_32x32_inputs() -> None:
+    model = create_model("lenet5").eval()
+    assert model.forward_features(torch.zeros(1, 1, 32, 32)).shape == (1, 120, 1, 1)
+    assert model(torch.zeros(3, 1, 64, 48)).shape == (3, 10)
+
+
+def test_create_model_adapts_channels_and_classes() -> None:
+    model = meta_model("resnet18", num_classes=10, in_channels=1)
+    assert model.stem[0][0].in_channels == 1 and model.fc.out_features == 10
+    assert n_params(meta_model("mlp", in_channels=3, input_size=32)) == 3 * 32 * 32 * 300 + 300 + 30_100 + 1_010
+
+
+def test_unknown_model_name_suggests_close_names() -> None:
+    with pytest.raises(TargetError, match="unknown zoo model 'resnet51'.*resnet50"):
+        get_entry("resnet51")
+    assert get_entry("ResNet-50").name == "resnet50"
+    with pytest.raises(TargetError, match="num_classes"):
+        create_model("lenet5", num_classes=0)
