@@ -1,6 +1,7 @@
 """Resolve a command-line TARGET into something ``analyze`` accepts.
 
-A TARGET is a spec file (``.yaml``/``.yml``/``.json``), or ``module:callable``
+A TARGET is a zoo model name (``resnet50``, see ``cnnlab zoo list``), a spec
+file (``.yaml``/``.yml``/``.json``), or ``module:callable``
 (``torchvision.models:resnet50``, ``my_pkg.nets:build``, or ``path/to/file.py:build``)
 naming an ``nn.Module`` instance, class or zero-argument factory.
 """
@@ -10,7 +11,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 from torch import nn
 
 from cnnlab.errors import ShapeError, TargetError
@@ -76,14 +80,52 @@ def load_module_target(target: str) -> nn.Module:
     return result
 
 
-def resolve_target(target: str) -> NetworkSpec | nn.Module:
-    """A spec (validated) or a module, from the command line's TARGET."""
+@dataclass(frozen=True)
+class Target:
+    """A resolved TARGET: the network, the input shape to use (if known) and a display name."""
+
+    network: NetworkSpec | nn.Module
+    input_shape: tuple[int, ...] | None
+    name: str
+
+
+def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
+               num_classes: int | None = None) -> Target:
+    """A zoo model built on the meta device (no weights) for ``input_shape`` (default: its usual input)."""
+    from cnnlab.models import create_model, get_entry  # the zoo imports torchvision: only when asked
+
+    entry = get_entry(name)
+    shape = input_shape or entry.default_input
+    if len(shape) != 3:
+        raise ShapeError(f"{entry.name}: --input must be C,H,W for a zoo model (got {list(shape)})")
+    with torch.device("meta"):
+        model = create_model(entry.name, num_classes=num_classes, in_channels=shape[0],
+                             input_size=shape[1])
+    if min(shape[1:]) < model.min_input_size:
+        s = model.min_input_size
+        raise ShapeError(f"{entry.name} needs inputs of at least {s}×{s} (got {shape[1]}×{shape[2]}); "
+                         f"resize the images or use --input {shape[0]},{s},{s}")
+    return Target(model, shape, entry.name)
+
+
+def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> Target:
+    """A spec (validated), a zoo model or a module, from the command line's TARGET."""
     path = Path(target)
     if path.suffix.lower() in SPEC_SUFFIXES:
-        return load_spec(path)
+        spec = load_spec(path)
+        return Target(spec, input_shape or spec.input_shape, spec.name)
     if ":" in target:
-        return load_module_target(target)
+        module = load_module_target(target)
+        return Target(module, input_shape, target.rpartition(":")[2])
     if path.exists():
         raise TargetError(f"{target}: not a spec file; specs end in {', '.join(SPEC_SUFFIXES)}")
-    raise TargetError(f"{target}: not a spec file (.yaml/.yml/.json) nor 'package.module:callable'")
+    from cnnlab.models import ZOO, get_entry
 
+    try:
+        get_entry(target)
+    except TargetError as err:
+        if "/" in target or "." in target:
+            raise TargetError(f"{target}: no such spec file (.yaml/.yml/.json)") from None
+        raise TargetError(f"{err}; a TARGET is a zoo name ({len(ZOO)} in 'cnnlab zoo list'), "
+                          "a spec file (.yaml/.yml/.json) or 'package.module:callable'") from None
+    return zoo_target(target, input_shape)

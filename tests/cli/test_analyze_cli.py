@@ -82,7 +82,10 @@ def test_file_module_target(capsys, factories):
     (["analyze", "my_nets:good", "--input", "3,x,2"], "--input '3,x,2' must be C,H,W"),
     (["analyze", "my_nets:good", "--input", "3,2,2", "--batch", "0"], "must be a positive integer"),
     (["analyze", "missing.yaml"], "missing.yaml: no such file"),
-    (["analyze", "resnet9000"], "not a spec file"),
+    (["analyze", "resnet9000"], "unknown zoo model 'resnet9000' (did you mean resnet18"),
+    (["analyze", "nets/missing.pt"], "no such spec file"),
+    (["analyze", "lenet5", "--input", "1,28,28"], "lenet5 needs inputs of at least 32×32"),
+    (["analyze", "resnet50", "--input", "64"], "--input must be C,H,W for a zoo model"),
     (["analyze", "my_nets:good", "--input", "5,5,5"], "does not accept input [5, 5, 5]"),
 ])
 def test_errors_are_one_line_exit_2(capsys, factories, argv, needle):
@@ -109,3 +112,14 @@ def test_console_script_and_module_entry(examples):
     bad = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", "nope.yaml"],
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_zoo_name_target_uses_its_usual_input_or_the_given_one(capsys):
+    code, out, _ = run(capsys, "analyze", "resnet50", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["name"] == "resnet50" and report["input_shape"] == [3, 224, 224]
+    assert report["total_params"] == 25_557_032 and report["total_macs"] == 4_089_184_256
+    code, out, _ = run(capsys, "analyze", "ResNet-18", "--input", "1,64,64", "--json")
+    report = json.loads(out)
+    assert report["input_shape"] == [1, 64, 64]
+    assert report["total_params"] == 11_689_512 - 2 * 7 * 7 * 64  # one input channel instead of three

@@ -149,7 +149,7 @@ def test_create_model_adapts_channels_and_classes() -> None:
 
 
 def test_unknown_model_name_suggests_close_names() -> None:
-    with pytest.raises(TargetError, match="unknown zoo model 'resnet51'.*resnet50"):
+    with pytest.raises(TargetError, match=r"unknown zoo model .resnet51. \(did you mean .*resnet50"):
         get_entry("resnet51")
     assert get_entry("ResNet-50").name == "resnet50"
     with pytest.raises(TargetError, match="num_classes"):

@@ -12,8 +12,7 @@ papers: a depthwise separable convolution counts as one layer (Xception's
 
 from __future__ import annotations
 
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 from cnnlab.layers.separable import SeparableConv2d
 from cnnlab.layers.squeeze_excite import SqueezeExcite

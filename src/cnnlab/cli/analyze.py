@@ -11,7 +11,6 @@ from cnnlab.analysis import DTYPES, AnalysisReport, analyze
 from cnnlab.analysis.explain import explain
 from cnnlab.cli.common import console, positive_int, print_json, shape_arg
 from cnnlab.errors import ShapeError
-from cnnlab.spec import NetworkSpec
 from cnnlab.targets import resolve_target
 from cnnlab.units import mb, mib, si
 
@@ -19,6 +18,7 @@ EPILOG = """\
 examples:
   cnnlab analyze examples/geron_ex2.yaml --batch 50 --explain
   cnnlab analyze examples/geron_ex2.yaml --input 3,224,224 --json
+  cnnlab analyze resnet50 --input 3,224,224 --batch 32
   cnnlab analyze torchvision.models:resnet50 --input 3,224,224 --batch 32
 """
 
@@ -31,9 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "memory for inference (one instance) and training (one mini-batch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="TARGET",
-                   help="a spec file (.yaml/.yml/.json) or package.module:callable returning an nn.Module")
+                   help="a zoo model name (cnnlab zoo list), a spec file (.yaml/.yml/.json) or "
+                        "package.module:callable returning an nn.Module")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
-                   help="shape of one instance (default: the spec's 'input')")
+                   help="shape of one instance (default: the spec's 'input' or the zoo model's usual input)")
     p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="mini-batch size for the training figure (default: 1)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
@@ -45,11 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    target = resolve_target(args.target)
-    if not isinstance(target, NetworkSpec) and args.input is None:
+    target = resolve_target(args.target, args.input)
+    if target.input_shape is None:
         raise ShapeError(f"{args.target}: --input C,H,W is required for a module target "
                          "(e.g. --input 3,224,224)")
-    report = analyze(target, args.input, batch_size=args.batch, dtype=DTYPES[args.dtype])
+    report = analyze(target.network, target.input_shape, batch_size=args.batch,
+                     dtype=DTYPES[args.dtype], name=target.name)
     if args.json:
         print_json(report.to_dict())
     elif args.explain:

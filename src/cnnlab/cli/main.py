@@ -14,6 +14,7 @@ from typing import Sequence
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
 from cnnlab.cli import ops as ops_cmd
+from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
 
 EXIT_USAGE = 2
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     analyze_cmd.register(sub)
     ops_cmd.register(sub)
+    zoo_cmd.register(sub)
     return parser
 
 

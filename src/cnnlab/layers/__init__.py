@@ -3,16 +3,27 @@
 One small file per block: ``conv_norm_act`` (convolution → norm → activation),
 ``squeeze_excite`` (SENet's channel gate), ``separable`` (depthwise separable
 convolution), ``inception`` (GoogLeNet's module), ``mbconv`` (EfficientNet's
-block), ``lrn`` (AlexNet's local response normalization), ``same_pad`` (Keras
+block), ``drop_path`` (stochastic depth), ``lrn`` (AlexNet's local response normalization), ``same_pad`` (Keras
 "same" padding for every stride) and ``activations`` (names → modules).
 """
 
-from cnnlab.layers.conv_norm_act import ConvNormAct
-from cnnlab.layers.inception import Inception
-from cnnlab.layers.lrn import paper_lrn
-from cnnlab.layers.mbconv import MBConv
-from cnnlab.layers.separable import SeparableConv2d
-from cnnlab.layers.squeeze_excite import SqueezeExcite, make_divisible
+from __future__ import annotations
 
-__all__ = ["ConvNormAct", "Inception", "MBConv", "SeparableConv2d", "SqueezeExcite",
-           "make_divisible", "paper_lrn"]
+import importlib
+from typing import Any
+
+# Imported on first use: ``cnnlab.spec`` needs only ``activations`` and
+# ``same_pad``; the model zoo needs the rest.
+_HOME = {
+    "ConvNormAct": "conv_norm_act", "DropPath": "drop_path", "Inception": "inception", "MBConv": "mbconv",
+    "SeparableConv2d": "separable", "SqueezeExcite": "squeeze_excite",
+    "make_divisible": "squeeze_excite", "paper_lrn": "lrn",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"cnnlab.layers.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'cnnlab.layers' has no attribute {name!r}")

@@ -6,10 +6,13 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.ops import StochasticDepth
 
 from cnnlab.layers.conv_norm_act import ConvNormAct, LayerFactory
+from cnnlab.layers.drop_path import DropPath
 from cnnlab.layers.squeeze_excite import SqueezeExcite, make_divisible
+
+# EfficientNet's batch norm: TensorFlow's ε = 10⁻³ and momentum 0.99 (PyTorch's 0.01).
+BatchNormTF = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 
 
 class MBConv(nn.Module):
@@ -27,7 +30,7 @@ class MBConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
                  expand_ratio: float, se_ratio: float = 0.25, drop_prob: float = 0.0,
-                 norm_layer: LayerFactory = partial(nn.BatchNorm2d, eps=1e-3),
+                 norm_layer: LayerFactory = BatchNormTF,
                  act_layer: LayerFactory = nn.SiLU) -> None:
         super().__init__()
         mid = make_divisible(in_channels * expand_ratio, 8)
@@ -42,7 +45,7 @@ class MBConv(nn.Module):
             ConvNormAct(mid, out_channels, 1, norm_layer=norm_layer, act_layer=None),
         ]
         self.block = nn.Sequential(*layers)
-        self.drop_path = StochasticDepth(drop_prob, "row")
+        self.drop_path = DropPath(drop_prob)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # (B, C_in, H, W)

@@ -30,12 +30,22 @@ class ZooModel(nn.Module):
         return self.forward_head(self.forward_features(x))  # (B, num_classes)
 
 
+def on_meta(model: nn.Module) -> bool:
+    """True when the model was built on the meta device: shapes only, no values to initialise.
+
+    (Random initialisers on meta tensors also import ``torch._dynamo``, ~2 s.)
+    """
+    return any(p.is_meta for p in model.parameters())
+
+
 def init_kaiming(model: nn.Module, linear_std: float = 0.01) -> None:
     """He initialisation (He et al., 2015) for ReLU networks, as torchvision's VGG/ResNet do.
 
     Convolutions: normal with std ``sqrt(2 / fan_out)``; batch norm: γ = 1, β = 0;
     linear layers: normal(0, ``linear_std``); every bias 0.
     """
+    if on_meta(model):
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.layers.conv_norm_act import ConvNormAct
-from cnnlab.layers.mbconv import MBConv
+from cnnlab.layers.mbconv import BatchNormTF, MBConv
 from cnnlab.layers.squeeze_excite import make_divisible
-from cnnlab.models.base import ZooModel
+from cnnlab.models.base import ZooModel, on_meta
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ class EfficientNet(ZooModel):
                  in_channels: int = 3, drop_path: float = 0.2) -> None:
         super().__init__()
         self.num_classes, self.in_channels, self.scaling = num_classes, in_channels, scaling
-        norm = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+        norm = BatchNormTF
         stages = scale_stages(scaling)
         layers: list[nn.Module] = [ConvNormAct(in_channels, stages[0].in_channels, 3, 2,
                                                norm_layer=norm, act_layer=nn.SiLU)]  # 224 → 112
@@ -118,7 +117,7 @@ class EfficientNet(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(scaling.dropout),
                                         nn.Linear(self.num_features, num_classes))
-        for m in self.modules():  # the reference initialisation
+        for m in ([] if on_meta(self) else self.modules()):  # the reference initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:

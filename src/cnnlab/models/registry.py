@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
 from cnnlab.errors import TargetError
-from cnnlab.models import efficientnet as _eff, resnet as _resnet, vgg as _vgg
+from cnnlab.models import efficientnet as _eff
+from cnnlab.models import resnet as _resnet
+from cnnlab.models import vgg as _vgg
 from cnnlab.models.alexnet import alexnet, alexnet_paper
+from cnnlab.models.base import ZooModel
 from cnnlab.models.googlenet import googlenet
 from cnnlab.models.lenet import lenet5, lenet5_relu
 from cnnlab.models.mlp import mlp
 from cnnlab.models.xception import xception
-from cnnlab.models.base import ZooModel
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ZooEntry:
     default_input: tuple[int, int, int]   # (C, H, W) it is usually shown with
     default_classes: int = 1000
     reference: str = ""       # the implementation its parameter count equals
+    resolution: int = 224     # the input size the paper trained at
 
 
 _LENET = "conv–pool stacks: local receptive fields, shared weights, subsampling"
@@ -42,9 +45,9 @@ _EFF = "compound scaling of depth, width and resolution from one coefficient"
 
 _ENTRIES: list[ZooEntry] = [
     ZooEntry("lenet5", "LeNet-5", 1998, _LENET, lenet5, (1, 32, 32), 10,
-             "the textbook LeNet-5 (full C3 connections, dense output)"),
+             "the textbook LeNet-5 (full C3 connections, dense output)", 32),
     ZooEntry("lenet5_relu", "LeNet-5", 1998, _LENET + " (ReLU, max pooling)", lenet5_relu,
-             (1, 32, 32), 10, "the textbook LeNet-5"),
+             (1, 32, 32), 10, "the textbook LeNet-5", 32),
     ZooEntry("alexnet", "AlexNet", 2012, _ALEX + " (torchvision layout, no LRN)", alexnet,
              (3, 224, 224), reference="torchvision.models.alexnet"),
     ZooEntry("alexnet_paper", "AlexNet", 2012, _ALEX, alexnet_paper, (3, 224, 224),
@@ -61,15 +64,15 @@ for _d in (18, 34, 50, 101, 152):
 for _d in (18, 34, 50, 101, 152):
     _ENTRIES.append(ZooEntry(f"seresnet{_d}", "SE-ResNet", 2017, _SE, getattr(_resnet, f"seresnet{_d}"),
                              (3, 224, 224), reference=f"timm seresnet{_d}"))
-_ENTRIES.append(ZooEntry("xception", "Xception", 2016, _XCEP, xception, (3, 299, 299),
-                         reference="timm legacy_xception"))
+_ENTRIES.append(ZooEntry("xception", "Xception", 2016, _XCEP, xception, (3, 224, 224),
+                         reference="timm legacy_xception", resolution=299))
 for _v in "01234567":
     _s = _eff.COMPOUND[f"b{_v}"]
     _ENTRIES.append(ZooEntry(f"efficientnet_b{_v}", "EfficientNet", 2019, _EFF,
-                             getattr(_eff, f"efficientnet_b{_v}"), (3, _s.resolution, _s.resolution),
-                             reference=f"torchvision.models.efficientnet_b{_v}"))
+                             getattr(_eff, f"efficientnet_b{_v}"), (3, 224, 224),
+                             reference=f"torchvision.models.efficientnet_b{_v}", resolution=_s.resolution))
 _ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "the dense baseline: every pixel to every unit, no convolution",
-                         mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)"))
+                         mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)", 28))
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
 
@@ -90,7 +93,7 @@ def get_entry(name: str) -> ZooEntry:
         if _normal(entry.name) == key:
             return entry
     close = [n for n in ZOO if key[:4] and _normal(n).startswith(key[:4])]
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see 'cnnlab zoo list'"
+    hint = f" (did you mean {', '.join(close)}?)" if close else " (see 'cnnlab zoo list')"
     raise TargetError(f"unknown zoo model '{name}'{hint}")
 
 

@@ -86,7 +86,7 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module | N
 class ResNetConfig:
     """A column of Table 1 of the paper: the block type and how many blocks per stage."""
 
-    block: type[BasicBlock] | type[Bottleneck]
+    block: type[BasicBlock | Bottleneck]
     layers: tuple[int, int, int, int]
 
 
@@ -132,8 +132,7 @@ class ResNet(ZooModel):
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        init_kaiming(self)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
+        init_kaiming(self)  # linear layers: normal(0, 0.01)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):

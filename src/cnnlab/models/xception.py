@@ -85,8 +85,7 @@ class Xception(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2048, num_classes)
-        init_kaiming(self)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
+        init_kaiming(self)  # linear layers: normal(0, 0.01)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:   # (B, C, 299, 299)
         x = self.entry(self.stem(x))                               # (B, 728, 19, 19)

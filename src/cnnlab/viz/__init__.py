@@ -1,0 +1,1 @@
+"""Matplotlib figures (PNG), drawn off-screen and written atomically."""
