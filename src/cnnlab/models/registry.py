@@ -34,21 +34,21 @@ class ZooEntry:
     resolution: int = 224     # the input size the paper trained at
 
 
-_LENET = "conv–pool stacks: local receptive fields, shared weights, subsampling"
-_ALEX = "big, deep CNN on GPUs: stacked convs, ReLU, dropout, LRN, augmentation"
-_VGG = "depth from a uniform stack of 3×3 convolutions"
-_GOOG = "inception modules: 1×1 reductions, deeper with far fewer parameters"
-_RES = "skip connections: residual learning beyond 100 layers"
-_SE = "squeeze-and-excitation: channels re-weighted from global context"
-_XCEP = "depthwise separable convolutions throughout"
-_EFF = "compound scaling of depth, width and resolution from one coefficient"
+_LENET = "conv–pool stacks with shared weights"
+_ALEX = "deep CNN on GPUs: ReLU, dropout, LRN"
+_VGG = "uniform stacks of 3×3 convolutions"
+_GOOG = "inception modules with 1×1 reductions"
+_RES = "skip connections: 100+ layers train"
+_SE = "squeeze-and-excitation channel gates"
+_XCEP = "depthwise separable convolutions"
+_EFF = "compound scaling: depth, width, resolution"
 
 _ENTRIES: list[ZooEntry] = [
     ZooEntry("lenet5", "LeNet-5", 1998, _LENET, lenet5, (1, 32, 32), 10,
              "the textbook LeNet-5 (full C3 connections, dense output)", 32),
-    ZooEntry("lenet5_relu", "LeNet-5", 1998, _LENET + " (ReLU, max pooling)", lenet5_relu,
+    ZooEntry("lenet5_relu", "LeNet-5", 1998, _LENET + " (ReLU, max-pool)", lenet5_relu,
              (1, 32, 32), 10, "the textbook LeNet-5", 32),
-    ZooEntry("alexnet", "AlexNet", 2012, _ALEX + " (torchvision layout, no LRN)", alexnet,
+    ZooEntry("alexnet", "AlexNet", 2012, _ALEX + " (torchvision: no LRN)", alexnet,
              (3, 224, 224), reference="torchvision.models.alexnet"),
     ZooEntry("alexnet_paper", "AlexNet", 2012, _ALEX, alexnet_paper, (3, 224, 224),
              reference="the 2012 paper, on one device"),
@@ -71,7 +71,7 @@ for _v in "01234567":
     _ENTRIES.append(ZooEntry(f"efficientnet_b{_v}", "EfficientNet", 2019, _EFF,
                              getattr(_eff, f"efficientnet_b{_v}"), (3, 224, 224),
                              reference=f"torchvision.models.efficientnet_b{_v}", resolution=_s.resolution))
-_ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "the dense baseline: every pixel to every unit, no convolution",
+_ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "dense baseline: no convolution",
                          mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)", 28))
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
