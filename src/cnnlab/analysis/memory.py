@@ -1,0 +1,181 @@
+"""Predict the real peak memory of a training step and of a prediction, without running them.
+
+The network is copied onto fake tensors (``FakeTensorMode``: shapes, dtypes
+and devices, no data) and a real training step — forward, loss, backward,
+optimizer step, ``zero_grad(set_to_none=True)`` — runs through PyTorch's own
+autograd and optimizer code under :class:`AllocationTracker`, which adds up
+every tensor storage while it is alive. Two steps run and the second is
+reported: that is the steady state, with the optimizer's state already
+allocated and the previous step's gradients already freed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.analysis.checkpoint import checkpoint_segments
+from cnnlab.analysis.step import StepConfig, inference_step, make_batch, make_optimizer, training_step
+from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
+from cnnlab.analysis.walk import _quiet_fake_tensor_log
+from cnnlab.errors import ShapeError
+
+CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
+
+
+def cuda_block_bytes(nbytes: int) -> int:
+    """What ``torch.cuda.memory_allocated`` counts for a request of ``nbytes``: whole 512-byte blocks."""
+    return max(CUDA_BLOCK, -(-nbytes // CUDA_BLOCK) * CUDA_BLOCK) if nbytes else 0
+
+
+@dataclass
+class PeakReport:
+    """The peak of one kind of step: total bytes, what they hold, and when."""
+
+    peak_bytes: int
+    breakdown: dict[str, int]          # category -> bytes live at the peak
+    phase: str                         # forward, loss, backward, optimizer step, zero_grad
+    op: str                            # the ATen op whose output set the peak
+    phase_peaks: dict[str, int] = field(default_factory=dict)
+    measured_peak_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"peak_bytes": self.peak_bytes, "breakdown": dict(self.breakdown),
+                             "peak_phase": self.phase, "peak_op": self.op,
+                             "phase_peaks": dict(self.phase_peaks)}
+        if self.measured_peak_bytes is not None:
+            d["measured_peak_bytes"] = self.measured_peak_bytes
+            d["relative_error"] = (self.peak_bytes - self.measured_peak_bytes) / self.measured_peak_bytes
+        return d
+
+
+@dataclass
+class MemoryEstimate:
+    """Predicted peak memory of one training step and of one prediction (``--json`` document)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    batch_size: int
+    config: StepConfig
+    params: int
+    training: PeakReport
+    inference: PeakReport
+    checkpointed: list[str]
+    step_macs: int                     # MACs of the whole training step (backward ≈ 2 × forward)
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "input_shape": list(self.input_shape), "batch_size": self.batch_size,
+            "optimizer": self.config.optimizer, "precision": self.config.precision,
+            "checkpointing": self.config.checkpointing, "device": self.config.device,
+            "params": self.params, "training": self.training.to_dict(),
+            "inference": self.inference.to_dict(), "checkpointed_segments": self.checkpointed,
+            "training_step_macs": self.step_macs, "notes": self.notes,
+        }
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers live on the meta device (no data copied)."""
+    memo: dict[int, Any] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        m = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
+    return copy.deepcopy(model, memo)
+
+
+def _output_classes(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> int | None:
+    """Number of classes if the model outputs ``(N, classes)`` logits, else ``None``."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        out = model(torch.empty((2, *input_shape), dtype=dtype, device=device))
+    return int(out.shape[1]) if out.dim() == 2 else None
+
+
+def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
+         training: bool) -> tuple[PeakReport, list[str], int]:
+    model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
+    segments = checkpoint_segments(model) if cfg.checkpointing and training else []
+    round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
+    tracker = AllocationTracker(round_bytes)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    counter = FlopCounterMode(display=False)
+    with mode:
+        model = model.to_empty(device=cfg.device)
+        classes = _output_classes(model, input_shape, cfg.param_dtype)
+        tracker.track(model.parameters(), "parameters")
+        tracker.track(model.buffers(), "buffers")
+        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, cfg.device)
+        tracker.track([x] + ([y] if y is not None else []), "input")
+
+        def phase(name: str) -> None:
+            tracker.phase = name
+            tracker.default_category = {"forward": "activations", "loss": "activations"}.get(
+                name, "temporaries")
+
+        if training:
+            model.train()
+            opt = make_optimizer(model.parameters(), cfg.optimizer)
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.register_post_accumulate_grad_hook(
+                        lambda p: tracker.track([p.grad], "gradients"))
+            with tracker:
+                training_step(model, x, y, opt, cfg, phase)          # first step: creates the state
+                tracker.track((t for s in opt.state.values() for t in s.values()
+                               if isinstance(t, torch.Tensor)), "optimizer_state")
+                tracker.reset_peak()
+                with counter:
+                    training_step(model, x, y, opt, cfg, phase)      # steady state: the one reported
+        else:
+            model.eval()
+            with tracker:
+                tracker.reset_peak()
+                inference_step(model, x, cfg, phase)
+    peak = tracker.peak
+    report = PeakReport(peak.total, {c: peak.by_category.get(c, 0) for c in CATEGORIES}, peak.phase,
+                        peak.op, dict(tracker.peaks_by_phase))
+    return report, segments, counter.get_total_flops() // 2
+
+
+def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: int = 1,
+                    optimizer: str = "sgd", precision: str = "fp32", checkpointing: bool = False,
+                    device: str = "cpu", name: str | None = None) -> MemoryEstimate:
+    """Predict the peak bytes of one steady-state training step and of one prediction.
+
+    ``network`` is any ``nn.Module`` (with real weights or on the meta device);
+    it is not modified and nothing real is allocated for it. Bytes are exact
+    integers: on CPU, the sum of live tensor storages (what PyTorch's CPU
+    allocator hands out); on CUDA, the same in the caching allocator's
+    512-byte blocks — ``torch.cuda.max_memory_allocated``'s unit.
+    """
+    if batch_size <= 0:
+        raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
+    cfg = StepConfig(optimizer, precision, checkpointing, device)
+    shape = tuple(int(s) for s in input_shape)
+    meta = network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    try:
+        with _quiet_fake_tensor_log():
+            training, segments, macs = _run(meta, shape, batch_size, cfg, training=True)
+            inference, _, _ = _run(meta, shape, batch_size, cfg, training=False)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from None
+    notes = []
+    if device == "cuda":
+        notes.append("CUDA: counts tensors in the caching allocator's 512-byte blocks, as "
+                     "torch.cuda.max_memory_allocated does; not counted: the CUDA context "
+                     "(~300-500 MiB per process), cuDNN/cuBLAS workspaces, and memory reserved "
+                     "but not allocated by the cache (torch.cuda.memory_reserved)")
+    if checkpointing and not segments:
+        notes.append("checkpointing: no block structure found to checkpoint; figures are without it")
+    params = sum(p.numel() for p in {id(p): p for p in network.parameters()}.values())
+    return MemoryEstimate(name or type(network).__name__, shape, batch_size, cfg, params,
+                          training, inference, segments, macs, notes)

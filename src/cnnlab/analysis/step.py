@@ -1,0 +1,110 @@
+"""One training step and one prediction, written once and run two ways.
+
+The prediction (``cnnlab memory``) runs these functions on fake tensors under
+an allocation tracker; ``--measure`` runs the very same functions on real
+tensors and reads the allocator. So the two can only differ where fake
+execution and real kernels allocate differently — which is what the
+benchmark measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
+PRECISIONS = ("fp32", "fp16-amp", "bf16-amp", "bf16")
+OPTIMIZER_STATE_COPIES = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """What kind of training step to predict or measure."""
+
+    optimizer: str = "sgd"
+    precision: str = "fp32"
+    checkpointing: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise CnnlabError(f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise CnnlabError(f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}")
+        if self.device not in ("cpu", "cuda"):
+            raise CnnlabError(f"unknown device '{self.device}'; use cpu or cuda")
+
+    @property
+    def param_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision: the forward pass runs matmuls/convolutions in 16 bits."""
+        if self.precision == "fp16-amp":
+            return torch.autocast(self.device, dtype=torch.float16)
+        if self.precision == "bf16-amp":
+            return torch.autocast(self.device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def make_optimizer(params, name: str) -> torch.optim.Optimizer:
+    """The optimizer as ``--optimizer`` names it (foreach/fused left to PyTorch's defaults)."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.01)
+    if name == "sgd-momentum":
+        return torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3)
+    return torch.optim.AdamW(params, lr=1e-3)
+
+
+def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy for ``(N, classes)`` logits; the mean output otherwise (a network without a head)."""
+    if target is not None:
+        return F.cross_entropy(out.float(), target)
+    return out.float().mean()
+
+
+def make_batch(model_out_is_logits: bool, input_shape: tuple[int, ...], batch: int, classes: int,
+               dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An input batch (and integer labels when the network outputs class scores)."""
+    x = torch.randn((batch, *input_shape), dtype=dtype, device=device)
+    y = torch.randint(0, classes, (batch,), device=device) if model_out_is_logits else None
+    return x, y
+
+
+def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
+                  optimizer: torch.optim.Optimizer, cfg: StepConfig,
+                  phase: Callable[[str], None] = lambda _: None) -> None:
+    """forward → loss → backward → optimizer step → ``zero_grad(set_to_none=True)``."""
+    phase("forward")
+    with cfg.autocast():
+        out = model(x)
+        phase("loss")
+        loss = loss_of(out, y)
+    del out
+    phase("backward")
+    loss.backward()
+    del loss
+    phase("optimizer step")
+    optimizer.step()
+    phase("zero_grad")
+    optimizer.zero_grad(set_to_none=True)
+    phase("done")
+
+
+def inference_step(model: nn.Module, x: torch.Tensor, cfg: StepConfig,
+                   phase: Callable[[str], None] = lambda _: None) -> None:
+    """One prediction under ``torch.no_grad()`` (eval mode set by the caller)."""
+    phase("forward")
+    with torch.no_grad(), cfg.autocast():
+        out = model(x)
+    del out
+    phase("done")
