@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def mb(n_bytes: int, digits: int = 2) -> str:
     """Decimal megabytes, as textbooks print them: ``12.61 MB``."""
@@ -24,3 +26,23 @@ def si(count: int) -> str:
         if abs(count) >= factor:
             return f"{count / factor:.2f} {prefix}"
     return str(count)
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"8GiB"`` -> 8589934592, ``"8GB"`` -> 8000000000 (GB = 10^9, GiB = 2^30); plain numbers are bytes.
+
+    Raises ``ValueError`` with a message naming the accepted units.
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or (unit and unit not in _UNITS):
+        raise ValueError(f"'{text}' is not a size; write e.g. 8GiB (2^30 bytes), 8GB (10^9 bytes), "
+                         "8000MiB or 0.5TiB")
+    value = float(m.group(1)) * _UNITS.get(unit, 1)
+    if value < 1:
+        raise ValueError(f"'{text}' must be a positive size of at least one byte")
+    return int(value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,7 +22,13 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.analysis.checkpoint import checkpoint_segments
-from cnnlab.analysis.step import StepConfig, inference_step, make_batch, make_optimizer, training_step
+from cnnlab.analysis.step import (
+    StepConfig,
+    inference_step,
+    make_batch,
+    make_optimizer,
+    training_step,
+)
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
 from cnnlab.analysis.walk import _quiet_fake_tensor_log
 from cnnlab.errors import ShapeError
@@ -45,6 +51,7 @@ class PeakReport:
     op: str                            # the ATen op whose output set the peak
     phase_peaks: dict[str, int] = field(default_factory=dict)
     measured_peak_bytes: int | None = None
+    timeline: list[int] = field(default_factory=list, repr=False)  # live bytes after each allocation
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"peak_bytes": self.peak_bytes, "breakdown": dict(self.breakdown),
@@ -66,7 +73,7 @@ class MemoryEstimate:
     config: StepConfig
     params: int
     training: PeakReport
-    inference: PeakReport
+    inference: PeakReport | None      # None when not asked for
     checkpointed: list[str]
     step_macs: int                     # MACs of the whole training step (backward ≈ 2 × forward)
     notes: list[str]
@@ -77,7 +84,8 @@ class MemoryEstimate:
             "optimizer": self.config.optimizer, "precision": self.config.precision,
             "checkpointing": self.config.checkpointing, "device": self.config.device,
             "params": self.params, "training": self.training.to_dict(),
-            "inference": self.inference.to_dict(), "checkpointed_segments": self.checkpointed,
+            "inference": self.inference.to_dict() if self.inference else None,
+            "checkpointed_segments": self.checkpointed,
             "training_step_macs": self.step_macs, "notes": self.notes,
         }
 
@@ -107,12 +115,16 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
     tracker = AllocationTracker(round_bytes)
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     counter = FlopCounterMode(display=False)
+    # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
+    # autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA allocator's rounding.
+    on_cuda = cfg.device == "cuda"
+    cfg = replace(cfg, device="cpu")
     with mode:
-        model = model.to_empty(device=cfg.device)
+        model = model.to_empty(device="cpu")
         classes = _output_classes(model, input_shape, cfg.param_dtype)
         tracker.track(model.parameters(), "parameters")
         tracker.track(model.buffers(), "buffers")
-        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, cfg.device)
+        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, "cpu")
         tracker.track([x] + ([y] if y is not None else []), "input")
 
         def phase(name: str) -> None:
@@ -122,7 +134,7 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
 
         if training:
             model.train()
-            opt = make_optimizer(model.parameters(), cfg.optimizer)
+            opt = make_optimizer(model.parameters(), cfg.optimizer, foreach=True if on_cuda else None)
             for p in model.parameters():
                 if p.requires_grad:
                     p.register_post_accumulate_grad_hook(
@@ -141,13 +153,14 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
                 inference_step(model, x, cfg, phase)
     peak = tracker.peak
     report = PeakReport(peak.total, {c: peak.by_category.get(c, 0) for c in CATEGORIES}, peak.phase,
-                        peak.op, dict(tracker.peaks_by_phase))
+                        peak.op, dict(tracker.peaks_by_phase), timeline=tracker.timeline)
     return report, segments, counter.get_total_flops() // 2
 
 
 def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: int = 1,
                     optimizer: str = "sgd", precision: str = "fp32", checkpointing: bool = False,
-                    device: str = "cpu", name: str | None = None) -> MemoryEstimate:
+                    device: str = "cpu", name: str | None = None,
+                    include_inference: bool = True) -> MemoryEstimate:
     """Predict the peak bytes of one steady-state training step and of one prediction.
 
     ``network`` is any ``nn.Module`` (with real weights or on the meta device);
@@ -164,13 +177,14 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     try:
         with _quiet_fake_tensor_log():
             training, segments, macs = _run(meta, shape, batch_size, cfg, training=True)
-            inference, _, _ = _run(meta, shape, batch_size, cfg, training=False)
+            inference = _run(meta, shape, batch_size, cfg, training=False)[0] if include_inference else None
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from None
     notes = []
     if device == "cuda":
-        notes.append("CUDA: counts tensors in the caching allocator's 512-byte blocks, as "
+        notes.append("CUDA: simulated on the CPU code path with PyTorch's CUDA defaults (foreach "
+                     "optimizers), counting tensors in the caching allocator's 512-byte blocks as "
                      "torch.cuda.max_memory_allocated does; not counted: the CUDA context "
                      "(~300-500 MiB per process), cuDNN/cuBLAS workspaces, and memory reserved "
                      "but not allocated by the cache (torch.cuda.memory_reserved)")
@@ -179,3 +193,48 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     params = sum(p.numel() for p in {id(p): p for p in network.parameters()}.values())
     return MemoryEstimate(name or type(network).__name__, shape, batch_size, cfg, params,
                           training, inference, segments, macs, notes)
+
+
+@dataclass(frozen=True)
+class BatchModel:
+    """Training-step memory as a function of the batch size, from two predictions.
+
+    Every tensor of a CNN's step is either independent of the batch
+    (parameters, gradients, optimizer state) or proportional to it
+    (activations), and the sequence of allocations is the same for every
+    batch. So the live bytes at each instant ``i`` of the step are exactly
+    ``c_i + s_i · batch``, and the peak at any batch is the largest of those
+    lines: two fake steps (batch 2 and 3: batch norm refuses a batch of one
+    1×1 map in training) give the whole curve.
+    """
+
+    const: tuple[int, ...]
+    slope: tuple[int, ...]
+
+    def peak(self, batch: int) -> int:
+        return max(c + s * batch for c, s in zip(self.const, self.slope))
+
+    def max_batch(self, budget: int, limit: int = 1 << 24) -> int:
+        """Largest batch with ``peak(batch) <= budget`` (0 if none)."""
+        best = limit
+        for c, s in zip(self.const, self.slope):
+            if c > budget - s:      # even batch 1 exceeds at this instant
+                return 0
+            if s > 0:
+                best = min(best, (budget - c) // s)
+        return best
+
+
+def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str = "sgd",
+                precision: str = "fp32", checkpointing: bool = False, device: str = "cpu") -> BatchModel | None:
+    """The :class:`BatchModel` of a network's training step; ``None`` if the step is not affine in the batch."""
+    cfg = StepConfig(optimizer, precision, checkpointing, device)
+    shape = tuple(int(s) for s in input_shape)
+    meta = network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    with _quiet_fake_tensor_log():
+        t2 = _run(meta, shape, 2, cfg, training=True)[0].timeline
+        t3 = _run(meta, shape, 3, cfg, training=True)[0].timeline
+    if len(t2) != len(t3):
+        return None
+    slope = tuple(b - a for a, b in zip(t2, t3))
+    return BatchModel(tuple(a - 2 * s for a, s in zip(t2, slope)), slope)

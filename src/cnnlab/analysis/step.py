@@ -54,15 +54,20 @@ class StepConfig:
         return contextlib.nullcontext()
 
 
-def make_optimizer(params, name: str) -> torch.optim.Optimizer:
-    """The optimizer as ``--optimizer`` names it (foreach/fused left to PyTorch's defaults)."""
+def make_optimizer(params, name: str, foreach: bool | None = None) -> torch.optim.Optimizer:
+    """The optimizer as ``--optimizer`` names it.
+
+    ``foreach=None`` is PyTorch's default: the multi-tensor ("foreach")
+    implementation on CUDA, a per-parameter loop on CPU. The foreach one
+    allocates its temporaries for all parameters at once.
+    """
     if name == "sgd":
-        return torch.optim.SGD(params, lr=0.01)
+        return torch.optim.SGD(params, lr=0.01, foreach=foreach)
     if name == "sgd-momentum":
-        return torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        return torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=foreach)
     if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3)
-    return torch.optim.AdamW(params, lr=1e-3)
+        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
+    return torch.optim.AdamW(params, lr=1e-3, foreach=foreach)
 
 
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:

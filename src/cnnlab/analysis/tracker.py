@@ -59,7 +59,7 @@ class AllocationTracker(TorchDispatchMode):
         self.current = {c: 0 for c in CATEGORIES}
         self.peak = Snapshot("setup", "", dict(self.current))
         self.peaks_by_phase: dict[str, int] = {}
-        self.watch_phases: set[str] | None = None   # only these phases may set the peak
+        self.timeline: list[int] = []               # live total after each allocation since reset_peak
 
     # -- bookkeeping -------------------------------------------------------------------
     def track(self, tensors: Iterable[torch.Tensor], category: str, op: str = "",
@@ -95,9 +95,8 @@ class AllocationTracker(TorchDispatchMode):
 
     def _update_peak(self, op: str) -> None:
         total = sum(self.current.values())
+        self.timeline.append(total)
         self.peaks_by_phase[self.phase] = max(self.peaks_by_phase.get(self.phase, 0), total)
-        if self.watch_phases is not None and self.phase not in self.watch_phases:
-            return
         if total > self.peak.total:
             self.peak = Snapshot(self.phase, op, dict(self.current))
 
@@ -105,6 +104,7 @@ class AllocationTracker(TorchDispatchMode):
         """Start a new peak from what is live now (e.g. at the start of the measured step)."""
         self.peak = Snapshot(self.phase, "", dict(self.current))
         self.peaks_by_phase = {}
+        self.timeline = [sum(self.current.values())]
 
     @property
     def live_bytes(self) -> int:

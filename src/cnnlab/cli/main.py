@@ -13,6 +13,7 @@ from typing import Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
+from cnnlab.cli import memory as memory_cmd
 from cnnlab.cli import ops as ops_cmd
 from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_cmd.register(sub)
     ops_cmd.register(sub)
     zoo_cmd.register(sub)
+    memory_cmd.register(sub)
     return parser
 
 

@@ -1,0 +1,137 @@
+"""``cnnlab fit``: it does not fit in memory — what now? Every remedy, quantified for this network.
+
+Each remedy is a prediction (:func:`estimate_memory`) of the changed training
+step, so its figure includes everything the step holds, not a rule of thumb.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnlab.analysis.memory import (
+    BatchModel,
+    MemoryEstimate,
+    batch_model,
+    estimate_memory,
+)
+from cnnlab.errors import CnnlabError
+
+
+@dataclass
+class Remedy:
+    """One way to make training fit, with its predicted peak and what it costs."""
+
+    name: str
+    description: str
+    peak_bytes: int          # predicted training peak with the remedy, per device
+    fits: bool
+    saved_bytes: int         # versus the unchanged step
+    cost: str                # what it costs: compute, accuracy risk, hardware
+    rank_cost: int           # 0 = free … 5 = changes the model
+    max_batch: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitReport:
+    """The answer of ``cnnlab fit`` (``--json``)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    batch_size: int
+    budget_bytes: int
+    device: str
+    optimizer: str
+    precision: str
+    peak_bytes: int
+    fits: bool
+    max_batch: int
+    remedies: list[Remedy]
+    try_first: str | None
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+
+def _exact_max_batch(curve: BatchModel, budget: int, predict) -> int:  # type: ignore[no-untyped-def]
+    """The curve's answer, confirmed by direct predictions (CUDA's 512-byte rounding bends the line)."""
+    best = curve.max_batch(budget)
+    while best > 0 and predict(best) > budget:
+        best -= 1
+    return best
+
+
+def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
+        optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
+        devices: tuple[int, ...] = (2, 4, 8)) -> FitReport:
+    """Will training at ``batch_size`` fit in ``budget`` bytes, and if not, what would.
+
+    The largest batch comes from the step's exact batch curve
+    (:class:`BatchModel`), confirmed by a direct prediction.
+    """
+    def est(batch: int, **kw: Any) -> MemoryEstimate:
+        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device} | kw
+        return estimate_memory(network, input_shape, batch, name=name, include_inference=False, **args)
+
+    def curve(**kw: Any) -> BatchModel:
+        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device} | kw
+        model = batch_model(network, input_shape, **args)
+        if model is None:  # pragma: no cover - a step whose ops depend on the batch size
+            raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")
+        return model
+
+    base = est(batch_size)
+    base_peak = base.training.peak_bytes
+    base_curve = curve()
+    remedies: list[Remedy] = []
+
+    def add(rname: str, desc: str, p: int, cost: str, rank: int, mb: int | None = None, **details: Any) -> None:
+        remedies.append(Remedy(rname, desc, p, p <= budget, base_peak - p, cost, rank, mb, details))
+
+    best = _exact_max_batch(base_curve, budget, lambda b: est(b).training.peak_bytes)
+    if best < batch_size:
+        add("smaller batch", f"train with batch {best} instead of {batch_size}" if best else
+            "no batch fits as the step is now", base_curve.peak(max(best, 1)),
+            "none in memory terms; fewer images per step (scale the learning rate with the batch)",
+            1, best, batch=best)
+    if precision == "fp32":
+        amp = curve(precision="bf16-amp")
+        add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
+            "with a GradScaler): same memory", amp.peak(batch_size),
+            "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(budget))
+    ck = est(batch_size, checkpointing=True)
+    if ck.checkpointed:
+        extra = ck.step_macs - base.step_macs
+        add("activation checkpointing", f"checkpoint {len(ck.checkpointed)} blocks (keep their inputs, "
+            "recompute their insides in backward)", ck.training.peak_bytes,
+            f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs, 1):.0f} % compute), no accuracy change",
+            2, curve(checkpointing=True).max_batch(budget), segments=ck.checkpointed, recompute_macs=extra)
+    if optimizer in ("adam", "adamw", "sgd-momentum"):
+        sgd = curve(optimizer="sgd")
+        add("plain SGD", f"{optimizer} keeps {'2 copies' if 'adam' in optimizer else '1 copy'} of the "
+            "parameters as state; SGD keeps none", sgd.peak(batch_size),
+            "different training dynamics (tune the learning rate)", 3, sgd.max_batch(budget))
+    bd = base.training.breakdown
+    sharded = bd["parameters"] + bd["gradients"] + bd["optimizer_state"]
+    for k in devices:
+        per = math.ceil(batch_size / k)
+        add(f"data parallel ×{k}", f"{k} devices, batch {per} each (DistributedDataParallel)",
+            base_curve.peak(per),
+            f"needs {k} devices; gradient all-reduce each step", 4, per_device_batch=per, devices=k)
+        p = base_curve.peak(per) - sharded + math.ceil(sharded / k)
+        add(f"fully sharded ×{k}", f"{k} devices, batch {per} each, parameters/gradients/optimizer state "
+            f"split {k} ways (FSDP)", p, f"needs {k} devices; more communication than data parallel",
+            4, per_device_batch=per, devices=k)
+    remedies.sort(key=lambda r: (not r.fits, r.rank_cost, -r.saved_bytes))
+    fits = base_peak <= budget
+    first = None if fits else next((r.name for r in remedies if r.fits), None)
+    notes = list(base.notes)
+    return FitReport(name or type(network).__name__, tuple(input_shape), batch_size, budget, device,
+                     optimizer, precision, base_peak, fits, best, remedies, first, notes)

@@ -1,0 +1,198 @@
+"""``cnnlab memory`` and ``cnnlab fit``: the real peak memory of training, predicted, and how to make it fit."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnlab.analysis.step import OPTIMIZERS, PRECISIONS
+from cnnlab.cli.common import console, positive_int, print_json, shape_arg
+from cnnlab.errors import CnnlabError, ShapeError
+from cnnlab.targets import Target, resolve_target
+from cnnlab.units import human_bytes, mb, mib, parse_bytes
+
+MEMORY_EPILOG = """\
+examples:
+  cnnlab memory examples/geron_ex2.yaml --batch 50 --explain
+  cnnlab memory resnet50 --batch 32 --optimizer adam --json
+  cnnlab memory resnet18 --input 3,64,64 --batch 16 --measure
+"""
+
+FIT_EPILOG = """\
+examples:
+  cnnlab fit resnet50 --batch 256 --budget 8GiB --optimizer adam
+  cnnlab fit examples/geron_ex2.yaml --batch 50 --budget 500MB --json
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET",
+                   help="a zoo model name, a spec file (.yaml/.yml/.json) or package.module:callable")
+    p.add_argument("--input", type=shape_arg, metavar="C,H,W",
+                   help="shape of one instance (default: the spec's or zoo model's usual input)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="default: sgd")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32, mixed precision (fp16-amp, bf16-amp) or pure bf16 (default: fp32)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="whose allocator to model (default: cpu)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("memory", help="predicted real peak memory of a training step and a prediction",
+                       description="Run one training step (forward, loss, backward, optimizer step, "
+                                   "zero_grad) on fake tensors and add up every tensor PyTorch would hold: "
+                                   "the peak, what it is made of, and when it happens. Nothing real is "
+                                   "computed or allocated unless --measure.",
+                       epilog=MEMORY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p)
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="mini-batch size (default: 1)")
+    p.add_argument("--checkpointing", action="store_true", help="checkpoint the network's blocks")
+    p.add_argument("--measure", action="store_true",
+                   help="also run the real step (twice; the second is measured) and compare")
+    p.add_argument("--explain", action="store_true", help="textbook figure vs this one, item by item")
+    p.set_defaults(func=run_memory)
+
+    f = sub.add_parser("fit", help="does training fit a memory budget, and if not, what would",
+                       description="Predict the training peak at --batch; if it exceeds --budget, quantify "
+                                   "every remedy for this network (smaller batch, mixed precision, "
+                                   "checkpointing, optimizer, data-parallel and fully-sharded training) "
+                                   "and say which to try first.",
+                       epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(f)
+    f.add_argument("--budget", required=True, metavar="SIZE",
+                   help="memory per device: 8GiB (2^30 B), 8GB (10^9 B), 8000MiB, 0.5TiB")
+    f.add_argument("--batch", type=positive_int, default=32, metavar="N",
+                   help="the batch you want to train with (default: 32)")
+    f.set_defaults(func=run_fit)
+
+
+def _target(args: argparse.Namespace) -> Target:
+    target = resolve_target(args.target, args.input)
+    if target.input_shape is None:
+        raise ShapeError(f"{args.target}: --input C,H,W is required for a module target")
+    return target
+
+
+def _network(target: Target):  # type: ignore[no-untyped-def]
+    from cnnlab.spec import NetworkSpec, build
+
+    return build(target.network, device="meta") if isinstance(target.network, NetworkSpec) else target.network
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.memory import estimate_memory
+
+    target = _target(args)
+    if args.measure and args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise CnnlabError("--measure with --device cuda needs a CUDA GPU, and this machine has none; "
+                              "measure with --device cpu or drop --measure")
+    net = _network(target)
+    est = estimate_memory(net, target.input_shape, args.batch, args.optimizer, args.precision,
+                          args.checkpointing, args.device, name=target.name)
+    if args.measure:
+        _measure(target, est)
+    if args.json:
+        print_json(est.to_dict())
+        return 0
+    con = console()
+    con.print(f"{est.name} — input {'×'.join(map(str, est.input_shape))}, batch {est.batch_size}, "
+              f"{args.optimizer}, {args.precision}, {args.device}"
+              + (", checkpointing" if args.checkpointing else ""))
+    for label, rep in (("training step", est.training), ("inference (no_grad)", est.inference)):
+        con.print(f"\n{label}: peak {human_bytes(rep.peak_bytes)} in {rep.phase} ({rep.op})")
+        for cat, n in rep.breakdown.items():
+            if n:
+                con.print(f"  {cat:<16} {n:>16,} B  {mb(n):>12}  {mib(n):>12}")
+        if rep.measured_peak_bytes is not None:
+            err = (rep.peak_bytes - rep.measured_peak_bytes) / rep.measured_peak_bytes
+            con.print(f"  measured         {rep.measured_peak_bytes:>16,} B  {mb(rep.measured_peak_bytes):>12}"
+                      f"  relative error {err:+.1%}")
+    for note in est.notes:
+        con.print(f"\nnote: {note}")
+    if args.explain:
+        _explain(target, est)
+    return 0
+
+
+def _measure(target: Target, est) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from cnnlab.analysis.checkpoint import checkpoint_segments
+    from cnnlab.analysis.measure import measure_memory
+    from cnnlab.models import create_model, get_entry
+    from cnnlab.spec import NetworkSpec, build
+
+    if isinstance(target.network, NetworkSpec):
+        real = build(target.network, device="cpu")
+    elif any(p.is_meta for p in target.network.parameters()):
+        real = create_model(get_entry(target.name).name, in_channels=target.input_shape[0],
+                            input_size=target.input_shape[1])
+    else:
+        real = target.network
+    if est.config.checkpointing:
+        checkpoint_segments(real)
+    torch.manual_seed(0)
+    train, infer = measure_memory(real, target.input_shape, est.batch_size, est.config)
+    est.training.measured_peak_bytes = train
+    est.inference.measured_peak_bytes = infer
+
+
+def _explain(target: Target, est) -> None:  # type: ignore[no-untyped-def]
+    from cnnlab.analysis import analyze
+
+    con = console()
+    report = analyze(target.network, target.input_shape, batch_size=est.batch_size)
+    text = report.memory.training_bytes
+    bd = est.training.breakdown
+    con.print("\nwhy the real figure differs from the textbook one (cnnlab analyze):")
+    con.print(f"  textbook training figure: {text:,} B ({mb(text)}) = every layer output × batch + input "
+              f"+ parameters ({report.memory.param_bytes:,} B)")
+    con.print(f"  predicted real peak:      {est.training.peak_bytes:,} B ({mb(est.training.peak_bytes)}), "
+              f"at {est.training.phase} ({est.training.op})")
+    con.print("  item by item at that instant:")
+    con.print(f"    parameters + buffers   {bd['parameters'] + bd['buffers']:>16,} B  (textbook counts these)")
+    con.print(f"    input batch            {bd['input']:>16,} B  (textbook counts it)")
+    con.print(f"    gradients              {bd['gradients']:>16,} B  (textbook: none; one per parameter, "
+              "alive from backward to zero_grad)")
+    con.print(f"    optimizer state        {bd['optimizer_state']:>16,} B  (textbook: none; momentum/Adam moments)")
+    con.print(f"    saved activations      {bd['activations']:>16,} B  (textbook: every layer output; real: "
+              "what autograd saves, incl. padded copies and non-in-place activations)")
+    con.print(f"    backward temporaries   {bd['temporaries']:>16,} B  (textbook: none; gradients of "
+              "activations, alive while the backward pass crosses them)")
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.fit import fit
+
+    try:
+        budget = parse_bytes(args.budget)
+    except ValueError as err:
+        raise CnnlabError(f"--budget {err}") from None
+    target = _target(args)
+    report = fit(_network(target), target.input_shape, budget, args.batch, args.optimizer,
+                 args.precision, args.device, name=target.name)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    con = console()
+    verdict = "fits" if report.fits else "does NOT fit"
+    con.print(f"{report.name} — batch {report.batch_size}, {args.optimizer}, {args.precision}, {args.device}: "
+              f"peak {human_bytes(report.peak_bytes)} {verdict} in {human_bytes(budget)}")
+    con.print(f"largest batch that fits: {report.max_batch}")
+    if report.fits:
+        return 0
+    con.print("\nremedies (fitting ones first, cheapest first):")
+    for r in report.remedies:
+        mark = "fits " if r.fits else "still too big"
+        extra = f", largest batch {r.max_batch}" if r.max_batch is not None else ""
+        con.print(f"  [{mark}] {r.name}: {r.description} -> {r.peak_bytes:,} B ({mb(r.peak_bytes)}){extra}; "
+                  f"cost: {r.cost}")
+    if report.try_first:
+        con.print(f"\ntry first: {report.try_first}")
+    else:
+        con.print("\nno single remedy fits; combine them (e.g. mixed precision + checkpointing + a smaller batch)")
+    for note in report.notes:
+        con.print(f"note: {note}")
+    return 0

@@ -1,0 +1,71 @@
+"""Predicted peak memory of a training step: invariants, exactness where kernels allocate nothing
+hidden, the batch curve, and a real measurement to compare against."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.analysis.memory import CUDA_BLOCK, batch_model, cuda_block_bytes, estimate_memory
+from cnnlab.analysis.measure import measure_memory
+from cnnlab.analysis.step import StepConfig
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+
+
+def meta(name: str, **kw):
+    with torch.device("meta"):
+        return create_model(name, **kw)
+
+
+def test_breakdown_adds_up_and_names_parameters_gradients_and_adam_state():
+    est = estimate_memory(meta("lenet5"), (1, 32, 32), 8, optimizer="adam")
+    param_bytes = 4 * 61_706
+    for rep in (est.training, est.inference):
+        assert sum(rep.breakdown.values()) == rep.peak_bytes
+        assert rep.breakdown["parameters"] == param_bytes
+    assert est.training.breakdown["optimizer_state"] == 2 * param_bytes + 4 * 10  # two moments + one float32 step counter per parameter tensor
+    assert est.inference.breakdown["gradients"] == est.inference.breakdown["optimizer_state"] == 0
+    assert est.inference.peak_bytes < est.training.peak_bytes
+    sgd = estimate_memory(meta("lenet5"), (1, 32, 32), 8, optimizer="sgd")
+    assert sgd.training.breakdown["optimizer_state"] == 0
+
+
+def test_prediction_equals_a_real_measurement_for_a_dense_network():
+    """An MLP's CPU kernels allocate nothing the fake run cannot see: prediction = measurement."""
+    est = estimate_memory(meta("mlp"), (1, 28, 28), 32, optimizer="adam")
+    torch.manual_seed(0)
+    train, infer = measure_memory(create_model("mlp"), (1, 28, 28), 32, StepConfig("adam"))
+    assert est.training.peak_bytes == pytest.approx(train, rel=0.005)
+    assert est.inference.peak_bytes == pytest.approx(infer, rel=0.005)
+
+
+def test_batch_curve_is_exact():
+    curve = batch_model(meta("resnet18"), (3, 32, 32), optimizer="sgd-momentum")
+    for b in (3, 7):
+        direct = estimate_memory(meta("resnet18"), (3, 32, 32), b, "sgd-momentum", include_inference=False)
+        assert curve.peak(b) == direct.training.peak_bytes
+    budget = curve.peak(10) + 1
+    assert curve.max_batch(budget) == 10
+
+
+def test_cuda_counts_whole_512_byte_blocks_and_says_what_it_cannot_see():
+    assert cuda_block_bytes(1) == CUDA_BLOCK and cuda_block_bytes(513) == 1024 and cuda_block_bytes(0) == 0
+    est = estimate_memory(meta("lenet5"), (1, 32, 32), 4, device="cuda")
+    assert est.training.peak_bytes % CUDA_BLOCK == 0
+    assert any("CUDA context" in n for n in est.notes)
+
+
+def test_the_users_module_is_left_untouched():
+    model = create_model("lenet5")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    estimate_memory(model, (1, 32, 32), 4, optimizer="adam")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bad_configuration_is_a_clear_error():
+    with pytest.raises(CnnlabError, match="unknown optimizer 'rmsprop'"):
+        StepConfig(optimizer="rmsprop")
+    with pytest.raises(CnnlabError, match="unknown precision"):
+        StepConfig(precision="fp8")

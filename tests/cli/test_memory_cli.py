@@ -1,0 +1,55 @@
+"""``cnnlab memory`` and ``cnnlab fit`` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.cli.test_analyze_cli import run
+
+
+def test_memory_json_has_training_and_inference_peaks(capsys, examples):
+    code, out, _ = run(capsys, "memory", str(examples / "geron_ex2.yaml"), "--batch", "4", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert isinstance(doc["training"]["peak_bytes"], int) and isinstance(doc["inference"]["peak_bytes"], int)
+    assert doc["training"]["peak_bytes"] > doc["inference"]["peak_bytes"]
+    assert set(doc["training"]["breakdown"]) == {"parameters", "buffers", "gradients", "optimizer_state",
+                                                 "input", "activations", "temporaries"}
+
+
+def test_memory_measure_and_explain(capsys):
+    code, out, _ = run(capsys, "memory", "mlp", "--batch", "16", "--measure", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["training"]["measured_peak_bytes"] > 0
+    assert abs(doc["training"]["relative_error"]) < 0.01
+    code, out, _ = run(capsys, "memory", "lenet5", "--batch", "8", "--explain")
+    assert code == 0 and "textbook training figure" in out and "gradients" in out
+
+
+def test_fit_json_gives_max_batch_and_remedies(capsys):
+    code, out, _ = run(capsys, "fit", "lenet5", "--batch", "64", "--budget", "2MB", "--json")
+    doc = json.loads(out)
+    assert code == 0 and isinstance(doc["max_batch"], int) and doc["budget_bytes"] == 2_000_000
+    assert all(isinstance(r["peak_bytes"], int) for r in doc["remedies"])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["fit", "lenet5", "--budget", "8XB"], "not a size"),
+    (["fit", "lenet5", "--budget", "0"], "positive size"),
+    (["fit", "lenet5", "--budget=-1GiB"], "not a size"),
+    (["memory", "lenet5", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["memory", "lenet5", "--precision", "fp8"], "invalid choice: 'fp8'"),
+    (["memory", "lenet5", "--batch", "0"], "must be a positive integer"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1 and out == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_measure_on_cuda_without_a_gpu_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "memory", "lenet5", "--device", "cuda", "--measure")
+    assert code == 2 and "needs a CUDA GPU" in err
