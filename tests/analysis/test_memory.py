@@ -6,8 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.analysis.memory import CUDA_BLOCK, batch_model, cuda_block_bytes, estimate_memory
 from cnnlab.analysis.measure import measure_memory
+from cnnlab.analysis.memory import (
+    CUDA_BLOCK,
+    batch_model,
+    cuda_block_bytes,
+    estimate_memory,
+)
 from cnnlab.analysis.step import StepConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
