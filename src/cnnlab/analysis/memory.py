@@ -31,6 +31,7 @@ from cnnlab.analysis.step import (
 )
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
 from cnnlab.analysis.walk import _quiet_fake_tensor_log
+from cnnlab.analysis.workspace import onednn_conv_workspace
 from cnnlab.errors import ShapeError
 
 CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
@@ -112,7 +113,9 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
     segments = checkpoint_segments(model) if cfg.checkpointing and training else []
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
-    tracker = AllocationTracker(round_bytes)
+    # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
+    # not modelled (see the notes)
+    tracker = AllocationTracker(round_bytes, None if cfg.device == "cuda" else onednn_conv_workspace)
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     counter = FlopCounterMode(display=False)
     # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same

@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_flatten
 
 # What a storage is for. Order = the order of the breakdown in reports.
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
-              "activations", "temporaries")
+              "activations", "temporaries", "kernel_workspace")
 
 
 @dataclass
@@ -49,9 +49,11 @@ class AllocationTracker(TorchDispatchMode):
     (a parameter's gradient is re-filed as ``gradients`` when it is accumulated).
     """
 
-    def __init__(self, round_bytes: Callable[[int], int] = lambda n: n) -> None:
+    def __init__(self, round_bytes: Callable[[int], int] = lambda n: n,
+                 workspace: Callable[..., int] | None = None) -> None:
         super().__init__()
         self.round_bytes = round_bytes
+        self.workspace = workspace   # (func, args, kwargs, out) -> transient bytes inside the op
         self.phase = "setup"
         self.default_category = "activations"
         self._live: dict[int, list] = {}       # id(storage) -> [bytes, category]
@@ -116,4 +118,10 @@ class AllocationTracker(TorchDispatchMode):
         flat, _ = tree_flatten(out)
         self.track((t for t in flat if isinstance(t, torch.Tensor)), self.default_category,
                    op=str(func.__name__), refile=False)
+        if self.workspace is not None:
+            extra = self.workspace(func, args, kwargs or {}, out)
+            if extra > 0:  # live only inside the op: a peak candidate, never kept
+                self.current["kernel_workspace"] = extra
+                self._update_peak(f"{func.__name__} (kernel workspace)")
+                self.current["kernel_workspace"] = 0
         return out
