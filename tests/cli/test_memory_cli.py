@@ -17,7 +17,7 @@ def test_memory_json_has_training_and_inference_peaks(capsys, examples):
     assert isinstance(doc["training"]["peak_bytes"], int) and isinstance(doc["inference"]["peak_bytes"], int)
     assert doc["training"]["peak_bytes"] > doc["inference"]["peak_bytes"]
     assert set(doc["training"]["breakdown"]) == {"parameters", "buffers", "gradients", "optimizer_state",
-                                                 "input", "activations", "temporaries"}
+                                                 "input", "activations", "temporaries", "kernel_workspace"}
 
 
 def test_memory_measure_and_explain(capsys):

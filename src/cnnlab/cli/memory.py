@@ -161,6 +161,8 @@ def _explain(target: Target, est) -> None:  # type: ignore[no-untyped-def]
               "what autograd saves, incl. padded copies and non-in-place activations)")
     con.print(f"    backward temporaries   {bd['temporaries']:>16,} B  (textbook: none; gradients of "
               "activations, alive while the backward pass crosses them)")
+    con.print(f"    kernel workspace       {bd['kernel_workspace']:>16,} B  (textbook: none; buffers a "
+              "kernel allocates inside itself, e.g. oneDNN's reordered copies in a CPU convolution)")
 
 
 def run_fit(args: argparse.Namespace) -> int:
