@@ -56,12 +56,17 @@ def _profiled_peak(fn) -> int:  # type: ignore[no-untyped-def]
     return peak
 
 
+def require_device(device: str) -> None:
+    """A clear error when ``--measure`` asks for a device this machine does not have."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError("--measure with --device cuda needs a CUDA GPU, and this machine has none; "
+                          "measure with --device cpu or drop --measure")
+
+
 def measure_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: int,
                    cfg: StepConfig, seed: int = 0) -> tuple[int, int]:
     """(training peak, inference peak) in bytes, measured on a real run of ``model`` (modified: trained one step)."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise CnnlabError("--measure with --device cuda needs a CUDA GPU, and this machine has none; "
-                          "measure on CPU or drop --measure")
+    require_device(cfg.device)
     torch.manual_seed(seed)
     model = model.to(device=cfg.device, dtype=cfg.param_dtype)
     with torch.no_grad():

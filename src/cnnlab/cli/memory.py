@@ -83,11 +83,9 @@ def run_memory(args: argparse.Namespace) -> int:
     from cnnlab.analysis.memory import estimate_memory
 
     target = _target(args)
-    if args.measure and args.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise CnnlabError("--measure with --device cuda needs a CUDA GPU, and this machine has none; "
-                              "measure with --device cpu or drop --measure")
+    if args.measure:
+        from cnnlab.analysis.measure import require_device
+        require_device(args.device)  # before the prediction, not after it
     net = _network(target)
     est = estimate_memory(net, target.input_shape, args.batch, args.optimizer, args.precision,
                           args.checkpointing, args.device, name=target.name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
 
-class ZooModel(nn.Module):
+class ZooModel(nn.Module, ABC):
     """A classifier split into ``forward_features`` (the backbone) and ``forward_head``.
 
     ``forward_features`` returns the last feature map ``(B, C, H, W)`` (a
@@ -20,11 +22,13 @@ class ZooModel(nn.Module):
     in_channels: int
     min_input_size: int = 1
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone: input batch -> last feature map."""
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooling and classifier: feature map -> logits."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:     # (B, C, H, W)
         return self.forward_head(self.forward_features(x))  # (B, num_classes)
