@@ -100,6 +100,11 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
+def _as_meta(network: nn.Module) -> nn.Module:
+    """The network itself if it already lives on the meta device, else a meta copy of it."""
+    return network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+
+
 def _output_classes(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> int | None:
     """Number of classes if the model outputs ``(N, classes)`` logits, else ``None``."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -176,7 +181,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
     cfg = StepConfig(optimizer, precision, checkpointing, device)
     shape = tuple(int(s) for s in input_shape)
-    meta = network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    meta = _as_meta(network)
     try:
         with _quiet_fake_tensor_log():
             training, segments, macs = _run(meta, shape, batch_size, cfg, training=True)
@@ -233,7 +238,7 @@ def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str =
     """The :class:`BatchModel` of a network's training step; ``None`` if the step is not affine in the batch."""
     cfg = StepConfig(optimizer, precision, checkpointing, device)
     shape = tuple(int(s) for s in input_shape)
-    meta = network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    meta = _as_meta(network)
     with _quiet_fake_tensor_log():
         t2 = _run(meta, shape, 2, cfg, training=True)[0].timeline
         t3 = _run(meta, shape, 3, cfg, training=True)[0].timeline

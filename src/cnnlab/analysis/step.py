@@ -21,7 +21,6 @@ from cnnlab.errors import CnnlabError
 
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
 PRECISIONS = ("fp32", "fp16-amp", "bf16-amp", "bf16")
-OPTIMIZER_STATE_COPIES = {"sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 
 
 @dataclass(frozen=True)

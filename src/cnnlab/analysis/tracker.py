@@ -108,9 +108,6 @@ class AllocationTracker(TorchDispatchMode):
         self.peaks_by_phase = {}
         self.timeline = [sum(self.current.values())]
 
-    @property
-    def live_bytes(self) -> int:
-        return sum(self.current.values())
 
     # -- the dispatch hook -------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]

@@ -42,11 +42,11 @@ def onednn_conv_workspace(func, args, kwargs, out) -> int:  # type: ignore[no-un
         return 0
     if func is _conv:
         x, w = args[0], args[1]
-        transposed, groups = args[6], args[8]
+        transposed = args[6]
         y = out
     else:
         go, x, w = args[0], args[1], args[2]
-        transposed, groups, mask = args[7], args[9], args[10]
+        transposed, mask = args[7], args[10]
         y = go
     if transposed or x.dtype != torch.float32 or x.dim() != 4 or not torch.backends.mkldnn.is_available():
         return 0
