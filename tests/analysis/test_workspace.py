@@ -42,3 +42,54 @@ def test_forward_workspace_matches_the_real_kernel(cin, cout, size, k, stride):
                                       (x, w, None, [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0], 1), {}, out)
     assert end == out.numel() * 4
     assert peak - end == predicted
+
+
+CONV_CASES = [
+    # (n, cin, cout, size, k, stride, groups)
+    (4, 64, 64, 16, 3, 1, 1),
+    (4, 3, 100, 20, 3, 1, 1),        # first layer: input not reordered
+    (8, 512, 512, 2, 3, 1, 1),       # ResNet's last stage on small images: oneDNN GEMM weight gradient
+    (8, 64, 64, 4, 5, 1, 1),
+    (8, 64, 64, 2, 3, 2, 1),
+    (8, 32, 32, 2, 3, 1, 32),        # depthwise on a 2x2 map
+    (8, 32, 32, 8, 3, 1, 32),
+    (8, 32, 32, 8, 5, 1, 32),        # depthwise 5x5: GEMM weight gradient on every thread
+    (4, 32, 32, 28, 5, 1, 32),       # ... on one thread for larger maps
+    (1, 64, 64, 16, 3, 1, 1),        # one small image: PyTorch's slow_conv2d with an im2col buffer
+    (1, 512, 512, 2, 3, 1, 1),
+    (1, 64, 128, 16, 1, 1, 1),
+]
+
+
+def _conv_args(x, w, stride, k, groups):
+    return (x, w, None, [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0], groups)
+
+
+@pytest.mark.parametrize("n, cin, cout, size, k, stride, groups", CONV_CASES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workspace_matches_the_real_kernels_forward_and_backward(n, cin, cout, size, k, stride, groups, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = torch.randn(n, cin, size, size)
+        w = torch.randn(cout, cin // groups, k, k)
+        conv = torch.ops.aten.convolution.default
+        args = _conv_args(x, w, stride, k, groups)
+        y = conv(*args)
+        keep = []
+        peak, end = peak_inside(lambda: keep.append(conv(*args)))
+        assert end == y.numel() * 4
+        assert peak - end == onednn_conv_workspace(conv, args, {}, y), "forward"
+
+        go = torch.randn_like(y)
+        bw = torch.ops.aten.convolution_backward.default
+        for mask in ([True, True, False], [False, True, False], [True, True, True]):
+            bargs = (go, x, w, [cout] if mask[2] else None, [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0],
+                     groups, mask)
+            outs = bw(*bargs)
+            keep.clear()
+            peak, end = peak_inside(lambda: keep.append(bw(*bargs)))
+            assert end == sum(t.numel() * 4 for t in outs if t is not None)
+            assert peak - end == onednn_conv_workspace(bw, bargs, {}, outs), f"backward {mask}"
+    finally:
+        torch.set_num_threads(before)
