@@ -23,7 +23,7 @@ def allocs(fn):
         if n.tag==_EventType.Allocation: ev.append((n.start_time_ns, n.extra_fields.alloc_size))
         st.extend(n.children)
     ev.sort(); return [a for _,a in ev]
-for cin, cout, hw, k, s, groups in [(3,100,64,3,2,1),(100,200,33,3,2,1),(64,64,16,3,1,1),(64,64,16,1,1,1),(6,16,14,5,1,1),(32,32,16,3,1,32),(3,64,32,7,2,1),(16, 24, 16, 1, 1, 1)]:
+for cin, cout, hw, k, s, groups in [(512,512,2,3,1,1),(100,200,51,3,2,1),(256,512,56,1,2,1),(32,32,8,5,1,32),(3,100,64,3,2,1),(100,200,33,3,2,1),(64,64,16,3,1,1),(64,64,16,1,1,1),(6,16,14,5,1,1),(32,32,16,3,1,32),(3,64,32,7,2,1),(16, 24, 16, 1, 1, 1)]:
     N=4
     x=torch.randn(N,cin,hw,hw, requires_grad=True); conv=torch.nn.Conv2d(cin,cout,k,s,k//2,groups=groups)
     out=conv(x)

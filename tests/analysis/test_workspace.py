@@ -51,6 +51,9 @@ CONV_CASES = [
     (8, 512, 512, 2, 3, 1, 1),       # ResNet's last stage on small images: oneDNN GEMM weight gradient
     (8, 64, 64, 4, 5, 1, 1),
     (8, 64, 64, 2, 3, 2, 1),
+    (8, 20, 40, 51, 3, 2, 1),        # strided data gradient: plain result + one more copy
+    (8, 256, 512, 4, 1, 2, 1),
+    (8, 32, 32, 16, 5, 2, 32),
     (8, 32, 32, 2, 3, 1, 32),        # depthwise on a 2x2 map
     (8, 32, 32, 8, 3, 1, 32),
     (8, 32, 32, 8, 5, 1, 32),        # depthwise 5x5: GEMM weight gradient on every thread

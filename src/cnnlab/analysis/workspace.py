@@ -12,10 +12,14 @@ oneDNN ("mkldnn")
     The sequences below were read off the profiler's allocation events for
     single convolutions (``benchmarks/cpu_conv_workspace_probe.py``)::
 
-        forward   in_r, w_r, out_b │ free w_r, in_r │ out │ free out_b
+        forward   [rtus], in_r, w_r, out_b │ free w_r, in_r, [rtus] │ out │ free out_b
         backward  go_r, w_r, gi_b │ free w_r, go_r │ gi │ free gi_b │ go_r, in_r, gw_b, gb_b │ free go_r, in_r │ gw, gb │ free gw_b, gb_b
 
-    where ``_r`` is a reordered copy, ``_b`` a blocked result; ``in`` is
+    where ``_r`` is a reordered copy, ``_b`` a blocked result, ``rtus`` the
+    subsampled input of a strided 1×1 convolution (one image per thread, +128 B);
+    a strided data gradient makes ``gi_b`` plain and one more ``gi``-sized
+    copy beside ``gi`` (its GEMM scratchpad, 0.1–2 MB in our probes, is not
+    modelled); ``in`` is
     reordered only when it has at least 8 channels, and then ``gw_b`` pads the
     input channels too. When the input is smaller than the kernel in height or
     width (ResNet's last stage on small images), and for depthwise kernels of
@@ -42,6 +46,7 @@ import torch
 _conv = torch.ops.aten.convolution.default
 _conv_bw = torch.ops.aten.convolution_backward.default
 _SCRATCH_ALIGN = 256
+_RTUS_ALIGN = 128
 _GEMM_ALL_THREADS_MAX_SIDE = 20   # measured: every thread up to 20x20 outputs, one from 24x24
 
 
@@ -100,7 +105,10 @@ def onednn_conv_workspace(func, args, kwargs, out) -> int:  # type: ignore[no-un
         in_r = n * _pad(cin, blk) * h * wd * item if cin >= blk else 0
         w_r = _pad(cout, blk) * (_pad(cin_g, blk) if cin_g >= blk else cin_g) * kh * kw * item
         out_bytes = math.prod(y.shape) * item
-        return max(in_r + w_r + out_b - out_bytes, out_b)
+        rtus = 0
+        if kh == kw == 1 and any(st > 1 for st in stride):   # 1x1 strided: one subsampled image per thread
+            rtus = torch.get_num_threads() * cin * ho * wo * item + _RTUS_ALIGN
+        return max(rtus + in_r + w_r + out_b - out_bytes, rtus + out_b)
     go_r = out_b
     gi = math.prod(x.shape) * item if mask[0] else 0
     gi_b = n * _pad(cin, blk) * h * wd * item if mask[0] else 0
@@ -108,7 +116,12 @@ def onednn_conv_workspace(func, args, kwargs, out) -> int:  # type: ignore[no-un
     w_r = _pad(cout, blk) * (cin_g if depthwise else _pad(cin_g, blk)) * kh * kw * item if mask[0] else 0
     gw = math.prod(w.shape) * item if mask[1] else 0
     gb = cout * item if mask[2] else 0
-    stages = [(go_r + w_r + gi_b - gi - gw - gb) if mask[0] else 0, gi_b - gw - gb, 0]
+    if mask[0] and not depthwise and any(st > 1 for st in stride):
+        # strided data gradient: a plain gi_b, then gi and one more gi-sized copy
+        # (its GEMM scratchpad, 0.1-2 MB in our probes, is not modelled)
+        stages = [go_r + w_r - gw - gb, 2 * gi - gw - gb, 0]
+    else:
+        stages = [(go_r + w_r + gi_b - gi - gw - gb) if mask[0] else 0, gi_b - gw - gb, 0]
     if mask[1] and (h < kh or wd < kw or (depthwise and kh >= 5)):   # oneDNN's GEMM weight gradient
         threads = torch.get_num_threads() if max(ho, wo) <= _GEMM_ALL_THREADS_MAX_SIDE else 1
         scratch = threads * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
