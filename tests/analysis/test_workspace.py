@@ -47,7 +47,9 @@ def test_forward_workspace_matches_the_real_kernel(cin, cout, size, k, stride):
 CONV_CASES = [
     # (n, cin, cout, size, k, stride, groups)
     (4, 64, 64, 16, 3, 1, 1),
-    (4, 3, 100, 20, 3, 1, 1),        # first layer: input not reordered
+    (4, 3, 100, 20, 3, 1, 1),        # first layer, RGB: input not reordered
+    (8, 1, 16, 32, 3, 1, 1),         # first layer, grey: reordered to 8 channels for the weight gradient
+    (8, 4, 16, 32, 3, 2, 1),
     (8, 512, 512, 2, 3, 1, 1),       # ResNet's last stage on small images: oneDNN GEMM weight gradient
     (8, 64, 64, 4, 5, 1, 1),
     (8, 64, 64, 2, 3, 2, 1),

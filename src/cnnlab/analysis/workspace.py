@@ -19,9 +19,10 @@ oneDNN ("mkldnn")
     subsampled input of a strided 1×1 convolution (one image per thread, +128 B);
     a strided data gradient makes ``gi_b`` plain and one more ``gi``-sized
     copy beside ``gi`` (its GEMM scratchpad, 0.1–2 MB in our probes, is not
-    modelled); ``in`` is
-    reordered only when it has at least 8 channels, and then ``gw_b`` pads the
-    input channels too. When the input is smaller than the kernel in height or
+    modelled); ``in`` is reordered in the forward pass only when it has at
+    least 8 channels, in the weight gradient always except for a 3-channel
+    (RGB) input, which is also the one case where ``gw_b`` does not pad the
+    input channels. When the input is smaller than the kernel in height or
     width (ResNet's last stage on small images), and for depthwise kernels of
     5×5 and up, oneDNN's direct kernels do not apply and the weight gradient
     goes through its GEMM implementation, whose scratchpad holds per-thread
@@ -127,7 +128,8 @@ def onednn_conv_workspace(func, args, kwargs, out) -> int:  # type: ignore[no-un
         scratch = threads * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
         stages += [scratch, gw]   # gb, gw_b (unpadded) + scratch, then gw_b + gw
     elif mask[1]:
-        in_r = n * _pad(cin, blk) * h * wd * item if cin >= blk else 0
-        gw_b = _pad(cout, blk) * (_pad(cin_g, blk) if cin_g >= blk else cin_g) * kh * kw * item
+        rgb = cin_g == 3 and not depthwise   # oneDNN reads a 3-channel input as it is
+        in_r = 0 if rgb else n * _pad(cin, blk) * h * wd * item
+        gw_b = _pad(cout, blk) * (cin_g if rgb or depthwise else _pad(cin_g, blk)) * kh * kw * item
         stages += [go_r + in_r + gw_b + gb - gw - gb, gw_b + gb]
     return max(stages)
