@@ -77,7 +77,8 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
     (:class:`BatchModel`), confirmed by a direct prediction.
     """
     def est(batch: int, **kw: Any) -> MemoryEstimate:
-        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device} | kw
+        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
+                "count_macs": False} | kw
         return estimate_memory(network, input_shape, batch, name=name, include_inference=False, **args)
 
     def curve(**kw: Any) -> BatchModel:
@@ -87,7 +88,7 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
             raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")
         return model
 
-    base = est(batch_size)
+    base = est(batch_size, count_macs=True)
     base_peak = base.training.peak_bytes
     base_curve = curve()
     remedies: list[Remedy] = []
@@ -106,12 +107,12 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
             "with a GradScaler): same memory", amp.peak(batch_size),
             "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(budget))
-    ck = est(batch_size, checkpointing=True)
+    ck = est(batch_size, checkpointing=True, count_macs=True)
     if ck.checkpointed:
-        extra = ck.step_macs - base.step_macs
+        extra = (ck.step_macs or 0) - (base.step_macs or 0)
         add("activation checkpointing", f"checkpoint {len(ck.checkpointed)} blocks (keep their inputs, "
             "recompute their insides in backward)", ck.training.peak_bytes,
-            f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs, 1):.0f} % compute), no accuracy change",
+            f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs or 1, 1):.0f} % compute), no accuracy change",
             2, curve(checkpointing=True).max_batch(budget), segments=ck.checkpointed, recompute_macs=extra)
     if optimizer in ("adam", "adamw", "sgd-momentum"):
         sgd = curve(optimizer="sgd")

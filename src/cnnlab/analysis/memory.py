@@ -11,6 +11,7 @@ allocated and the previous step's gradients already freed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from cnnlab.analysis.step import (
     inference_step,
     make_batch,
     make_optimizer,
+    prime_optimizer,
     training_step,
 )
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
@@ -76,7 +78,7 @@ class MemoryEstimate:
     training: PeakReport
     inference: PeakReport | None      # None when not asked for
     checkpointed: list[str]
-    step_macs: int                     # MACs of the whole training step (backward ≈ 2 × forward)
+    step_macs: int | None              # MACs of the whole training step (backward ≈ 2 × forward), if counted
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,62 +115,87 @@ def _output_classes(model: nn.Module, input_shape: tuple[int, ...], dtype: torch
     return int(out.shape[1]) if out.dim() == 2 else None
 
 
+def _report(tracker: AllocationTracker) -> PeakReport:
+    peak = tracker.peak
+    return PeakReport(peak.total, {c: peak.by_category.get(c, 0) for c in CATEGORIES}, peak.phase,
+                      peak.op, dict(tracker.peaks_by_phase), timeline=tracker.timeline)
+
+
+@dataclass
+class _FakeRun:
+    training: PeakReport
+    inference: PeakReport | None
+    segments: list[str]
+    step_macs: int | None
+
+
 def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
-         training: bool) -> tuple[PeakReport, list[str], int]:
+         inference: bool = True, count_macs: bool = True) -> _FakeRun:
+    """One fake model: a prediction (if asked), then a steady-state training step, each tracked."""
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
-    segments = checkpoint_segments(model) if cfg.checkpointing and training else []
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
-    tracker = AllocationTracker(round_bytes, None if cfg.device == "cuda" else onednn_conv_workspace)
+    workspace = None if cfg.device == "cuda" else onednn_conv_workspace
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False) if count_macs else contextlib.nullcontext()
     # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
     # autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA allocator's rounding.
     on_cuda = cfg.device == "cuda"
     cfg = replace(cfg, device="cpu")
-    with mode:
-        model = model.to_empty(device="cpu")
-        classes = _output_classes(model, input_shape, cfg.param_dtype)
+
+    def tracker_for(x: torch.Tensor, y: torch.Tensor | None) -> AllocationTracker:
+        tracker = AllocationTracker(round_bytes, workspace)
         tracker.track(model.parameters(), "parameters")
         tracker.track(model.buffers(), "buffers")
-        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, "cpu")
         tracker.track([x] + ([y] if y is not None else []), "input")
+        return tracker
 
+    def phases(tracker: AllocationTracker):  # type: ignore[no-untyped-def]
         def phase(name: str) -> None:
             tracker.phase = name
             tracker.default_category = {"forward": "activations", "loss": "activations"}.get(
                 name, "temporaries")
+        return phase
 
-        if training:
-            model.train()
-            opt = make_optimizer(model.parameters(), cfg.optimizer, foreach=True if on_cuda else None)
-            for p in model.parameters():
-                if p.requires_grad:
-                    p.register_post_accumulate_grad_hook(
-                        lambda p: tracker.track([p.grad], "gradients"))
-            with tracker:
-                training_step(model, x, y, opt, cfg, phase)          # first step: creates the state
-                tracker.track((t for s in opt.state.values() for t in s.values()
-                               if isinstance(t, torch.Tensor)), "optimizer_state")
-                tracker.reset_peak()
-                with counter:
-                    training_step(model, x, y, opt, cfg, phase)      # steady state: the one reported
-        else:
+    infer_report = None
+    with mode:
+        model = model.to_empty(device="cpu")
+        if inference:
             model.eval()
+            x = torch.empty((batch, *input_shape), dtype=cfg.param_dtype)
+            tracker = tracker_for(x, None)
             with tracker:
                 tracker.reset_peak()
-                inference_step(model, x, cfg, phase)
-    peak = tracker.peak
-    report = PeakReport(peak.total, {c: peak.by_category.get(c, 0) for c in CATEGORIES}, peak.phase,
-                        peak.op, dict(tracker.peaks_by_phase), timeline=tracker.timeline)
-    return report, segments, counter.get_total_flops() // 2
+                out_shape = inference_step(model, x, cfg, phases(tracker))
+            classes = out_shape[1] if len(out_shape) == 2 else None
+            infer_report = _report(tracker)
+            del x
+        else:
+            classes = _output_classes(model, input_shape, cfg.param_dtype)
+        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, "cpu")
+        segments = checkpoint_segments(model) if cfg.checkpointing else []
+        model.train()
+        opt = make_optimizer(model.parameters(), cfg.optimizer, foreach=True if on_cuda else None)
+        prime_optimizer(model, opt)       # the state a first step creates, without running one
+        tracker = tracker_for(x, y)
+        tracker.track((t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)),
+                      "optimizer_state")
+        for p in model.parameters():
+            if p.requires_grad:
+                p.register_post_accumulate_grad_hook(lambda p: tracker.track([p.grad], "gradients"))
+        with tracker:
+            tracker.reset_peak()
+            with counter:
+                training_step(model, x, y, opt, cfg, phases(tracker))
+    macs = counter.get_total_flops() // 2 if count_macs else None  # type: ignore[union-attr]
+    return _FakeRun(_report(tracker), infer_report, segments, macs)
 
 
 def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: int = 1,
                     optimizer: str = "sgd", precision: str = "fp32", checkpointing: bool = False,
                     device: str = "cpu", name: str | None = None,
-                    include_inference: bool = True) -> MemoryEstimate:
+                    include_inference: bool = True, count_macs: bool = False) -> MemoryEstimate:
     """Predict the peak bytes of one steady-state training step and of one prediction.
 
     ``network`` is any ``nn.Module`` (with real weights or on the meta device);
@@ -176,6 +203,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     integers: on CPU, the sum of live tensor storages (what PyTorch's CPU
     allocator hands out); on CUDA, the same in the caching allocator's
     512-byte blocks — ``torch.cuda.max_memory_allocated``'s unit.
+    ``count_macs`` also counts the MACs of the whole step (``step_macs``; slower).
     """
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
@@ -184,8 +212,8 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     meta = _as_meta(network)
     try:
         with _quiet_fake_tensor_log():
-            training, segments, macs = _run(meta, shape, batch_size, cfg, training=True)
-            inference = _run(meta, shape, batch_size, cfg, training=False)[0] if include_inference else None
+            run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs)
+        training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from None
@@ -240,8 +268,8 @@ def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str =
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     with _quiet_fake_tensor_log():
-        t2 = _run(meta, shape, 2, cfg, training=True)[0].timeline
-        t3 = _run(meta, shape, 3, cfg, training=True)[0].timeline
+        t2 = _run(meta, shape, 2, cfg, inference=False, count_macs=False).training.timeline
+        t3 = _run(meta, shape, 3, cfg, inference=False, count_macs=False).training.timeline
     if len(t2) != len(t3):
         return None
     slope = tuple(b - a for a, b in zip(t2, t3))

@@ -69,6 +69,20 @@ def make_optimizer(params, name: str, foreach: bool | None = None) -> torch.opti
     return torch.optim.AdamW(params, lr=1e-3, foreach=foreach)
 
 
+def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Create the optimizer's state (momentum, Adam moments, step counts) as a first step would.
+
+    A step on all-zero gradients, then ``zero_grad(set_to_none=True)``: the
+    state tensors exist, the gradients are gone, and the next real step is the
+    steady state — without paying for a first forward and backward pass.
+    """
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy for ``(N, classes)`` logits; the mean output otherwise (a network without a head)."""
     if target is not None:
@@ -105,10 +119,12 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
 
 
 def inference_step(model: nn.Module, x: torch.Tensor, cfg: StepConfig,
-                   phase: Callable[[str], None] = lambda _: None) -> None:
-    """One prediction under ``torch.no_grad()`` (eval mode set by the caller)."""
+                   phase: Callable[[str], None] = lambda _: None) -> torch.Size:
+    """One prediction under ``torch.no_grad()`` (eval mode set by the caller); returns the output's shape."""
     phase("forward")
     with torch.no_grad(), cfg.autocast():
         out = model(x)
+    shape = out.shape
     del out
     phase("done")
+    return shape
