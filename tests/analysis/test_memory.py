@@ -74,3 +74,23 @@ def test_bad_configuration_is_a_clear_error():
         StepConfig(optimizer="rmsprop")
     with pytest.raises(CnnlabError, match="unknown precision"):
         StepConfig(precision="fp8")
+
+
+@pytest.mark.parametrize("name, size, batch, checkpointing", [
+    ("resnet18", 32, 8, False),      # oneDNN buffers, strided and tiny-map convolutions included
+    ("resnet18", 32, 8, True),
+    ("vgg11", 32, 4, True),          # Sequential segments with in-place ReLUs
+    ("efficientnet_b0", 32, 4, False),
+])
+def test_cnn_prediction_matches_a_real_cpu_step(name, size, batch, checkpointing):
+    from cnnlab.analysis.checkpoint import checkpoint_segments
+
+    est = estimate_memory(meta(name, input_size=size), (3, size, size), batch, "sgd-momentum",
+                          checkpointing=checkpointing)
+    torch.manual_seed(0)
+    real = create_model(name, input_size=size)
+    if checkpointing:
+        checkpoint_segments(real)
+    train, infer = measure_memory(real, (3, size, size), batch, StepConfig("sgd-momentum", checkpointing=checkpointing))
+    assert est.training.peak_bytes == pytest.approx(train, rel=0.01)
+    assert est.inference.peak_bytes == pytest.approx(infer, rel=0.01)

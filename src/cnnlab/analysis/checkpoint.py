@@ -8,7 +8,7 @@ import functools
 import math
 
 from torch import nn
-from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+from torch.utils.checkpoint import checkpoint
 
 
 def _is_leaf(m: nn.Module) -> bool:
@@ -56,5 +56,33 @@ def _checkpointed(forward, *args, **kwargs):  # type: ignore[no-untyped-def]
     return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
 
+def segment_bounds(layers: list[nn.Module], segments: int) -> list[int]:
+    """Start index of each segment: evenly spaced, moved past in-place layers.
+
+    A segment must not start with an in-place layer (``ReLU(inplace=True)``):
+    it would overwrite the previous segment's output, which that segment's
+    recomputation still needs (autograd's "modified by an inplace operation").
+    """
+    starts = [0]
+    for i in range(1, segments):
+        b = max(round(i * len(layers) / segments), starts[-1] + 1)
+        while b < len(layers) and getattr(layers[b], "inplace", False):
+            b += 1
+        if b < len(layers) and b not in starts:
+            starts.append(b)
+    return starts
+
+
+def _run_layers(layers: list[nn.Module], x):  # type: ignore[no-untyped-def]
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
 def _checkpointed_sequential(module: nn.Sequential, segments: int, x):  # type: ignore[no-untyped-def]
-    return checkpoint_sequential(list(module.children()), segments, x, use_reentrant=False)
+    """Like ``torch.utils.checkpoint.checkpoint_sequential`` (last segment not checkpointed), safe with in-place layers."""
+    layers = list(module.children())
+    starts = segment_bounds(layers, segments)
+    for a, b in zip(starts, starts[1:]):
+        x = checkpoint(functools.partial(_run_layers, layers[a:b]), x, use_reentrant=False)
+    return _run_layers(layers[starts[-1]:], x)
