@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnlab.analysis.fit import fit
+from cnnlab.analysis.fit import fit, headroom
 from cnnlab.analysis.memory import estimate_memory
 from cnnlab.models import create_model
 
@@ -17,10 +17,12 @@ def meta(name: str):
 def test_max_batch_is_the_largest_that_fits_and_remedies_are_ranked():
     net = meta("resnet18")
     at_12 = estimate_memory(net, (3, 32, 32), 12, "adam", include_inference=False).training.peak_bytes
-    report = fit(net, (3, 32, 32), at_12, batch_size=64, optimizer="adam", name="resnet18")
-    assert not report.fits and report.max_batch == 12
+    budget = at_12 + max(256 * 1024, -(-at_12 // 199))   # the usable part (budget less headroom) holds batch 12
+    assert budget - headroom(budget) >= at_12
+    report = fit(net, (3, 32, 32), budget, batch_size=64, optimizer="adam", name="resnet18")
     at_13 = estimate_memory(net, (3, 32, 32), 13, "adam", include_inference=False).training.peak_bytes
-    assert at_13 > at_12
+    assert at_13 > report.usable_bytes
+    assert not report.fits and report.max_batch == 12
     names = [r.name for r in report.remedies]
     assert {"smaller batch", "mixed precision", "plain SGD", "data parallel ×8", "fully sharded ×8"} <= set(names)
     fitting = [r for r in report.remedies if r.fits]
@@ -36,3 +38,20 @@ def test_a_network_that_cannot_fit_even_at_batch_1_gets_an_honest_answer():
     report = fit(meta("lenet5"), (1, 32, 32), budget=1000, batch_size=8, name="lenet5")
     assert report.max_batch == 0 and not report.fits
     assert report.remedies[0].fits or report.try_first is None
+
+
+def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_params():
+    from cnnlab.spec import build, load_spec
+
+    spec = load_spec("examples/geron_ex2.yaml").with_input((3, 100, 150))
+    net = build(spec, device="meta")
+    peak = estimate_memory(net, (3, 100, 150), 16, include_inference=False).training.peak_bytes
+    report = fit(net, (3, 100, 150), peak // 2, batch_size=16, name="geron", spec=spec)
+    stride = next(r for r in report.remedies if r.name == "larger stride")
+    assert stride.details["change"].startswith("stride 2 -> 3") and stride.details["layer"] == "conv_1"
+    assert stride.details["layer_output_shape"] == [100, 34, 50]
+    assert stride.details["params"] == stride.details["params_before"] == 903_400
+    assert stride.saved_bytes > 0 and stride.max_batch is not None
+    # removing conv_1 or conv_2 moves the bigger maps to the next layer: no saving, said in a note
+    assert not any(r.name == "remove layer" for r in report.remedies)
+    assert any("remove layer: none of the 2 valid variants" in n for n in report.notes)

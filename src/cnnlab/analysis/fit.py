@@ -18,7 +18,9 @@ from cnnlab.analysis.memory import (
     batch_model,
     estimate_memory,
 )
+from cnnlab.analysis.architecture import architecture_candidates
 from cnnlab.errors import CnnlabError
+from cnnlab.spec import NetworkSpec, build
 
 
 @dataclass
@@ -44,6 +46,7 @@ class FitReport:
     input_shape: tuple[int, ...]
     batch_size: int
     budget_bytes: int
+    usable_bytes: int        # the budget less a headroom for kernel scratch the prediction does not see
     device: str
     optimizer: str
     precision: str
@@ -68,22 +71,36 @@ def _exact_max_batch(curve: BatchModel, budget: int, predict) -> int:  # type: i
     return best
 
 
+def headroom(budget: int) -> int:
+    """Bytes kept free for kernel scratch the prediction does not model: 0.5 % of the budget, at least 256 KiB.
+
+    On CPU the unmodelled oneDNN scratchpads we measured are at most ~32 KB
+    (a first convolution's weight-gradient reduction) to ~2 MB (a strided data
+    gradient's GEMM buffer, which never set a peak in our benchmark).
+    """
+    return max(256 * 1024, budget // 200)
+
+
 def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
         optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
-        devices: tuple[int, ...] = (2, 4, 8)) -> FitReport:
+        devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None) -> FitReport:
     """Will training at ``batch_size`` fit in ``budget`` bytes, and if not, what would.
 
     The largest batch comes from the step's exact batch curve
-    (:class:`BatchModel`), confirmed by a direct prediction.
+    (:class:`BatchModel`), confirmed by a direct prediction, against the
+    budget less :func:`headroom`. With ``spec`` (the network's spec) the
+    architecture remedies — a larger stride, one layer fewer — are predicted too.
     """
-    def est(batch: int, **kw: Any) -> MemoryEstimate:
+    usable = budget - headroom(budget)
+
+    def est(batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
         args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
                 "count_macs": False} | kw
-        return estimate_memory(network, input_shape, batch, name=name, include_inference=False, **args)
+        return estimate_memory(net or network, input_shape, batch, name=name, include_inference=False, **args)
 
-    def curve(**kw: Any) -> BatchModel:
+    def curve(net: nn.Module | None = None, **kw: Any) -> BatchModel:
         args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device} | kw
-        model = batch_model(network, input_shape, **args)
+        model = batch_model(net or network, input_shape, **args)
         if model is None:  # pragma: no cover - a step whose ops depend on the batch size
             raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")
         return model
@@ -94,9 +111,9 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
     remedies: list[Remedy] = []
 
     def add(rname: str, desc: str, p: int, cost: str, rank: int, mb: int | None = None, **details: Any) -> None:
-        remedies.append(Remedy(rname, desc, p, p <= budget, base_peak - p, cost, rank, mb, details))
+        remedies.append(Remedy(rname, desc, p, p <= usable, base_peak - p, cost, rank, mb, details))
 
-    best = _exact_max_batch(base_curve, budget, lambda b: est(b).training.peak_bytes)
+    best = _exact_max_batch(base_curve, usable, lambda b: est(b).training.peak_bytes)
     if best < batch_size:
         add("smaller batch", f"train with batch {best} instead of {batch_size}" if best else
             "no batch fits as the step is now", base_curve.peak(max(best, 1)),
@@ -106,19 +123,24 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
         amp = curve(precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
             "with a GradScaler): same memory", amp.peak(batch_size),
-            "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(budget))
+            "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
+    notes: list[str] = []
     ck = est(batch_size, checkpointing=True, count_macs=True)
-    if ck.checkpointed:
+    if ck.checkpointed and ck.training.peak_bytes >= base_peak:
+        notes.append(f"activation checkpointing ({len(ck.checkpointed)} blocks) would not lower the peak "
+                     f"here ({ck.training.peak_bytes:,} B vs {base_peak:,} B without): the recomputed block's "
+                     "activations and gradients are live together at the peak")
+    elif ck.checkpointed:
         extra = (ck.step_macs or 0) - (base.step_macs or 0)
         add("activation checkpointing", f"checkpoint {len(ck.checkpointed)} blocks (keep their inputs, "
             "recompute their insides in backward)", ck.training.peak_bytes,
             f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs or 1, 1):.0f} % compute), no accuracy change",
-            2, curve(checkpointing=True).max_batch(budget), segments=ck.checkpointed, recompute_macs=extra)
+            2, curve(checkpointing=True).max_batch(usable), segments=ck.checkpointed, recompute_macs=extra)
     if optimizer in ("adam", "adamw", "sgd-momentum"):
         sgd = curve(optimizer="sgd")
         add("plain SGD", f"{optimizer} keeps {'2 copies' if 'adam' in optimizer else '1 copy'} of the "
             "parameters as state; SGD keeps none", sgd.peak(batch_size),
-            "different training dynamics (tune the learning rate)", 3, sgd.max_batch(budget))
+            "different training dynamics (tune the learning rate)", 3, sgd.max_batch(usable))
     bd = base.training.breakdown
     sharded = bd["parameters"] + bd["gradients"] + bd["optimizer_state"]
     for k in devices:
@@ -130,9 +152,37 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
         add(f"fully sharded ×{k}", f"{k} devices, batch {per} each, parameters/gradients/optimizer state "
             f"split {k} ways (FSDP)", p, f"needs {k} devices; more communication than data parallel",
             4, per_device_batch=per, devices=k)
+    if spec is not None:
+        notes += _architecture_remedies(spec, batch_size, usable, base_peak, est, curve, add)
     remedies.sort(key=lambda r: (not r.fits, r.rank_cost, -r.saved_bytes))
-    fits = base_peak <= budget
+    fits = base_peak <= usable
     first = None if fits else next((r.name for r in remedies if r.fits), None)
-    notes = list(base.notes)
-    return FitReport(name or type(network).__name__, tuple(input_shape), batch_size, budget, device,
+    notes = list(base.notes) + notes
+    return FitReport(name or type(network).__name__, tuple(input_shape), batch_size, budget, usable, device,
                      optimizer, precision, base_peak, fits, best, remedies, first, notes)
+
+
+def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base_peak: int,  # type: ignore[no-untyped-def]
+                           est, curve, add) -> list[str]:
+    """The best larger-stride and the best removed-layer variant of a spec network, each predicted; notes."""
+    def predict(new: NetworkSpec) -> int:
+        return est(batch_size, build(new, device="meta")).training.peak_bytes
+
+    found = architecture_candidates(spec, predict)
+    notes: list[str] = []
+    for kind in ("larger stride", "remove layer"):
+        tried = [c for c in found if c.kind == kind]
+        options = [c for c in tried if c.peak_bytes < base_peak]
+        if not options:
+            notes.append(f"{kind}: none of the {len(tried)} valid variants lowers the peak" if tried else
+                         f"{kind}: no valid variant (shapes would not work)")
+            continue
+        c = options[0]
+        shapes = (f"{c.layer} now outputs {'×'.join(map(str, c.layer_output))}, " if c.layer_output else "") + \
+            f"network output {'×'.join(map(str, c.output))}, {c.params:,} parameters (was {spec.total_params():,})"
+        add(kind, f"layer {c.index} ({c.layer}): {c.change}; {shapes}", c.peak_bytes,
+            "changes the architecture: retrain; accuracy risk (less spatial detail / capacity)", 5,
+            curve(build(c.spec, device="meta")).max_batch(usable), **c.details(spec),
+            alternatives=[{"layer": o.layer, "change": o.change, "peak_bytes": o.peak_bytes}
+                          for o in options[1:4]])
+    return notes

@@ -171,8 +171,11 @@ def run_fit(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CnnlabError(f"--budget {err}") from None
     target = _target(args)
+    from cnnlab.spec import NetworkSpec
+
+    spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
     report = fit(_network(target), target.input_shape, budget, args.batch, args.optimizer,
-                 args.precision, args.device, name=target.name)
+                 args.precision, args.device, name=target.name, spec=spec)
     if args.json:
         print_json(report.to_dict())
         return 0
@@ -185,9 +188,9 @@ def run_fit(args: argparse.Namespace) -> int:
         return 0
     con.print("\nremedies (fitting ones first, cheapest first):")
     for r in report.remedies:
-        mark = "fits " if r.fits else "still too big"
+        mark = "fits" if r.fits else "still too big"
         extra = f", largest batch {r.max_batch}" if r.max_batch is not None else ""
-        con.print(f"  [{mark}] {r.name}: {r.description} -> {r.peak_bytes:,} B ({mb(r.peak_bytes)}){extra}; "
+        con.print(f"  ({mark}) {r.name}: {r.description} -> {r.peak_bytes:,} B ({mb(r.peak_bytes)}){extra}; "
                   f"cost: {r.cost}")
     if report.try_first:
         con.print(f"\ntry first: {report.try_first}")

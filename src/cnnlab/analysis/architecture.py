@@ -1,0 +1,75 @@
+"""Architecture remedies for a spec network that does not fit: a larger stride, or one layer fewer.
+
+Géron's exercise lists them beside the cheaper remedies: they change the
+model (retrain, accuracy risk), but they can shrink the activations — the
+bulk of a CNN's training memory — by far more than anything else. For a spec
+network every candidate is a real spec (re-validated: shapes must still work)
+whose training step is predicted like any other, so the figure is the same
+kind of figure as the rest of ``cnnlab fit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.spec import NetworkSpec
+
+STRIDED = ("conv", "depthwise_conv", "separable_conv", "maxpool", "avgpool")
+REMOVABLE = ("conv", "depthwise_conv", "separable_conv", "maxpool", "avgpool", "dense", "lrn")
+
+
+@dataclass
+class Candidate:
+    """One changed network and its predicted training peak."""
+
+    kind: str                    # "larger stride" or "remove layer"
+    layer: str                   # display name of the changed layer
+    index: int                   # 1-based layer number in the spec
+    change: str                  # e.g. "stride 2 -> 3"
+    spec: NetworkSpec
+    peak_bytes: int
+    params: int
+    layer_output: tuple[int, ...] | None   # the changed layer's new output shape (None when removed)
+    output: tuple[int, ...]
+
+    def details(self, before: NetworkSpec) -> dict[str, Any]:
+        return {"layer": self.layer, "layer_number": self.index, "change": self.change,
+                "layer_output_shape": list(self.layer_output) if self.layer_output else None,
+                "output_shape": list(self.output), "output_shape_before": list(before.output_shape),
+                "params": self.params, "params_before": before.total_params(),
+                "shapes": [list(s) for s in self.spec.shapes]}
+
+
+def _variants(spec: NetworkSpec) -> list[tuple[str, int, str, NetworkSpec, tuple[int, ...] | None]]:
+    names = spec.layer_names()
+    out = []
+    for i, layer in enumerate(spec.layers):
+        if layer.TYPE in STRIDED:
+            sh, sw = layer.stride  # type: ignore[attr-defined]
+            changed = replace(layer, stride=(sh + 1, sw + 1))  # type: ignore[call-arg]
+            try:
+                new = replace(spec, layers=spec.layers[:i] + (changed,) + spec.layers[i + 1:], shapes=())
+            except CnnlabError:
+                continue
+            out.append(("larger stride", i, f"stride {sh} -> {sh + 1}" if sh == sw else
+                        f"stride {sh}×{sw} -> {sh + 1}×{sw + 1}", new, new.shapes[i + 1]))
+        if layer.TYPE in REMOVABLE and i < len(spec.layers) - 1:
+            try:
+                new = replace(spec, layers=spec.layers[:i] + spec.layers[i + 1:], shapes=())
+            except CnnlabError:
+                continue
+            out.append(("remove layer", i, f"remove {names[i]} ({layer.TYPE})", new, None))
+    return out
+
+
+def architecture_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], int]) -> list[Candidate]:
+    """Every valid one-layer stride increase and one-layer removal, with its predicted peak, best first."""
+    names = spec.layer_names()
+    found = []
+    for kind, i, change, new, layer_out in _variants(spec):
+        found.append(Candidate(kind, names[i], i + 1, change, new, predict(new), new.total_params(),
+                               layer_out, new.output_shape))
+    return sorted(found, key=lambda c: c.peak_bytes)
