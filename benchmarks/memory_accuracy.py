@@ -175,8 +175,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.fill_between(xs, [x * 0.97 for x in xs], [x * 1.03 for x in xs], color="0.85", label="±3 %")
     tis = [r for r in rows if r.get("torchinfo")]
     if tis:
-        ax.scatter([r["measured"] / 1e6 for r in tis], [r["torchinfo"] / 1e6 for r in tis], marker=".",
-                   color="0.5", s=12, label="torchinfo 'Estimated Total Size'")
+        ax.scatter([r["measured"] / 1e6 for r in tis], [r["torchinfo"] / 1e6 for r in tis], marker="x",
+                   color="tab:red", alpha=0.5, s=10, lw=0.8, label="torchinfo 'Estimated Total Size'")
     ax.set(xscale="log", yscale="log", xlim=xs, ylim=xs, xlabel="measured peak of a training step (MB)",
            ylabel="predicted peak (MB)",
            title=f"cnnlab memory: predicted vs measured ({rows[0]['device'].upper()}, batch 1/8/32, "

@@ -161,6 +161,15 @@ def _explain(target: Target, est) -> None:  # type: ignore[no-untyped-def]
               "activations, alive while the backward pass crosses them)")
     con.print(f"    kernel workspace       {bd['kernel_workspace']:>16,} B  (textbook: none; buffers a "
               "kernel allocates inside itself, e.g. oneDNN's reordered copies in a CPU convolution)")
+    outputs = text - report.memory.param_bytes - bd["input"]
+    gap = est.training.peak_bytes - text
+    con.print(f"  the gap, {gap:+,} B, is:")
+    con.print(f"    gradients + optimizer state + backward temporaries + kernel workspace "
+              f"{bd['gradients'] + bd['optimizer_state'] + bd['temporaries'] + bd['kernel_workspace']:+,} B")
+    con.print(f"    saved activations − textbook layer outputs ({outputs:,} B)     "
+              f"{bd['activations'] - outputs:+,} B")
+    con.print("  (live tensors at that instant, kernel workspace excluded: "
+              f"{est.training.peak_bytes - bd['kernel_workspace']:,} B; on a GPU the workspace is cuDNN's instead)")
 
 
 def run_fit(args: argparse.Namespace) -> int:
