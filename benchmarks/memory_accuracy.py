@@ -105,7 +105,7 @@ def run_rows(args: argparse.Namespace, results: Path) -> None:
                 row["predicted"] = est.training.peak_bytes
                 row["predicted_inference"] = est.inference.peak_bytes
                 proc = subprocess.run([sys.executable, "-c", CHILD, name, dims, str(batch), opt, args.device,
-                                       str(args.threads)], capture_output=True, text=True)
+                                       str(args.threads)], capture_output=True, text=True, check=False)
                 if proc.returncode != 0:
                     print(f"{net} b{batch} {opt}: measurement failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
                     continue
@@ -128,8 +128,8 @@ def _err(a: int | None, b: int) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| network | input | batch | opt | textbook MB | torchinfo MB (err) | predicted MB | measured MB | "
-           "error | predict s | step s | inference pred. / meas. MB | error |",
+    out = [("| network | input | batch | opt | textbook MB | torchinfo MB (err) | predicted MB | measured MB | "
+            "error | predict s | step s | inference pred. / meas. MB | error |"),
            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         m, mi = r["measured"], r["measured_inference"]

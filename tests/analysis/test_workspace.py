@@ -93,7 +93,7 @@ def test_workspace_matches_the_real_kernels_forward_and_backward(n, cin, cout, s
                      groups, mask)
             outs = bw(*bargs)
             keep.clear()
-            peak, end = peak_inside(lambda: keep.append(bw(*bargs)))
+            peak, end = peak_inside(lambda bargs=bargs: keep.append(bw(*bargs)))
             assert end == sum(t.numel() * 4 for t in outs if t is not None)
             assert peak - end == onednn_conv_workspace(bw, bargs, {}, outs), f"backward {mask}"
     finally:

@@ -36,6 +36,19 @@ def test_fit_json_gives_max_batch_and_remedies(capsys):
     assert all(isinstance(r["peak_bytes"], int) for r in doc["remedies"])
 
 
+def test_fit_on_a_spec_names_the_layer_to_stride_and_prints_its_marks(capsys, examples):
+    code, out, _ = run(capsys, "fit", str(examples / "geron_ex2.yaml"), "--input", "3,100,150", "--batch", "16",
+                       "--budget", "80MB")
+    assert code == 0 and "(fits) larger stride: layer 1 (conv_1): stride 2 -> 3" in out
+    assert "remove layer: none of the 2 valid variants lowers the peak" in out
+
+
+def test_explain_splits_the_gap_to_the_textbook_figure(capsys, examples):
+    code, out, _ = run(capsys, "memory", str(examples / "geron_ex2.yaml"), "--batch", "50", "--explain")
+    assert code == 0 and "textbook training figure: 565,613,600 B" in out
+    assert "saved activations − textbook layer outputs (526,000,000 B)" in out
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["fit", "lenet5", "--budget", "8XB"], "not a size"),
     (["fit", "lenet5", "--budget", "0"], "positive size"),

@@ -5,6 +5,7 @@ inside during the backward pass."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 from torch import nn
@@ -83,6 +84,6 @@ def _checkpointed_sequential(module: nn.Sequential, segments: int, x):  # type: 
     """Like ``torch.utils.checkpoint.checkpoint_sequential`` (last segment not checkpointed), safe with in-place layers."""
     layers = list(module.children())
     starts = segment_bounds(layers, segments)
-    for a, b in zip(starts, starts[1:]):
+    for a, b in itertools.pairwise(starts):
         x = checkpoint(functools.partial(_run_layers, layers[a:b]), x, use_reentrant=False)
     return _run_layers(layers[starts[-1]:], x)

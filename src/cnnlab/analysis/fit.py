@@ -12,13 +12,13 @@ from typing import Any
 
 from torch import nn
 
+from cnnlab.analysis.architecture import architecture_candidates
 from cnnlab.analysis.memory import (
     BatchModel,
     MemoryEstimate,
     batch_model,
     estimate_memory,
 )
-from cnnlab.analysis.architecture import architecture_candidates
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import NetworkSpec, build
 
