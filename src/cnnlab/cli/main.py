@@ -15,6 +15,7 @@ from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
 from cnnlab.cli import memory as memory_cmd
 from cnnlab.cli import ops as ops_cmd
+from cnnlab.cli import train as train_cmd
 from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cmd.register(sub)
     zoo_cmd.register(sub)
     memory_cmd.register(sub)
+    train_cmd.register(sub)
     return parser
 
 

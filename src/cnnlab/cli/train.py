@@ -1,0 +1,254 @@
+"""``cnnlab train``, ``cnnlab eval``, ``cnnlab predict``, ``cnnlab augment preview``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from cnnlab.cli.common import console, positive_int, print_json
+from cnnlab.errors import CnnlabError
+
+TRAIN_EPILOG = """\
+examples:
+  cnnlab train                                             # small CNN on scikit-learn's digits, ~10 s
+  cnnlab train --model examples/small_cnn.yaml --data fashion-mnist --epochs 8 --out runs/fashion
+  cnnlab train --model resnet18 --data path/to/images --size 64,64 --augment strong
+  cnnlab train --resume runs/fashion                      # continue a run that was stopped or killed
+  torchrun --nproc-per-node 2 -m cnnlab train --data fashion-mnist --batch 128   # 2 processes (DDP)
+"""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size; use H,W (e.g. 64,64) or one number")
+    return parts[0], parts[1]
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a non-negative integer")
+    return v
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"'{text}' must be finite")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from cnnlab.data.augment import PRESETS
+    from cnnlab.train.loop import OPTIMIZERS, PRECISIONS
+
+    t = sub.add_parser("train", help="train and evaluate a zoo model or spec network on real images",
+                       description="Train a CNN on in-memory image data with a progress bar, validation each "
+                                   "epoch, crash-safe checkpoints, test evaluation and figures in the run folder.",
+                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--model", default="examples/small_cnn.yaml", metavar="NAME|SPEC",
+                   help="a zoo name (cnnlab zoo list) or a spec file; channels and classes follow the data "
+                        "(default: examples/small_cnn.yaml)")
+    t.add_argument("--data", default="digits", metavar="NAME|DIR",
+                   help="digits (scikit-learn, always there), fashion-mnist, or a folder <dir>/<class>/<image> "
+                        "(with train/val/test subfolders if it has them); default digits")
+    t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
+                   "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
+    t.add_argument("--epochs", type=positive_int, default=10)
+    t.add_argument("--batch", type=positive_int, default=64, help="global batch (split across torchrun processes)")
+    t.add_argument("--lr", type=_float, help="peak learning rate of the one-cycle schedule "
+                   "(default 1e-3 for adam/adamw, 0.05 for sgd)")
+    t.add_argument("--weight-decay", type=_float, default=5e-4)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--augment", choices=PRESETS, default="none")
+    t.add_argument("--val-fraction", type=_float, default=0.1, help="share of the training images held out "
+                   "for validation when the data has no val split (default 0.1)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    t.add_argument("--size", type=_size, metavar="H,W", help="resize every image to H×W")
+    t.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 (grey) or 3 (RGB) channels")
+    t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded "
+                   "(default: skip it and list it in the run's log.txt)")
+    t.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="STEPS",
+                   help="also checkpoint every STEPS steps inside an epoch (default: at epoch ends only)")
+    t.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<model>-<data>); "
+                   "must not hold a run already")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint "
+                   "(its saved settings are used)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run",
+                       description="Evaluate a run's best weights on its test split (or on --data).")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("--data", metavar="NAME|DIR", help="evaluate on this data's test split instead")
+    e.add_argument("--data-dir", metavar="DIR")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=run_eval)
+
+    p = sub.add_parser("predict", help="top-k classes of image files with a trained run",
+                       description="Classify image files with a run's best weights; unreadable images are "
+                                   "named and the rest still predicted.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=positive_int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_predict)
+
+    a = sub.add_parser("augment", help="augmentation presets: preview them on real images")
+    a_sub = a.add_subparsers(dest="augment_command", metavar="AUGMENT_COMMAND", parser_class=type(a))
+    a_sub.required = True
+    pv = a_sub.add_parser("preview", help="a grid of originals beside augmented copies (PNG)")
+    pv.add_argument("--data", default="digits", metavar="NAME|DIR")
+    pv.add_argument("--data-dir", metavar="DIR")
+    pv.add_argument("--preset", choices=PRESETS, default="strong")
+    pv.add_argument("--size", type=_size, metavar="H,W")
+    pv.add_argument("--images", type=positive_int, default=6, help="rows (default 6)")
+    pv.add_argument("--copies", type=positive_int, default=5, help="augmented copies per image (default 5)")
+    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--out", default="augment_preview.png", metavar="FILE.png")
+    pv.set_defaults(func=run_augment_preview)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cnnlab.train.loop import TrainConfig, train
+
+    if args.resume:
+        folder = train(TrainConfig(), resume=Path(args.resume), progress=not args.no_progress)
+    else:
+        stem = Path(args.model).stem if args.model.endswith((".yaml", ".yml", ".json")) else args.model
+        out = args.out or f"runs/{stem}-{Path(args.data).name or args.data}"
+        cfg = TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
+                          batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
+                          augment=args.augment, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+                          precision=args.precision, size=args.size, channels=args.channels, strict=args.strict,
+                          checkpoint_every=args.checkpoint_every, out=out)
+        folder = train(cfg, progress=not args.no_progress)
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        test = json.loads((folder / "test.json").read_text())
+        con = console()
+        con.print(f"test accuracy {test['test_acc']:.4f} (best epoch {test['best_epoch']})")
+        con.print(f"run folder: {folder}  (config.json, metrics.csv, model.safetensors, last.safetensors, "
+                  "curves.png, confusion.png, log.txt)")
+    return 0
+
+
+def _load_run(run: Path):  # type: ignore[no-untyped-def]
+    import torch
+
+    from cnnlab.train.checkpoint import load_weights
+    from cnnlab.train.loop import load_run_config
+    from cnnlab.train.model import build_model
+
+    doc = load_run_config(run)
+    shape = tuple(doc["data"]["shape"])
+    model, _ = build_model(doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"],
+                           shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
+    load_weights(run / "model.safetensors", model)
+    model.eval()
+    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
+    return doc, model, mean, std
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from cnnlab.data import load_data
+    from cnnlab.train.loop import confusion_matrix, evaluate, per_class
+
+    run = Path(args.run)
+    doc, model, mean, std = _load_run(run)
+    cfg = doc["config"]
+    c, h, w = doc["data"]["shape"]
+    data = load_data(args.data or cfg["data"], args.data_dir or cfg["data_dir"], cfg["val_fraction"], cfg["seed"],
+                     channels=c, size=(h, w), strict=cfg["strict"])
+    if args.data and data.classes != doc["data"]["classes"]:
+        raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {doc['data']['classes']}")
+    loss, acc, preds = evaluate(model, data.test, mean, std, "cpu")
+    cm = confusion_matrix(data.test.labels, preds, len(data.classes))
+    pc = per_class(cm)
+    if args.json:
+        print_json({"accuracy": acc, "loss": loss, "images": len(data.test), "classes": data.classes,
+                    "precision": [p for p, _ in pc], "recall": [r for _, r in pc], "confusion": cm.tolist()})
+        return 0
+    con = console()
+    con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}")
+    con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
+    for name, (p, r), row in zip(data.classes, pc, cm):
+        con.print(f"{name:<16} {p:>9.3f} {r:>7.3f} {int(row.sum()):>7}")
+    con.print("confusion matrix (rows: true, columns: predicted):")
+    for name, row in zip(data.classes, cm.tolist()):
+        con.print(f"  {name[:12]:<12} " + " ".join(f"{v:>5}" for v in row))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from cnnlab.data.sources import _decode
+    from torchvision.transforms.v2 import functional as TF
+
+    doc, model, mean, std = _load_run(Path(args.run))
+    c, h, w = doc["data"]["shape"]
+    classes = doc["data"]["classes"]
+    results, failed = [], []
+    for name in args.images:
+        try:
+            img = _decode(Path(name), c)
+        except (ValueError, FileNotFoundError, IsADirectoryError) as err:
+            failed.append({"image": name, "error": str(err) or "cannot open"})
+            continue
+        if tuple(img.shape[1:]) != (h, w):
+            img = TF.resize(img, [h, w], antialias=True)
+        with torch.no_grad():
+            prob = torch.softmax(model(((img.float() / 255).unsqueeze(0) - mean) / std).float(), dim=1)[0]
+        top = prob.topk(min(args.top, len(classes)))
+        results.append({"image": name, "top": [{"class": classes[int(i)], "probability": float(p)}
+                                               for p, i in zip(top.values, top.indices)]})
+    if args.json:
+        print_json({"predictions": results, "failed": failed})
+    else:
+        con = console()
+        for r in results:
+            con.print(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    for f in failed:
+        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
+    return 0 if results else 2
+
+
+def run_augment_preview(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnlab.data import load_data
+    from cnnlab.data.augment import apply, make_augment
+    from cnnlab.viz.train import plot_augment_grid
+
+    data = load_data(args.data, args.data_dir, seed=args.seed, size=args.size)
+    torch.manual_seed(args.seed)
+    pick = torch.randperm(len(data.train))[:args.images]
+    originals = data.train.images[pick]
+    aug = make_augment(args.preset, data.shape[1:], data.flip_ok)
+    copies = [apply(aug, originals) for _ in range(args.copies)]
+    labels = [data.classes[int(i)] for i in data.train.labels[pick]]
+    path = plot_augment_grid(originals, copies, labels, Path(args.out),
+                             f"{data.name}: preset '{args.preset}'" + ("" if data.flip_ok else " (no flips: digits)"))
+    console().print(f"wrote {path}")
+    return 0

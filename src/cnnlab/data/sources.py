@@ -1,0 +1,199 @@
+"""Image data held in memory: Fashion-MNIST (original IDX files), scikit-learn's digits, a folder of images.
+
+Every source gives ``uint8`` images shaped ``(N, C, H, W)`` and ``int64``
+labels, split into train / validation / test. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.errors import CnnlabError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class DataError(CnnlabError):
+    """A data set is missing, empty or unreadable."""
+
+
+@dataclass
+class Split:
+    """Images ``(N, C, H, W)`` uint8 and labels ``(N,)`` int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class ImageData:
+    """A data set in memory, split three ways."""
+
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    flip_ok: bool = True                 # is a horizontal flip a valid augmentation?
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason) of undecodable images
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- IDX (Fashion-MNIST)
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not), checking its header against its size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read it ({err}); reinstall the data set") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = raw[4 + 4 * ndim:]
+    if len(body) != int(np.prod(dims)):
+        raise DataError(f"{path}: truncated ({len(body):,} bytes of data, the header says {int(np.prod(dims)):,})")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.exists():
+            return candidate
+    raise DataError(f"Fashion-MNIST not found in {folder} (missing {stem}.gz); install it with "
+                    "'apt-get install dataset-fashion-mnist' or pass --data-dir with the four IDX files")
+
+
+def load_fashion_mnist(folder: Path | None = None) -> tuple[Split, Split]:
+    """The 60,000 training and 10,000 test images of Fashion-MNIST from the original IDX files."""
+    folder = Path(folder or FASHION_MNIST_DIR)
+    parts = {k: read_idx(_idx_file(folder, v)) for k, v in FASHION_MNIST_FILES.items()}
+    out = []
+    for split in ("train", "test"):
+        x, y = parts[f"{split}_images"], parts[f"{split}_labels"]
+        if x.shape[0] != y.shape[0]:
+            raise DataError(f"{folder}: {split} has {x.shape[0]} images but {y.shape[0]} labels")
+        out.append(Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))))
+    return out[0], out[1]
+
+
+# ----------------------------------------------------------------------------- digits
+
+def load_digits() -> Split:
+    """scikit-learn's 1,797 8×8 handwritten digits (0–16 grey levels, scaled to 0–255)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    images = torch.from_numpy(np.round(d.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    return Split(images, torch.from_numpy(d.target.astype(np.int64)))
+
+
+# ----------------------------------------------------------------------------- folders
+
+def _decode(path: Path, channels: int | None) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+            arr = np.asarray(im.convert(mode), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ValueError(str(err) or type(err).__name__) from None
+    return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_class_tree(root: Path, classes: list[str], channels: int | None, size: tuple[int, int] | None,
+                     strict: bool, skipped: list[tuple[str, str]]) -> Split:
+    from torchvision.transforms.v2 import functional as TF
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                img = _decode(path, channels)
+            except ValueError as err:
+                if strict:
+                    raise DataError(f"{path}: cannot decode the image ({err}); fix or remove it, "
+                                    "or drop --strict to skip it") from None
+                skipped.append((str(path), str(err)))
+                continue
+            images.append(img)
+            labels.append(label)
+    if not images:
+        return Split(torch.zeros((0, channels or 3, *(size or (1, 1))), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    if channels is None:
+        channels = max(i.shape[0] for i in images)
+    if size is None:
+        shapes = {tuple(i.shape[1:]) for i in images}
+        if len(shapes) > 1:
+            raise DataError(f"{root}: images have different sizes ({len(shapes)} of them, e.g. "
+                            f"{sorted(shapes)[:2]}); give --size H,W to resize them")
+        size = next(iter(shapes))  # type: ignore[assignment]
+    out = []
+    for img in images:
+        if img.shape[0] != channels:
+            img = img.expand(3, -1, -1) if channels == 3 else img.float().mean(0, keepdim=True).round().to(torch.uint8)
+        if tuple(img.shape[1:]) != tuple(size):  # type: ignore[arg-type]
+            img = TF.resize(img, list(size), antialias=True)  # type: ignore[arg-type]
+        out.append(img)
+    return Split(torch.stack(out), torch.tensor(labels, dtype=torch.int64))
+
+
+def load_folder(root: Path, channels: int | None, size: tuple[int, int] | None, strict: bool
+                ) -> tuple[list[str], dict[str, Split], list[tuple[str, str]]]:
+    """``root/<class>/<image>`` or ``root/{train,val,test}/<class>/<image>``; undecodable images skipped."""
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; give a data set name (digits, fashion-mnist) or a folder "
+                        "of images laid out as <folder>/<class>/<image>")
+    subsets = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+    if "train" in subsets:
+        class_root = subsets["train"]
+    else:
+        subsets, class_root = {"all": root}, root
+    classes = [p.name for p in _class_dirs(class_root)]
+    if len(classes) < 2:
+        raise DataError(f"{class_root}: found {len(classes)} class folder(s); a classifier needs at least two "
+                        "(<folder>/<class>/<image>)")
+    skipped: list[tuple[str, str]] = []
+    splits = {name: _read_class_tree(path, classes, channels, size, strict, skipped) for name, path in subsets.items()}
+    first = splits.get("train", splits.get("all"))
+    assert first is not None
+    if len(first) == 0:
+        raise DataError(f"{class_root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if channels is None or size is None:   # make every split match the training images
+        c, h, w = first.images.shape[1:]
+        splits = {k: v if k in ("train", "all") else _read_class_tree(subsets[k], classes, c, (h, w), strict, [])
+                  for k, v in splits.items()}
+    return classes, splits, skipped

@@ -1,0 +1,112 @@
+"""Training state in one safetensors file: tensors as tensors, everything else as JSON metadata.
+
+Nothing is pickled, so loading a checkpoint cannot run code. The file is
+written atomically (temporary file, fsync, rename): a crash leaves the previous
+checkpoint intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import load_file, save
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write_bytes
+
+META_KEY = "cnnlab"
+
+
+class CheckpointError(CnnlabError):
+    """A checkpoint or weights file is missing, truncated, corrupted or from another model."""
+
+
+def _flatten_optimizer(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    plain: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for idx, entry in state["state"].items():
+        plain["state"][str(idx)] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{idx}.{key}"] = value.detach().cpu().contiguous()
+                plain["state"][str(idx)][key] = {"tensor": f"optimizer.{idx}.{key}"}
+            else:
+                plain["state"][str(idx)][key] = value
+    return plain
+
+
+def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state = {}
+    for idx, entry in plain["state"].items():
+        state[int(idx)] = {k: tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v
+                           for k, v in entry.items()}
+    return {"param_groups": plain["param_groups"], "state": state}
+
+
+def save_weights(path: Path, model: torch.nn.Module, meta: dict[str, Any] | None = None) -> None:
+    """The model's state dict (parameters and buffers) as a safetensors file, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta or {})}))
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Load weights saved by :func:`save_weights` into ``model``; returns its metadata."""
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such weights file") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err}); it is truncated or corrupted") from None
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: the weights do not fit this model ({first})") from None
+    return meta
+
+
+def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None, meta: dict[str, Any]) -> None:
+    """Model, optimizer, scheduler, RNG state and ``meta`` (epoch, step, history …) in one file, atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    doc = dict(meta)
+    doc["optimizer"] = _flatten_optimizer(optimizer.state_dict(), tensors)
+    doc["scheduler"] = scheduler.state_dict() if scheduler is not None else None
+    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(doc)}))
+
+
+def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote (RNG included); returns the metadata."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no checkpoint here") from None
+    try:
+        tensors = st_load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8:8 + header_len])
+        doc = json.loads(header["__metadata__"][META_KEY])
+    except (SafetensorError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted ({err}); "
+                              "nothing was changed — restore a good copy or start a new run") from None
+    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_sd)
+        optimizer.load_state_dict(_unflatten_optimizer(doc["optimizer"], tensors))
+    except (RuntimeError, KeyError, ValueError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: the checkpoint does not match this model/optimizer ({first})") from None
+    if scheduler is not None and doc.get("scheduler") is not None:
+        scheduler.load_state_dict(doc["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return doc

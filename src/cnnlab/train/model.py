@@ -1,0 +1,53 @@
+"""The network a run trains: a zoo model or a spec, adapted to the data's channels, size and classes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+import yaml
+
+from cnnlab.spec import build, load_spec, parse_spec
+from cnnlab.spec.network import SPEC_SUFFIXES
+
+
+def _adapt_spec(spec, shape: tuple[int, int, int], classes: int):  # type: ignore[no-untyped-def]
+    spec = spec.with_input(shape)
+    last = spec.layers[-1]
+    if last.TYPE != "dense":
+        raise CnnlabError(f"{spec.source or spec.name}: the last layer must be a dense layer (the classifier); "
+                          f"it is {last.TYPE}")
+    # the loss is cross-entropy on logits: the classifier gets the data's classes and no softmax
+    new_last = replace(last, units=classes, activation="none")  # type: ignore[call-arg]
+    return replace(spec, layers=spec.layers[:-1] + (new_last,), shapes=())
+
+
+def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text: str | None = None
+                ) -> tuple[nn.Module, dict[str, Any]]:
+    """``(module, info)``: the model on CPU with fresh weights, and how to rebuild it (for the run's config).
+
+    ``model`` is a zoo name or a spec file; ``spec_text`` (a saved copy of the
+    spec) takes the file's place when a run is rebuilt.
+    """
+    c, h, w = shape
+    if model.lower().endswith(SPEC_SUFFIXES) or spec_text is not None:
+        if spec_text is not None:   # JSON is YAML too
+            spec, text = parse_spec(yaml.safe_load(spec_text), source=model), spec_text
+        else:
+            spec = load_spec(model)
+            text = Path(model).read_text()
+        spec = _adapt_spec(spec, shape, classes)
+        return build(spec), {"kind": "spec", "name": spec.name, "source": model, "spec_text": text}
+    from cnnlab.models import create_model, get_entry
+
+    entry = get_entry(model)
+    net = create_model(entry.name, num_classes=classes, in_channels=c, input_size=h)
+    need = getattr(net, "min_input_size", 1)
+    if min(h, w) < need:
+        raise CnnlabError(f"{entry.name} needs images of at least {need}×{need} but the data is {h}×{w}; "
+                          f"resize with --size {need},{need} (or larger)")
+    return net, {"kind": "zoo", "name": entry.name}
