@@ -232,8 +232,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
         doc = load_run_config(resume)
         saved = doc["config"]
         saved["size"] = tuple(saved["size"]) if saved.get("size") else None
-        cfg = TrainConfig(**{**saved, "epochs": max(cfg.epochs, saved["epochs"]) if cfg.epochs else saved["epochs"],
-                             "out": str(resume)})
+        cfg = TrainConfig(**{**saved, "out": str(resume)})   # exactly the saved settings
         if not (Path(resume) / "state.safetensors").is_file():
             raise CnnlabError(f"{resume}: no state.safetensors to resume from (the run never checkpointed)")
     cfg.check()
