@@ -1,0 +1,121 @@
+"""Data sources: IDX files, digits, image folders; bad data gets one clear error."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.data import DataError, load_data
+from cnnlab.data.augment import apply, make_augment
+from cnnlab.data.sources import read_idx
+
+
+def write_idx(path: Path, array: np.ndarray, truncate: int = 0) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    body = array.astype(np.uint8).tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + body[:len(body) - truncate])
+
+
+def fake_fashion(folder: Path, n_train: int = 50, n_test: int = 20, truncate: int = 0) -> None:
+    rng = np.random.default_rng(0)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)), truncate)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, n_train))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, n_test))
+
+
+def test_fashion_mnist_idx_files_from_any_folder(tmp_path):
+    fake_fashion(tmp_path)
+    data = load_data("fashion-mnist", data_dir=tmp_path, val_fraction=0.2)
+    assert data.train.images.shape == (40, 1, 28, 28) and len(data.val) == 10 and len(data.test) == 20
+    assert data.train.images.dtype == torch.uint8 and data.classes[0] == "T-shirt/top"
+
+
+def test_missing_or_truncated_fashion_mnist_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load_data("fashion-mnist", data_dir=tmp_path)
+    fake_fashion(tmp_path, truncate=100)
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(tmp_path / "train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_the_real_fashion_mnist():
+    data = load_data("fashion-mnist", val_fraction=0.1)
+    assert (len(data.train), len(data.val), len(data.test)) == (54000, 6000, 10000)
+    assert torch.bincount(data.test.labels).tolist() == [1000] * 10
+
+
+def test_digits_split_is_seeded_and_complete():
+    a, b = load_data("digits", seed=3), load_data("digits", seed=3)
+    assert torch.equal(a.train.labels, b.train.labels)
+    assert len(a.train) + len(a.val) + len(a.test) == 1797
+    assert a.shape == (1, 8, 8) and not a.flip_ok
+    assert load_data("digits", channels=3, size=(16, 16)).shape == (3, 16, 16)
+
+
+def make_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, size=(12, 10), mode="RGB") -> None:
+    rng = np.random.default_rng(1)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 256, (*size, 3) if mode == "RGB" else size, dtype=np.uint8)
+            Image.fromarray(arr, mode).save(root / c / f"{i}.png")
+
+
+def test_image_folder_with_a_seeded_split_and_skipped_bad_images(tmp_path):
+    make_folder(tmp_path / "pets")
+    (tmp_path / "pets" / "cat" / "broken.png").write_bytes(b"not a png")
+    data = load_data(str(tmp_path / "pets"), val_fraction=0.25)
+    assert data.classes == ["cat", "dog"] and data.shape == (3, 12, 10)
+    assert len(data.train) + len(data.val) + len(data.test) == 12
+    assert [Path(p).name for p, _ in data.skipped] == ["broken.png"]
+    with pytest.raises(DataError, match="broken.png: cannot decode"):
+        load_data(str(tmp_path / "pets"), strict=True)
+    grey = load_data(str(tmp_path / "pets"), channels=1, size=(8, 8))
+    assert grey.shape == (1, 8, 8)
+
+
+def test_image_folder_with_train_val_test_subfolders(tmp_path):
+    for split in ("train", "val", "test"):
+        make_folder(tmp_path / "set" / split, per_class=3)
+    data = load_data(str(tmp_path / "set"))
+    assert (len(data.train), len(data.val), len(data.test)) == (6, 6, 6)
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda root: make_folder(root, classes=("only",)), "at least two"),
+    (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], "no readable images"),
+    (lambda root: None, "no such folder"),
+])
+def test_bad_folders(tmp_path, make, needle):
+    make(tmp_path / "d")
+    with pytest.raises(DataError, match=needle):
+        load_data(str(tmp_path / "d"))
+
+
+def test_unknown_name_and_bad_fraction():
+    with pytest.raises(DataError, match="unknown data set 'cifar'"):
+        load_data("cifar")
+    with pytest.raises(DataError, match="between 0 and 1"):
+        load_data("digits", val_fraction=1.5)
+
+
+def test_augmentation_is_per_image_seeded_and_keeps_shape():
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    aug = make_augment("strong", (28, 28), flip=True)
+    torch.manual_seed(0)
+    a = apply(aug, x)
+    torch.manual_seed(0)
+    b = apply(aug, x)
+    assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert not torch.equal(a, x)
+    assert make_augment("none", (28, 28), flip=True) is None

@@ -1,0 +1,152 @@
+"""Training runs: determinism, crash-safe resume after SIGKILL, safe checkpoints, torchrun/DDP, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from cnnlab.cli.main import main
+from cnnlab.errors import CnnlabError
+from cnnlab.train.checkpoint import CheckpointError, load_state
+from cnnlab.train.loop import KILL_HOOK, TrainConfig, train
+
+TINY = """\
+input: [1, 8, 8]
+layers:
+  - conv: {filters: 8, kernel: 3, padding: same, activation: relu}
+  - maxpool: {size: 2}
+  - flatten
+  - dense: {units: 10}
+"""
+SMALL = str(Path(__file__).resolve().parents[2] / "examples" / "small_cnn.yaml")
+
+
+def weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:
+    return load_file(str(run / name))
+
+
+def same(a: dict, b: dict, atol: float = 0.0) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
+
+
+def cli(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "cnnlab", *argv]
+
+
+def test_same_seed_same_weights_and_the_run_folder(tmp_path):
+    cfg = dict(model=SMALL, epochs=2, batch=64, augment="basic", seed=5)
+    a = train(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False)
+    b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), progress=False)
+    assert same(weights(a), weights(b))
+    for name in ("config.json", "metrics.csv", "model.safetensors", "last.safetensors", "state.safetensors",
+                 "curves.png", "confusion.png", "log.txt", "test.json"):
+        assert (a / name).is_file(), name
+    rows = (a / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,train_loss") and len(rows) == 3
+    assert json.loads((a / "test.json").read_text())["test_acc"] > 0.5
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    common = ["train", "--model", SMALL, "--epochs", "2", "--batch", "64", "--augment", "strong",
+              "--checkpoint-every", "7", "--no-progress"]
+    ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    env = {**os.environ, KILL_HOOK: "25"}       # epoch 2 of 20 steps each, 4 steps after the checkpoint at 21
+    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
+    assert killed.returncode == -9                # really SIGKILLed
+    assert not (tmp_path / "run" / "test.json").exists()
+    resumed = subprocess.run(cli("train", "--resume", str(tmp_path / "run"), "--no-progress"),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed at epoch 2, step 1" in (tmp_path / "run" / "log.txt").read_text()
+    assert same(weights(tmp_path / "ref"), weights(tmp_path / "run"))
+
+
+def test_a_corrupted_checkpoint_is_a_clear_error_and_is_left_as_it_was(tmp_path):
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    state = run / "state.safetensors"
+    raw = state.read_bytes()
+    state.write_bytes(raw[: len(raw) // 2])
+    before = state.read_bytes()
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        train(TrainConfig(), resume=run, progress=False)
+    assert state.read_bytes() == before
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(CheckpointError):
+        load_state(state, model, torch.optim.SGD(model.parameters(), lr=0.1), None)
+
+
+def test_an_existing_run_is_never_overwritten_and_resume_needs_a_run(tmp_path):
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(CnnlabError, match="already holds a run"):
+        train(TrainConfig(model=SMALL, epochs=1, out=str(run)), progress=False)
+    assert (run / "model.safetensors").read_bytes() == before
+    with pytest.raises(CnnlabError, match="not a cnnlab run folder"):
+        train(TrainConfig(), resume=tmp_path, progress=False)
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed next to this Python")
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    args = ["train", "--model", str(spec), "--epochs", "2", "--batch", "32", "--no-progress"]
+    one = subprocess.run(cli(*args, "--out", str(tmp_path / "one")), capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    two = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert same(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=1e-5)
+    assert (tmp_path / "two" / "log.txt").read_text().count("epoch 2:") == 1     # only rank 0 writes
+
+
+def test_eval_and_predict(tmp_path, capsys):
+    run = train(TrainConfig(model=SMALL, epochs=2, out=str(tmp_path / "r")), progress=False)
+    assert main(["eval", str(run), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert 0 <= doc["accuracy"] <= 1 and len(doc["precision"]) == 10 and sum(map(sum, doc["confusion"])) == 359
+    img = tmp_path / "seven.png"
+    Image.fromarray(np.full((8, 8), 128, np.uint8), "L").save(img)
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    assert main(["predict", str(run), str(img), str(bad), "--top", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert len(doc["predictions"]) == 1 and len(doc["predictions"][0]["top"]) == 2
+    assert doc["failed"][0]["image"] == str(bad) and "bad.png" in err
+
+
+def test_augment_preview_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["augment", "preview", "--data", "digits", "--preset", "strong", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--model", "nosuchnet"], "nosuchnet"),
+    (["train", "--data", "cifar"], "unknown data set 'cifar'"),
+    (["train", "--model", "lenet5"], "--size 32,32"),
+    (["train", "--lr", "-1"], "--lr must be in"),
+    (["train", "--val-fraction", "2"], "between 0 and 1"),
+    (["train", "--device", "cuda"], None),
+    (["eval", "/nonexistent-run"], "not a cnnlab run folder"),
+])
+def test_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main([*argv, "--out", str(tmp_path / "o")] if argv[0] == "train" else argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert needle is None or needle in err
+    assert not (tmp_path / "o" / "model.safetensors").exists()
