@@ -28,7 +28,7 @@ layers:
   - flatten
   - dense: {units: 10}
 """
-SMALL = str(Path(__file__).resolve().parents[2] / "examples" / "small_cnn.yaml")
+SMALL = "small_cnn"
 
 
 def weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from cnnlab.errors import CnnlabError
 TRAIN_EPILOG = """\
 examples:
   cnnlab train                                             # small CNN on scikit-learn's digits, ~10 s
-  cnnlab train --model examples/small_cnn.yaml --data fashion-mnist --epochs 8 --out runs/fashion
+  cnnlab train --data fashion-mnist --epochs 6 --batch 128 --out runs/fashion
   cnnlab train --model resnet18 --data path/to/images --size 64,64 --augment strong
   cnnlab train --resume runs/fashion                      # continue a run that was stopped or killed
   torchrun --nproc-per-node 2 -m cnnlab train --data fashion-mnist --batch 128   # 2 processes (DDP)
@@ -60,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train a CNN on in-memory image data with a progress bar, validation each "
                                    "epoch, crash-safe checkpoints, test evaluation and figures in the run folder.",
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--model", default="examples/small_cnn.yaml", metavar="NAME|SPEC",
-                   help="a zoo name (cnnlab zoo list) or a spec file; channels and classes follow the data "
-                        "(default: examples/small_cnn.yaml)")
+    t.add_argument("--model", default="small_cnn", metavar="NAME|SPEC",
+                   help="a zoo name (cnnlab zoo list), a spec file, or small_cnn (cnnlab's own, the default: "
+                        "src/cnnlab/train/small_cnn.yaml); channels and classes follow the data")
     t.add_argument("--data", default="digits", metavar="NAME|DIR",
                    help="digits (scikit-learn, always there), fashion-mnist, or a folder <dir>/<class>/<image> "
                         "(with train/val/test subfolders if it has them); default digits")

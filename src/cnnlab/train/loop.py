@@ -50,7 +50,7 @@ KILL_HOOK = "CNNLAB_TEST_SIGKILL_AFTER_STEP"   # tests: SIGKILL this process aft
 class TrainConfig:
     """Everything that defines a run (saved as ``config.json``)."""
 
-    model: str = "examples/small_cnn.yaml"
+    model: str = "small_cnn"
     data: str = "digits"
     data_dir: str | None = None
     epochs: int = 10
@@ -299,6 +299,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
     net.train()
     for epoch in range(state.epoch, cfg.epochs):
         perm = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        epoch_start, epoch_start_seen = time.perf_counter(), state.running["seen"]
         for step in range(state.step, steps_per_epoch):
             t0 = time.perf_counter()
             idx = perm[step * cfg.batch:(step + 1) * cfg.batch][dist.rank * local:(dist.rank + 1) * local]
@@ -337,11 +338,14 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
                 checkpoint()
             if kill_after and state.global_step == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
+        wall = time.perf_counter() - epoch_start   # every step of this session's part of the epoch, bar included
+        state.running["wall_s"] = state.running.get("wall_s", 0.0) + wall
+        state.running["wall_seen"] = state.running.get("wall_seen", 0.0) + state.running["seen"] - epoch_start_seen
         r = _reduce(state.running, dist)
         val_loss, val_acc, _ = evaluate(model, data.val, mean, std, device)
         row = {"epoch": epoch + 1, "train_loss": r["loss"] / r["seen"], "train_acc": r["correct"] / r["seen"],
                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"],
-               "images_per_s": r["seen"] / max(r["time_s"] / dist.world, 1e-9), "data_s": r["data_s"] / dist.world,
+               "images_per_s": r["wall_seen"] / max(r["wall_s"] / dist.world, 1e-9), "data_s": r["data_s"] / dist.world,
                "compute_s": r["compute_s"] / dist.world, "epoch_s": r["time_s"] / dist.world}
         state.history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
         state.epoch, state.step = epoch + 1, 0
