@@ -62,13 +62,12 @@ t = time.perf_counter(); training_step(model, x, y, o, cfg)
 if device == "cuda": torch.cuda.synchronize()
 step_s = time.perf_counter() - t
 del x, y, o
-torchinfo_total = None
-try:
+import importlib.util
+torchinfo_total = None   # stays None (a dash in the table) without the bench extra
+if importlib.util.find_spec("torchinfo") is not None:
     import torchinfo
     s = torchinfo.summary(make(), input_size=(batch, *shape), verbose=0, device=device)
     torchinfo_total = int(s.total_input + s.total_output_bytes + s.total_param_bytes)
-except ImportError:
-    pass
 print(json.dumps({"measured": train, "measured_inference": infer, "step_s": step_s, "torchinfo": torchinfo_total}))
 """
 

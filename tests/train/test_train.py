@@ -150,3 +150,13 @@ def test_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatc
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert needle is None or needle in err
     assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_the_default_run_folder_never_collides(tmp_path):
+    from cnnlab.cli.train import _fresh_folder
+
+    base = tmp_path / "runs" / "small_cnn-digits"
+    assert _fresh_folder(str(base)) == str(base)
+    base.mkdir(parents=True)
+    (base / "config.json").write_text("{}")
+    assert _fresh_folder(str(base)) == f"{base}-2"

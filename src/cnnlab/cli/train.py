@@ -86,8 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: skip it and list it in the run's log.txt)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch (default: at epoch ends only)")
-    t.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<model>-<data>); "
-                   "must not hold a run already")
+    t.add_argument("--out", default=None, metavar="DIR", help="run folder, which must not hold a run already "
+                   "(default runs/<model>-<data>, or -2, -3 … after it)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint "
                    "(its saved settings are used)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,6 +125,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     pv.set_defaults(func=run_augment_preview)
 
 
+def _fresh_folder(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3`` … : the default run folder never collides with an earlier run."""
+    candidate, k = base, 1
+    while Path(candidate).exists() and any(Path(candidate).iterdir()):
+        k += 1
+        candidate = f"{base}-{k}"
+    return candidate
+
+
 def run_train(args: argparse.Namespace) -> int:
     from cnnlab.train.loop import TrainConfig, train
 
@@ -132,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         folder = train(TrainConfig(), resume=Path(args.resume), progress=not args.no_progress)
     else:
         stem = Path(args.model).stem if args.model.endswith((".yaml", ".yml", ".json")) else args.model
-        out = args.out or f"runs/{stem}-{Path(args.data).name or args.data}"
+        out = args.out or _fresh_folder(f"runs/{stem}-{Path(args.data).name or args.data}")
         cfg = TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir, epochs=args.epochs,
                           batch=args.batch, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
                           augment=args.augment, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
@@ -203,7 +212,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     import torch
 
-    from cnnlab.data.sources import _decode
+    from cnnlab.data.sources import decode_image
     from torchvision.transforms.v2 import functional as TF
 
     doc, model, mean, std = _load_run(Path(args.run))
@@ -212,7 +221,7 @@ def run_predict(args: argparse.Namespace) -> int:
     results, failed = [], []
     for name in args.images:
         try:
-            img = _decode(Path(name), c)
+            img = decode_image(Path(name), c)
         except (ValueError, FileNotFoundError, IsADirectoryError) as err:
             failed.append({"image": name, "error": str(err) or "cannot open"})
             continue

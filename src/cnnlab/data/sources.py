@@ -112,7 +112,8 @@ def load_digits() -> Split:
 
 # ----------------------------------------------------------------------------- folders
 
-def _decode(path: Path, channels: int | None) -> torch.Tensor:
+def decode_image(path: Path, channels: int | None) -> torch.Tensor:
+    """An image file as uint8 (C, H, W): 1 channel (grey), 3 (RGB), or its own (None); ValueError if undecodable."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -142,7 +143,7 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
             if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                img = _decode(path, channels)
+                img = decode_image(path, channels)
             except ValueError as err:
                 if strict:
                     raise DataError(f"{path}: cannot decode the image ({err}); fix or remove it, "
