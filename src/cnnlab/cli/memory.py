@@ -55,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fit", help="does training fit a memory budget, and if not, what would",
                        description="Predict the training peak at --batch; if it exceeds --budget, quantify "
                                    "every remedy for this network (smaller batch, mixed precision, "
-                                   "checkpointing, optimizer, data-parallel and fully-sharded training) "
-                                   "and say which to try first.",
+                                   "checkpointing, optimizer, data-parallel and fully-sharded training; for "
+                                   "spec networks also a larger stride or one layer fewer) and say which "
+                                   "to try first.",
                        epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(f)
     f.add_argument("--budget", required=True, metavar="SIZE",
