@@ -3,72 +3,121 @@
 A fake run sees every tensor an ATen op returns but not the scratch buffers a
 CPU kernel takes from PyTorch's allocator while it runs, so the tracker adds
 them as a transient *workspace* on top of what is live when the op returns.
-PyTorch runs a float32 CPU convolution on one of two back ends, chosen by the
-same rule as ``ConvParams::use_mkldnn`` in ``aten/src/ATen/native/Convolution.cpp``:
+What those buffers are depends on the kernels, so the rules are keyed on what
+the kernels depend on: the back end PyTorch picks (the same rule as
+``ConvParams::use_mkldnn`` in ``aten/src/ATen/native/Convolution.cpp``), the
+instruction set oneDNN runs (:class:`CpuKernels`: AVX2 or AVX-512, which sets
+the channel block, 8 or 16 floats) and the number of threads.
 
 oneDNN ("mkldnn")
     reorders the input, the weight and the output into a blocked channel
-    layout (channels padded to a multiple of 8 with AVX2, 16 with AVX-512).
-    The sequences below were read off the profiler's allocation events for
-    single convolutions (``benchmarks/cpu_conv_workspace_probe.py``)::
+    layout (channels padded to a multiple of the block). The sequences below
+    were read off the profiler's allocation events for single convolutions
+    (``benchmarks/cpu_conv_workspace_probe.py``)::
 
         forward   [rtus], in_r, w_r, out_b │ free w_r, in_r, [rtus] │ out │ free out_b
-        backward  go_r, w_r, gi_b │ free w_r, go_r │ gi │ free gi_b │ go_r, in_r, gw_b, gb_b │ free go_r, in_r │ gw, gb │ free gw_b, gb_b
+        backward  go_r, w_r, gi_b │ free w_r, go_r │ gi │ free gi_b │ go_r, in_r, gw_b, [scratchpad], gb_b
+                  │ free scratchpad, go_r, in_r │ gw, gb │ free gw_b, gb_b
 
     where ``_r`` is a reordered copy, ``_b`` a blocked result, ``rtus`` the
     subsampled input of a strided 1×1 convolution (one image per thread, +128 B);
     a strided data gradient makes ``gi_b`` plain and one more ``gi``-sized
     copy beside ``gi`` (its GEMM scratchpad, 0.1–2 MB in our probes, is not
     modelled); ``in`` is reordered in the forward pass only when it has at
-    least 8 channels, in the weight gradient always except for a 3-channel
-    (RGB) input, which is also the one case where ``gw_b`` does not pad the
-    input channels. When the input is smaller than the kernel in height or
-    width (ResNet's last stage on small images), and for depthwise kernels of
-    5×5 and up, oneDNN's direct kernels do not apply and the weight gradient
-    goes through its GEMM implementation, whose scratchpad holds per-thread
-    copies of the weight gradient and an im2col buffer:
-    ``t × (4·|w| + C_in/g·k_h·k_w·H_out·W_out·4 B) + 256 B``, where ``t`` is
-    every thread for outputs up to 20×20 and one thread from 24×24 (fitted
-    exactly for 1, 2 and 4 threads; the switch between 20 and 24 is not
-    pinned down).
+    least one block of channels.
+
+    The weight gradient runs on one of three kernels, chosen as oneDNN's
+    dispatch list does (first that accepts the problem):
+
+    * AVX-512 direct (``jit:avx512_core``), AVX-512 only: one group, or channels
+      per group multiples of 16; kernels up to 14 wide. A 1-, 2- or 3-channel
+      input is read as it is (oneDNN's "first convolution"); 4–15 input
+      channels are refused and go to the AVX2 kernel.
+    * AVX2 direct (``jit:avx2``): block 8; a 3-channel input read as it is;
+      needs the map at least as tall as the kernel, no dilation, kernels under 14 wide.
+    * GEMM (``x64:gemm:jit``), for the rest (small maps on AVX2, dilation, depthwise
+      5×5 and up): its scratchpad holds per-thread copies of the weight gradient and
+      an im2col buffer: ``t × (4·|w| + C_in/g·k_h·k_w·H_out·W_out·4 B) + 256 B``,
+      where ``t`` is every thread for outputs up to 20×20 and one thread from
+      24×24 (fitted exactly for 1, 2 and 4 threads; the switch between 20 and
+      24 is not pinned down).
+
+    The direct kernels' scratchpad (per-thread partial weight and bias sums,
+    a padded bias) follows oneDNN's thread balancing: :mod:`cnnlab.analysis.onednn_threads`.
 
 PyTorch's own ``slow_conv2d`` ("THNN")
     for a single small image with kernels of at most 3×3 and no groups; it
     unfolds the input into an im2col buffer of ``C_in·k_h·k_w × H_out·W_out``
     floats per image in both passes (none for an unpadded 1×1 stride-1 conv).
+
+Measured and tested on oneDNN 3.12 (torch 2.14.1) with AVX2 and AVX-512 kernels
+at 1 and 2 threads; other CPUs and versions are reported as unverified
+(:attr:`CpuKernels.verified`).
 """
 
 from __future__ import annotations
 
 import math
+import platform
+from dataclasses import dataclass
 
 import torch
+
+from cnnlab.analysis.onednn_threads import (
+    WeightGradShape,
+    avx2_scratchpad,
+    avx512_1x1_scratchpad,
+    avx512_scratchpad,
+)
 
 _conv = torch.ops.aten.convolution.default
 _conv_bw = torch.ops.aten.convolution_backward.default
 _SCRATCH_ALIGN = 256
 _RTUS_ALIGN = 128
+_PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-padded bias
 _GEMM_ALL_THREADS_MAX_SIDE = 20   # measured: every thread up to 20x20 outputs, one from 24x24
+MODELLED_ISAS = ("avx2", "avx512")
+MODELLED_TORCH = "2.14"           # oneDNN 3.12: the version whose kernels were measured
 
 
-def _block() -> int:
-    cap = torch.backends.cpu.get_cpu_capability()
-    return 16 if "AVX512" in cap.upper() else 8
+@dataclass(frozen=True)
+class CpuKernels:
+    """What the CPU kernels' scratch buffers depend on: oneDNN's instruction set and the thread count."""
+
+    isa: str        # "avx2", "avx512" (ATen's capability, lower case), or what else the CPU reports
+    threads: int
+
+    @classmethod
+    def current(cls) -> CpuKernels:
+        """The kernels this process runs (honours ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``)."""
+        return cls(torch.backends.cpu.get_cpu_capability().lower(), torch.get_num_threads())
+
+    @property
+    def block(self) -> int:
+        """oneDNN's channel block for float32: one vector register of floats."""
+        return 16 if self.isa == "avx512" else 8
+
+    @property
+    def verified(self) -> bool:
+        """Whether the workspace rules were measured on kernels like these."""
+        return (self.isa in MODELLED_ISAS and platform.machine().lower() in ("x86_64", "amd64")
+                and torch.__version__.startswith(MODELLED_TORCH))
 
 
 def _pad(c: int, blk: int) -> int:
     return -(-c // blk) * blk
 
 
-def uses_onednn(x_shape, w_shape, stride, dilation, groups: int) -> bool:  # type: ignore[no-untyped-def]
+def uses_onednn(x_shape, w_shape, stride, dilation, groups: int, threads: int | None = None) -> bool:  # type: ignore[no-untyped-def]
     """PyTorch's choice between oneDNN and ``slow_conv2d`` for a float32 CPU convolution."""
     if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
         return False
+    threads = torch.get_num_threads() if threads is None else threads
     n = x_shape[0]
     kh, kw = w_shape[-2:]
     strided = any(s != 1 for s in stride)
     dilated = any(d != 1 for d in dilation)
-    one_by_one_ok = strided or dilated or n >= 16 or kh != 1 or kw != 1 or torch.get_num_threads() > 1
+    one_by_one_ok = strided or dilated or n >= 16 or kh != 1 or kw != 1 or threads > 1
     native_faster = not (groups > 1 or (kh > 3 and kw > 3) or n > 1 or math.prod(x_shape) > 20480)
     return one_by_one_ok and not native_faster
 
@@ -80,56 +129,115 @@ def _im2col_bytes(x_shape, w_shape, y_shape, stride, padding, groups: int, item:
     return x_shape[0] * (x_shape[1] // groups) * kh * kw * math.prod(y_shape[-2:]) * item * groups
 
 
-def onednn_conv_workspace(func, args, kwargs, out) -> int:  # type: ignore[no-untyped-def]
-    """Peak extra bytes inside a CPU float32 convolution (forward or backward), beyond its outputs."""
+def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Peak extra bytes inside a CPU float32 convolution (forward or backward), beyond its outputs.
+
+    ``kernels`` defaults to this process's (:meth:`CpuKernels.current`).
+    """
     if func is not _conv and func is not _conv_bw:
         return 0
     if func is _conv:
         x, w = args[0], args[1]
         stride, padding, dilation, transposed, groups = args[3], args[4], args[5], args[6], args[8]
-        y = out
     else:
-        go, x, w = args[0], args[1], args[2]
-        stride, padding, dilation, transposed, groups, mask = args[4], args[5], args[6], args[7], args[9], args[10]
-        y = go
+        x, w = args[1], args[2]
+        stride, padding, dilation, transposed, groups = args[4], args[5], args[6], args[7], args[9]
     if transposed or x.dtype != torch.float32 or x.dim() != 4:
         return 0
-    item = x.element_size()
-    if not uses_onednn(x.shape, w.shape, stride, dilation, groups):
-        return _im2col_bytes(x.shape, w.shape, y.shape, stride, padding, groups, item)
-    blk = _block()
+    env = kernels or CpuKernels.current()
+    if not uses_onednn(x.shape, w.shape, stride, dilation, groups, env.threads):
+        y = out if func is _conv else args[0]
+        return _im2col_bytes(x.shape, w.shape, y.shape, stride, padding, groups, x.element_size())
+    if func is _conv:
+        return _forward(x, w, out, stride, args[2] is not None, env)
+    return _backward(args[0], x, w, stride, dilation, groups, args[10], env)
+
+
+def _forward(x, w, y, stride, bias: bool, env: CpuKernels) -> int:  # type: ignore[no-untyped-def]
+    blk, item = env.block, x.element_size()
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
     ho, wo = y.shape[-2:]
     out_b = n * _pad(cout, blk) * ho * wo * item
-    if func is _conv:
-        in_r = n * _pad(cin, blk) * h * wd * item if cin >= blk else 0
-        w_r = _pad(cout, blk) * (_pad(cin_g, blk) if cin_g >= blk else cin_g) * kh * kw * item
-        out_bytes = math.prod(y.shape) * item
-        rtus = 0
-        if kh == kw == 1 and any(st > 1 for st in stride):   # 1x1 strided: one subsampled image per thread
-            rtus = torch.get_num_threads() * cin * ho * wo * item + _RTUS_ALIGN
-        return max(rtus + in_r + w_r + out_b - out_bytes, rtus + out_b)
-    go_r = out_b
-    gi = math.prod(x.shape) * item if mask[0] else 0
-    gi_b = n * _pad(cin, blk) * h * wd * item if mask[0] else 0
+    in_r = n * _pad(cin, blk) * h * wd * item if cin >= blk else 0
+    w_r = _pad(cout, blk) * (_pad(cin_g, blk) if cin_g >= blk else cin_g) * kh * kw * item
+    padded_bias = _pad(cout, blk) * item + _PADDED_BIAS_ALIGN if bias and cout % blk else 0
+    rtus = 0
+    if kh == kw == 1 and any(st > 1 for st in stride):   # 1x1 strided: one subsampled image per thread
+        rtus = env.threads * cin * ho * wo * item + _RTUS_ALIGN
+    return max(rtus + padded_bias + in_r + w_r + out_b - math.prod(y.shape) * item, rtus + out_b)
+
+
+def _backward(go, x, w, stride, dilation, groups: int, mask, env: CpuKernels) -> int:  # type: ignore[no-untyped-def]
+    item = x.element_size()
+    n, cin, h, wd = x.shape
+    cout, cin_g, kh, kw = w.shape
+    ho, wo = go.shape[-2:]
     depthwise = groups > 1 and cin_g == 1
-    w_r = _pad(cout, blk) * (cin_g if depthwise else _pad(cin_g, blk)) * kh * kw * item if mask[0] else 0
+    # channels are padded to whole blocks with one group; grouped kernels take a block that divides them
+    blk = env.block if groups == 1 or depthwise else 1
+    gi = math.prod(x.shape) * item if mask[0] else 0
     gw = math.prod(w.shape) * item if mask[1] else 0
     gb = cout * item if mask[2] else 0
-    if mask[0] and not depthwise and any(st > 1 for st in stride):
-        # strided data gradient: a plain gi_b, then gi and one more gi-sized copy
-        # (its GEMM scratchpad, 0.1-2 MB in our probes, is not modelled)
-        stages = [go_r + w_r - gw - gb, 2 * gi - gw - gb, 0]
-    else:
-        stages = [(go_r + w_r + gi_b - gi - gw - gb) if mask[0] else 0, gi_b - gw - gb, 0]
-    if mask[1] and (h < kh or wd < kw or (depthwise and kh >= 5)):   # oneDNN's GEMM weight gradient
-        threads = torch.get_num_threads() if max(ho, wo) <= _GEMM_ALL_THREADS_MAX_SIDE else 1
-        scratch = threads * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
-        stages += [scratch, gw]   # gb, gw_b (unpadded) + scratch, then gw_b + gw
-    elif mask[1]:
-        rgb = cin_g == 3 and not depthwise   # oneDNN reads a 3-channel input as it is
-        in_r = 0 if rgb else n * _pad(cin, blk) * h * wd * item
-        gw_b = _pad(cout, blk) * (cin_g if rgb or depthwise else _pad(cin_g, blk)) * kh * kw * item
-        stages += [go_r + in_r + gw_b + gb - gw - gb, gw_b + gb]
+    stages = [0]
+    if mask[0]:
+        go_r = n * _pad(cout, blk) * ho * wo * item
+        gi_b = n * _pad(cin, blk) * h * wd * item
+        w_r = _pad(cout, blk) * (cin_g if depthwise else _pad(cin_g, blk)) * kh * kw * item
+        brgconv_strided = any(st > 1 for st in stride) and not depthwise and (groups == 1 or env.isa != "avx512")
+        if brgconv_strided:
+            # strided data gradient: a plain gi_b, then gi and one more gi-sized copy
+            # (its GEMM scratchpad, 0.1-2 MB in our probes, is not modelled)
+            stages += [go_r + w_r - gw - gb, 2 * gi - gw - gb]
+        else:
+            stages += [go_r + w_r + gi_b - gi - gw - gb, gi_b - gw - gb]
+    if mask[1]:
+        stages += _weight_grad_stages(go, x, w, stride, dilation, groups, bool(mask[2]), env)
     return max(stages)
+
+
+def weight_grad_kernel(x_shape, w_shape, dilation, groups: int, env: CpuKernels) -> str:  # type: ignore[no-untyped-def]
+    """Which oneDNN kernel computes a convolution's weight gradient: "avx512", "avx2", "depthwise" or "gemm"."""
+    h, wd = x_shape[2:]
+    cout, cin_g, kh, kw = w_shape
+    cout_g = cout // groups
+    if groups > 1 and cin_g == 1:
+        return "gemm" if kh >= 5 or h < kh or wd < kw else "depthwise"
+    if env.isa == "avx512" and kw <= 14 and (
+            (groups == 1 and (cin_g <= 3 or cin_g >= 16)) or (cin_g % 16 == 0 and cout_g % 16 == 0)):
+        return "avx512"
+    dilated = any(d != 1 for d in dilation)
+    if (groups == 1 or (cin_g % 8 == 0 and cout_g % 8 == 0)) and kh <= h and kw <= wd \
+            and kw < 14 and not dilated:
+        return "avx2"
+    return "gemm"
+
+
+def _weight_grad_stages(go, x, w, stride, dilation, groups: int, bias: bool, env: CpuKernels) -> list[int]:  # type: ignore[no-untyped-def]
+    """Transient bytes (beyond the outputs) while the weight gradient is computed, stage by stage."""
+    item = x.element_size()
+    n, cin, h, wd = x.shape
+    cout, cin_g, kh, kw = w.shape
+    ho, wo = go.shape[-2:]
+    gw, gb = math.prod(w.shape) * item, (cout * item if bias else 0)
+    kernel = weight_grad_kernel(x.shape, w.shape, dilation, groups, env)
+    if kernel == "gemm":
+        threads = env.threads if max(ho, wo) <= _GEMM_ALL_THREADS_MAX_SIDE else 1
+        scratch = threads * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
+        return [scratch, gw]   # gb, gw_b (unpadded) + scratch, then gw_b + gw
+    blk = 16 if kernel == "avx512" else 8 if kernel == "avx2" else env.block
+    plain = cin_g == 3 if kernel == "avx2" else (kernel == "avx512" and groups == 1 and cin_g <= 3)
+    in_r = 0 if plain else n * _pad(cin, blk) * h * wd * item
+    ic = cin_g if plain or kernel == "depthwise" else _pad(cin_g, blk)
+    gw_b = _pad(cout, blk) * ic * kh * kw * item
+    go_r = n * _pad(cout, blk) * ho * wo * item
+    scratch = 0
+    if kernel == "avx512" and kh == kw == 1:       # the 1x1 kernel balances its threads its own way
+        scratch = avx512_1x1_scratchpad(n, groups, cin_g, cout // groups, ho * wo, wo, env.threads, bias)
+    elif kernel != "depthwise":
+        shape = WeightGradShape(n, groups, ic // (cin_g if plain else blk), _pad(cout // groups, blk) // blk,
+                                cin_g if plain else blk, blk, h, wd, ho, wo, kh, kw, stride[0], stride[1],
+                                dilation[0] - 1)
+        pad_fn = avx512_scratchpad if kernel == "avx512" else avx2_scratchpad
+        scratch = pad_fn(shape, env.threads, cout // groups, bias)
+    return [go_r + in_r + gw_b + scratch + gb - gw - gb, gw_b + gb]
