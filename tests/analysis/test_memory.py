@@ -81,16 +81,59 @@ def test_bad_configuration_is_a_clear_error():
     ("resnet18", 32, 8, True),
     ("vgg11", 32, 4, True),          # Sequential segments with in-place ReLUs
     ("efficientnet_b0", 32, 4, False),
+    ("lenet5", 32, 8, False),        # single-channel input and 5x5 kernels on small maps (+48 % on AVX-512 once)
 ])
 def test_cnn_prediction_matches_a_real_cpu_step(name, size, batch, checkpointing):
     from cnnlab.analysis.checkpoint import checkpoint_segments
 
-    est = estimate_memory(meta(name, input_size=size), (3, size, size), batch, "sgd-momentum",
+    channels = 1 if name == "lenet5" else 3
+    kw = {} if name == "lenet5" else {"input_size": size}
+    est = estimate_memory(meta(name, **kw), (channels, size, size), batch, "sgd-momentum",
                           checkpointing=checkpointing)
     torch.manual_seed(0)
-    real = create_model(name, input_size=size)
+    real = create_model(name, **kw)
     if checkpointing:
         checkpoint_segments(real)
-    train, infer = measure_memory(real, (3, size, size), batch, StepConfig("sgd-momentum", checkpointing=checkpointing))
+    train, infer = measure_memory(real, (channels, size, size), batch,
+                                  StepConfig("sgd-momentum", checkpointing=checkpointing))
+    assert est.training.peak_bytes == pytest.approx(train, rel=0.01)
+    assert est.inference.peak_bytes == pytest.approx(infer, rel=0.01)
+
+
+def test_kernels_the_rules_were_not_measured_on_are_flagged(monkeypatch):
+    from cnnlab.analysis import workspace
+
+    native = estimate_memory(meta("lenet5"), (1, 32, 32), 4)
+    assert any("unverified" in n for n in native.notes) == (not workspace.CpuKernels.current().verified)
+    other = estimate_memory(meta("lenet5"), (1, 32, 32), 4, kernels=workspace.CpuKernels("neon", 4))
+    note = next(n for n in other.notes if "unverified" in n)
+    assert "neon" in note and f"{other.training.breakdown['kernel_workspace']:,} B" in note
+
+
+AVX2_CHILD = """
+import json, sys, torch
+from cnnlab.analysis.measure import measure_memory
+from cnnlab.analysis.step import StepConfig
+from cnnlab.models import create_model
+torch.set_num_threads(2); torch.manual_seed(0)
+assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+print(json.dumps(measure_memory(create_model("resnet18", input_size=32), (3, 32, 32), 8, StepConfig("sgd"))))
+"""
+
+
+@pytest.mark.slow
+def test_predicting_for_another_cpus_kernels_matches_a_step_run_on_them():
+    """From any x86 machine: predict an AVX2 CPU's step, then run it on AVX2 kernels in a subprocess."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cnnlab.analysis.workspace import CpuKernels
+
+    est = estimate_memory(meta("resnet18", input_size=32), (3, 32, 32), 8, "sgd", kernels=CpuKernels("avx2", 2))
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", AVX2_CHILD], env=env, capture_output=True, text=True, check=True)
+    train, infer = json.loads(out.stdout.strip().splitlines()[-1])
     assert est.training.peak_bytes == pytest.approx(train, rel=0.01)
     assert est.inference.peak_bytes == pytest.approx(infer, rel=0.01)

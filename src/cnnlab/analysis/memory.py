@@ -4,17 +4,22 @@ The network is copied onto fake tensors (``FakeTensorMode``: shapes, dtypes
 and devices, no data) and a real training step — forward, loss, backward,
 optimizer step, ``zero_grad(set_to_none=True)`` — runs through PyTorch's own
 autograd and optimizer code under :class:`AllocationTracker`, which adds up
-every tensor storage while it is alive. Two steps run and the second is
-reported: that is the steady state, with the optimizer's state already
-allocated and the previous step's gradients already freed.
+every tensor storage while it is alive. The step is the steady state: the
+optimizer's state exists before it starts (primed on zero gradients, without a
+first step), the previous step's gradients are already freed. CPU convolutions
+add the scratch buffers their oneDNN kernels allocate inside the op
+(:mod:`cnnlab.analysis.workspace`), for the kernels this process runs or for
+the ones a :class:`~cnnlab.analysis.workspace.CpuKernels` names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -33,7 +38,7 @@ from cnnlab.analysis.step import (
 )
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
 from cnnlab.analysis.walk import _quiet_fake_tensor_log
-from cnnlab.analysis.workspace import onednn_conv_workspace
+from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, onednn_conv_workspace
 from cnnlab.errors import ShapeError
 
 CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
@@ -130,13 +135,14 @@ class _FakeRun:
 
 
 def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
-         inference: bool = True, count_macs: bool = True) -> _FakeRun:
+         inference: bool = True, count_macs: bool = True, kernels: CpuKernels | None = None) -> _FakeRun:
     """One fake model: a prediction (if asked), then a steady-state training step, each tracked."""
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
-    workspace = None if cfg.device == "cuda" else onednn_conv_workspace
+    workspace = None if cfg.device == "cuda" else partial(onednn_conv_workspace,
+                                                          kernels=kernels or CpuKernels.current())
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     counter = FlopCounterMode(display=False) if count_macs else contextlib.nullcontext()
     # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
@@ -195,7 +201,8 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
 def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: int = 1,
                     optimizer: str = "sgd", precision: str = "fp32", checkpointing: bool = False,
                     device: str = "cpu", name: str | None = None,
-                    include_inference: bool = True, count_macs: bool = False) -> MemoryEstimate:
+                    include_inference: bool = True, count_macs: bool = False,
+                    kernels: CpuKernels | None = None) -> MemoryEstimate:
     """Predict the peak bytes of one steady-state training step and of one prediction.
 
     ``network`` is any ``nn.Module`` (with real weights or on the meta device);
@@ -204,6 +211,8 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     allocator hands out); on CUDA, the same in the caching allocator's
     512-byte blocks — ``torch.cuda.max_memory_allocated``'s unit.
     ``count_macs`` also counts the MACs of the whole step (``step_macs``; slower).
+    ``kernels`` predicts for another CPU's oneDNN kernels (ISA, threads) than
+    this process's, e.g. ``CpuKernels("avx2", 8)`` for an 8-thread AVX2 laptop.
     """
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
@@ -212,7 +221,8 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     meta = _as_meta(network)
     try:
         with _quiet_fake_tensor_log():
-            run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs)
+            run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs,
+                       kernels=kernels)
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -224,11 +234,25 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                      "torch.cuda.max_memory_allocated does; not counted: the CUDA context "
                      "(~300-500 MiB per process), cuDNN/cuBLAS workspaces, and memory reserved "
                      "but not allocated by the cache (torch.cuda.memory_reserved)")
+    if device == "cpu":
+        notes += _workspace_notes(kernels or CpuKernels.current(), training)
     if checkpointing and not segments:
         notes.append("checkpointing: no block structure found to checkpoint; figures are without it")
     params = sum(p.numel() for p in {id(p): p for p in network.parameters()}.values())
     return MemoryEstimate(name or type(network).__name__, shape, batch_size, cfg, params,
                           training, inference, segments, macs, notes)
+
+
+def _workspace_notes(kernels: CpuKernels, training: PeakReport) -> list[str]:
+    """Say so when this CPU's kernels are not the ones the workspace rules were measured on."""
+    if kernels.verified:
+        return []
+    scratch = training.breakdown.get("kernel_workspace", 0)
+    return [f"kernel workspace unverified on this machine: the oneDNN scratch rules were measured on "
+            f"x86-64 AVX2 and AVX-512 kernels of torch {MODELLED_TORCH} (oneDNN 3.12); this process runs "
+            f"{kernels.isa} kernels with torch {torch.__version__} on {platform.machine()}. The figure "
+            f"includes {scratch:,} B of modelled workspace at the peak, which may differ here; compare with "
+            f"a real step with --measure"]
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,28 @@ def avx512_1x1_scratchpad(mb: int, groups: int, cin_g: int, cout_g: int, spatial
     if bias:
         total += reducer_scratchpad(used, 16, groups * nb_oc, mb, used * 3 * 5 * 5 * 16 * 16)
     return total
+
+
+def depthwise_scratchpad(channels: int, kh: int, kw: int, mb: int, nthreads: int, block: int, bias: bool) -> int:
+    """Scratchpad bytes of the depthwise weight gradient (``jit_uni_dw_conv_bwd_weights_kernel_t``).
+
+    Threads go to channel blocks first, the rest share the minibatch, each extra
+    one with its own copy of the weight (and bias) gradient.
+    """
+    nthr_g = min(div_up(channels, block), nthreads)
+    nthr_mb = min(max(1, nthreads // nthr_g), mb)
+    if nthr_mb == 1:
+        return 0
+    total = channels * kh * kw * (nthr_mb - 1) * F32 + _ALIGN
+    if bias:
+        total += channels * (nthr_mb - 1) * F32 + _ALIGN
+    return total
+
+
+def gemm_threads(out_pixels: int, mb: int, groups: int, nthreads: int) -> int:
+    """Threads of oneDNN's GEMM weight gradient (``gemm_convolution_utils.cpp``, "outer threading").
+
+    Each thread then holds its own weight-gradient copy and im2col buffer.
+    """
+    outer = out_pixels // nthreads < 256 and (mb != 1 or groups > 2)
+    return nthreads if outer else 1

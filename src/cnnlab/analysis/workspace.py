@@ -38,9 +38,8 @@ oneDNN ("mkldnn")
     * GEMM (``x64:gemm:jit``), for the rest (small maps on AVX2, dilation, depthwise
       5×5 and up): its scratchpad holds per-thread copies of the weight gradient and
       an im2col buffer: ``t × (4·|w| + C_in/g·k_h·k_w·H_out·W_out·4 B) + 256 B``,
-      where ``t`` is every thread for outputs up to 20×20 and one thread from
-      24×24 (fitted exactly for 1, 2 and 4 threads; the switch between 20 and
-      24 is not pinned down).
+      where ``t`` is every thread when ``H_out·W_out / threads < 256`` (and
+      more than one image), else one.
 
     The direct kernels' scratchpad (per-thread partial weight and bias sums,
     a padded bias) follows oneDNN's thread balancing: :mod:`cnnlab.analysis.onednn_threads`.
@@ -68,6 +67,8 @@ from cnnlab.analysis.onednn_threads import (
     avx2_scratchpad,
     avx512_1x1_scratchpad,
     avx512_scratchpad,
+    depthwise_scratchpad,
+    gemm_threads,
 )
 
 _conv = torch.ops.aten.convolution.default
@@ -75,7 +76,6 @@ _conv_bw = torch.ops.aten.convolution_backward.default
 _SCRATCH_ALIGN = 256
 _RTUS_ALIGN = 128
 _PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-padded bias
-_GEMM_ALL_THREADS_MAX_SIDE = 20   # measured: every thread up to 20x20 outputs, one from 24x24
 MODELLED_ISAS = ("avx2", "avx512")
 MODELLED_TORCH = "2.14"           # oneDNN 3.12: the version whose kernels were measured
 
@@ -222,8 +222,7 @@ def _weight_grad_stages(go, x, w, stride, dilation, groups: int, bias: bool, env
     gw, gb = math.prod(w.shape) * item, (cout * item if bias else 0)
     kernel = weight_grad_kernel(x.shape, w.shape, dilation, groups, env)
     if kernel == "gemm":
-        threads = env.threads if max(ho, wo) <= _GEMM_ALL_THREADS_MAX_SIDE else 1
-        scratch = threads * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
+        scratch = gemm_threads(ho * wo, n, groups, env.threads) * (4 * gw + cin_g * kh * kw * ho * wo * item) + _SCRATCH_ALIGN
         return [scratch, gw]   # gb, gw_b (unpadded) + scratch, then gw_b + gw
     blk = 16 if kernel == "avx512" else 8 if kernel == "avx2" else env.block
     plain = cin_g == 3 if kernel == "avx2" else (kernel == "avx512" and groups == 1 and cin_g <= 3)
@@ -231,10 +230,11 @@ def _weight_grad_stages(go, x, w, stride, dilation, groups: int, bias: bool, env
     ic = cin_g if plain or kernel == "depthwise" else _pad(cin_g, blk)
     gw_b = _pad(cout, blk) * ic * kh * kw * item
     go_r = n * _pad(cout, blk) * ho * wo * item
-    scratch = 0
     if kernel == "avx512" and kh == kw == 1:       # the 1x1 kernel balances its threads its own way
         scratch = avx512_1x1_scratchpad(n, groups, cin_g, cout // groups, ho * wo, wo, env.threads, bias)
-    elif kernel != "depthwise":
+    elif kernel == "depthwise":
+        scratch = depthwise_scratchpad(cout, kh, kw, n, env.threads, env.block, bias)
+    else:
         shape = WeightGradShape(n, groups, ic // (cin_g if plain else blk), _pad(cout // groups, blk) // blk,
                                 cin_g if plain else blk, blk, h, wd, ho, wo, kh, kw, stride[0], stride[1],
                                 dilation[0] - 1)
