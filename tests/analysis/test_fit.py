@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from cnnlab.analysis.fit import fit, headroom
 from cnnlab.analysis.memory import estimate_memory
 from cnnlab.models import create_model
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def meta(name: str):
@@ -43,7 +48,7 @@ def test_a_network_that_cannot_fit_even_at_batch_1_gets_an_honest_answer():
 def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_params():
     from cnnlab.spec import build, load_spec
 
-    spec = load_spec("examples/geron_ex2.yaml").with_input((3, 100, 150))
+    spec = load_spec(ROOT / "examples" / "geron_ex2.yaml").with_input((3, 100, 150))
     net = build(spec, device="meta")
     peak = estimate_memory(net, (3, 100, 150), 16, include_inference=False).training.peak_bytes
     report = fit(net, (3, 100, 150), peak // 2, batch_size=16, name="geron", spec=spec)
@@ -55,3 +60,31 @@ def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_par
     # removing conv_1 or conv_2 moves the bigger maps to the next layer: no saving, said in a note
     assert not any(r.name == "remove layer" for r in report.remedies)
     assert any("remove layer: none of the 2 valid variants" in n for n in report.notes)
+
+
+def test_pools_without_a_stride_get_both_remedies():
+    """The packaged small CNN's pools step by their window (no ``stride`` field): fit used to crash on them."""
+    from cnnlab.spec import build, load_spec
+
+    spec = load_spec(ROOT / "src" / "cnnlab" / "train" / "small_cnn.yaml")
+    pools = [i for i, layer in enumerate(spec.layers) if layer.TYPE == "maxpool"]
+    assert pools and all(spec.layers[i].stride is None for i in pools)
+    net = build(spec, device="meta")
+    report = fit(net, spec.input_shape, 1_000_000, batch_size=64, name="small_cnn", spec=spec)
+    names = spec.layer_names()
+    stride = [r for r in report.remedies if r.name == "larger stride"]
+    pool_window = spec.layers[pools[0]].size[0]
+    assert any(r.details["layer"] == names[pools[0]] and
+               r.details["change"] == f"stride {pool_window} -> {pool_window + 1}" for r in stride)
+
+
+def test_checkpointing_advice_uses_the_same_peak_as_memory():
+    """fit's checkpointing figure is the one ``cnnlab memory --checkpointing`` predicts (MAC counting aside)."""
+    net = meta("resnet50")
+    plain = estimate_memory(net, (3, 128, 128), 8, include_inference=False).training.peak_bytes
+    ck = estimate_memory(net, (3, 128, 128), 8, checkpointing=True, include_inference=False).training.peak_bytes
+    assert ck < plain
+    report = fit(net, (3, 128, 128), (ck + plain) // 2, batch_size=8, name="resnet50")
+    remedy = next(r for r in report.remedies if r.name == "activation checkpointing")
+    assert remedy.peak_bytes == ck and remedy.fits
+    assert remedy.details["recompute_macs"] > 0

@@ -137,3 +137,13 @@ def test_predicting_for_another_cpus_kernels_matches_a_step_run_on_them():
     train, infer = json.loads(out.stdout.strip().splitlines()[-1])
     assert est.training.peak_bytes == pytest.approx(train, rel=0.01)
     assert est.inference.peak_bytes == pytest.approx(infer, rel=0.01)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_counting_macs_does_not_change_the_memory_figure(checkpointing):
+    kw = {"optimizer": "sgd", "checkpointing": checkpointing, "include_inference": False}
+    without = estimate_memory(meta("resnet18", input_size=64), (3, 64, 64), 8, count_macs=False, **kw)
+    counted = estimate_memory(meta("resnet18", input_size=64), (3, 64, 64), 8, count_macs=True, **kw)
+    assert counted.training.peak_bytes == without.training.peak_bytes
+    assert counted.training.breakdown == without.training.breakdown
+    assert counted.step_macs > 3 * 2 * 8 * 35_000_000   # forward + ~2x backward of ~149 M MACs/image at 64 px

@@ -91,3 +91,19 @@ def test_errors(capsys, argv, needle):
     code, out, err = run(capsys, "ops", *argv)
     assert code == 2 and needle in err
     assert err.count("\n") == 1 and "Traceback" not in err and out == ""
+
+
+def test_maxpool_same_padding_explains_and_serialises_minus_infinity(capsys):
+    """'same' max pooling pads with −∞: the text shows it, the JSON (which has no infinity) says "-inf"."""
+    import torch
+
+    grid = "[[1,2,3],[4,5,6],[7,8,9]]"
+    code, out, _ = run(capsys, "ops", "maxpool", "--input", grid, "--size", "2", "--padding", "same", "--explain")
+    assert code == 0 and "−∞" in out and "y[1, 1] = max(9) = 9" in out
+    code, out, _ = run(capsys, "ops", "maxpool", "--input", grid, "--size", "2", "--padding", "same",
+                       "--json", "--explain")
+    d = json.loads(out)   # strict JSON: json.loads would accept -Infinity, so check the text too
+    assert "Infinity" not in out and d["padded_input"][3] == ["-inf"] * 4
+    x = torch.tensor([[[[1., 2, 3], [4, 5, 6], [7, 8, 9]]]])
+    ref = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, (0, 1, 0, 1), value=float("-inf")), 2)
+    assert d["output"] == ref[0, 0].int().tolist()

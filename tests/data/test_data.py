@@ -91,6 +91,46 @@ def test_image_folder_with_train_val_test_subfolders(tmp_path):
     assert (len(data.train), len(data.val), len(data.test)) == (6, 6, 6)
 
 
+def make_unique_folder(root: Path, per_class: int = 10, start: int = 0) -> int:
+    """Images whose first two pixels hold their id (start, start+1, ...); returns the next free id."""
+    n = start
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for _ in range(per_class):
+            arr = np.full((6, 6), 0, dtype=np.uint8)
+            arr[0, 0], arr[0, 1] = n % 256, n // 256
+            Image.fromarray(arr, "L").save(root / c / f"{n}.png")
+            n += 1
+    return n
+
+
+def _ids(split) -> set[int]:
+    x = split.images[:, 0, 0, :2].long()
+    return set((x[:, 0] + 256 * x[:, 1]).tolist())
+
+
+@pytest.mark.parametrize("layout", ["flat", "train", "train+val", "train+test", "train+val+test"])
+def test_train_val_and_test_never_share_an_image(tmp_path, layout):
+    total = 0
+    for part in ([""] if layout == "flat" else layout.split("+")):
+        total = make_unique_folder(tmp_path / "set" / part, start=total)
+    data = load_data(str(tmp_path / "set"), channels=1, seed=5)
+    train, val, test = _ids(data.train), _ids(data.val), _ids(data.test)
+    assert len(train) == len(data.train) and len(val) == len(data.val) and len(test) == len(data.test)
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert train | val | test == set(range(total))
+
+
+def test_a_split_folder_without_readable_images_is_an_error(tmp_path):
+    """An unreadable test/ folder used to give an empty test split, then test images drawn from train."""
+    make_folder(tmp_path / "set" / "train")
+    for c in ("cat", "dog"):
+        (tmp_path / "set" / "test" / c).mkdir(parents=True)
+        (tmp_path / "set" / "test" / c / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"set/test: no readable images"):
+        load_data(str(tmp_path / "set"))
+
+
 @pytest.mark.parametrize("make, needle", [
     (lambda root: make_folder(root, classes=("only",)), "at least two"),
     (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], "no readable images"),

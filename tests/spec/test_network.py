@@ -160,3 +160,16 @@ def test_structural_errors(write_spec, text, needle):
 def test_error_is_one_line(write_spec):
     msg = err(write_spec, "input: [3, 8, 8]\nlayers:\n  - conv: {filters: 4, kernel: 9}\n")
     assert "\n" not in msg
+
+
+def test_replaced_layers_get_fresh_shapes(examples):
+    """``dataclasses.replace`` on a spec walks the new layers: shapes never go stale."""
+    import dataclasses
+
+    spec = load_spec(examples / "geron_ex2.yaml")
+    shorter = dataclasses.replace(spec, layers=spec.layers[:2])
+    assert len(shorter.shapes) == 3 and shorter.output_shape == spec.shapes[2]
+    wider = dataclasses.replace(spec, input_shape=(3, 100, 150))
+    assert wider.shapes[0] == (3, 100, 150) and wider.output_shape == spec.output_shape
+    with pytest.raises(ValueError):
+        dataclasses.replace(spec, shapes=spec.shapes)

@@ -48,21 +48,26 @@ def _variants(spec: NetworkSpec) -> list[tuple[str, int, str, NetworkSpec, tuple
     out = []
     for i, layer in enumerate(spec.layers):
         if layer.TYPE in STRIDED:
-            sh, sw = layer.stride  # type: ignore[attr-defined]
+            # a pool without an explicit stride steps by its window (its ``step``)
+            sh, sw = getattr(layer, "step", None) or layer.stride  # type: ignore[attr-defined]
             changed = replace(layer, stride=(sh + 1, sw + 1))  # type: ignore[call-arg]
-            try:
-                new = replace(spec, layers=spec.layers[:i] + (changed,) + spec.layers[i + 1:], shapes=())
-            except CnnlabError:
-                continue
-            out.append(("larger stride", i, f"stride {sh} -> {sh + 1}" if sh == sw else
-                        f"stride {sh}×{sw} -> {sh + 1}×{sw + 1}", new, new.shapes[i + 1]))
+            new = _respec(spec, spec.layers[:i] + (changed,) + spec.layers[i + 1:])
+            if new is not None:
+                out.append(("larger stride", i, f"stride {sh} -> {sh + 1}" if sh == sw else
+                            f"stride {sh}×{sw} -> {sh + 1}×{sw + 1}", new, new.shapes[i + 1]))
         if layer.TYPE in REMOVABLE and i < len(spec.layers) - 1:
-            try:
-                new = replace(spec, layers=spec.layers[:i] + spec.layers[i + 1:], shapes=())
-            except CnnlabError:
-                continue
-            out.append(("remove layer", i, f"remove {names[i]} ({layer.TYPE})", new, None))
+            new = _respec(spec, spec.layers[:i] + spec.layers[i + 1:])
+            if new is not None:
+                out.append(("remove layer", i, f"remove {names[i]} ({layer.TYPE})", new, None))
     return out
+
+
+def _respec(spec: NetworkSpec, layers: tuple) -> NetworkSpec | None:  # type: ignore[type-arg]
+    """The spec with other layers, re-validated; ``None`` when its shapes no longer work."""
+    try:
+        return replace(spec, layers=layers)
+    except CnnlabError:
+        return None
 
 
 def architecture_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], int]) -> list[Candidate]:

@@ -14,7 +14,6 @@ the ones a :class:`~cnnlab.analysis.workspace.CpuKernels` names.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import platform
 from collections.abc import Sequence
@@ -144,7 +143,7 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
     workspace = None if cfg.device == "cuda" else partial(onednn_conv_workspace,
                                                           kernels=kernels or CpuKernels.current())
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    counter = FlopCounterMode(display=False) if count_macs else contextlib.nullcontext()
+    counter = FlopCounterMode(display=False)
     # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
     # autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA allocator's rounding.
     on_cuda = cfg.device == "cuda"
@@ -192,8 +191,12 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
                 p.register_post_accumulate_grad_hook(lambda p: tracker.track([p.grad], "gradients"))
         with tracker:
             tracker.reset_peak()
+            training_step(model, x, y, opt, cfg, phases(tracker))
+        if count_macs:
+            # a second, untracked step: FlopCounterMode's module hooks keep tensors alive that
+            # checkpointing would free, so counting inside the tracked step changed its peak
             with counter:
-                training_step(model, x, y, opt, cfg, phases(tracker))
+                training_step(model, x, y, opt, cfg, lambda name: None)
     macs = counter.get_total_flops() // 2 if count_macs else None  # type: ignore[union-attr]
     return _FakeRun(_report(tracker), infer_report, segments, macs)
 

@@ -35,6 +35,33 @@ def _split(s: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     return Split(s.images[rest], s.labels[rest]), Split(s.images[part], s.labels[part])
 
 
+def _folder_splits(root: Path, splits: dict[str, Split], val_fraction: float,
+                   seed: int) -> tuple[Split, Split, Split]:
+    """(train, val, test) of a folder: its own sub-folders where it has them, seeded disjoint draws otherwise.
+
+    A split folder that is there but yields no image is an error: treating it as
+    absent would silently move images between splits.
+    """
+    for name, part in splits.items():
+        if len(part) == 0:
+            where = root if name == "all" else root / name
+            raise DataError(f"{where}: no readable images; add images or remove the folder")
+    if "all" in splits:
+        rest, test = _split(splits["all"], TEST_FRACTION, seed)
+        train, val = _split(rest, val_fraction, seed + 1)
+        return train, val, test
+    train = splits["train"]
+    if "test" in splits:
+        test = splits["test"]
+    else:
+        train, test = _split(train, TEST_FRACTION, seed)
+    if "val" in splits:
+        val = splits["val"]
+    else:
+        train, val = _split(train, val_fraction, seed + 1)
+    return train, val, test
+
+
 def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Split:
     from torchvision.transforms.v2 import functional as TF
 
@@ -77,18 +104,7 @@ def load_data(source: str, data_dir: str | Path | None = None, val_fraction: flo
             raise DataError(f"unknown data set '{source}'; use {', '.join(NAMED)} or a folder of images "
                             "(<folder>/<class>/<image>)")
         classes, splits, skipped = load_folder(root, channels, size, strict)
-        if "all" in splits:
-            rest, test = _split(splits["all"], TEST_FRACTION, seed)
-            train, val = _split(rest, val_fraction, seed + 1)
-        else:
-            train = splits["train"]
-            test = splits.get("test") or _split(train, TEST_FRACTION, seed)[1]
-            if "test" not in splits:
-                train = _split(train, TEST_FRACTION, seed)[0]
-            if "val" in splits:
-                val = splits["val"]
-            else:
-                train, val = _split(train, val_fraction, seed + 1)
+        train, val, test = _folder_splits(root, splits, val_fraction, seed)
         data = ImageData(root.name or str(root), classes, train, val, test, flip_ok=True, skipped=skipped)
     if len(data.train) == 0 or len(data.val) == 0:
         raise DataError(f"{source}: too few images to split into training and validation sets "

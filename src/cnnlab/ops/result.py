@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -71,6 +72,8 @@ def fmt(value: Any) -> str:
         return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     if isinstance(value, (float, np.floating)):
         v = float(value)
+        if not math.isfinite(v):      # max pooling pads with −∞
+            return "nan" if math.isnan(v) else ("−∞" if v < 0 else "∞")
         if v == int(v) and abs(v) < 1e15:
             return str(int(v))
         return f"{v:.6g}"
@@ -78,13 +81,15 @@ def fmt(value: Any) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Arrays to nested lists; Fractions to "p/q" strings (ints stay ints)."""
+    """Arrays to nested lists; Fractions to "p/q" strings (ints stay ints); ±∞ to "-inf"/"inf" (JSON has none)."""
     if isinstance(value, np.ndarray):
         return [to_jsonable(v) for v in value] if value.ndim else to_jsonable(value.item())
     if isinstance(value, Fraction):
         return value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     if isinstance(value, (np.floating, float)):
         v = float(value)
+        if not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("-inf" if v < 0 else "inf")
         return int(v) if v == int(v) and abs(v) < 2**53 else v
     if isinstance(value, np.integer):
         return int(value)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -38,18 +38,19 @@ class NetworkSpec:
     """A validated sequential network.
 
     ``shapes[i]`` is the per-instance shape entering layer ``i`` (1-based layer
-    ``i+1``), and ``shapes[-1]`` the network's output shape.
+    ``i+1``), and ``shapes[-1]`` the network's output shape. They are derived,
+    never passed in: every new spec (``dataclasses.replace`` included) walks
+    its layers again, so shapes cannot go stale.
     """
 
     input_shape: Shape
     layers: tuple[LayerSpec, ...]
     name: str = "network"
     source: str | None = None
-    shapes: tuple[Shape, ...] = ()
+    shapes: tuple[Shape, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.shapes:
-            object.__setattr__(self, "shapes", _propagate(self.input_shape, self.layers, self.source))
+        object.__setattr__(self, "shapes", _propagate(self.input_shape, self.layers, self.source))
 
     @property
     def output_shape(self) -> Shape:
@@ -57,7 +58,7 @@ class NetworkSpec:
 
     def with_input(self, input_shape: Iterable[int]) -> "NetworkSpec":
         """The same layers on another input (re-validated)."""
-        return replace(self, input_shape=_input_shape(list(input_shape), self.source), shapes=())
+        return replace(self, input_shape=_input_shape(list(input_shape), self.source))
 
     def layer_names(self) -> list[str]:
         """Display names: the spec's ``name`` or ``<type>_<k>`` (k counts that type)."""

@@ -27,7 +27,7 @@ def _adapt_spec(spec, shape: tuple[int, int, int], classes: int):  # type: ignor
                           f"it is {last.TYPE}")
     # the loss is cross-entropy on logits: the classifier gets the data's classes and no softmax
     new_last = replace(last, units=classes, activation="none")  # type: ignore[call-arg]
-    return replace(spec, layers=spec.layers[:-1] + (new_last,), shapes=())
+    return replace(spec, layers=spec.layers[:-1] + (new_last,))
 
 
 def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text: str | None = None
