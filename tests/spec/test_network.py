@@ -169,7 +169,12 @@ def test_replaced_layers_get_fresh_shapes(examples):
     spec = load_spec(examples / "geron_ex2.yaml")
     shorter = dataclasses.replace(spec, layers=spec.layers[:2])
     assert len(shorter.shapes) == 3 and shorter.output_shape == spec.shapes[2]
-    wider = dataclasses.replace(spec, input_shape=(3, 100, 150))
-    assert wider.shapes[0] == (3, 100, 150) and wider.output_shape == spec.output_shape
+    smaller = dataclasses.replace(spec, input_shape=(3, 100, 150))
+    assert smaller.shapes[0] == (3, 100, 150) and smaller.output_shape != spec.output_shape
+    import torch
+
+    from cnnlab.spec import build
+    out = build(smaller, device="meta")(torch.empty(1, 3, 100, 150, device="meta"))
+    assert tuple(out.shape[1:]) == smaller.output_shape     # a real forward pass agrees
     with pytest.raises(ValueError):
         dataclasses.replace(spec, shapes=spec.shapes)
