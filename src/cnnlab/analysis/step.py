@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-
-OPTIMIZERS = ("sgd", "sgd-momentum", "adam", "adamw")
-PRECISIONS = ("fp32", "fp16-amp", "bf16-amp", "bf16")
+from cnnlab.optim import create_optimizer
+from cnnlab.vocab import OPTIMIZERS, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -53,20 +52,9 @@ class StepConfig:
         return contextlib.nullcontext()
 
 
-def make_optimizer(params, name: str, foreach: bool | None = None) -> torch.optim.Optimizer:
-    """The optimizer as ``--optimizer`` names it.
-
-    ``foreach=None`` is PyTorch's default: the multi-tensor ("foreach")
-    implementation on CUDA, a per-parameter loop on CPU. The foreach one
-    allocates its temporaries for all parameters at once.
-    """
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=0.01, foreach=foreach)
-    if name == "sgd-momentum":
-        return torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=foreach)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
-    return torch.optim.AdamW(params, lr=1e-3, foreach=foreach)
+def make_optimizer(params, name: str, foreach: bool | None = None) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]
+    """The optimizer as ``--optimizer`` names it (:func:`cnnlab.optim.create_optimizer`)."""
+    return create_optimizer(params, name, foreach=foreach)
 
 
 def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from cnnlab.analysis import DTYPES, AnalysisReport, analyze
-from cnnlab.analysis.explain import explain
 from cnnlab.cli.common import console, positive_int, print_json, shape_arg
 from cnnlab.errors import ShapeError
-from cnnlab.targets import resolve_target
 from cnnlab.units import mb, mib, si
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnlab.analysis import AnalysisReport
 
 EPILOG = """\
 examples:
@@ -46,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.analysis import DTYPES, analyze
+    from cnnlab.analysis.explain import explain
+    from cnnlab.targets import resolve_target
+
     target = resolve_target(args.target, args.input)
     if target.input_shape is None:
         raise ShapeError(f"{args.target}: --input C,H,W is required for a module target "
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(report: AnalysisReport) -> None:
     """Per-layer table, totals and the textbook memory."""
+    from rich.table import Table
+
     con = console()
     dims = "×".join(map(str, report.input_shape))
     table = Table(title=f"{report.name} — input {dims}, batch {report.batch_size}, "

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.errors import ShapeError
-from cnnlab.targets import parse_shape
+from cnnlab.shapes import parse_shape
 
 
 def console() -> Console:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from cnnlab.analysis.step import OPTIMIZERS, PRECISIONS
 from cnnlab.cli.common import console, positive_int, print_json, shape_arg
 from cnnlab.errors import CnnlabError, ShapeError
-from cnnlab.targets import Target, resolve_target
 from cnnlab.units import human_bytes, mb, mib, parse_bytes
+from cnnlab.vocab import OPTIMIZERS, PRECISIONS, choices_help
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnlab.targets import Target
 
 MEMORY_EPILOG = """\
 examples:
@@ -29,9 +32,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a zoo model name, a spec file (.yaml/.yml/.json) or package.module:callable")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="shape of one instance (default: the spec's or zoo model's usual input)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="default: sgd")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help=f"the optimizer whose state counts (default: sgd). {choices_help(OPTIMIZERS)}")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32, mixed precision (fp16-amp, bf16-amp) or pure bf16 (default: fp32)")
+                   help=f"default: fp32. {choices_help(PRECISIONS)}")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="whose allocator to model (default: cpu)")
     p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
@@ -68,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target(args: argparse.Namespace) -> Target:
+    from cnnlab.targets import resolve_target
+
     target = resolve_target(args.target, args.input)
     if target.input_shape is None:
         raise ShapeError(f"{args.target}: --input C,H,W is required for a module target")

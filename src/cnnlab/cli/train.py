@@ -53,8 +53,9 @@ def _float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cnnlab.data.augment import PRESETS
-    from cnnlab.train.loop import OPTIMIZERS, PRECISIONS
+    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
+    from cnnlab.vocab import OPTIMIZERS, choices_help
+    from cnnlab.vocab import TRAIN_PRECISIONS as PRECISIONS
 
     t = sub.add_parser("train", help="train and evaluate a zoo model or spec network on real images",
                        description="Train a CNN on in-memory image data with a progress bar, validation each "
@@ -71,9 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--epochs", type=positive_int, default=10)
     t.add_argument("--batch", type=positive_int, default=64, help="global batch (split across torchrun processes)")
     t.add_argument("--lr", type=_float, help="peak learning rate of the one-cycle schedule "
-                   "(default 1e-3 for adam/adamw, 0.05 for sgd)")
+                   "(default 1e-3 for adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)")
     t.add_argument("--weight-decay", type=_float, default=5e-4)
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help=f"default: adam. {choices_help(OPTIMIZERS)}")
     t.add_argument("--augment", choices=PRESETS, default="none")
     t.add_argument("--val-fraction", type=_float, default=0.1, help="share of the training images held out "
                    "for validation when the data has no val split (default 0.1)")

@@ -16,8 +16,9 @@ from torch import nn
 from torchvision.transforms import v2
 
 from cnnlab.errors import CnnlabError
+from cnnlab.vocab import AUGMENT_PRESETS
 
-PRESETS = ("none", "basic", "strong")
+PRESETS = AUGMENT_PRESETS
 
 
 def make_augment(preset: str, size: tuple[int, int], flip: bool) -> nn.Module | None:

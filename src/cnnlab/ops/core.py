@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnnlab.errors import OpsInputError
-from cnnlab.layers.same_pad import same_pad_amounts
+from cnnlab.padding import same_pad_amounts
 
 SAME_RULE = ("'same' = TensorFlow/Keras rule: out = ceil(in / stride), total padding "
              "max((out-1)*stride + k_eff - in, 0), odd extra zero at the end (bottom/right)")

@@ -38,11 +38,11 @@ from cnnlab.data import ImageData, Split, load_data
 from cnnlab.data.augment import PRESETS, apply, make_augment
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
+from cnnlab.optim import DEFAULT_LR, create_optimizer
 from cnnlab.train.checkpoint import load_state, save_state, save_weights
 from cnnlab.train.model import build_model
+from cnnlab.vocab import OPTIMIZERS, TRAIN_PRECISIONS
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-PRECISIONS = ("fp32", "bf16-amp", "fp16-amp")
 KILL_HOOK = "CNNLAB_TEST_SIGKILL_AFTER_STEP"   # tests: SIGKILL this process after that global step
 
 
@@ -55,7 +55,7 @@ class TrainConfig:
     data_dir: str | None = None
     epochs: int = 10
     batch: int = 64
-    lr: float | None = None           # default: 0.05 for SGD (momentum 0.9), 1e-3 for Adam/AdamW
+    lr: float | None = None           # default: cnnlab.optim.DEFAULT_LR (0.05 for the SGDs, 1e-3 for Adam/AdamW)
     weight_decay: float = 5e-4
     optimizer: str = "adam"
     augment: str = "none"
@@ -77,7 +77,7 @@ class TrainConfig:
             (self.weight_decay < 0, f"--weight-decay must be ≥ 0 (got {self.weight_decay})"),
             (self.optimizer not in OPTIMIZERS, f"unknown optimizer '{self.optimizer}'; use {', '.join(OPTIMIZERS)}"),
             (self.augment not in PRESETS, f"unknown augmentation '{self.augment}'; use {', '.join(PRESETS)}"),
-            (self.precision not in PRECISIONS, f"unknown precision '{self.precision}'; use {', '.join(PRECISIONS)}"),
+            (self.precision not in TRAIN_PRECISIONS, f"unknown precision '{self.precision}'; use {', '.join(TRAIN_PRECISIONS)}"),
             (self.device not in ("cpu", "cuda"), f"unknown device '{self.device}'; use cpu or cuda"),
             (not 0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1 (got {self.val_fraction})"),
             (self.checkpoint_every < 0, f"--checkpoint-every must be ≥ 0 (got {self.checkpoint_every})"),
@@ -92,7 +92,7 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
 @dataclass
@@ -132,12 +132,7 @@ def channel_stats(train: Split) -> tuple[list[float], list[float]]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    lr, wd = cfg.learning_rate, cfg.weight_decay
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    return create_optimizer(model.parameters(), cfg.optimizer, cfg.learning_rate, cfg.weight_decay)
 
 
 @torch.no_grad()

@@ -1,0 +1,34 @@
+"""The names every command shares, defined once (torch-free: the CLI builds its parser from them).
+
+``cnnlab train``, ``memory``, ``fit`` and the Python API accept the same
+optimizer and precision names with the same meaning; :func:`cnnlab.optim.create_optimizer`
+is the one place that turns a name into a ``torch.optim`` optimizer.
+"""
+
+from __future__ import annotations
+
+OPTIMIZERS: dict[str, str] = {
+    "sgd": "plain SGD, no momentum (no optimizer state)",
+    "sgd-momentum": "SGD with momentum 0.9 (one buffer per parameter)",
+    "nesterov": "SGD with Nesterov momentum 0.9 (one buffer per parameter)",
+    "adam": "Adam (two moments per parameter)",
+    "adamw": "AdamW: Adam with decoupled weight decay (two moments per parameter)",
+}
+
+PRECISIONS: dict[str, str] = {
+    "fp32": "float32 everywhere",
+    "bf16-amp": "autocast to bfloat16, float32 weights (mixed precision)",
+    "fp16-amp": "autocast to float16 with a GradScaler, float32 weights (mixed precision; CUDA)",
+    "bf16": "pure bfloat16 weights and activations",
+}
+
+TRAIN_PRECISIONS = tuple(p for p in PRECISIONS if p != "bf16")   # training keeps float32 master weights
+
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+AUGMENT_PRESETS = ("none", "basic", "strong")
+
+
+def choices_help(vocab: dict[str, str]) -> str:
+    """``name: meaning; ...`` for an option's --help."""
+    return "; ".join(f"{k}: {v}" for k, v in vocab.items())

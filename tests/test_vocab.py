@@ -1,0 +1,36 @@
+"""One vocabulary: an optimizer name means the same optimizer in train, memory and fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.analysis.memory import estimate_memory
+from cnnlab.analysis.step import make_optimizer as memory_optimizer
+from cnnlab.models import create_model
+from cnnlab.train.loop import TrainConfig
+from cnnlab.train.loop import make_optimizer as train_optimizer
+from cnnlab.vocab import OPTIMIZERS
+
+EXPECTED = {  # torch class, momentum, nesterov, state tensors per parameter (besides step counters)
+    "sgd": (torch.optim.SGD, 0.0, False, 0), "sgd-momentum": (torch.optim.SGD, 0.9, False, 1),
+    "nesterov": (torch.optim.SGD, 0.9, True, 1), "adam": (torch.optim.Adam, None, None, 2),
+    "adamw": (torch.optim.AdamW, None, None, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_an_optimizer_name_is_the_same_optimizer_everywhere(name):
+    cls, momentum, nesterov, buffers = EXPECTED[name]
+    model = torch.nn.Linear(3, 2)
+    for opt in (train_optimizer(model, TrainConfig(optimizer=name)), memory_optimizer(model.parameters(), name)):
+        assert type(opt) is cls
+        if momentum is not None:
+            assert opt.defaults["momentum"] == momentum and opt.defaults["nesterov"] == nesterov
+    with torch.device("meta"):
+        net = create_model("lenet5")
+    est = estimate_memory(net, (1, 32, 32), 2, optimizer=name, include_inference=False)
+    params = sum(p.numel() for p in net.parameters())
+    tensors = len(list(net.parameters()))
+    step_counters = 4 * tensors if cls is not torch.optim.SGD else 0    # Adam's float32 step, one per tensor
+    assert est.training.breakdown["optimizer_state"] == buffers * 4 * params + step_counters
