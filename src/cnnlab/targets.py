@@ -23,6 +23,11 @@ from cnnlab.spec import NetworkSpec, load_spec
 from cnnlab.spec.network import SPEC_SUFFIXES
 
 
+PACKAGED_SPECS = {   # spec networks that ship inside the package, usable by name in every command
+    "small_cnn": Path(__file__).parent / "train" / "small_cnn.yaml",
+}
+
+
 def _import_module(module_name: str, target: str):
     if module_name.endswith(".py"):
         path = Path(module_name)
@@ -98,7 +103,7 @@ def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
 
 def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> Target:
     """A spec (validated), a zoo model or a module, from the command line's TARGET."""
-    path = Path(target)
+    path = PACKAGED_SPECS.get(target, Path(target))
     if path.suffix.lower() in SPEC_SUFFIXES:
         spec = load_spec(path)
         return Target(spec, input_shape or spec.input_shape, spec.name)

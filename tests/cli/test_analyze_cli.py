@@ -123,3 +123,15 @@ def test_zoo_name_target_uses_its_usual_input_or_the_given_one(capsys):
     report = json.loads(out)
     assert report["input_shape"] == [1, 64, 64]
     assert report["total_params"] == 11_689_512 - 2 * 7 * 7 * 64  # one input channel instead of three
+
+
+@pytest.mark.parametrize("command", [["analyze"], ["memory"]])
+def test_the_packaged_small_cnn_is_a_target_everywhere(capsys, command):
+    """``train --model small_cnn`` works, so every command takes the name (one model resolution)."""
+    from cnnlab.train.model import build_model
+
+    code, out, err = run(capsys, *command, "small_cnn", "--json")
+    assert code == 0, err
+    net, _ = build_model("small_cnn", (1, 28, 28), 10)
+    params = json.loads(out).get("total_params", json.loads(out).get("params"))
+    assert params == sum(p.numel() for p in net.parameters()) == 266_602

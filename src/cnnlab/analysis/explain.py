@@ -22,7 +22,7 @@ What the textbook figure leaves out (it is an optimistic bare minimum):
   - what autograd really keeps: not exactly the layer outputs (a ReLU keeps its
     output, a max-pool its indices, batch norm its statistics), plus temporaries
     in the backward pass and the framework's allocator overhead.
-  Measuring the real peak of a training step is `cnnlab memory` (a later feature)."""
+  The real peak of a training step, predicted item by item: `cnnlab memory TARGET --explain`."""
 
 
 def _dims(shape: tuple[int, ...]) -> str:

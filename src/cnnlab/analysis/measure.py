@@ -13,6 +13,11 @@ measured), and the bytes come from the allocator, not from our tracker.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch._C._profiler import _EventType
@@ -37,9 +42,24 @@ def _storage_bytes(tensors) -> int:  # type: ignore[no-untyped-def]
     return sum(seen.values())
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what the profiler's C++ side writes to fd 2 (kineto's ``USDT ... profiler_start``,
+    ``gpuGetDeviceCount failed`` on machines without a GPU); Python errors still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _profiled_peak(fn) -> int:  # type: ignore[no-untyped-def]
     """Largest running sum of CPU allocations minus frees while ``fn`` runs."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events: list[tuple[int, int]] = []
     stack = list(prof.profiler.kineto_results.experimental_event_tree())  # type: ignore[union-attr]

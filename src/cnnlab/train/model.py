@@ -6,17 +6,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-import yaml
-
 from cnnlab.spec import build, load_spec, parse_spec
 from cnnlab.spec.network import SPEC_SUFFIXES
-
+from cnnlab.targets import PACKAGED_SPECS
 
 DEFAULT_MODEL = "small_cnn"
-SMALL_CNN = Path(__file__).with_name("small_cnn.yaml")   # cnnlab's own small CNN (266,602 parameters at 28×28)
+SMALL_CNN = PACKAGED_SPECS[DEFAULT_MODEL]   # cnnlab's own small CNN (266,602 parameters at 28×28)
 
 
 def _adapt_spec(spec, shape: tuple[int, int, int], classes: int):  # type: ignore[no-untyped-def]
@@ -38,8 +37,8 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
     spec) takes the file's place when a run is rebuilt.
     """
     c, h, w = shape
-    if model == DEFAULT_MODEL and spec_text is None:
-        model = str(SMALL_CNN)
+    if model in PACKAGED_SPECS and spec_text is None:
+        model = str(PACKAGED_SPECS[model])
     if model.lower().endswith(SPEC_SUFFIXES) or spec_text is not None:
         if spec_text is not None:   # JSON is YAML too
             spec, text = parse_spec(yaml.safe_load(spec_text), source=model), spec_text
