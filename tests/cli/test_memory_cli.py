@@ -30,9 +30,26 @@ def test_memory_measure_and_explain(capsys):
 
 
 def test_fit_json_gives_max_batch_and_remedies(capsys):
+    """max_batch checked against direct predictions around it; the remedies are real ones."""
+    import torch
+
+    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.models import create_model
+
     code, out, _ = run(capsys, "fit", "lenet5", "--batch", "64", "--budget", "2MB", "--json")
     doc = json.loads(out)
-    assert code == 0 and isinstance(doc["max_batch"], int) and doc["budget_bytes"] == 2_000_000
+    assert code == 0 and doc["budget_bytes"] == 2_000_000
+    with torch.device("meta"):
+        net = create_model("lenet5")
+    best = doc["max_batch"]
+    assert 0 < best < 64
+
+    def peak(batch: int) -> int:
+        return estimate_memory(net, (1, 32, 32), batch, include_inference=False).training.peak_bytes
+
+    assert peak(best) <= doc["usable_bytes"] < peak(best + 1)
+    smaller = next(r for r in doc["remedies"] if r["name"] == "smaller batch")
+    assert smaller["max_batch"] == best and smaller["fits"] and smaller["peak_bytes"] == peak(best)
     assert all(isinstance(r["peak_bytes"], int) for r in doc["remedies"])
 
 

@@ -113,18 +113,45 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
 
 
 def test_eval_and_predict(tmp_path, capsys):
+    """eval and predict against an independent evaluation: the weights file read directly, sklearn's metrics."""
+    from safetensors.torch import load_file
+    from sklearn.metrics import confusion_matrix, precision_score, recall_score
+
+    from cnnlab.data import load_data
+    from cnnlab.train.model import build_model
+
     run = train(TrainConfig(model=SMALL, epochs=2, out=str(tmp_path / "r")), progress=False)
     assert main(["eval", str(run), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert 0 <= doc["accuracy"] <= 1 and len(doc["precision"]) == 10 and sum(map(sum, doc["confusion"])) == 359
+    cfg = json.loads((run / "config.json").read_text())
+    net, _ = build_model(SMALL, tuple(cfg["data"]["shape"]), 10)
+    net.load_state_dict(load_file(run / "model.safetensors"))
+    net.eval()
+    mean = torch.tensor(cfg["data"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(cfg["data"]["std"]).view(1, -1, 1, 1)
+    test = load_data("digits", seed=0).test
+    with torch.no_grad():
+        pred = net((test.images.float() / 255 - mean) / std).argmax(1)
+    y, p = test.labels.numpy(), pred.numpy()
+    assert doc["confusion"] == confusion_matrix(y, p, labels=range(10)).tolist()    # rows: true classes
+    assert doc["precision"] == pytest.approx(precision_score(y, p, average=None, labels=range(10), zero_division=0))
+    assert doc["recall"] == pytest.approx(recall_score(y, p, average=None, labels=range(10), zero_division=0))
+    assert doc["accuracy"] == pytest.approx((y == p).mean())
+
     img = tmp_path / "seven.png"
-    Image.fromarray(np.full((8, 8), 128, np.uint8), "L").save(img)
+    pixels = test.images[0, 0].numpy()
+    Image.fromarray(pixels, "L").save(img)
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
     assert main(["predict", str(run), str(img), str(bad), "--top", "2", "--json"]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
-    assert len(doc["predictions"]) == 1 and len(doc["predictions"][0]["top"]) == 2
+    with torch.no_grad():
+        prob = torch.softmax(net((test.images[:1].float() / 255 - mean) / std), 1)[0]
+    top = prob.topk(2)
+    got = doc["predictions"][0]["top"]
+    assert [t["class"] for t in got] == [cfg["data"]["classes"][int(i)] for i in top.indices]
+    assert [t["probability"] for t in got] == pytest.approx(top.values.tolist(), abs=1e-6)
     assert doc["failed"][0]["image"] == str(bad) and "bad.png" in err
 
 
