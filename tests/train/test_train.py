@@ -61,6 +61,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path)
               "--checkpoint-every", "7", "--no-progress"]
     ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
+    assert "epoch 1/2: val acc" in ref.stdout and "epoch 2/2: val acc" in ref.stdout   # quiet, not silent
+    listed = ref.stdout.rsplit("run folder:", 1)[1]
+    assert all(p.name in listed for p in (tmp_path / "ref").iterdir())                # every file it wrote
     env = {**os.environ, KILL_HOOK: "25"}       # epoch 2 of 20 steps each, 4 steps after the checkpoint at 21
     killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
     assert killed.returncode == -9                # really SIGKILLed
@@ -84,6 +87,16 @@ def test_a_corrupted_checkpoint_is_a_clear_error_and_is_left_as_it_was(tmp_path)
     model = torch.nn.Linear(2, 2)
     with pytest.raises(CheckpointError):
         load_state(state, model, torch.optim.SGD(model.parameters(), lr=0.1), None)
+
+
+def test_resuming_a_finished_run_says_so_and_touches_nothing(tmp_path, capsys):
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the run is complete (1 of 1 epochs" in err and "--epochs" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_an_existing_run_is_never_overwritten_and_resume_needs_a_run(tmp_path):

@@ -156,8 +156,12 @@ def run_train(args: argparse.Namespace) -> int:
         test = json.loads((folder / "test.json").read_text())
         con = console()
         con.print(f"test accuracy {test['test_acc']:.4f} (best epoch {test['best_epoch']})")
-        con.print(f"run folder: {folder}  (config.json, metrics.csv, model.safetensors, last.safetensors, "
-                  "curves.png, confusion.png, log.txt)")
+        log = (folder / "log.txt").read_text(encoding="utf-8") if (folder / "log.txt").exists() else ""
+        skipped = log.count("skipped undecodable image")
+        if skipped:
+            con.print(f"skipped {skipped} undecodable image{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")
+        files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
+        con.print(f"run folder: {folder}  ({files})")
     return 0
 
 
@@ -203,9 +207,10 @@ def run_eval(args: argparse.Namespace) -> int:
     con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
     for name, (p, r), row in zip(data.classes, pc, cm):
         con.print(f"{name:<16} {p:>9.3f} {r:>7.3f} {int(row.sum()):>7}")
-    con.print("confusion matrix (rows: true, columns: predicted):")
-    for name, row in zip(data.classes, cm.tolist()):
-        con.print(f"  {name[:12]:<12} " + " ".join(f"{v:>5}" for v in row))
+    con.print("confusion matrix (rows: true class, columns: predicted class, by number):")
+    con.print(f"  {'':<16} " + " ".join(f"{j:>5}" for j in range(len(data.classes))))
+    for i, (name, row) in enumerate(zip(data.classes, cm.tolist())):
+        con.print(f"  {i:>2} {name[:12]:<13} " + " ".join(f"{v:>5}" for v in row))
     return 0
 
 

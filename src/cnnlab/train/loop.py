@@ -259,6 +259,10 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
     if resume is not None:
         meta = load_state(run.state_path, model, opt, sched)
         state = RunState(**meta["run"])
+        if state.epoch >= cfg.epochs:
+            raise CnnlabError(f"{folder}: the run is complete ({state.epoch} of {cfg.epochs} epochs; results in "
+                              "test.json), nothing to resume; to train longer start a new run with a larger "
+                              "--epochs (the one-cycle schedule spans the whole run)")
         run.log(f"resumed at epoch {state.epoch + 1}, step {state.step} (global step {state.global_step})")
     elif dist.main:
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,9 +358,12 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
             run.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}, "
                     f"val loss {val_loss:.4f} acc {val_acc:.4f}, {row['images_per_s']:.0f} images/s "
                     f"(data {row['data_s']:.1f} s, compute {row['compute_s']:.1f} s)")
+            summary = (f"epoch {epoch + 1}/{cfg.epochs}: val acc {val_acc:.4f} (loss {val_loss:.4f}), "
+                       f"train acc {row['train_acc']:.4f}, {row['images_per_s']:.0f} images/s")
             if bar is not None:
-                bar.write(f"epoch {epoch + 1}/{cfg.epochs}: val acc {val_acc:.4f} (loss {val_loss:.4f}), "
-                          f"train acc {row['train_acc']:.4f}, {row['images_per_s']:.0f} images/s")
+                bar.write(summary)
+            else:   # no bar: one line per epoch, so a quiet run is not a silent one
+                print(summary, flush=True)
         checkpoint()
     if bar is not None:
         bar.close()
