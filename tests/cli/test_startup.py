@@ -35,3 +35,37 @@ def test_the_library_still_loads_torch_when_asked():
                           "cnnlab.analyze; print('torch' in sys.modules)"], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def _parsers():
+    import argparse
+
+    from cnnlab.cli.main import build_parser
+
+    stack = [("cnnlab", build_parser())]
+    while stack:
+        name, parser = stack.pop()
+        yield name, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend((f"{name} {sub}", p) for sub, p in action.choices.items())
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+
+    missing = []
+    for name, parser in _parsers():
+        text = parser.format_help()
+        for action in parser._actions:
+            if not action.option_strings or "-h" in action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, argparse._VersionAction):
+                continue
+            if not (action.help and action.help.strip()):
+                missing.append(f"{name} {action.option_strings[0]}: no help")
+            elif action.default not in (None, argparse.SUPPRESS) and not isinstance(action.default, bool) \
+                    and "default" not in parser._get_formatter()._get_help_string(action):
+                missing.append(f"{name} {action.option_strings[0]}: default {action.default!r} not shown")
+        assert "%(default)" not in text
+    assert not missing, "\n".join(missing)

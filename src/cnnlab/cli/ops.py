@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         _common(c)
         c.add_argument("--size", type=_ints, required=True, help="window size (k or kh,kw)")
         c.add_argument("--stride", type=_ints, default=None, help="stride (default: the window size)")
-        c.add_argument("--padding", choices=["valid", "same"], default="valid")
+        c.add_argument("--padding", choices=["valid", "same"], default="valid",
+                       help="valid: no padding; same: TensorFlow/Keras rule, out = ceil(in / stride), "
+                            "padded with −∞ for max, excluded from the average")
         c.set_defaults(func=run)
     for name in ("global-avgpool", "global-maxpool"):
         c = ops_sub.add_parser(name, help="one value per channel of C×H×W",

@@ -69,19 +69,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(with train/val/test subfolders if it has them); default digits")
     t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                    "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
-    t.add_argument("--epochs", type=positive_int, default=10)
+    t.add_argument("--epochs", type=positive_int, default=10, help="passes over the training images")
     t.add_argument("--batch", type=positive_int, default=64, help="global batch (split across torchrun processes)")
     t.add_argument("--lr", type=_float, help="peak learning rate of the one-cycle schedule "
                    "(default 1e-3 for adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)")
-    t.add_argument("--weight-decay", type=_float, default=5e-4)
+    t.add_argument("--weight-decay", type=_float, default=5e-4, help="L2 penalty (decoupled for adamw)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help=f"default: adam. {choices_help(OPTIMIZERS)}")
-    t.add_argument("--augment", choices=PRESETS, default="none")
+    t.add_argument("--augment", choices=PRESETS, default="none",
+                   help="augmentation preset (see 'cnnlab augment preview')")
     t.add_argument("--val-fraction", type=_float, default=0.1, help="share of the training images held out "
                    "for validation when the data has no val split (default 0.1)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    t.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    t.add_argument("--seed", type=int, default=0, help="seeds weights, splits, shuffling and augmentation")
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train")
+    t.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 or mixed precision")
     t.add_argument("--size", type=_size, metavar="H,W", help="resize every image to H×W")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 (grey) or 3 (RGB) channels")
     t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded "
@@ -97,33 +98,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run",
                        description="Evaluate a run's best weights on its test split (or on --data).")
-    e.add_argument("run", metavar="RUN")
-    e.add_argument("--data", metavar="NAME|DIR", help="evaluate on this data's test split instead")
-    e.add_argument("--data-dir", metavar="DIR")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab train'")
+    e.add_argument("--data", metavar="NAME|DIR", help="evaluate on this data's test split instead "
+                   "(default: the run's own)")
+    e.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are (default: the run's)")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=run_eval)
 
     p = sub.add_parser("predict", help="top-k classes of image files with a trained run",
                        description="Classify image files with a run's best weights; unreadable images are "
                                    "named and the rest still predicted.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=positive_int, default=3)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab train'")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--top", type=positive_int, default=3, help="classes to show per image")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_predict)
 
     a = sub.add_parser("augment", help="augmentation presets: preview them on real images")
     a_sub = a.add_subparsers(dest="augment_command", metavar="AUGMENT_COMMAND", parser_class=type(a))
     a_sub.required = True
     pv = a_sub.add_parser("preview", help="a grid of originals beside augmented copies (PNG)")
-    pv.add_argument("--data", default="digits", metavar="NAME|DIR")
-    pv.add_argument("--data-dir", metavar="DIR")
-    pv.add_argument("--preset", choices=PRESETS, default="strong")
-    pv.add_argument("--size", type=_size, metavar="H,W")
-    pv.add_argument("--images", type=positive_int, default=6, help="rows (default 6)")
-    pv.add_argument("--copies", type=positive_int, default=5, help="augmented copies per image (default 5)")
-    pv.add_argument("--seed", type=int, default=0)
-    pv.add_argument("--out", default="augment_preview.png", metavar="FILE.png")
+    pv.add_argument("--data", default="digits", metavar="NAME|DIR", help="digits, fashion-mnist or an image folder")
+    pv.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
+                    "(default /usr/share/datasets/fashion-mnist)")
+    pv.add_argument("--preset", choices=PRESETS, default="strong", help="augmentation preset to preview")
+    pv.add_argument("--size", type=_size, metavar="H,W", help="resize the images first (default: as they are)")
+    pv.add_argument("--images", type=positive_int, default=6, help="rows: original images")
+    pv.add_argument("--copies", type=positive_int, default=5, help="augmented copies per image")
+    pv.add_argument("--seed", type=int, default=0, help="seeds the image choice and the augmentation")
+    pv.add_argument("--out", default="augment_preview.png", metavar="FILE.png", help="the PNG to write")
     pv.set_defaults(func=run_augment_preview)
 
 
