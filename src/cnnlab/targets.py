@@ -44,7 +44,7 @@ def _import_module(module_name: str, target: str):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         raise TargetError(f"{target}: cannot import module '{module_name}' ({err}); "
-                          "check the spelling and that it is on PYTHONPATH") from None
+                          "check the spelling and that it is on PYTHONPATH") from err
 
 
 def load_module_target(target: str) -> nn.Module:
@@ -66,7 +66,7 @@ def load_module_target(target: str) -> nn.Module:
         result = obj()
     except TypeError as err:
         raise TargetError(f"{target}: calling '{attr}()' with no arguments failed ({err}); "
-                          "point at a factory that needs no arguments") from None
+                          "point at a factory that needs no arguments") from err
     if not isinstance(result, nn.Module):
         raise TargetError(f"{target}: '{attr}()' returned {type(result).__name__}, not an "
                           "nn.Module; return the network from the callable")

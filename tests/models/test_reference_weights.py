@@ -16,7 +16,10 @@ from torch import nn
 
 from cnnlab.models import create_model
 
-timm = pytest.importorskip("timm")
+try:   # timm is the reference for SE-ResNet and Xception only: without it, skip those, test the rest
+    import timm
+except ImportError:  # pragma: no cover - the test extra installs it
+    timm = None
 
 
 def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
@@ -53,6 +56,8 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_reference_weights_give_reference_outputs(name: str) -> None:
+    if timm is None and name in ("seresnet50", "xception"):
+        pytest.skip(f"{name}'s reference is timm's, which is not installed (pip install -e '.[test]')")
     torch.manual_seed(0)
     build_ref, size = CASES[name]
     ref = build_ref().eval()

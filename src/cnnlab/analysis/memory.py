@@ -229,7 +229,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from None
+        raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from err
     notes = []
     if device == "cuda":
         notes.append("CUDA: simulated on the CPU code path with PyTorch's CUDA defaults (foreach "
