@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
 from cnnlab import analyze
@@ -32,3 +35,41 @@ def test_on_row_is_called_for_each_model():
     seen = []
     compare(["lenet5", "mlp"], on_row=lambda r: seen.append(r.name))
     assert seen == ["lenet5", "mlp"]
+
+
+# Tan & Le, "EfficientNet" (2019): the input resolution of each scaled model
+PAPER_RESOLUTION = {"b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456, "b6": 528, "b7": 600}
+
+
+@pytest.mark.parametrize("variant", sorted(PAPER_RESOLUTION))
+def test_efficientnets_default_to_their_paper_resolution(variant):
+    """Resolution is one of compound scaling's three axes: the default input is the paper's."""
+    import torchvision.models as tvm
+
+    from cnnlab.targets import resolve_target
+
+    name, res = f"efficientnet_{variant}", PAPER_RESOLUTION[variant]
+    assert resolve_target(name).input_shape == (3, res, res)
+    weights = tvm.get_model_weights(name).IMAGENET1K_V1
+    if weights.transforms().crop_size[0] == res:    # torchvision's MACs figure is at its own crop (B2: 288)
+        assert compare([name])[0].macs / 1e9 == pytest.approx(weights.meta["_ops"], rel=5e-4)
+
+
+def test_xception_defaults_to_299():
+    timm = pytest.importorskip("timm", reason="timm is the reference for Xception's input")
+    from cnnlab.targets import resolve_target
+
+    assert resolve_target("xception").input_shape == tuple(
+        timm.create_model("legacy_xception", pretrained=False).default_cfg["input_size"])
+
+
+def test_a_model_that_cannot_take_the_input_does_not_hide_the_others(capsys):
+    from cnnlab.cli.main import main
+
+    rows = compare(["lenet5", "mlp", "alexnet"], (1, 28, 28))
+    assert [r.error is None for r in rows] == [False, True, False]
+    assert "32×32" in rows[0].error and rows[1].params == 266_610
+    assert main(["zoo", "compare", "lenet5", "mlp", "--input", "1,28,28", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc[0]["error"] and doc[1]["error"] is None and doc[1]["params"] == 266_610
+    assert main(["zoo", "compare", "lenet5", "alexnet", "--input", "1,28,28"]) == 2   # nothing to show

@@ -12,6 +12,7 @@ from typing import Any
 
 from cnnlab.analysis import analyze
 from cnnlab.analysis.depth import weight_depth
+from cnnlab.errors import CnnlabError
 from cnnlab.models import ZOO, get_entry
 from cnnlab.targets import zoo_target
 
@@ -33,6 +34,7 @@ class ZooRow:
     inference_bytes: int       # textbook: parameters + the two largest consecutive layer outputs
     training_bytes: int        # textbook: every layer output × batch + parameters
     reference: str
+    error: str | None = None   # why this model has no numbers at this input (the other rows still do)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` record (snake_case keys, integer bytes)."""
@@ -45,19 +47,26 @@ def compare(names: Iterable[str] | None = None, input_shape: Sequence[int] | Non
             batch_size: int = 1, on_row: Callable[[ZooRow], None] | None = None) -> list[ZooRow]:
     """One :class:`ZooRow` per model (default: every zoo model).
 
-    ``input_shape`` ``(C, H, W)`` is used for every model; by default each has
-    its usual input (3×224×224; 1×32×32 for LeNet-5, 1×28×28 for the MLP).
+    By default each model is analysed at its paper's input (Xception 299×299,
+    EfficientNet-B7 600×600, LeNet-5 1×32×32, ...); ``input_shape`` ``(C, H, W)``
+    puts every model at that one size instead. A model that cannot take the
+    input gets a row with ``error`` set and zeros, so the others still compare.
     ``on_row`` is called as each row is ready (for progress display).
     """
     rows = []
     for name in (list(names) if names else list(ZOO)):
         entry = get_entry(name)
-        target = zoo_target(entry.name, tuple(input_shape) if input_shape else None)
-        report = analyze(target.network, target.input_shape, batch_size=batch_size, name=entry.name)
-        row = ZooRow(entry.name, entry.family, entry.year, entry.innovation,
-                     weight_depth(target.network), report.total_params, report.total_macs,
-                     report.input_shape, batch_size, report.memory.param_bytes,
-                     report.memory.inference_bytes, report.memory.training_bytes, entry.reference)
+        try:
+            target = zoo_target(entry.name, tuple(input_shape) if input_shape else None)
+            report = analyze(target.network, target.input_shape, batch_size=batch_size, name=entry.name)
+        except CnnlabError as err:
+            row = ZooRow(entry.name, entry.family, entry.year, entry.innovation, None, 0, 0,
+                         tuple(input_shape or entry.default_input), batch_size, 0, 0, 0, entry.reference, str(err))
+        else:
+            row = ZooRow(entry.name, entry.family, entry.year, entry.innovation,
+                         weight_depth(target.network), report.total_params, report.total_macs,
+                         report.input_shape, batch_size, report.memory.param_bytes,
+                         report.memory.inference_bytes, report.memory.training_bytes, entry.reference)
         rows.append(row)
         if on_row is not None:
             on_row(row)

@@ -197,7 +197,8 @@ def run_fit(args: argparse.Namespace) -> int:
         return 0
     con = console()
     verdict = "fits" if report.fits else "does NOT fit"
-    con.print(f"{report.name} — batch {report.batch_size}, {args.optimizer}, {args.precision}, {args.device}: "
+    dims = "×".join(map(str, target.input_shape))
+    con.print(f"{report.name} — input {dims}, batch {report.batch_size}, {args.optimizer}, {args.precision}, {args.device}: "
               f"peak {human_bytes(report.peak_bytes)} {verdict} in {human_bytes(budget)}")
     con.print(f"largest batch that fits: {report.max_batch}")
     if report.fits:

@@ -82,9 +82,12 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CnnlabError(f"--plot {args.plot}: figures are PNG files; give a path ending in .png")
     rows = _compare_with_progress(names, args.input, args.batch)
+    good = [r for r in rows if r.error is None]
+    if not good:
+        raise CnnlabError("no model takes this input: " + "; ".join(f"{r.name}: {r.error}" for r in rows))
     if args.plot:
         from cnnlab.viz.zoo import plot_compare  # matplotlib only when a figure is asked for
-        plot_compare(rows, args.plot)
+        plot_compare(good, args.plot)
     if args.json:
         print_json([r.to_dict() for r in rows])
     else:
@@ -113,13 +116,20 @@ def _compare_with_progress(names: list[str], input_shape: tuple[int, ...] | None
 def print_table(rows: list[ZooRow]) -> None:
     """The comparison as a table for people."""
     batch = rows[0].batch_size
-    table = Table(title=f"cnnlab zoo compare — float32, training memory at batch {batch}; "
+    shapes = {r.input_shape for r in rows}
+    inputs = ("all at input " + "×".join(map(str, rows[0].input_shape)) if len(shapes) == 1
+              else "each at its paper's input")
+    table = Table(title=f"cnnlab zoo compare — {inputs}; float32, training memory at batch {batch}; "
                         "MACs per instance (FLOPs = 2 × MACs); MB = 10^6 bytes", title_justify="left")
     for col, just in (("model", "left"), ("year", "right"), ("input", "left"), ("depth", "right"),
                       ("params", "right"), ("MACs", "right"), ("inference MB", "right"),
                       (f"training MB (batch {batch})", "right"), ("what it brought", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
+        if r.error is not None:
+            table.add_row(r.name, str(r.year), "×".join(map(str, r.input_shape)), "–", "–", "–", "–", "–",
+                          f"not at this input: {r.error}")
+            continue
         table.add_row(r.name, str(r.year), "×".join(map(str, r.input_shape)),
                       "?" if r.depth is None else str(r.depth), f"{r.params:,}", si(r.macs),
                       f"{r.inference_bytes / 1e6:,.1f}", f"{r.training_bytes / 1e6:,.1f}", r.innovation)

@@ -28,10 +28,14 @@ class ZooEntry:
     year: int                 # of the paper
     innovation: str           # one line: what it brought
     builder: Callable[..., ZooModel]
-    default_input: tuple[int, int, int]   # (C, H, W) it is usually shown with
+    default_input: tuple[int, int, int]   # (C, H, W) the paper trained at: every command's default
     default_classes: int = 1000
     reference: str = ""       # the implementation its parameter count equals
-    resolution: int = 224     # the input size the paper trained at
+
+    @property
+    def resolution(self) -> int:
+        """The paper's input size (height = width)."""
+        return self.default_input[1]
 
 
 _LENET = "conv–pool stacks with shared weights"
@@ -45,9 +49,9 @@ _EFF = "compound scaling: depth, width, resolution"
 
 _ENTRIES: list[ZooEntry] = [
     ZooEntry("lenet5", "LeNet-5", 1998, _LENET, lenet5, (1, 32, 32), 10,
-             "the textbook LeNet-5 (full C3 connections, dense output)", 32),
+             "the textbook LeNet-5 (full C3 connections, dense output)"),
     ZooEntry("lenet5_relu", "LeNet-5", 1998, _LENET + " (ReLU, max-pool)", lenet5_relu,
-             (1, 32, 32), 10, "the textbook LeNet-5", 32),
+             (1, 32, 32), 10, "the textbook LeNet-5"),
     ZooEntry("alexnet", "AlexNet", 2012, _ALEX + " (torchvision: no LRN)", alexnet,
              (3, 224, 224), reference="torchvision.models.alexnet"),
     ZooEntry("alexnet_paper", "AlexNet", 2012, _ALEX, alexnet_paper, (3, 224, 224),
@@ -64,15 +68,15 @@ for _d in (18, 34, 50, 101, 152):
 for _d in (18, 34, 50, 101, 152):
     _ENTRIES.append(ZooEntry(f"seresnet{_d}", "SE-ResNet", 2017, _SE, getattr(_resnet, f"seresnet{_d}"),
                              (3, 224, 224), reference=f"timm seresnet{_d}"))
-_ENTRIES.append(ZooEntry("xception", "Xception", 2016, _XCEP, xception, (3, 224, 224),
-                         reference="timm legacy_xception", resolution=299))
+_ENTRIES.append(ZooEntry("xception", "Xception", 2016, _XCEP, xception, (3, 299, 299),
+                         reference="timm legacy_xception"))
 for _v in "01234567":
     _s = _eff.COMPOUND[f"b{_v}"]
     _ENTRIES.append(ZooEntry(f"efficientnet_b{_v}", "EfficientNet", 2019, _EFF,
-                             getattr(_eff, f"efficientnet_b{_v}"), (3, 224, 224),
-                             reference=f"torchvision.models.efficientnet_b{_v}", resolution=_s.resolution))
+                             getattr(_eff, f"efficientnet_b{_v}"), (3, _s.resolution, _s.resolution),
+                             reference=f"torchvision.models.efficientnet_b{_v}"))
 _ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "dense baseline: no convolution",
-                         mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)", 28))
+                         mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)"))
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
 

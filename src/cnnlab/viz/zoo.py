@@ -30,7 +30,7 @@ def plot_compare(rows: Sequence[ZooRow], path: str | Path) -> Path:
         ax.set_xlim(min(values) / 2, max(values) * 6)
     ax_p.set_yticks(y, labels, fontsize=8)
     shapes = {r.input_shape for r in rows}
-    inputs = "input " + "×".join(map(str, rows[0].input_shape)) if len(shapes) == 1 else "each model at its usual input"
+    inputs = "input " + "×".join(map(str, rows[0].input_shape)) if len(shapes) == 1 else "each model at its paper's input"
     fig.suptitle(f"cnnlab zoo — {inputs}; MACs: multiply-accumulates, FLOPs = 2 × MACs")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour[f]) for f in families]
     fig.legend(handles, families, loc="lower center", ncol=min(len(families), 9), fontsize=8,
