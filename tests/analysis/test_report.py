@@ -112,3 +112,13 @@ def test_textbook_memory_pairs():
     assert m.training_bytes == 3 * 165 + 7
     single = textbook_memory([10], param_bytes=0, batch_size=2, bytes_per_element=4)
     assert single.inference_bytes == 10
+
+
+def test_textbook_inference_for_a_mini_batch_is_the_exercise_answer(examples):
+    """Exercise 2 asks for predicting a mini-batch of 50: 50 × (6,000,000 + 3,000,000) + 3,613,600 parameter bytes."""
+    from cnnlab import analyze
+
+    mem = analyze(str(examples / "geron_ex2.yaml"), batch_size=50).memory
+    assert mem.batch_inference_bytes == 50 * (6_000_000 + 3_000_000) + 3_613_600 == 453_613_600
+    assert mem.to_dict()["batch_inference_bytes"] == 453_613_600
+    assert analyze(str(examples / "geron_ex2.yaml")).memory.batch_inference_bytes == mem.inference_bytes

@@ -135,3 +135,8 @@ def test_the_packaged_small_cnn_is_a_target_everywhere(capsys, command):
     net, _ = build_model("small_cnn", (1, 28, 28), 10)
     params = json.loads(out).get("total_params", json.loads(out).get("params"))
     assert params == sum(p.numel() for p in net.parameters()) == 266_602
+
+
+def test_keras_order_input_option_is_one_line_with_the_fix(capsys):
+    code, _, err = run(capsys, "analyze", "lenet5", "--input", "32,32,1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "use --input 1,32,32" in err

@@ -178,3 +178,13 @@ def test_replaced_layers_get_fresh_shapes(examples):
     assert tuple(out.shape[1:]) == smaller.output_shape     # a real forward pass agrees
     with pytest.raises(ValueError):
         dataclasses.replace(spec, shapes=spec.shapes)
+
+
+@pytest.mark.parametrize("shape, fixed", [([200, 300, 3], "[3, 200, 300]"), ([28, 28, 1], "[1, 28, 28]")])
+def test_keras_order_input_is_an_error_that_shows_the_fix(write_spec, shape, fixed):
+    """Géron's book writes Keras' (H, W, C): read silently as C, H, W it gave 1,080,700 parameters."""
+    path = write_spec(f"input: {shape}\nlayers:\n  - conv: {{filters: 8, kernel: 3}}\n")
+    with pytest.raises(SpecError, match=r"Keras' \[height, width, channels\]") as err:
+        load_spec(path)
+    assert f"input: {fixed}" in str(err.value) and "field 'input'" in str(err.value)
+    assert load_spec(write_spec(f"input: {fixed}\nlayers:\n  - conv: {{filters: 8, kernel: 3}}\n", "ok.yaml"))

@@ -110,6 +110,11 @@ def explain(report: AnalysisReport) -> str:
                      f"{n(mem.outputs[i])} + {n(mem.outputs[j])} = {n(mem.inference_activation_bytes)} B")
     lines.append(f"   {n(mem.inference_activation_bytes)} + {n(mem.param_bytes)} (parameters) = "
                  f"{n(mem.inference_bytes)} B = {mb(mem.inference_bytes)} = {mib(mem.inference_bytes)}")
+    if report.batch_size > 1:
+        lines.append(f"   a mini-batch of {report.batch_size}: the pair for every instance, the parameters once: "
+                     f"{report.batch_size} × {n(mem.inference_activation_bytes)} + {n(mem.param_bytes)} = "
+                     f"{n(mem.batch_inference_bytes)} B = {mb(mem.batch_inference_bytes)} = "
+                     f"{mib(mem.batch_inference_bytes)}")
 
     per_instance = mem.activation_bytes_per_instance
     terms = " + ".join(n(x) for x in mem.outputs) if len(mem.outputs) <= 8 else "…"

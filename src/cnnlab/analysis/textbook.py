@@ -3,7 +3,8 @@
 * **Inference** (one instance): the parameters, plus the largest sum of two
   consecutive layer outputs — while a layer computes, its input and its output
   must both be in memory; everything before can be released. The input counts
-  as layer 0.
+  as layer 0. For a mini-batch the pair is held for every instance, the
+  parameters once (the book's exercise: "predict ... a mini-batch of 50").
 * **Training** (one mini-batch): every layer's output for every instance must be
   kept for backpropagation, plus the input batch, plus the parameters.
 
@@ -39,6 +40,11 @@ class TextbookMemory:
         return self.param_bytes + self.inference_activation_bytes
 
     @property
+    def batch_inference_bytes(self) -> int:
+        """Inference for the whole mini-batch: the largest consecutive pair × batch, + the parameters."""
+        return self.param_bytes + self.batch_size * self.inference_activation_bytes
+
+    @property
     def activation_bytes_per_instance(self) -> int:
         return sum(self.outputs)
 
@@ -53,6 +59,7 @@ class TextbookMemory:
     def to_dict(self) -> dict[str, object]:
         return {
             "inference_bytes": self.inference_bytes,
+            "batch_inference_bytes": self.batch_inference_bytes,
             "training_bytes": self.training_bytes,
             "param_bytes": self.param_bytes,
             "input_bytes": self.outputs[0],

@@ -91,6 +91,10 @@ def print_table(report: AnalysisReport) -> None:
               f"FLOPs = 2 × MACs)")
     con.print(f"textbook memory, inference (1 instance): {mem.inference_bytes:,} B "
               f"({mb(mem.inference_bytes)}, {mib(mem.inference_bytes)}) — parameters + layers {i} and {j}")
+    if report.batch_size > 1:
+        con.print(f"textbook memory, inference (batch {report.batch_size}): {mem.batch_inference_bytes:,} B "
+                  f"({mb(mem.batch_inference_bytes)}, {mib(mem.batch_inference_bytes)}) — parameters + "
+                  f"{report.batch_size} × layers {i} and {j}")
     con.print(f"textbook memory, training (batch {report.batch_size}): {mem.training_bytes:,} B "
               f"({mb(mem.training_bytes)}, {mib(mem.training_bytes)}) — all outputs + input, "
               "× batch, + parameters")

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from cnnlab.errors import SpecError
+from cnnlab.shapes import channels_last_hint
 from cnnlab.spec.layers import LAYER_TYPES, LayerProblem, LayerSpec, Shape
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -95,7 +96,13 @@ def _input_shape(value: Any, source: str | None) -> Shape:
     if not ok:
         raise SpecError(f"must be [C, H, W] (or [N] for vectors) with positive integers (got {value!r})",
                         source=source, field="input")
-    return tuple(int(v) for v in value)
+    shape = tuple(int(v) for v in value)
+    hint = channels_last_hint(shape)
+    if hint:
+        raise SpecError(f"{list(shape)} looks like Keras' [height, width, channels] order; cnnlab reads "
+                        f"[channels, height, width] (as PyTorch does): write 'input: [{hint.replace(',', ', ')}]'",
+                        source=source, field="input")
+    return shape
 
 
 def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
