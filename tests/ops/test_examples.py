@@ -6,9 +6,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 
 from cnnlab import ops
 from cnnlab.errors import OpsInputError
+from cnnlab.ops.parse import parse_array
 
 SEQ = "1,2,3,4,5,6,7,8"
 
@@ -111,3 +115,31 @@ def test_bad_input(call, needle):
     with pytest.raises(OpsInputError) as info:
         call()
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+_SHAPES = array_shapes(min_dims=1, max_dims=3, max_side=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.int64, _SHAPES, elements=st.integers(-10**6, 10**6)) |
+       arrays(np.float64, _SHAPES, elements=st.floats(-1e6, 1e6, allow_nan=False)))
+def test_anything_numpy_prints_parses_back_to_itself(a):
+    """NumPy's print format (rows without commas, wrapped lines) is read as the array it shows."""
+    text = np.array2string(a, floatmode="unique", threshold=10**6)
+    assert np.array_equal(parse_array(text), a.astype(np.float64))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("(1,2,3,4,5,6,7,8)", [1, 2, 3, 4, 5, 6, 7, 8]),        # the exercises' sequences are tuples
+    ("1 2 3", [1, 2, 3]),
+    ("[[1 2 3 -1]\n [4 5 6 -2]]", [[1, 2, 3, -1], [4, 5, 6, -2]]),
+    ("((1, 2), (3, 4))", [[1, 2], [3, 4]]),
+])
+def test_the_books_number_formats(text, expected):
+    assert parse_array(text).tolist() == expected
+
+
+def test_a_summarised_numpy_printout_says_how_to_get_the_whole_array():
+    text = np.array2string(np.arange(2000))
+    with pytest.raises(OpsInputError, match="summarised NumPy printout"):
+        parse_array(text)

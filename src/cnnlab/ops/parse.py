@@ -1,4 +1,9 @@
-"""Numbers typed in: ``1,2,3``, nested lists ``[[1,2],[3,4]]``, ``.npy`` or ``.json`` files."""
+"""Numbers typed in, in the forms books and NumPy print them, or ``.npy``/``.json`` files.
+
+``1,2,3`` · ``1 2 3`` · ``(1,2,3,4,5,6,7,8)`` (a tuple, as the exercises write
+sequences) · nested lists ``[[1,2],[3,4]]`` · NumPy's print format
+``[[1 2 3 -1]\n [4 5 6 -2]]`` (rows without commas) · fractions ``1/3``.
+"""
 
 from __future__ import annotations
 
@@ -83,16 +88,35 @@ def parse_array(text: str | Any, what: str = "--input", exact: bool = False) -> 
         return _nested(data if isinstance(data, list) else [data], what, exact)
     if not s:
         raise OpsInputError(f"{what}: no numbers given")
-    if s.startswith("["):
-        try:
-            data = json.loads(s)
-        except json.JSONDecodeError:
-            # allow fractions and bare words inside brackets: quote every token
-            quoted = re.sub(r"[^\[\],\s]+", lambda m: json.dumps(m.group(0)), s)
-            try:
-                data = json.loads(quoted)
-            except json.JSONDecodeError:
-                raise OpsInputError(f"{what}: cannot read '{text}'; write nested lists like "
-                                    "[[1,2],[3,4]]") from None
-        return _nested(data if isinstance(data, list) else [data], what, exact)
-    return _nested([t for t in s.replace(";", ",").split(",")], what, exact)
+    if s[0] in "[(":
+        return _nested(_bracketed(s, text, what), what, exact)
+    if "..." in s:
+        raise OpsInputError(f"{what}: '{text}' is a summarised NumPy printout ('...'); print the whole array "
+                            "(numpy.set_printoptions(threshold=sys.maxsize)) or save it with numpy.save")
+    return _nested([t for t in re.split(r"[,;\s]+", s) if t], what, exact)
+
+
+_TOKEN = re.compile(r"[\[\]()]|[^\[\]()\s,]+")
+
+
+def _bracketed(s: str, text: str, what: str) -> list[Any]:
+    """Nested lists from brackets or parentheses, numbers separated by commas and/or spaces (NumPy's print)."""
+    if "..." in s:
+        raise OpsInputError(f"{what}: '{text}' is a summarised NumPy printout ('...'); print the whole array "
+                            "(numpy.set_printoptions(threshold=sys.maxsize)) or save it with numpy.save")
+    stack: list[list[Any]] = [[]]
+    for token in _TOKEN.findall(s):
+        if token in "[(":
+            stack.append([])
+        elif token in "])":
+            if len(stack) == 1:
+                raise OpsInputError(f"{what}: cannot read '{text}': a closing '{token}' without its opening one")
+            done = stack.pop()
+            stack[-1].append(done)
+        else:
+            stack[-1].append(token)
+    if len(stack) != 1 or len(stack[0]) != 1:
+        raise OpsInputError(f"{what}: cannot read '{text}'; write nested lists like [[1,2],[3,4]] "
+                            "(commas or spaces between numbers)")
+    data = stack[0][0]
+    return data if isinstance(data, list) else [data]
