@@ -9,10 +9,11 @@ def channels_last_hint(shape: tuple[int, ...]) -> str | None:
     """If ``shape`` looks like Keras' (H, W, C) order, the C,H,W shape it probably means; else ``None``.
 
     Keras (and so Géron's book) writes ``input_shape=[200, 300, 3]``; cnnlab,
-    like PyTorch, reads (C, H, W). A last entry of 1 or 3 (grey, RGB) with a
-    first entry above 4 is almost certainly an image written channels-last.
+    like PyTorch, reads (C, H, W). A last entry of 1 or 3 (grey, RGB) after two
+    entries above 4 is almost certainly an image written channels-last (read
+    as C, H, W it would be a map 1 or 3 pixels wide); 7×1×1 stays a valid C, H, W.
     """
-    if len(shape) == 3 and shape[2] in (1, 3) and shape[0] > 4:
+    if len(shape) == 3 and shape[2] in (1, 3) and shape[0] > 4 and shape[1] > 4:
         return ",".join(map(str, (shape[2], shape[0], shape[1])))
     return None
 

@@ -32,3 +32,11 @@ AUGMENT_PRESETS = ("none", "basic", "strong")
 def choices_help(vocab: dict[str, str]) -> str:
     """``name: meaning; ...`` for an option's --help."""
     return "; ".join(f"{k}: {v}" for k, v in vocab.items())
+
+
+# Local response normalization: one set of defaults, AlexNet's (Krizhevsky et al. 2012, §3.3:
+# k = 2, n = 5, α = 1e-4, β = 0.75), in the two spellings cnnlab accepts. PyTorch's
+# nn.LocalResponseNorm divides alpha by the window size, TensorFlow and the paper do not.
+LRN_PAPER = {"n": 5, "k": 2.0, "alpha": 1e-4, "beta": 0.75}
+LRN_TORCH_DEFAULTS = {"size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2.0}          # alpha = α·n
+LRN_TF_DEFAULTS = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}  # n = 2·radius + 1

@@ -143,3 +143,22 @@ def test_a_summarised_numpy_printout_says_how_to_get_the_whole_array():
     text = np.array2string(np.arange(2000))
     with pytest.raises(OpsInputError, match="summarised NumPy printout"):
         parse_array(text)
+
+
+def test_one_lrn_default_everywhere_alexnets_constants():
+    """ops.lrn, ops.lrn_tf, a spec's lrn layer and the zoo's paper LRN compute the same thing by default."""
+    import torch
+
+    from cnnlab.layers.lrn import paper_lrn
+    from cnnlab.spec import build, parse_spec
+
+    x = np.arange(1, 8, dtype=np.float64).reshape(7, 1, 1) * 10
+    # AlexNet §3.3: b = a / (k + α Σ a²)^β over n = 5 channels, k = 2, α = 1e-4, β = 0.75 (no division by n)
+    by_hand = np.array([x[c, 0, 0] / (2 + 1e-4 * sum(x[j, 0, 0] ** 2 for j in range(max(0, c - 2), min(7, c + 3))))
+                        ** 0.75 for c in range(7)])
+    t = torch.tensor(x, dtype=torch.float64).unsqueeze(0)
+    spec = parse_spec({"input": [7, 1, 1], "layers": ["lrn"]})
+    outputs = [ops.lrn(x).output, ops.lrn_tf(x).output, build(spec).double()(t)[0].detach().numpy(),
+               paper_lrn().double()(t)[0].numpy()]
+    for out in outputs:
+        assert np.allclose(np.asarray(out, dtype=np.float64).ravel(), by_hand, rtol=1e-12)

@@ -95,11 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(c, exact=False)
     c.add_argument("--size", type=int, help="PyTorch: channels in the window (default 5)")
-    c.add_argument("--k", type=float, help="PyTorch: additive constant (default 1)")
-    c.add_argument("--depth-radius", type=int, help="TensorFlow: half-width r, window 2r+1 (default 5)")
-    c.add_argument("--bias", type=float, help="TensorFlow: additive constant (default 1)")
-    c.add_argument("--alpha", type=float, help="scale (default: PyTorch 1e-4, TensorFlow 1)")
-    c.add_argument("--beta", type=float, help="exponent (default: PyTorch 0.75, TensorFlow 0.5)")
+    c.add_argument("--k", type=float, help="PyTorch: additive constant (default 2)")
+    c.add_argument("--depth-radius", type=int, help="TensorFlow: half-width r, window 2r+1 (default 2)")
+    c.add_argument("--bias", type=float, help="TensorFlow: additive constant (default 2)")
+    c.add_argument("--alpha", type=float, help="scale (default: PyTorch 5e-4, divided by the window; "
+                   "TensorFlow 1e-4, not divided)")
+    c.add_argument("--beta", type=float, help="exponent (default 0.75). All defaults are AlexNet's "
+                   "k=2, n=5, α=1e-4, β=0.75 in either spelling")
     c.set_defaults(func=run)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from cnnlab.vocab import LRN_PAPER
 
-def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
+
+def paper_lrn(size: int = LRN_PAPER["n"], alpha: float = LRN_PAPER["alpha"], beta: float = LRN_PAPER["beta"],
+              k: float = LRN_PAPER["k"]) -> nn.LocalResponseNorm:
     """LRN with the paper's constants: ``b = a / (k + α Σ a²)^β`` over ``size`` neighbouring channels.
 
     PyTorch's ``nn.LocalResponseNorm`` divides ``alpha`` by ``size``

@@ -23,11 +23,16 @@ from cnnlab.errors import OpsInputError
 from cnnlab.ops.core import trace_positions
 from cnnlab.ops.parse import parse_array
 from cnnlab.ops.result import TRACE_LIMIT, OpResult, TraceStep, fmt
+from cnnlab.vocab import LRN_TF_DEFAULTS, LRN_TORCH_DEFAULTS
 
 
-def lrn(x: Any, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+def lrn(x: Any, size: int = LRN_TORCH_DEFAULTS["size"], alpha: float = LRN_TORCH_DEFAULTS["alpha"],
+        beta: float = LRN_TORCH_DEFAULTS["beta"], k: float = LRN_TORCH_DEFAULTS["k"],
         trace_limit: int = TRACE_LIMIT, _mapping: str | None = None) -> OpResult:
     """LRN with PyTorch's parameters (``torch.nn.functional.local_response_norm``).
+
+    The defaults are AlexNet's constants (``cnnlab.vocab.LRN_PAPER``) in PyTorch's
+    convention: size 5, alpha 5e-4 (= α·n), beta 0.75, k 2.
 
     ``x`` is ``C``, ``C×L`` or ``C×H×W``; channels are the first axis.
     """
@@ -67,9 +72,13 @@ def lrn(x: Any, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float
                                "r=depth_radius ↔ size=2r+1, alpha_torch = alpha_tf·size, k = bias)")
 
 
-def lrn_tf(x: Any, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5,
+def lrn_tf(x: Any, depth_radius: int = LRN_TF_DEFAULTS["depth_radius"], bias: float = LRN_TF_DEFAULTS["bias"],
+           alpha: float = LRN_TF_DEFAULTS["alpha"], beta: float = LRN_TF_DEFAULTS["beta"],
            trace_limit: int = TRACE_LIMIT) -> OpResult:
-    """LRN with TensorFlow's parameters (``tf.nn.local_response_normalization``, its defaults).
+    """LRN with TensorFlow's parameters (``tf.nn.local_response_normalization``).
+
+    The defaults are AlexNet's constants in TensorFlow's spelling (depth radius 2,
+    bias 2, alpha 1e-4, beta 0.75), not TensorFlow's own (5, 1, 1, 0.5).
 
     Mapped to PyTorch's: ``size = 2·depth_radius + 1``, ``alpha = alpha·size``, ``k = bias``.
     """

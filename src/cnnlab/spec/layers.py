@@ -21,6 +21,7 @@ from cnnlab.layers.activations import activation_name, make_activation
 from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d, same_out, valid_out
 from cnnlab.spec import fields as F
 from cnnlab.spec.fields import Pair, Padding
+from cnnlab.vocab import LRN_TORCH_DEFAULTS
 
 Shape = tuple[int, ...]
 
@@ -440,15 +441,16 @@ class LRN(LayerSpec):
     ``b = a / (k + alpha / size * sum(a^2 over size channels)) ** beta``.
     PyTorch divides ``alpha`` by the window size; the AlexNet paper (and
     TensorFlow's ``depth_radius``/``alpha``) do not, so the paper's α=1e-4 with
-    n=5 is ``alpha: 5e-4`` here. Defaults: size 5, alpha 1e-4, beta 0.75 and the
-    paper's k=2.
+    n=5 is ``alpha: 5e-4`` here. Defaults: the paper's constants
+    (``cnnlab.vocab.LRN_TORCH_DEFAULTS``: size 5, alpha 5e-4, beta 0.75, k 2),
+    the same as ``cnnlab ops lrn``.
     """
 
     TYPE: ClassVar[str] = "lrn"
-    size: int = _f(F.positive_int, 5)
-    alpha: float = _f(F.positive_float, 1e-4)
-    beta: float = _f(F.positive_float, 0.75)
-    k: float = _f(F.number, 2.0)
+    size: int = _f(F.positive_int, LRN_TORCH_DEFAULTS["size"])
+    alpha: float = _f(F.positive_float, LRN_TORCH_DEFAULTS["alpha"])
+    beta: float = _f(F.positive_float, LRN_TORCH_DEFAULTS["beta"])
+    k: float = _f(F.number, LRN_TORCH_DEFAULTS["k"])
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return _need_image(in_shape, "lrn")
