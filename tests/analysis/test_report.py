@@ -122,3 +122,20 @@ def test_textbook_inference_for_a_mini_batch_is_the_exercise_answer(examples):
     assert mem.batch_inference_bytes == 50 * (6_000_000 + 3_000_000) + 3_613_600 == 453_613_600
     assert mem.to_dict()["batch_inference_bytes"] == 453_613_600
     assert analyze(str(examples / "geron_ex2.yaml")).memory.batch_inference_bytes == mem.inference_bytes
+
+
+def test_a_new_input_that_resizes_a_dense_layer_says_so():
+    """The FCN exercise's point: convolutions keep their weights at any size, a flatten + dense does not."""
+    import torch
+
+    from cnnlab import analyze
+
+    spec = {"input": [64, 7, 7], "layers": ["flatten", {"dense": {"units": 10}}]}
+    same = analyze(spec)
+    assert same.notes == []
+    bigger = analyze(spec, (64, 14, 14))
+    assert bigger.total_params == sum(p.numel() for p in torch.nn.Linear(64 * 14 * 14, 10).parameters())
+    (note,) = bigger.notes
+    assert "layer 2 (dense_1, dense) resized" in note and "31,370 -> 125,450" in note and "64×7×7" in note
+    conv = {"input": [3, 32, 32], "layers": [{"conv": {"filters": 8, "kernel": 3}}]}
+    assert analyze(conv, (3, 64, 64)).notes == []       # a convolution keeps its weights

@@ -71,6 +71,7 @@ class AnalysisReport:
     layers: list[LayerReport]
     memory: TextbookMemory
     spec: NetworkSpec | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def bytes_per_element(self) -> int:
@@ -96,6 +97,7 @@ class AnalysisReport:
             "output_shape": list(self.output_shape),
             "layers": [layer.to_dict() for layer in self.layers],
             "memory": {"textbook": self.memory.to_dict()},
+            "notes": list(self.notes),
         }
 
 
@@ -122,6 +124,7 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     if dtype not in DTYPES.values():
         raise CnnlabError(f"unsupported dtype {dtype}; use one of {', '.join(DTYPES)}")
     spec: NetworkSpec | None = None
+    notes: list[str] = []
     if isinstance(model_or_spec, SpecNet):  # a built spec network reports by spec layer
         model_or_spec = model_or_spec.spec
     if isinstance(model_or_spec, nn.Module):
@@ -134,8 +137,10 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
         label = name or type(model).__name__
     else:
         spec = _as_spec(model_or_spec)
-        if input_shape is not None:
+        if input_shape is not None and tuple(input_shape) != spec.input_shape:
+            original = spec
             spec = spec.with_input(input_shape)
+            notes = resized_layer_notes(original, spec)
         shape = spec.input_shape
         model = build(spec, device="meta")
         records = walk(model, shape, batch_size, layers=model.analysis_layers())
@@ -147,7 +152,25 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     memory = textbook_memory([itemsize * math.prod(shape)] + [r.output_bytes for r in rows],
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
-                          sum(r.macs for r in rows), rows, memory, spec)
+                          sum(r.macs for r in rows), rows, memory, spec, notes)
+
+
+def resized_layer_notes(before: NetworkSpec, after: NetworkSpec) -> list[str]:
+    """A note per layer whose parameter count changes with the new input (a dense layer after a flatten).
+
+    Convolutions keep their weights at any input size; a dense layer fed by a
+    flattened map does not, which is why a classifier trained at one size cannot
+    simply run at another (and what converting it to a fully convolutional net fixes).
+    """
+    names = after.layer_names()
+    notes = []
+    for i, (layer, a, b) in enumerate(zip(after.layers, before.shapes, after.shapes)):
+        was, now = layer.params(a), layer.params(b)
+        if was != now:
+            notes.append(f"layer {i + 1} ({names[i]}, {layer.TYPE}) resized to the new input: {was:,} -> "
+                         f"{now:,} parameters; its weights no longer match a network trained on "
+                         f"{'×'.join(map(str, before.input_shape))}")
+    return notes
 
 
 def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None) -> LayerReport:

@@ -98,3 +98,5 @@ def print_table(report: AnalysisReport) -> None:
     con.print(f"textbook memory, training (batch {report.batch_size}): {mem.training_bytes:,} B "
               f"({mb(mem.training_bytes)}, {mib(mem.training_bytes)}) — all outputs + input, "
               "× batch, + parameters")
+    for note in report.notes:
+        con.print(f"note: {note}")
