@@ -33,3 +33,20 @@ def test_explain_any_module_uses_type_formulas():
     text = explain(analyze(torchvision.models.alexnet(), (3, 224, 224)))
     assert "(11×11×3 + 1) × 64 = 23,296" in text
     assert "(4096 + 1) × 1000 = 4,097,000" in text
+
+
+def test_explain_prices_a_strided_convolution_in_place_of_each_pool():
+    """Exercise 4: the parameters and MACs match a real nn.Conv2d measured by PyTorch's flop counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnlab import analyze
+    from cnnlab.analysis.explain import explain
+
+    text = explain(analyze(Path(__file__).resolve().parents[2] / "src" / "cnnlab" / "train" / "small_cnn.yaml"))
+    conv = torch.nn.Conv2d(32, 32, 2, 2)
+    with FlopCounterMode(display=False) as counter:
+        conv(torch.zeros(1, 32, 28, 28))
+    params, macs = sum(p.numel() for p in conv.parameters()), counter.get_total_flops() // 2
+    assert f"maxpool_1 (maxpool 2×2/2): 0 parameters; a convolution: (2×2×32 + 1) × 32 = {params:,} parameters" in text
+    assert f"= {macs:,} MACs per instance" in text

@@ -66,6 +66,32 @@ def _shape_rule(layer: LayerSpec, in_shape: tuple[int, ...], out_shape: tuple[in
     return f"  [{rule}: {', '.join(parts)}]"
 
 
+def _pool_vs_conv(report: AnalysisReport) -> list[str]:
+    """For each pooling layer: what a convolution with the same window and stride would cost instead.
+
+    The chapter's exercise 4 ("why max pooling rather than a convolution with the
+    same stride?"): pooling has no parameters and next to no compute.
+    """
+    spec = report.spec
+    if spec is None:
+        return []
+    pools = [(i, layer) for i, layer in enumerate(spec.layers) if isinstance(layer, _Pool)]
+    if not pools:
+        return []
+    names = spec.layer_names()
+    lines = ["", "5. Pooling vs a strided convolution in its place (same window, stride and padding, "
+                 "C → C channels):"]
+    for i, layer in pools:
+        c, h, w = spec.shapes[i + 1]
+        kh, kw = layer.size
+        params = c * c * kh * kw + c
+        macs = h * w * c * c * kh * kw
+        lines.append(f"   layer {i + 1} {names[i]} ({layer.TYPE} {kh}×{kw}/{layer.step[0]}): 0 parameters; "
+                     f"a convolution: ({kh}×{kw}×{c} + 1) × {c} = {n(params)} parameters and "
+                     f"{h}×{w}×{c}×{c}×{kh}×{kw} = {n(macs)} MACs per instance, to be learned")
+    return lines
+
+
 def explain(report: AnalysisReport) -> str:
     """The derivation of every number in ``report`` as text."""
     b = report.bytes_per_element
@@ -125,6 +151,7 @@ def explain(report: AnalysisReport) -> str:
               f"+ {n(mem.param_bytes)} (parameters) = {n(mem.training_bytes)} B "
               f"= {mb(mem.training_bytes)} = {mib(mem.training_bytes)}"]
     lines += _rounding_note(report)
+    lines += _pool_vs_conv(report)
     lines += ["", LEFT_OUT.format(param_bytes=mem.param_bytes)]
     return "\n".join(lines)
 
