@@ -164,3 +164,24 @@ def test_unknown_model_name_suggests_close_names() -> None:
     assert get_entry("ResNet-50").name == "resnet50"
     with pytest.raises(TargetError, match="num_classes"):
         create_model("lenet5", num_classes=0)
+
+
+# The points Géron's chapter (and its exercise 6 answer) makes about each architecture
+BOOK_POINTS = {
+    "AlexNet": ["larger and deeper", "stacked directly on each other", "data augmentation", "dropout", "relu", "lrn"],
+    "VGG": ["3×3", "deep"],
+    "GoogLeNet": ["inception module", "1×1", "far fewer parameters", "global average pooling"],
+    "ResNet": ["skip", "residual", "152"],
+    "SE-ResNet": ["squeeze-and-excitation", "recalibrate", "channel"],
+    "Xception": ["depthwise separable", "spatial and cross-channel", "fewer parameters"],
+    "EfficientNet": ["compound scaling", "depth, width and resolution", "neural architecture search"],
+}
+
+
+@pytest.mark.parametrize("family", sorted(BOOK_POINTS))
+def test_each_familys_line_states_the_books_points(family):
+    lines = {e.innovation.lower() for e in ZOO.values() if e.family == family}
+    assert lines
+    for line in lines:
+        missing = [p for p in BOOK_POINTS[family] if p not in line]
+        assert not missing, f"{family}: '{line}' lacks {missing}"

@@ -38,14 +38,20 @@ class ZooEntry:
         return self.default_input[1]
 
 
+# What each family brought, in the terms the textbooks use (Géron ch. 14; tests/models/test_zoo.py
+# checks each line for the book's points)
 _LENET = "conv–pool stacks with shared weights"
-_ALEX = "deep CNN on GPUs: ReLU, dropout, LRN"
-_VGG = "uniform stacks of 3×3 convolutions"
-_GOOG = "inception modules with 1×1 reductions"
-_RES = "skip connections: 100+ layers train"
-_SE = "squeeze-and-excitation channel gates"
-_XCEP = "depthwise separable convolutions"
-_EFF = "compound scaling: depth, width, resolution"
+_ALEX = ("much larger and deeper; convolutions stacked directly on each other (no pooling between); "
+         "ReLU, dropout, data augmentation, LRN; trained on GPUs")
+_VGG = "simple and deep: uniform stacks of 3×3 convolutions"
+_GOOG = ("inception modules: parallel 1×1/3×3/5×5 branches, 1×1 bottleneck layers; much deeper with "
+         "far fewer parameters (≈10× fewer than AlexNet); global average pooling")
+_RES = "skip (residual) connections: layers learn residuals, so 152-layer nets train"
+_SE = "squeeze-and-excitation blocks: recalibrate feature maps channel-wise (per-channel gates)"
+_XCEP = ("depthwise separable convolutions: spatial and cross-channel patterns learned separately, "
+         "with fewer parameters and MACs")
+_EFF = ("compound scaling of depth, width and resolution together, from a baseline found by "
+        "neural architecture search")
 
 _ENTRIES: list[ZooEntry] = [
     ZooEntry("lenet5", "LeNet-5", 1998, _LENET, lenet5, (1, 32, 32), 10,
