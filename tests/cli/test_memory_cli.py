@@ -94,3 +94,28 @@ def test_measure_leaves_stderr_clean():
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "measured" in proc.stdout
     assert proc.stderr == "", proc.stderr[-1000:]
+
+
+def test_cpu_and_threads_predict_another_machines_kernels(capsys):
+    """--cpu avx2 on any machine = the Python API's CpuKernels("avx2", ...); the header names them."""
+    import torch
+
+    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.analysis.workspace import CpuKernels
+    from cnnlab.models import create_model
+
+    code, out, _ = run(capsys, "memory", "resnet18", "--input", "3,32,32", "--batch", "8", "--cpu", "avx2",
+                       "--threads", "2", "--json")
+    assert code == 0
+    with torch.device("meta"):
+        net = create_model("resnet18", input_size=32)
+    for isa in ("avx2", "avx512"):
+        est = estimate_memory(net, (3, 32, 32), 8, kernels=CpuKernels(isa, 2))
+        if isa == "avx2":
+            assert json.loads(out)["training"]["peak_bytes"] == est.training.peak_bytes
+        else:   # the two ISAs' kernels differ on this network (small maps): the option matters
+            assert json.loads(out)["training"]["peak_bytes"] != est.training.peak_bytes
+    code, out, _ = run(capsys, "memory", "lenet5", "--cpu", "avx512", "--threads", "4")
+    assert code == 0 and "cpu (avx512 kernels, 4 threads)" in out.splitlines()[0]
+    code, _, err = run(capsys, "memory", "lenet5", "--cpu", "avx2", "--measure")
+    assert code == 2 and "--measure runs this machine's kernels" in err

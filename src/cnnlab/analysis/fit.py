@@ -19,6 +19,7 @@ from cnnlab.analysis.memory import (
     batch_model,
     estimate_memory,
 )
+from cnnlab.analysis.workspace import CpuKernels
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import NetworkSpec, build
 
@@ -83,23 +84,26 @@ def headroom(budget: int) -> int:
 
 def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
         optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
-        devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None) -> FitReport:
+        devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None,
+        kernels: CpuKernels | None = None) -> FitReport:
     """Will training at ``batch_size`` fit in ``budget`` bytes, and if not, what would.
 
     The largest batch comes from the step's exact batch curve
     (:class:`BatchModel`), confirmed by a direct prediction, against the
     budget less :func:`headroom`. With ``spec`` (the network's spec) the
     architecture remedies — a larger stride, one layer fewer — are predicted too.
+    ``kernels`` predicts for another CPU's oneDNN kernels (see :func:`estimate_memory`).
     """
     usable = budget - headroom(budget)
 
     def est(batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
         args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-                "count_macs": False} | kw
+                "count_macs": False, "kernels": kernels} | kw
         return estimate_memory(net or network, input_shape, batch, name=name, include_inference=False, **args)
 
     def curve(net: nn.Module | None = None, **kw: Any) -> BatchModel:
-        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device} | kw
+        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
+                "kernels": kernels} | kw
         model = batch_model(net or network, input_shape, **args)
         if model is None:  # pragma: no cover - a step whose ops depend on the batch size
             raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")

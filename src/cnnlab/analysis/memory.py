@@ -289,14 +289,15 @@ class BatchModel:
 
 
 def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str = "sgd",
-                precision: str = "fp32", checkpointing: bool = False, device: str = "cpu") -> BatchModel | None:
+                precision: str = "fp32", checkpointing: bool = False, device: str = "cpu",
+                kernels: CpuKernels | None = None) -> BatchModel | None:
     """The :class:`BatchModel` of a network's training step; ``None`` if the step is not affine in the batch."""
     cfg = StepConfig(optimizer, precision, checkpointing, device)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     with _quiet_fake_tensor_log():
-        t2 = _run(meta, shape, 2, cfg, inference=False, count_macs=False).training.timeline
-        t3 = _run(meta, shape, 3, cfg, inference=False, count_macs=False).training.timeline
+        t2 = _run(meta, shape, 2, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
+        t3 = _run(meta, shape, 3, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
     if len(t2) != len(t3):
         return None
     slope = tuple(b - a for a, b in zip(t2, t3))

@@ -38,7 +38,30 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help=f"default: fp32. {choices_help(PRECISIONS)}")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="whose allocator to model (default: cpu)")
+    p.add_argument("--cpu", choices=("native", "avx2", "avx512"), default="native",
+                   help="whose oneDNN kernels' scratch to model: this machine's, or an AVX2 / AVX-512 CPU's "
+                        "(to predict for another machine)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads the kernels use (default: this process's torch threads)")
     p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+
+
+def _where(args: argparse.Namespace) -> str:
+    """``cpu``, ``cuda``, or ``cpu (avx2 kernels, 2 threads)`` when another CPU is modelled."""
+    kernels = _kernels(args)
+    if args.device != "cpu" or kernels is None:
+        return args.device
+    return f"cpu ({kernels.isa} kernels, {kernels.threads} threads)"
+
+
+def _kernels(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The CpuKernels that --cpu/--threads name (None: this process's own)."""
+    if args.cpu == "native" and args.threads is None:
+        return None
+    from cnnlab.analysis.workspace import CpuKernels
+
+    native = CpuKernels.current()
+    return CpuKernels(native.isa if args.cpu == "native" else args.cpu, args.threads or native.threads)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,8 +117,10 @@ def run_memory(args: argparse.Namespace) -> int:
         from cnnlab.analysis.measure import require_device
         require_device(args.device)  # before the prediction, not after it
     net = _network(target)
+    if args.measure and _kernels(args) is not None:
+        raise CnnlabError("--measure runs this machine's kernels; drop --cpu/--threads to compare with them")
     est = estimate_memory(net, target.input_shape, args.batch, args.optimizer, args.precision,
-                          args.checkpointing, args.device, name=target.name)
+                          args.checkpointing, args.device, name=target.name, kernels=_kernels(args))
     if args.measure:
         _measure(target, est)
     if args.json:
@@ -103,7 +128,7 @@ def run_memory(args: argparse.Namespace) -> int:
         return 0
     con = console()
     con.print(f"{est.name} — input {'×'.join(map(str, est.input_shape))}, batch {est.batch_size}, "
-              f"{args.optimizer}, {args.precision}, {args.device}"
+              f"{args.optimizer}, {args.precision}, {_where(args)}"
               + (", checkpointing" if args.checkpointing else ""))
     for label, rep in (("training step", est.training), ("inference (no_grad)", est.inference)):
         con.print(f"\n{label}: peak {human_bytes(rep.peak_bytes)} in {rep.phase} ({rep.op})")
@@ -191,14 +216,14 @@ def run_fit(args: argparse.Namespace) -> int:
 
     spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
     report = fit(_network(target), target.input_shape, budget, args.batch, args.optimizer,
-                 args.precision, args.device, name=target.name, spec=spec)
+                 args.precision, args.device, name=target.name, spec=spec, kernels=_kernels(args))
     if args.json:
         print_json(report.to_dict())
         return 0
     con = console()
     verdict = "fits" if report.fits else "does NOT fit"
     dims = "×".join(map(str, target.input_shape))
-    con.print(f"{report.name} — input {dims}, batch {report.batch_size}, {args.optimizer}, {args.precision}, {args.device}: "
+    con.print(f"{report.name} — input {dims}, batch {report.batch_size}, {args.optimizer}, {args.precision}, {_where(args)}: "
               f"peak {human_bytes(report.peak_bytes)} {verdict} in {human_bytes(budget)}")
     con.print(f"largest batch that fits: {report.max_batch}")
     if report.fits:
