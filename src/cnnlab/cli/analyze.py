@@ -87,7 +87,8 @@ def print_table(report: AnalysisReport) -> None:
     i, j = mem.inference_pair
     con.print(f"parameters: {report.total_params:,} ({report.trainable_params:,} trainable), "
               f"{mem.param_bytes:,} B ({mb(mem.param_bytes)}, {mib(mem.param_bytes)})")
-    con.print(f"MACs per instance: {report.total_macs:,} ({si(report.total_macs)}MACs; "
+    human = si(report.total_macs)
+    con.print(f"MACs per instance: {report.total_macs:,} ({human}{'' if human[-1].isalpha() else ' '}MACs; "
               f"FLOPs = 2 × MACs)")
     con.print(f"textbook memory, inference (1 instance): {mem.inference_bytes:,} B "
               f"({mb(mem.inference_bytes)}, {mib(mem.inference_bytes)}) — parameters + layers {i} and {j}")
