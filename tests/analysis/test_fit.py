@@ -57,9 +57,12 @@ def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_par
     assert stride.details["layer_output_shape"] == [100, 34, 50]
     assert stride.details["params"] == stride.details["params_before"] == 903_400
     assert stride.saved_bytes > 0 and stride.max_batch is not None
-    # removing conv_1 or conv_2 moves the bigger maps to the next layer: no saving, said in a note
-    assert not any(r.name == "remove layer" for r in report.remedies)
-    assert any("remove layer: none of the 2 valid variants" in n for n in report.notes)
+    # the last conv may go too (it is not a classifier); no single removal fits, so the best pair is tried
+    single = next(r for r in report.remedies if r.name == "remove layer")
+    assert single.details["layer"] == "conv_3" and not single.fits
+    pair = next(r for r in report.remedies if r.name == "remove layers")
+    assert pair.details["layer"] == "conv_2 and conv_3" and pair.fits
+    assert pair.details["params"] == sum(p.numel() for p in torch.nn.Conv2d(3, 100, 3).parameters())
 
 
 def test_pools_without_a_stride_get_both_remedies():

@@ -57,7 +57,7 @@ def test_fit_on_a_spec_names_the_layer_to_stride_and_prints_its_marks(capsys, ex
     code, out, _ = run(capsys, "fit", str(examples / "geron_ex2.yaml"), "--input", "3,100,150", "--batch", "16",
                        "--budget", "80MB")
     assert code == 0 and "(fits) larger stride: layer 1 (conv_1): stride 2 -> 3" in out
-    assert "remove layer: none of the 2 valid variants lowers the peak" in out
+    assert "(fits) remove layers: layers conv_2 and conv_3" in out
 
 
 def test_explain_splits_the_gap_to_the_textbook_figure(capsys, examples):

@@ -55,11 +55,36 @@ def _variants(spec: NetworkSpec) -> list[tuple[str, int, str, NetworkSpec, tuple
             if new is not None:
                 out.append(("larger stride", i, f"stride {sh} -> {sh + 1}" if sh == sw else
                             f"stride {sh}×{sw} -> {sh + 1}×{sw + 1}", new, new.shapes[i + 1]))
-        if layer.TYPE in REMOVABLE and i < len(spec.layers) - 1:
+        if layer.TYPE in REMOVABLE and _can_remove(spec, i):
             new = _respec(spec, spec.layers[:i] + spec.layers[i + 1:])
             if new is not None:
                 out.append(("remove layer", i, f"remove {names[i]} ({layer.TYPE})", new, None))
     return out
+
+
+def _can_remove(spec: NetworkSpec, i: int) -> bool:
+    """Every removable layer may go, except a dense output layer: it produces the classes."""
+    return i < len(spec.layers) - 1 or spec.layers[i].TYPE != "dense"
+
+
+def pair_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], int], limit: int = 45) -> list[Candidate]:
+    """Every valid removal of two layers (at most ``limit`` pairs, nearest first), best first.
+
+    Géron's remedy is "remove one or more layers": when no single removal is
+    enough, the best pair is the next answer.
+    """
+    names = spec.layer_names()
+    singles = [i for i, layer in enumerate(spec.layers) if layer.TYPE in REMOVABLE and _can_remove(spec, i)]
+    pairs = sorted(((a, b) for k, a in enumerate(singles) for b in singles[k + 1:]), key=lambda p: p[1] - p[0])
+    found = []
+    for a, b in pairs[:limit]:
+        new = _respec(spec, tuple(layer for k, layer in enumerate(spec.layers) if k not in (a, b)))
+        if new is not None:
+            found.append(Candidate("remove layers", f"{names[a]} and {names[b]}", a + 1,
+                                   f"remove {names[a]} ({spec.layers[a].TYPE}) and {names[b]} "
+                                   f"({spec.layers[b].TYPE})", new, predict(new), new.total_params(), None,
+                                   new.output_shape))
+    return sorted(found, key=lambda c: c.peak_bytes)
 
 
 def _respec(spec: NetworkSpec, layers: tuple) -> NetworkSpec | None:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.analysis.architecture import architecture_candidates
+from cnnlab.analysis.architecture import architecture_candidates, pair_candidates
 from cnnlab.analysis.memory import (
     BatchModel,
     MemoryEstimate,
@@ -174,8 +174,16 @@ def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base
 
     found = architecture_candidates(spec, predict)
     notes: list[str] = []
-    for kind in ("larger stride", "remove layer"):
+    if spec.layers[-1].TYPE == "dense":
+        notes.append(f"remove layer: the output layer ({spec.layer_names()[-1]}, dense) cannot go: it produces "
+                     "the classes")
+    singles = [c for c in found if c.kind == "remove layer"]
+    if not any(c.peak_bytes <= usable for c in singles):   # "one or more layers": try pairs
+        found += pair_candidates(spec, predict)
+    for kind in ("larger stride", "remove layer", "remove layers"):
         tried = [c for c in found if c.kind == kind]
+        if kind == "remove layers" and not tried:
+            continue
         options = [c for c in tried if c.peak_bytes < base_peak]
         if not options:
             notes.append(f"{kind}: none of the {len(tried)} valid variants lowers the peak" if tried else
@@ -184,7 +192,8 @@ def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base
         c = options[0]
         shapes = (f"{c.layer} now outputs {'×'.join(map(str, c.layer_output))}, " if c.layer_output else "") + \
             f"network output {'×'.join(map(str, c.output))}, {c.params:,} parameters (was {spec.total_params():,})"
-        add(kind, f"layer {c.index} ({c.layer}): {c.change}; {shapes}", c.peak_bytes,
+        where = f"layers {c.layer}" if kind == "remove layers" else f"layer {c.index} ({c.layer})"
+        add(kind, f"{where}: {c.change}; {shapes}", c.peak_bytes,
             "changes the architecture: retrain; accuracy risk (less spatial detail / capacity)", 5,
             curve(build(c.spec, device="meta")).max_batch(usable), **c.details(spec),
             alternatives=[{"layer": o.layer, "change": o.change, "peak_bytes": o.peak_bytes}
