@@ -51,7 +51,7 @@ def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_par
     spec = load_spec(ROOT / "examples" / "geron_ex2.yaml").with_input((3, 100, 150))
     net = build(spec, device="meta")
     peak = estimate_memory(net, (3, 100, 150), 16, include_inference=False).training.peak_bytes
-    report = fit(net, (3, 100, 150), peak // 2, batch_size=16, name="geron", spec=spec)
+    report = fit(net, (3, 100, 150), peak * 6 // 10, batch_size=16, name="geron", spec=spec)
     stride = next(r for r in report.remedies if r.name == "larger stride")
     assert stride.details["change"].startswith("stride 2 -> 3") and stride.details["layer"] == "conv_1"
     assert stride.details["layer_output_shape"] == [100, 34, 50]
@@ -61,7 +61,7 @@ def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_par
     single = next(r for r in report.remedies if r.name == "remove layer")
     assert single.details["layer"] == "conv_3" and not single.fits
     pair = next(r for r in report.remedies if r.name == "remove layers")
-    assert pair.details["layer"] == "conv_2 and conv_3" and pair.fits
+    assert pair.details["layer"] == "conv_2 and conv_3" and pair.fits and pair.peak_bytes < single.peak_bytes
     assert pair.details["params"] == sum(p.numel() for p in torch.nn.Conv2d(3, 100, 3).parameters())
 
 

@@ -19,7 +19,7 @@ def test_list_names_every_model(capsys):
     assert code == 0 and [r["name"] for r in rows] == list(ZOO)
     assert {"resnet50", "seresnet50", "xception", "efficientnet_b7", "lenet5", "mlp"} <= set(ZOO)
     code, out, _ = run(capsys, "zoo", "list")
-    assert "skip connections" in out and "efficientnet_b3" in out
+    assert "skip (residual) connections" in out and "efficientnet_b3" in out
 
 
 @pytest.mark.slow

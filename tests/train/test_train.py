@@ -61,7 +61,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path)
               "--checkpoint-every", "7", "--no-progress"]
     ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
-    assert "epoch 1/2: val acc" in ref.stdout and "epoch 2/2: val acc" in ref.stdout   # quiet, not silent
+    assert "epoch 1/2: val acc" in ref.stderr and "epoch 2/2: val acc" in ref.stderr   # quiet, not silent
     listed = ref.stdout.rsplit("run folder:", 1)[1]
     assert all(p.name in listed for p in (tmp_path / "ref").iterdir())                # every file it wrote
     env = {**os.environ, KILL_HOOK: "25"}       # epoch 2 of 20 steps each, 4 steps after the checkpoint at 21

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -361,9 +362,9 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True) -
             summary = (f"epoch {epoch + 1}/{cfg.epochs}: val acc {val_acc:.4f} (loss {val_loss:.4f}), "
                        f"train acc {row['train_acc']:.4f}, {row['images_per_s']:.0f} images/s")
             if bar is not None:
-                bar.write(summary)
-            else:   # no bar: one line per epoch, so a quiet run is not a silent one
-                print(summary, flush=True)
+                bar.write(summary, file=sys.stderr)
+            else:   # no bar: one line per epoch on stderr, so a quiet run is not a silent one
+                print(summary, file=sys.stderr, flush=True)
         checkpoint()
     if bar is not None:
         bar.close()
