@@ -204,7 +204,8 @@ def main() -> None:
     rows = load(results)
     wanted = {(n, b, o) for n in args.nets for b in args.batches for o in args.optimizers}
     rows = [r for r in rows if (r["net"], r["batch"], r["optimizer"]) in wanted and r["device"] == args.device]
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}\n")
+    print(f"machine: {platform.processor() or platform.machine()}, kernels {torch.backends.cpu.get_cpu_capability()}, "
+          f"{args.threads} threads, torch {torch.__version__}\n")
     print(table(rows))
     if args.plot and rows:
         plot(rows, args.plot)
