@@ -55,7 +55,7 @@ train, infer = measure_memory(model, shape, batch, cfg)
 with torch.no_grad():
     out = model(torch.zeros(2, *shape, device=device))
 x, y = make_batch(out.dim() == 2, shape, batch, out.shape[1], torch.float32, device)
-o = make_optimizer(model.parameters(), opt)
+o = make_optimizer(model, opt)
 model.train(); training_step(model, x, y, o, cfg)
 if device == "cuda": torch.cuda.synchronize()
 t = time.perf_counter(); training_step(model, x, y, o, cfg)

@@ -8,8 +8,8 @@ import torch
 from cnnlab.analysis.memory import estimate_memory
 from cnnlab.analysis.step import make_optimizer as memory_optimizer
 from cnnlab.models import create_model
-from cnnlab.train.loop import TrainConfig
-from cnnlab.train.loop import make_optimizer as train_optimizer
+from cnnlab.train import TrainConfig
+from cnnlab.train import make_optimizer as train_optimizer
 from cnnlab.vocab import OPTIMIZERS
 
 EXPECTED = {  # torch class, momentum, nesterov, state tensors per parameter (besides step counters)
@@ -23,7 +23,7 @@ EXPECTED = {  # torch class, momentum, nesterov, state tensors per parameter (be
 def test_an_optimizer_name_is_the_same_optimizer_everywhere(name):
     cls, momentum, nesterov, buffers = EXPECTED[name]
     model = torch.nn.Linear(3, 2)
-    for opt in (train_optimizer(model, TrainConfig(optimizer=name)), memory_optimizer(model.parameters(), name)):
+    for opt in (train_optimizer(model, TrainConfig(optimizer=name)), memory_optimizer(model, name)):
         assert type(opt) is cls
         if momentum is not None:
             assert opt.defaults["momentum"] == momentum and opt.defaults["nesterov"] == nesterov

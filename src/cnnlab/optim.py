@@ -7,9 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.vocab import OPTIMIZERS
-
-DEFAULT_LR = {"sgd": 0.05, "sgd-momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
+from cnnlab.vocab import DEFAULT_LR, OPTIMIZERS
 
 
 def create_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], name: str, lr: float | None = None,
@@ -29,3 +27,17 @@ def create_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], name
                                weight_decay=weight_decay, foreach=foreach)
     cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return cls(params, lr=lr, weight_decay=weight_decay, foreach=foreach)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weight decay on weights of ≥ 2 dimensions (convolution kernels, dense matrices) only.
+
+    Biases and normalisation scales/shifts (1-D) are left undecayed, as the
+    best recipes do (nanoGPT's ``configure_optimizers``, timm's
+    ``param_groups_weight_decay``): shrinking a BatchNorm γ towards 0 only
+    fights the layer's own normalisation.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

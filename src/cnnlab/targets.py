@@ -25,6 +25,8 @@ from cnnlab.spec.network import SPEC_SUFFIXES
 
 PACKAGED_SPECS = {   # spec networks that ship inside the package, usable by name in every command
     "small_cnn": Path(__file__).parent / "train" / "small_cnn.yaml",
+    "small_cnn_valid": Path(__file__).parent / "train" / "small_cnn_valid.yaml",   # for exact FCN scans
+    "fashion_cnn": Path(__file__).parent / "train" / "fashion_cnn.yaml",   # the Fashion-MNIST recipe's network
 }
 
 

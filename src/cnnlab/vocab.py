@@ -15,6 +15,8 @@ OPTIMIZERS: dict[str, str] = {
     "adamw": "AdamW: Adam with decoupled weight decay (two moments per parameter)",
 }
 
+DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "sgd-momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
+
 PRECISIONS: dict[str, str] = {
     "fp32": "float32 everywhere",
     "bf16-amp": "autocast to bfloat16, float32 weights (mixed precision)",

@@ -149,13 +149,56 @@ def test_unknown_name_and_bad_fraction():
         load_data("digits", val_fraction=1.5)
 
 
-def test_augmentation_is_per_image_seeded_and_keeps_shape():
+def test_augmentation_is_per_image_seeded_by_its_generator_and_keeps_shape():
     x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     aug = make_augment("strong", (28, 28), flip=True)
-    torch.manual_seed(0)
-    a = apply(aug, x)
-    torch.manual_seed(0)
-    b = apply(aug, x)
+    a = apply(aug, x, torch.Generator().manual_seed(0))
+    torch.manual_seed(123)                       # the global generator plays no part
+    b = apply(aug, x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b)
     assert not torch.equal(a, x)
+    assert not torch.equal(a[0], apply(aug, x, torch.Generator().manual_seed(1))[0])
     assert make_augment("none", (28, 28), flip=True) is None
+
+
+def _warp(theta: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (20, 32)])
+def test_the_affine_matrices_are_torchvisions_rotation_and_shift(size):
+    """Oracle: torchvision.transforms.v2.functional.rotate / affine on the same parameters."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.data.augment import compose
+
+    h, w = size
+    img = torch.rand(1, 1, h, w) * 255
+    one, zero = torch.ones(1), torch.zeros(1)
+    for degrees in (7.0, -9.5):
+        theta = compose(size, one, one, zero, zero, torch.tensor([degrees]).deg2rad(), zero, zero, one)
+        ref = TF.rotate(img, -degrees, interpolation=TF.InterpolationMode.BILINEAR)   # torchvision: counter-clockwise
+        assert (_warp(theta, img) - ref).abs().max() < 0.01
+    theta = compose(size, one, one, zero, zero, zero, torch.tensor([6 / w]), torch.tensor([-2 / h]), one)
+    ref = TF.affine(img, angle=0.0, translate=[3, -1], scale=1.0, shear=[0.0, 0.0])
+    assert (_warp(theta, img) - ref).abs().max() < 0.01
+    flipped = compose(size, one, one, zero, zero, zero, zero, zero, -one)
+    assert torch.allclose(_warp(flipped, img), img.flip(-1), atol=1e-3)
+
+
+def test_flip_only_gives_each_image_or_its_mirror_and_a_slice_gets_the_whole_batch_draws():
+    from cnnlab.data.augment import Augment
+
+    x = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    flip = Augment((8, 8), flip=True, shift=0.0)
+    out = flip(x, torch.Generator().manual_seed(3))
+    mirrored = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert bool((mirrored | kept).all()) and 10 < int(mirrored.sum()) < 54
+    strong = make_augment("strong", (8, 8), flip=True)
+    whole = strong(x, torch.Generator().manual_seed(5))
+    half = strong(x[32:], torch.Generator().manual_seed(5), first=32, total=64)   # torchrun rank 1 of 2
+    assert torch.equal(whole[32:], half)

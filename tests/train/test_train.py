@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import CheckpointError, load_state
-from cnnlab.train.loop import KILL_HOOK, TrainConfig, train
+from cnnlab.train import KILL_HOOK, TrainConfig, train
 
 TINY = """\
 input: [1, 8, 8]

@@ -94,7 +94,7 @@ def measure_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     classes = int(probe.shape[1]) if probe.dim() == 2 else None
     del probe
     x, y = make_batch(classes is not None, input_shape, batch_size, classes or 1, cfg.param_dtype, cfg.device)
-    opt = make_optimizer(model.parameters(), cfg.optimizer)
+    opt = make_optimizer(model, cfg.optimizer, weight_decay=cfg.weight_decay)
     model.train()
     training_step(model, x, y, opt, cfg)       # warm-up: optimizer state, allocator caches
 

@@ -181,7 +181,7 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
         x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, "cpu")
         segments = checkpoint_segments(model) if cfg.checkpointing else []
         model.train()
-        opt = make_optimizer(model.parameters(), cfg.optimizer, foreach=True if on_cuda else None)
+        opt = make_optimizer(model, cfg.optimizer, foreach=True if on_cuda else None, weight_decay=cfg.weight_decay)
         prime_optimizer(model, opt)       # the state a first step creates, without running one
         tracker = tracker_for(x, y)
         tracker.track((t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)),

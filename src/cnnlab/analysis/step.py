@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.optim import create_optimizer
+from cnnlab.optim import create_optimizer, param_groups
+from cnnlab.train.config import TrainConfig
 from cnnlab.vocab import OPTIMIZERS, PRECISIONS
 
 
@@ -30,6 +31,7 @@ class StepConfig:
     precision: str = "fp32"
     checkpointing: bool = False
     device: str = "cpu"
+    weight_decay: float = TrainConfig.weight_decay   # as `cnnlab train` applies it (≥ 2-D weights only)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -52,9 +54,14 @@ class StepConfig:
         return contextlib.nullcontext()
 
 
-def make_optimizer(params, name: str, foreach: bool | None = None) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]
-    """The optimizer as ``--optimizer`` names it (:func:`cnnlab.optim.create_optimizer`)."""
-    return create_optimizer(params, name, foreach=foreach)
+def make_optimizer(model: nn.Module, name: str, foreach: bool | None = None,
+                   weight_decay: float = TrainConfig.weight_decay) -> torch.optim.Optimizer:
+    """The optimizer ``cnnlab train --optimizer NAME`` builds: the shared factory, the same parameter groups.
+
+    Weight decay matters to memory: plain SGD and Adam add it to a copy of
+    each gradient (a temporary the size of the parameter), AdamW decays in place.
+    """
+    return create_optimizer(param_groups(model, weight_decay), name, foreach=foreach)
 
 
 def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
+from cnnlab.cli import fcn as fcn_cmd
 from cnnlab.cli import memory as memory_cmd
 from cnnlab.cli import ops as ops_cmd
 from cnnlab.cli import train as train_cmd
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_cmd.register(sub)
     memory_cmd.register(sub)
     train_cmd.register(sub)
+    fcn_cmd.register(sub)
     return parser
 
 

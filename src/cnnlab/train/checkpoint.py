@@ -8,6 +8,7 @@ checkpoint intact, never a half-written one.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,23 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         scheduler.load_state_dict(doc["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     return doc
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The metadata of a state file written by :func:`save_state`, read from its header only."""
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if not 0 < header_len < 1 << 30:
+                raise ValueError(f"header length {header_len}")
+            header = json.loads(f.read(header_len))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            size = os.fstat(f.fileno()).st_size
+        if size != 8 + header_len + end:
+            raise ValueError(f"{size} bytes where the header announces {8 + header_len + end}")
+        return json.loads(header["__metadata__"][META_KEY])
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no checkpoint here") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted ({err}); "
+                              "nothing was changed — restore a good copy or start a new run") from None

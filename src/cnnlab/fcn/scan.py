@@ -1,0 +1,184 @@
+"""Run a converted FCN on larger images: score grids, output stride, windows, and saving/loading conversions.
+
+A conversion folder (``cnnlab fcn convert ... --out DIR``) holds
+``fcn.safetensors`` (the converted weights) and ``fcn.json`` (the conversion
+report and what is needed to rebuild the network: the run's model entry,
+classes and normalisation, or the spec/zoo name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.fcn.convert import Conversion, convert
+from cnnlab.files import atomic_write_text
+
+FORMAT = 1
+
+
+@dataclass
+class Source:
+    """A classifier to convert, with what scanning needs to feed it."""
+
+    model: nn.Module
+    input_shape: tuple[int, int, int]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    rebuild: dict[str, Any]          # how to build the same (untrained) network again
+    trained: bool
+    name: str
+
+
+def load_source(target: str, input_shape: tuple[int, int, int] | None = None) -> Source:
+    """A run folder (its best weights), a spec file or a zoo name (fresh weights) as a :class:`Source`."""
+    path = Path(target)
+    if path.is_dir():
+        from cnnlab.train.checkpoint import load_weights
+        from cnnlab.train.config import load_run_config
+        from cnnlab.train.model import build_model
+
+        doc = load_run_config(path)
+        shape = tuple(doc["data"]["shape"])
+        entry = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
+        model, _ = build_model(entry, shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
+        load_weights(path / "model.safetensors", model)
+        rebuild = {"kind": "run", "model": entry, "spec_text": doc["model"].get("spec_text"),
+                   "classes": len(doc["data"]["classes"])}
+        return Source(model.eval(), shape, list(doc["data"]["classes"]), doc["data"]["mean"], doc["data"]["std"],
+                      rebuild, True, path.name)
+    from cnnlab.targets import resolve_target
+
+    resolved = resolve_target(target, input_shape)
+    shape = tuple(resolved.input_shape or ())
+    if len(shape) != 3:
+        raise CnnlabError(f"{target}: give the classifier's training input as --input C,H,W")
+    model = _build(target, shape, None)
+    classes = _classes(model, shape)
+    return Source(model.eval(), shape, [str(i) for i in range(classes)], [0.0] * shape[0], [1.0] * shape[0],
+                  {"kind": "target", "target": target}, False, resolved.name)
+
+
+def _build(target: str, shape: tuple[int, int, int], spec_text: str | None) -> nn.Module:
+    """A fresh, real-weight network for a spec or zoo target."""
+    from cnnlab.targets import resolve_target
+
+    resolved = resolve_target(target, shape)
+    if isinstance(resolved.network, nn.Module):
+        from cnnlab.models import create_model, get_entry
+
+        torch.manual_seed(0)
+        return create_model(get_entry(target).name, in_channels=shape[0], input_size=shape[1])
+    from cnnlab.spec import build
+
+    return build(resolved.network.with_input(shape))
+
+
+def _classes(model: nn.Module, shape: tuple[int, int, int]) -> int:
+    with torch.no_grad():
+        return int(model.eval()(torch.zeros(1, *shape)).shape[1])
+
+
+def output_stride(fcn: nn.Module, input_shape: tuple[int, int, int], limit: int = 1024) -> int:
+    """The FCN's step between grid rows, in input pixels, found on the meta device (no arithmetic).
+
+    The distance between two successive input heights at which the grid gains a
+    row: for a "valid" network the first gain is already one stride away, for
+    padded ones (ceil-like rounding) the first can come sooner.
+    """
+    c, h, w = input_shape
+    fcn_meta = _to_meta(fcn)
+
+    def rows(height: int) -> int:
+        return output_grid(fcn_meta, (c, height, w))[0]
+
+    def next_gain(start: int) -> int:
+        base, lo, hi = rows(start), 1, limit
+        if rows(start + hi) == base:
+            raise CnnlabError(f"the FCN's grid does not grow within {limit} extra pixels")
+        while lo < hi:                        # the grid height is monotone in the input height
+            mid = (lo + hi) // 2
+            if rows(start + mid) > base:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    first = next_gain(h)
+    return next_gain(h + first)
+
+
+def _to_meta(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module).to("meta")
+
+
+def output_grid(fcn: nn.Module, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(rows, cols) of the FCN's output for an input of ``shape`` (run on the meta device when ``fcn`` is)."""
+    with torch.no_grad():
+        out = fcn(torch.zeros(1, *shape, device="meta"))
+    return int(out.shape[-2]), int(out.shape[-1])
+
+
+def grid_size(input_size: tuple[int, int], window: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Positions of a window sliding with ``stride`` over an image: ``floor((in − window) / stride) + 1``."""
+    return tuple((i - k) // stride + 1 for i, k in zip(input_size, window))  # type: ignore[return-value]
+
+
+def save_conversion(folder: Path, source: Source, conversion: Conversion, report: dict[str, Any]) -> None:
+    """Write ``fcn.safetensors`` and ``fcn.json`` into ``folder`` (atomically, each)."""
+    from safetensors.torch import save
+
+    from cnnlab.files import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in conversion.fcn.state_dict().items()}
+    atomic_write_bytes(folder / "fcn.safetensors", save(state))
+    doc = {"format": FORMAT, "source": source.rebuild, "name": source.name, "trained": source.trained,
+           "classes": source.classes, "mean": source.mean, "std": source.std, **report}
+    atomic_write_text(folder / "fcn.json", json.dumps(doc, indent=2))
+
+
+def load_conversion(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The FCN saved in ``folder`` and its ``fcn.json``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "fcn.json"
+    if not path.is_file():
+        raise CnnlabError(f"{folder}: not an FCN folder (no fcn.json); make one with 'cnnlab fcn convert'")
+    try:
+        doc = json.loads(path.read_text())
+        shape = tuple(doc["input_shape"])
+        src = doc["source"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise CnnlabError(f"{path}: unreadable ({err}); convert again") from None
+    if src["kind"] == "run":
+        from cnnlab.train.model import build_model
+
+        model, _ = build_model(src["model"], shape, src["classes"], src.get("spec_text"))
+    else:
+        model = _build(src["target"], shape, None)
+    fcn = convert(model.eval(), shape).fcn
+    try:
+        fcn.load_state_dict(load_file(str(Path(folder) / "fcn.safetensors")))
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CnnlabError(f"{folder / 'fcn.safetensors'}: unreadable or from another network "
+                          f"({str(err).splitlines()[0]}); convert again") from None
+    return fcn.eval(), doc
+
+
+def scan(fcn: nn.Module, image: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """Class scores (logits) ``(classes, rows, cols)`` of a uint8 image ``(C, H, W)``, one per window position."""
+    m = torch.tensor(mean).view(-1, 1, 1)
+    s = torch.tensor(std).view(-1, 1, 1)
+    with torch.no_grad():
+        return fcn(((image.float() / 255 - m) / s).unsqueeze(0))[0]

@@ -1,0 +1,476 @@
+"""The training engine: one loop for every task, crash-safe, resumable, one or many processes.
+
+    from cnnlab.train import TrainConfig, train
+    folder = train(TrainConfig(data="fashion-mnist", out="runs/fashion"))
+
+:class:`Trainer` reads top to bottom as set-up (``__init__``), one epoch of
+steps (:meth:`Trainer.train_one_epoch`), the epoch end (:meth:`Trainer.end_epoch`:
+validation, metrics, weights, checkpoint) and :meth:`Trainer.finish` (the
+task's test report). Everything task-specific — data, model, batches, loss,
+metrics, report — comes from a :class:`cnnlab.train.tasks.Task`.
+
+The run folder holds ``config.json``, ``metrics.csv``, ``model.safetensors``
+(best validation value of the task's ``monitor``), ``last.safetensors``,
+``state.safetensors`` (the resumable state), ``log.txt``, ``test.json`` and the
+task's figures.
+
+Determinism: batches are pure functions of (seed, step) (:mod:`cnnlab.train.batches`)
+and dropout draws from torch's global generator, whose state every checkpoint
+saves. So the same seed, data and device give the same weights, and a run
+killed anywhere and resumed from its last checkpoint ends with the weights of
+one never interrupted.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) each global batch is split into equal
+slices, one per process, and DistributedDataParallel averages the gradients:
+the same update as one process on the whole batch. Only rank 0 logs and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write_text
+from cnnlab.optim import create_optimizer, param_groups
+from cnnlab.train.batches import epoch_order, prefetch, step_generator
+from cnnlab.train.checkpoint import load_state, load_weights, save_state, save_weights
+from cnnlab.train.config import TrainConfig, load_run_config
+from cnnlab.train.schedule import make_scheduler
+from cnnlab.train.tasks import Task, create_task
+
+KILL_HOOK = "CNNLAB_TEST_SIGKILL_AFTER_STEP"   # tests: SIGKILL this process after that global step
+LOCK = ".lock"                                 # held by the process that owns a run folder
+
+
+@dataclass
+class Dist:
+    """This process's place under torchrun (rank 0 of 1 without it)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_setup(device: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(tdist.get_rank(), tdist.get_world_size())
+
+
+def all_reduce(values: dict[str, float], dist: Dist) -> dict[str, float]:
+    """Sums of ``values`` over the processes."""
+    if dist.world == 1:
+        return dict(values)
+    import torch.distributed as tdist
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    tdist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The run's optimizer: ``cfg.optimizer`` from the shared factory, weight decay on ≥ 2-D weights only."""
+    return create_optimizer(param_groups(model, cfg.weight_decay), cfg.optimizer, cfg.learning_rate)
+
+
+def _new_running() -> dict[str, float]:
+    return {"loss": 0.0, "seen": 0.0, "data_s": 0.0, "compute_s": 0.0, "time_s": 0.0, "wall_s": 0.0,
+            "wall_seen": 0.0}
+
+
+@dataclass
+class RunState:
+    """What a checkpoint stores besides tensors."""
+
+    epoch: int = 0                   # epoch in progress (0-based)
+    step: int = 0                    # steps done in that epoch
+    global_step: int = 0
+    best: float = float("-inf")      # best validation value of the task's monitor
+    history: list[dict[str, float]] = field(default_factory=list)
+    running: dict[str, float] = field(default_factory=_new_running)   # sums of the epoch in progress
+    stats: dict[str, float] = field(default_factory=dict)             # the task's step_stats sums
+
+
+class RunFolder:
+    """One run folder: claimed by one process at a time; log, metrics."""
+
+    def __init__(self, folder: Path, main: bool) -> None:
+        self.folder = folder
+        self.main = main
+
+    @property
+    def state_path(self) -> Path:
+        return self.folder / "state.safetensors"
+
+    def claim(self, fresh: bool) -> None:
+        """Take the folder for this run, atomically: a second run into it gets a one-line error."""
+        if not self.main:
+            return
+        if fresh:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if any(p.name != LOCK for p in self.folder.iterdir()):
+                raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
+                                  "or choose another --out")
+        lock = self.folder / LOCK
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None and _alive(owner):
+                raise CnnlabError(f"{self.folder}: another cnnlab train (process {owner}) is using this folder; "
+                                  "wait for it or choose another --out") from None
+            lock.unlink(missing_ok=True)     # left by a killed run: take it over
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                raise CnnlabError(f"{self.folder}: another cnnlab train is using this folder; "
+                                  "choose another --out") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def release(self) -> None:
+        if self.main:
+            (self.folder / LOCK).unlink(missing_ok=True)
+
+    def log(self, text: str) -> None:
+        if self.main:
+            with (self.folder / "log.txt").open("a", encoding="utf-8") as f:
+                f.write(text.rstrip() + "\n")
+
+    def write_metrics(self, history: list[dict[str, float]]) -> None:
+        fields = list(dict.fromkeys(k for row in history for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: row.get(k, "") for k in fields})
+        atomic_write_text(self.folder / "metrics.csv", buf.getvalue())
+
+
+def _autocast(cfg: TrainConfig) -> Any:
+    if cfg.precision == "bf16-amp":
+        return torch.autocast(cfg.device, dtype=torch.bfloat16)
+    if cfg.precision == "fp16-amp":
+        return torch.autocast(cfg.device, dtype=torch.float16)
+    return torch.enable_grad()
+
+
+class Trainer:
+    """Set-up, steps, epoch ends and the finish of one run; ``Trainer(cfg).run()`` trains it."""
+
+    def __init__(self, cfg: TrainConfig, resume: Path | None = None, progress: bool = True,
+                 epochs: int | None = None) -> None:
+        saved: dict[str, Any] | None = None
+        if resume is not None:
+            saved = load_run_config(resume)
+            cfg = TrainConfig.from_saved(saved["config"], out=str(resume))   # exactly the saved settings
+            if not (Path(resume) / "state.safetensors").is_file():
+                raise CnnlabError(f"{resume}: no state.safetensors to resume from (the run never checkpointed)")
+        cfg.check()
+        self.cfg, self.progress = cfg, progress
+        self.dist = dist_setup(cfg.device)
+        self.task: Task = create_task(cfg)
+        self.folder = RunFolder(Path(cfg.out), self.dist.main)
+        torch.manual_seed(cfg.seed)
+        self.data = self.task.load_data()
+        self.model, self.model_info = self.task.build_model(self.data, saved["model"] if saved else None)
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(cfg.device, memory_format=fmt)
+        if cfg.batch % self.dist.world:
+            raise CnnlabError(f"--batch {cfg.batch} is not divisible by the {self.dist.world} processes; "
+                              f"use a multiple of {self.dist.world}")
+        self.steps_per_epoch = len(self.data.train) // cfg.batch
+        if self.steps_per_epoch == 0:
+            raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
+                              "use a smaller batch")
+        self.state = RunState()
+        if saved is not None:
+            self._resume(epochs)
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg.epochs, self.cfg.segments, self.steps_per_epoch,
+                                        self.cfg.warmup)
+        self.folder.claim(fresh=saved is None)
+        try:
+            if saved is not None:
+                meta = load_state(self.folder.state_path, self.model, self.optimizer, self.scheduler)
+                self._restore(meta["run"])
+            else:
+                self._start()
+        except BaseException:
+            self.folder.release()
+            raise
+        self.net: nn.Module = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [torch.cuda.current_device()] if cfg.device == "cuda" else None
+            self.net = DDP(self.model, device_ids=ids)
+        self.scaler = torch.amp.GradScaler(cfg.device) if cfg.precision == "fp16-amp" else None
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """A new run: write its config and first log lines."""
+        cfg, data = self.cfg, self.data
+        params = sum(p.numel() for p in self.model.parameters())
+        if not self.dist.main:
+            return
+        doc = {"config": asdict(cfg), "model": self.model_info, "params": params,
+               "data": self.task.describe_data(data), "torch": torch.__version__}
+        atomic_write_text(self.folder.folder / "config.json", json.dumps(doc, indent=2))
+        if self.model_info["kind"] == "spec":
+            atomic_write_text(self.folder.folder / "model_spec.yaml", self.model_info["spec_text"])
+        sizes = doc["data"]["sizes"]
+        self.folder.log(f"task {cfg.task}, model {self.model_info['name']} ({params:,} parameters), data "
+                        f"{doc['data']['name']} {doc['data']['shape']}: {sizes['train']} train / {sizes['val']} val / "
+                        f"{sizes['test']} test")
+        for path, reason in getattr(data, "skipped", []):
+            self.folder.log(f"skipped undecodable image {path}: {reason}")
+
+    def _resume(self, epochs: int | None) -> None:
+        """Checks before a resume; ``epochs`` larger than the saved one extends the run with a new segment."""
+        cfg = self.cfg
+        meta_epoch = _saved_epoch(self.folder.state_path)
+        if epochs is not None and epochs < cfg.epochs:
+            raise CnnlabError(f"--epochs {epochs} is fewer than the run's {cfg.epochs}; a run can only be extended")
+        if epochs is not None and epochs > cfg.epochs:
+            start = meta_epoch if meta_epoch >= cfg.epochs else cfg.epochs
+            cfg.segments = [*cfg.segments, start]
+            cfg.epochs = epochs
+            self._extended = start
+        elif meta_epoch >= cfg.epochs:
+            raise CnnlabError(f"{cfg.out}: the run is complete ({meta_epoch} of {cfg.epochs} epochs; results in "
+                              f"test.json), nothing to resume; to train longer give --epochs N (N > {cfg.epochs}) "
+                              "with --resume")
+
+    def _restore(self, run: dict[str, Any]) -> None:
+        self.state = RunState(**{k: v for k, v in run.items() if k in RunState.__dataclass_fields__})
+        folder = self.folder
+        if getattr(self, "_extended", None) is not None:
+            cfg_path = folder.folder / "config.json"
+            doc = json.loads(cfg_path.read_text())
+            doc["config"]["epochs"], doc["config"]["segments"] = self.cfg.epochs, self.cfg.segments
+            if self.dist.main:
+                atomic_write_text(cfg_path, json.dumps(doc, indent=2))
+            folder.log(f"extended to {self.cfg.epochs} epochs: a new warm-up + cosine segment of the learning rate "
+                       f"from epoch {self._extended + 1} (step {self._extended * self.steps_per_epoch})")
+        folder.log(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step} "
+                   f"(global step {self.state.global_step})")
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Train the remaining epochs, test, and return the run folder."""
+        try:
+            bar = self._bar()
+            self.net.train()
+            for epoch in range(self.state.epoch, self.cfg.epochs):
+                self.train_one_epoch(epoch, bar)
+                self.end_epoch(epoch, bar)
+            if bar is not None:
+                bar.close()
+            if self.dist.main:
+                self.finish()
+            if self.dist.world > 1:
+                import torch.distributed as tdist
+
+                tdist.barrier()
+        finally:
+            self.folder.release()
+        return self.folder.folder
+
+    def _bar(self) -> Any:
+        if not (self.progress and self.dist.main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.epochs * self.steps_per_epoch, initial=self.state.global_step, unit="step",
+                    dynamic_ncols=True, mininterval=0.5, desc="train", file=sys.stderr)
+
+    def _make_batch(self, order: torch.Tensor, epoch_start: int, step: int) -> tuple[Any, Any, float]:
+        """The batch of ``step`` in this epoch, for this process, on the device; and the seconds it took."""
+        t0 = time.perf_counter()
+        cfg, dist = self.cfg, self.dist
+        local = cfg.batch // dist.world
+        indices = order[step * cfg.batch:(step + 1) * cfg.batch]
+        rows = slice(dist.rank * local, (dist.rank + 1) * local)
+        x, y = self.task.batch(self.data.train, indices, rows, step_generator(cfg.seed, epoch_start + step))
+        fmt = torch.channels_last if cfg.channels_last and x.dim() == 4 else torch.contiguous_format
+        x = x.to(cfg.device, non_blocking=True, memory_format=fmt)
+        y = _to(y, cfg.device)
+        return x, y, time.perf_counter() - t0
+
+    def train_one_epoch(self, epoch: int, bar: Any = None) -> None:
+        """The remaining steps of ``epoch``: forward, loss, backward, update, schedule, bookkeeping."""
+        cfg, state = self.cfg, self.state
+        order = epoch_order(len(self.data.train), cfg.seed, epoch)
+        epoch_start = epoch * self.steps_per_epoch
+        kill_after = int(os.environ.get(KILL_HOOK, "0") or 0)
+        wall0, seen0 = time.perf_counter(), state.running["seen"]
+        steps = range(state.step, self.steps_per_epoch)
+        waited = time.perf_counter()
+        for step, (x, y, made_s) in prefetch(lambda s: self._make_batch(order, epoch_start, s), steps):
+            t1 = time.perf_counter()
+            outputs, loss = self._step(x, y)
+            t2 = time.perf_counter()
+            r = state.running
+            n = _rows(y)
+            r["loss"] += float(loss.detach()) * n
+            r["seen"] += n
+            r["data_s"] += t1 - waited                 # time the step waited for its batch
+            r["compute_s"] += t2 - t1
+            r["time_s"] += t2 - waited
+            for k, v in self.task.step_stats(outputs, y).items():
+                state.stats[k] = state.stats.get(k, 0.0) + v
+            state.step, state.global_step = step + 1, state.global_step + 1
+            if bar is not None:
+                self._show(bar, epoch)
+            if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0 and step + 1 < self.steps_per_epoch:
+                self.checkpoint()
+            if kill_after and state.global_step == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            waited = time.perf_counter()
+        state.running["wall_s"] += time.perf_counter() - wall0
+        state.running["wall_seen"] += state.running["seen"] - seen0
+
+    def _step(self, x: torch.Tensor, y: Any) -> tuple[Any, torch.Tensor]:
+        opt = self.optimizer
+        with _autocast(self.cfg):
+            outputs = self.net(x)
+            loss = self.task.loss(outputs, y)
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        self.scheduler.step()
+        return outputs, loss
+
+    def _show(self, bar: Any, epoch: int) -> None:
+        bar.update(1)
+        r, state = self.state.running, self.state
+        if state.global_step % 10 == 0 or state.step == self.steps_per_epoch:
+            metrics = self.task.train_metrics(state.stats, r["seen"])
+            bar.set_postfix(epoch=f"{epoch + 1}/{self.cfg.epochs}", loss=f"{r['loss'] / max(r['seen'], 1):.4f}",
+                            **{k.replace("train_", ""): f"{v:.3f}" for k, v in metrics.items()},
+                            img_s=f"{r['seen'] * self.dist.world / max(r['time_s'], 1e-9):.0f}")
+
+    def end_epoch(self, epoch: int, bar: Any = None) -> None:
+        """Validate, record the epoch's metrics, keep the best and last weights, checkpoint."""
+        cfg, state, dist = self.cfg, self.state, self.dist
+        r = all_reduce(state.running, dist)
+        stats = all_reduce(state.stats, dist)
+        val = self.task.validate(self.model, self.data.val, cfg.device)
+        row: dict[str, float] = {"epoch": epoch + 1, "train_loss": r["loss"] / max(r["seen"], 1),
+                                 **self.task.train_metrics(stats, r["seen"]), **val,
+                                 "lr": self.optimizer.param_groups[0]["lr"],
+                                 "images_per_s": r["wall_seen"] / max(r["wall_s"] / dist.world, 1e-9),
+                                 "data_s": r["data_s"] / dist.world, "compute_s": r["compute_s"] / dist.world,
+                                 "epoch_s": r["time_s"] / dist.world}
+        state.history.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+        state.epoch, state.step = epoch + 1, 0
+        state.running, state.stats = _new_running(), {}
+        monitor = val[self.task.monitor]
+        if dist.main:
+            folder = self.folder.folder
+            self.folder.write_metrics(state.history)
+            save_weights(folder / "last.safetensors", self.model, {"epoch": epoch + 1, **val})
+            if monitor > state.best:
+                state.best = monitor
+                save_weights(folder / "model.safetensors", self.model, {"epoch": epoch + 1, **val})
+            metric = self.task.metric
+            line = (f"epoch {epoch + 1}/{cfg.epochs}: val {metric} {val['val_' + metric]:.4f} "
+                    f"(loss {val['val_loss']:.4f}), train {metric} {row['train_' + metric]:.4f}, "
+                    f"{row['images_per_s']:.0f} images/s (waiting for data {row['data_s']:.1f} s, "
+                    f"compute {row['compute_s']:.1f} s)")
+            self.folder.log(line.replace(f"epoch {epoch + 1}/{cfg.epochs}", f"epoch {epoch + 1}"))
+            if bar is not None:
+                bar.write(line, file=sys.stderr)
+            else:   # no bar: one line per epoch on stderr, so a quiet run is not a silent one
+                print(line, file=sys.stderr, flush=True)
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write the resumable state (model, optimizer, schedule, RNG, run state), atomically."""
+        if self.dist.main:
+            save_state(self.folder.state_path, self.model, self.optimizer, self.scheduler,
+                       {"run": asdict(self.state)})
+
+    def finish(self) -> dict[str, Any]:
+        """Test the best weights with the task's report; returns it."""
+        folder = self.folder.folder
+        load_weights(folder / "model.safetensors", self.model)
+        report = self.task.test_report(folder, self.model, self.data, self.cfg.device, self.state.history)
+        self.folder.log(f"test (best weights): {self.task.summary(report)}")
+        return report
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's live process
+        return True
+    return True
+
+
+def _saved_epoch(path: Path) -> int:
+    """The epoch count a state file has finished (read from its metadata, no tensors loaded)."""
+    from cnnlab.train.checkpoint import read_meta
+
+    return int(read_meta(path)["run"]["epoch"])
+
+
+def _to(y: Any, device: str) -> Any:
+    if isinstance(y, torch.Tensor):
+        return y.to(device, non_blocking=True)
+    if isinstance(y, (list, tuple)):
+        return type(y)(_to(v, device) for v in y)
+    if isinstance(y, dict):
+        return {k: _to(v, device) for k, v in y.items()}
+    return y
+
+
+def _rows(y: Any) -> int:
+    return int(y.shape[0]) if isinstance(y, torch.Tensor) else len(y)
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, progress: bool = True, epochs: int | None = None) -> Path:
+    """Train (or resume, or with ``epochs`` extend) a run; returns the run folder."""
+    return Trainer(cfg, resume=resume, progress=progress, epochs=epochs).run()

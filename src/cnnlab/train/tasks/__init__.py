@@ -1,0 +1,22 @@
+"""Tasks the training engine runs: one file per task, registered by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.train.tasks.base import Task
+from cnnlab.train.tasks.classification import Classification
+
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Classification,)}
+
+
+def create_task(cfg: Any) -> Task:
+    """The task named by ``cfg.task``, set up for ``cfg``."""
+    try:
+        return TASKS[cfg.task](cfg)
+    except KeyError:
+        raise CnnlabError(f"unknown task '{cfg.task}'; use {', '.join(TASKS)}") from None
+
+
+__all__ = ["TASKS", "Classification", "Task", "create_task"]

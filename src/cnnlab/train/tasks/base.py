@@ -1,0 +1,80 @@
+"""The task interface: what the training engine asks of classification, segmentation, ….
+
+The engine (:mod:`cnnlab.train.engine`) owns everything a task shares — the
+run folder, the schedule, the loop, progress, checkpoints and exact resume,
+torchrun — and asks its :class:`Task` for the rest, in this order:
+
+1. ``load_data(cfg)``: the data, split three ways (``.train``/``.val``/``.test``, each with ``len``);
+2. ``describe_data(data)``: what the run's ``config.json`` records of it (classes, statistics, …);
+3. ``build_model(cfg, data, saved)``: the network for that data (``saved``: the ``model`` entry of a
+   saved config, when a run is rebuilt);
+4. per step, ``batch(split, indices, rows, generator)``: the inputs and targets of the rows ``rows`` of
+   the global batch ``indices`` (a process under torchrun gets its slice), augmented with draws from
+   ``generator`` only; then ``loss(outputs, targets)`` and ``step_stats(outputs, targets)`` (sums the
+   engine accumulates, e.g. correct predictions);
+5. per epoch, ``train_metrics(sums, seen)`` and ``validate(model, split, device)``; the engine keeps the
+   weights with the best ``monitor`` value;
+6. at the end, ``test_report(folder, model, data, device, history)``: ``test.json`` and the figures.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class Task(ABC):
+    """One kind of training problem, plugged into the engine."""
+
+    name: ClassVar[str]
+    metric: ClassVar[str]            # the per-epoch metric besides the loss, e.g. "acc" (train_acc, val_acc)
+    monitor: ClassVar[str]           # the validation value that picks the best weights (higher is better)
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def load_data(self) -> Any:
+        """The data with ``train``, ``val`` and ``test`` splits."""
+
+    @abstractmethod
+    def describe_data(self, data: Any) -> dict[str, Any]:
+        """JSON-ready facts about the data for ``config.json`` (shape, classes, sizes, statistics)."""
+
+    @abstractmethod
+    def build_model(self, data: Any, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        """``(module, info)``: a fresh network for ``data`` and how to rebuild it."""
+
+    @abstractmethod
+    def batch(self, split: Any, indices: torch.Tensor, rows: slice,
+              generator: torch.Generator) -> tuple[torch.Tensor, Any]:
+        """``(inputs, targets)`` on CPU for rows ``rows`` of the global batch ``indices``."""
+
+    @abstractmethod
+    def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
+        """The scalar training loss."""
+
+    @abstractmethod
+    def step_stats(self, outputs: Any, targets: Any) -> dict[str, float]:
+        """Sums over the batch that :meth:`train_metrics` turns into epoch metrics."""
+
+    @abstractmethod
+    def train_metrics(self, sums: dict[str, float], seen: float) -> dict[str, float]:
+        """Training metrics of an epoch, e.g. ``{"train_acc": ...}``."""
+
+    @abstractmethod
+    def validate(self, model: nn.Module, split: Any, device: str) -> dict[str, float]:
+        """Validation metrics, ``val_loss`` and ``val_<metric>`` at least."""
+
+    @abstractmethod
+    def test_report(self, folder: Path, model: nn.Module, data: Any, device: str,
+                    history: list[dict[str, float]]) -> dict[str, Any]:
+        """Evaluate the best weights on the test split; write ``test.json`` and figures; return the report."""
+
+    @abstractmethod
+    def summary(self, report: dict[str, Any]) -> str:
+        """One line for the console about a finished run's test report."""

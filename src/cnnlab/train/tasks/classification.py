@@ -1,0 +1,137 @@
+"""Image classification: one label per image, cross-entropy, accuracy, a confusion matrix.
+
+Inputs are uint8 images standardised per channel with the training split's
+mean and standard deviation (saved in the run's config, so ``eval`` and
+``predict`` apply the same numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.data import ImageData, Split, load_data
+from cnnlab.data.augment import make_augment
+from cnnlab.files import atomic_write_text
+from cnnlab.train.model import build_model
+from cnnlab.train.tasks.base import Task
+
+
+def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) → float, per-channel standardised with the training set's statistics."""
+    return (images.float().div_(255) - mean) / std
+
+
+def channel_stats(train: Split) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of the training images, in [0, 1] units."""
+    x = train.images.float().div_(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tensor, device: str,
+             batch: int = 512, channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
+    """(mean cross-entropy, accuracy, predicted labels) of ``model`` on ``split``."""
+    was = model.training
+    model.eval()
+    total, preds = 0.0, []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for i in range(0, len(split), batch):
+        x = normalise(split.images[i:i + batch], mean, std).to(device, memory_format=fmt)
+        y = split.labels[i:i + batch].to(device)
+        out = model(x)
+        total += float(F.cross_entropy(out.float(), y, reduction="sum"))
+        preds.append(out.argmax(1).cpu())
+    model.train(was)
+    p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
+    n = max(len(split), 1)
+    return total / n, float((p == split.labels).float().mean()) if len(split) else 0.0, p
+
+
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
+    """Counts with rows = true class, columns = predicted class."""
+    return torch.bincount(labels * classes + preds, minlength=classes * classes).reshape(classes, classes)
+
+
+def per_class(cm: torch.Tensor) -> list[tuple[float, float]]:
+    """(precision, recall) per class from a confusion matrix (rows: true, columns: predicted)."""
+    out = []
+    for i in range(cm.shape[0]):
+        tp = float(cm[i, i])
+        pred, true = float(cm[:, i].sum()), float(cm[i].sum())
+        out.append((tp / pred if pred else math.nan, tp / true if true else math.nan))
+    return out
+
+
+class Classification(Task):
+    """One class per image."""
+
+    name = "classification"
+    metric = "acc"
+    monitor = "val_acc"
+
+    def load_data(self) -> ImageData:
+        c = self.cfg
+        data = load_data(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.strict)
+        mean, std = channel_stats(data.train)
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
+        return data
+
+    def describe_data(self, data: ImageData) -> dict[str, Any]:
+        return {"name": data.name, "classes": data.classes, "shape": list(data.shape),
+                "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+                "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(),
+                "skipped_images": len(data.skipped)}
+
+    def build_model(self, data: ImageData, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        spec_text = saved.get("spec_text") if saved else None
+        return build_model(self.cfg.model, data.shape, len(data.classes), spec_text)
+
+    def batch(self, split: Split, indices: torch.Tensor, rows: slice,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = indices[rows]
+        images = split.images[idx]
+        if self.augment is not None:
+            images = self.augment(images, generator, first=rows.start or 0, total=len(indices))
+        return normalise(images, self.mean, self.std), split.labels[idx]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=self.cfg.label_smoothing)
+
+    def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        return {"correct": float((outputs.detach().argmax(1) == targets).sum())}
+
+    def train_metrics(self, sums: dict[str, float], seen: float) -> dict[str, float]:
+        return {"train_acc": sums.get("correct", 0.0) / max(seen, 1.0)}
+
+    def validate(self, model: nn.Module, split: Split, device: str) -> dict[str, float]:
+        loss, acc, _ = evaluate(model, split, self.mean, self.std, device, channels_last=self.cfg.channels_last)
+        return {"val_loss": loss, "val_acc": acc}
+
+    def test_report(self, folder: Path, model: nn.Module, data: ImageData, device: str,
+                    history: list[dict[str, float]]) -> dict[str, Any]:
+        from cnnlab.viz.train import plot_confusion, plot_curves
+
+        loss, acc, preds = evaluate(model, data.test, self.mean, self.std, device,
+                                    channels_last=self.cfg.channels_last)
+        cm = confusion_matrix(data.test.labels, preds, len(data.classes))
+        report = {"test_loss": loss, "test_acc": acc, "confusion": cm.tolist(), "classes": data.classes,
+                  "best_epoch": max(history, key=lambda h: h[self.monitor])["epoch"] if history else None}
+        atomic_write_text(folder / "test.json", json.dumps(report, indent=2))
+        plot_curves(history, folder / "curves.png")
+        plot_confusion(cm, data.classes, folder / "confusion.png", title=f"test accuracy {acc:.4f}")
+        return report
+
+    def summary(self, report: dict[str, Any]) -> str:
+        return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f} "
+                f"(best epoch {report['best_epoch']})")

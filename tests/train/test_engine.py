@@ -1,0 +1,162 @@
+"""The task-agnostic engine: schedule, parameter groups, prefetching, extension, the folder lock, a second task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.optim import param_groups
+from cnnlab.train import TrainConfig, Trainer, train
+from cnnlab.train import engine as engine_module
+from cnnlab.train.schedule import make_scheduler
+from cnnlab.train.tasks import TASKS, Task
+from tests.train.test_train import SMALL, TINY, same, weights
+
+
+@pytest.mark.parametrize("epochs,steps", [(3, 7), (15, 421), (1, 2), (2, 1)])
+def test_the_schedule_is_pytorchs_one_cycle(epochs, steps):
+    """Oracle: torch.optim.lr_scheduler.OneCycleLR (cos, pct_start 0.15, momentum not cycled)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    o_ref, o_ours = torch.optim.AdamW([p], lr=2e-3), torch.optim.AdamW([p], lr=2e-3)
+    ref = torch.optim.lr_scheduler.OneCycleLR(o_ref, max_lr=2e-3, total_steps=epochs * steps, pct_start=0.15,
+                                              cycle_momentum=False)
+    ours = make_scheduler(o_ours, epochs, [], steps, 0.15)
+    for i in range(epochs * steps):
+        assert o_ours.param_groups[0]["lr"] == pytest.approx(o_ref.param_groups[0]["lr"], rel=1e-12, abs=1e-18)
+        o_ref.step()
+        o_ours.step()
+        if i + 1 < epochs * steps:
+            ref.step()
+        ours.step()
+
+
+def test_an_extension_starts_a_new_one_cycle_segment():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = make_scheduler(opt, 5, [3], 4, 0.25)     # 3 epochs, then 2 more, 4 steps each
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1 / 25) and lrs[12] == pytest.approx(1 / 25)   # both segments warm up
+    assert max(lrs[:12]) == pytest.approx(1.0) and max(lrs[12:]) == pytest.approx(1.0)
+    assert lrs[11] < 1e-3 and lrs[19] < 1e-3                                      # and both decay
+
+
+def test_weight_decay_only_on_weights_of_two_or_more_dimensions():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    decay, no_decay = param_groups(net, 0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[3].weight)}
+    assert {id(p) for p in no_decay["params"]} == {id(net[0].bias), id(net[1].weight), id(net[1].bias),
+                                                   id(net[3].bias)}
+
+
+def test_prefetching_does_not_change_the_weights(tmp_path, monkeypatch):
+    cfg = dict(model=SMALL, epochs=1, batch=64, augment="strong", seed=2)
+    a = train(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False)
+    real = engine_module.prefetch
+    monkeypatch.setattr(engine_module, "prefetch", lambda make, steps: real(make, steps, enabled=False))
+    b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), progress=False)
+    assert same(weights(a), weights(b))
+
+
+def test_a_finished_run_is_extended_with_more_epochs(tmp_path):
+    run = train(TrainConfig(model=SMALL, epochs=2, out=str(tmp_path / "r")), progress=False)
+    with pytest.raises(CnnlabError, match="the run is complete"):
+        train(TrainConfig(), resume=run, progress=False)
+    with pytest.raises(CnnlabError, match="can only be extended"):
+        train(TrainConfig(), resume=run, progress=False, epochs=1)
+    train(TrainConfig(), resume=run, progress=False, epochs=3)
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["config"]["epochs"] == 3 and doc["config"]["segments"] == [2]
+    assert (run / "metrics.csv").read_text().strip().splitlines()[-1].startswith("3,")
+    assert "extended to 3 epochs" in (run / "log.txt").read_text()
+
+
+def test_a_folder_in_use_is_refused_and_released_after(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # a live process
+    try:
+        (folder / engine_module.LOCK).write_text(f"{owner.pid}\n")
+        with pytest.raises(CnnlabError, match=f"another cnnlab train \\(process {owner.pid}\\)"):
+            train(TrainConfig(model=SMALL, epochs=1, out=str(folder)), progress=False)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert sorted(p.name for p in folder.iterdir()) == [engine_module.LOCK]   # nothing written
+    train(TrainConfig(model=SMALL, epochs=1, out=str(folder)), progress=False)   # a dead owner's lock is taken over
+    assert not (folder / engine_module.LOCK).exists() and (folder / "test.json").is_file()
+
+
+class MeanBrightness(Task):
+    """A task the engine was not written for: regress each digit image's mean brightness."""
+
+    name, metric, monitor = "mean-brightness", "mae", "val_neg_mae"
+
+    def load_data(self) -> Any:
+        from cnnlab.data import load_data
+
+        return load_data("digits", seed=self.cfg.seed)
+
+    def describe_data(self, data: Any) -> dict[str, Any]:
+        return {"name": data.name, "shape": list(data.shape),
+                "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}}
+
+    def build_model(self, data: Any, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 1)), {"kind": "custom", "name": "linear"}
+
+    def _xy(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images.float() / 255
+        return x, x.mean(dim=(1, 2, 3)).unsqueeze(1)
+
+    def batch(self, split: Any, indices: torch.Tensor, rows: slice, generator: torch.Generator) -> Any:
+        return self._xy(split.images[indices[rows]])
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(outputs, targets)
+
+    def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        return {"abs": float((outputs.detach() - targets).abs().sum())}
+
+    def train_metrics(self, sums: dict[str, float], seen: float) -> dict[str, float]:
+        return {"train_mae": sums["abs"] / seen}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, split: Any, device: str) -> dict[str, float]:
+        x, y = self._xy(split.images)
+        mae = float((model(x) - y).abs().mean())
+        return {"val_loss": float(F.mse_loss(model(x), y)), "val_mae": mae, "val_neg_mae": -mae}
+
+    def test_report(self, folder: Path, model: nn.Module, data: Any, device: str, history: list) -> dict[str, Any]:
+        report = {"test_mae": -self.validate(model, data.test, device)["val_neg_mae"]}
+        (folder / "test.json").write_text(json.dumps(report))
+        return report
+
+    def summary(self, report: dict[str, Any]) -> str:
+        return f"test MAE {report['test_mae']:.4f}"
+
+
+def test_another_task_runs_through_the_same_engine(tmp_path, monkeypatch):
+    monkeypatch.setitem(TASKS, MeanBrightness.name, MeanBrightness)
+    cfg = TrainConfig(task="mean-brightness", epochs=4, batch=32, lr=0.05, optimizer="adam", out=str(tmp_path / "r"))
+    trainer = Trainer(cfg, progress=False)
+    folder = trainer.run()
+    rows = (folder / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,train_mae,val_loss,val_mae,val_neg_mae,lr")
+    data = trainer.data
+    baseline = float((data.test.images.float().mean(dim=(1, 2, 3)) / 255
+                      - data.train.images.float().mean() / 255).abs().mean())   # predict the training mean
+    assert json.loads((folder / "test.json").read_text())["test_mae"] < baseline / 2
