@@ -34,3 +34,27 @@ def test_an_optimizer_name_is_the_same_optimizer_everywhere(name):
     tensors = len(list(net.parameters()))
     step_counters = 4 * tensors if cls is not torch.optim.SGD else 0    # Adam's float32 step, one per tensor
     assert est.training.breakdown["optimizer_state"] == buffers * 4 * params + step_counters
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_memory_predicts_the_optimizer_state_that_train_really_allocates(name):
+    """Prediction vs the state of the training engine's own optimizer after a real step."""
+    import torch.nn.functional as F
+
+    from cnnlab.train.model import build_model
+
+    torch.manual_seed(0)
+    model, _ = build_model("small_cnn", (1, 28, 28), 10)
+    opt = train_optimizer(model, TrainConfig(optimizer=name))
+    assert [g["weight_decay"] for g in opt.param_groups] == [TrainConfig.weight_decay, 0.0]
+    F.cross_entropy(model(torch.randn(4, 1, 28, 28)), torch.tensor([0, 1, 2, 3])).backward()
+    opt.step()
+    real = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor))
+    with torch.device("meta"):
+        meta, _ = build_model("small_cnn", (1, 28, 28), 10)
+    est = estimate_memory(meta, (1, 28, 28), 4, optimizer=name, include_inference=False)
+    assert est.training.breakdown["optimizer_state"] == real
+    predicted = memory_optimizer(meta, name)
+    assert [(len(g["params"]), g["weight_decay"]) for g in predicted.param_groups] == \
+        [(len(g["params"]), g["weight_decay"]) for g in opt.param_groups]

@@ -52,7 +52,8 @@ PUBLISHED = {
     "alexnet": 61_100_840, "vgg16": 138_357_544, "googlenet": 6_624_904, "resnet50": 25_557_032,
     "efficientnet_b0": 5_288_548, "seresnet50": 28_088_024, "xception": 22_855_952,
     "lenet5": 61_706, "lenet5_relu": 61_706, "mlp": 266_610,
-    "alexnet_paper": 62_378_344,
+    "alexnet_paper": 62_378_344, "alexnet_paper_2gpu": 60_965_224, "resnet50_v1": 25_557_032,
+    "googlenet_paper": 7_005_832,
 }
 
 # Weight layers on the deepest path: the number in the name, or the paper's count.
@@ -185,3 +186,37 @@ def test_each_familys_line_states_the_books_points(family):
     for line in lines:
         missing = [p for p in BOOK_POINTS[family] if p not in line]
         assert not missing, f"{family}: '{line}' lacks {missing}"
+
+
+def _macs(model: nn.Module, shape: tuple[int, int, int]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *shape, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def test_resnet50_v1_is_torchvisions_resnet50_with_the_stride_moved_to_the_first_1x1() -> None:
+    """Oracle: torchvision's ResNet-50 with each strided bottleneck's stride moved by hand; the paper's 3.8 G."""
+    with torch.device("meta"):
+        ref = tvm.resnet50()
+    for block in ref.modules():
+        if type(block).__name__ == "Bottleneck" and block.conv2.stride == (2, 2):
+            block.conv1.stride, block.conv2.stride = (2, 2), (1, 1)
+    ours = meta_model("resnet50_v1")
+    assert n_params(ours) == n_params(ref)
+    assert _macs(ours, (3, 224, 224)) == _macs(ref, (3, 224, 224)) == 3_857_973_248
+    assert _macs(meta_model("resnet50"), (3, 224, 224)) == 4_089_184_256
+
+
+def test_googlenet_paper_has_5x5_kernels_where_torchvision_has_3x3() -> None:
+    """Oracle: torchvision's GoogLeNet with each inception's "5×5" branch convolution widened to 5×5 by hand."""
+    with torch.device("meta"):
+        ref = tvm.googlenet(aux_logits=False, init_weights=False)
+        for block in ref.modules():
+            if type(block).__name__ == "Inception":
+                conv = block.branch3[1].conv
+                block.branch3[1].conv = nn.Conv2d(conv.in_channels, conv.out_channels, 5, padding=2, bias=False)
+    ours = meta_model("googlenet_paper")
+    assert n_params(ours) == n_params(ref) > n_params(meta_model("googlenet"))
+    assert _macs(ours, (3, 224, 224)) == _macs(ref, (3, 224, 224))

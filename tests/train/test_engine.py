@@ -151,7 +151,8 @@ class MeanBrightness(Task):
 
 def test_another_task_runs_through_the_same_engine(tmp_path, monkeypatch):
     monkeypatch.setitem(TASKS, MeanBrightness.name, MeanBrightness)
-    cfg = TrainConfig(task="mean-brightness", epochs=4, batch=32, lr=0.05, optimizer="adam", out=str(tmp_path / "r"))
+    cfg = TrainConfig(task="mean-brightness", epochs=20, batch=32, lr=0.03, optimizer="adam", weight_decay=0.0,
+                      out=str(tmp_path / "r"))
     trainer = Trainer(cfg, progress=False)
     folder = trainer.run()
     rows = (folder / "metrics.csv").read_text().splitlines()

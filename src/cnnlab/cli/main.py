@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # name the sub-command whose --help lists what it accepts
+        prog = " ".join(["cnnlab", args.command, *[str(v) for k, v in vars(args).items()
+                                                   if k.endswith("_command") and v]])
+        sys.stderr.write(f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')\n")
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except CnnlabError as err:

@@ -146,6 +146,8 @@ def _row(r: InceptionRow) -> tuple[int, ...]:
     return r.ch1x1, r.ch3x3red, r.ch3x3, r.ch5x5red, r.ch5x5, r.pool_proj
 
 
-def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False) -> GoogLeNet:
-    """GoogLeNet as torchvision builds it: 6,624,904 parameters (13,004,888 with ``aux_logits``)."""
-    return GoogLeNet(num_classes, in_channels, aux_logits=aux_logits)
+def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
+              paper_kernels: bool = False) -> GoogLeNet:
+    """GoogLeNet as torchvision builds it: 6,624,904 parameters (13,004,888 with ``aux_logits``);
+    ``paper_kernels=True``: the paper's 5×5 kernels in the "5×5" branches."""
+    return GoogLeNet(num_classes, in_channels, aux_logits=aux_logits, paper_kernels=paper_kernels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 
 from torch import nn
@@ -62,15 +63,24 @@ _ENTRIES: list[ZooEntry] = [
              (3, 224, 224), reference="torchvision.models.alexnet"),
     ZooEntry("alexnet_paper", "AlexNet", 2012, _ALEX, alexnet_paper, (3, 224, 224),
              reference="the 2012 paper, on one device"),
+    ZooEntry("alexnet_paper_2gpu", "AlexNet", 2012, _ALEX + " (split over two GPUs: grouped conv2, conv4, conv5)",
+             partial(alexnet_paper, two_gpu=True), (3, 224, 224),
+             reference="the 2012 paper's two-GPU network (60,965,224 parameters)"),
 ]
 for _name in ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
     _ENTRIES.append(ZooEntry(_name, "VGG", 2014, _VGG + (" (+ batch norm)" if _name.endswith("bn") else ""),
                              getattr(_vgg, _name), (3, 224, 224), reference=f"torchvision.models.{_name}"))
 _ENTRIES.append(ZooEntry("googlenet", "GoogLeNet", 2014, _GOOG, googlenet, (3, 224, 224),
-                         reference="torchvision.models.googlenet (aux_logits=False)"))
+                         reference="torchvision.models.googlenet (aux_logits=False; 3×3 in the \"5×5\" branch)"))
+_ENTRIES.append(ZooEntry("googlenet_paper", "GoogLeNet", 2014, _GOOG + " (the paper's 5×5 branches)",
+                         partial(googlenet, paper_kernels=True), (3, 224, 224),
+                         reference="Table 1 of the paper (5×5 kernels; torchvision uses 3×3)"))
 for _d in (18, 34, 50, 101, 152):
     _ENTRIES.append(ZooEntry(f"resnet{_d}", "ResNet", 2015, _RES, getattr(_resnet, f"resnet{_d}"),
                              (3, 224, 224), reference=f"torchvision.models.resnet{_d}"))
+_ENTRIES.append(ZooEntry("resnet50_v1", "ResNet", 2015, _RES + " (stride in the first 1×1, as the paper)",
+                         _resnet.resnet50_v1, (3, 224, 224),
+                         reference="Table 1 of the paper: torchvision resnet50's parameters, 3.86 GMACs"))
 for _d in (18, 34, 50, 101, 152):
     _ENTRIES.append(ZooEntry(f"seresnet{_d}", "SE-ResNet", 2017, _SE, getattr(_resnet, f"seresnet{_d}"),
                              (3, 224, 224), reference=f"timm seresnet{_d}"))

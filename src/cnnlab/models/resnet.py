@@ -35,7 +35,8 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, se: bool = False) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, se: bool = False,
+                 stride_in_1x1: bool = False) -> None:   # (no 1×1 here: the flag is Bottleneck's)
         super().__init__()
         out = planes * self.expansion
         self.conv1 = ConvNormAct(in_channels, planes, 3, stride)
@@ -53,15 +54,22 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1×1 reduce → 3×3 (stride here, as torchvision's "ResNet v1.5") → 1×1 expand ×4, + identity."""
+    """1×1 reduce → 3×3 → 1×1 expand ×4, + identity.
+
+    The stride sits on the 3×3 (torchvision's "ResNet v1.5", the default), or
+    with ``stride_in_1x1`` on the first 1×1 as in the paper (v1): the 3×3 then
+    runs on the already halved map, so the block costs fewer MACs — 3.86 G
+    instead of 4.09 G for ResNet-50 at 224×224, the paper's "3.8 × 10⁹ FLOPs".
+    """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, se: bool = False) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, se: bool = False,
+                 stride_in_1x1: bool = False) -> None:
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = ConvNormAct(in_channels, planes, 1)
-        self.conv2 = ConvNormAct(planes, planes, 3, stride)
+        self.conv1 = ConvNormAct(in_channels, planes, 1, stride if stride_in_1x1 else 1)
+        self.conv2 = ConvNormAct(planes, planes, 3, 1 if stride_in_1x1 else stride)
         self.conv3 = ConvNormAct(planes, out, 1, act_layer=None)
         self.se = _se(out) if se else None
         self.downsample = _shortcut(in_channels, out, stride)
@@ -111,7 +119,7 @@ class ResNet(ZooModel):
     min_input_size = 1
 
     def __init__(self, depth: int = 50, num_classes: int = 1000, in_channels: int = 3,
-                 se: bool = False, zero_init_residual: bool = False) -> None:
+                 se: bool = False, zero_init_residual: bool = False, stride_in_1x1: bool = False) -> None:
         super().__init__()
         if depth not in TABLE1:
             raise ValueError(f"ResNet depth must be one of {sorted(TABLE1)}, not {depth}")
@@ -125,7 +133,7 @@ class ResNet(ZooModel):
             stride = 1 if i == 0 else 2                                     # 56, 28, 14, 7
             stage = []
             for b in range(blocks):
-                stage.append(cfg.block(channels, planes, stride if b == 0 else 1, se=se))
+                stage.append(cfg.block(channels, planes, stride if b == 0 else 1, se=se, stride_in_1x1=stride_in_1x1))
                 channels = planes * cfg.block.expansion
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -166,3 +174,8 @@ seresnet34 = _builder(34, se=True)
 seresnet50 = _builder(50, se=True)
 seresnet101 = _builder(101, se=True)
 seresnet152 = _builder(152, se=True)
+
+
+def resnet50_v1(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
+    """ResNet-50 as the paper's Table 1 has it: the stride in each stage's first 1×1 convolution."""
+    return ResNet(50, num_classes, in_channels, stride_in_1x1=True)

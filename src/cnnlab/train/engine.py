@@ -125,15 +125,18 @@ class RunFolder:
     def state_path(self) -> Path:
         return self.folder / "state.safetensors"
 
+    def check_empty(self) -> None:
+        """A new run needs a folder that holds no run."""
+        if self.main and self.folder.is_dir() and any(p.name != LOCK for p in self.folder.iterdir()):
+            raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
+                              "or choose another --out")
+
     def claim(self, fresh: bool) -> None:
         """Take the folder for this run, atomically: a second run into it gets a one-line error."""
         if not self.main:
             return
         if fresh:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if any(p.name != LOCK for p in self.folder.iterdir()):
-                raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
-                                  "or choose another --out")
         lock = self.folder / LOCK
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -150,6 +153,12 @@ class RunFolder:
                                   "choose another --out") from None
         with os.fdopen(fd, "w") as f:
             f.write(f"{os.getpid()}\n")
+        if fresh:              # checked again while holding the lock: another run may have finished meanwhile
+            try:
+                self.check_empty()
+            except CnnlabError:
+                self.release()
+                raise
 
     def release(self) -> None:
         if self.main:
@@ -191,9 +200,12 @@ class Trainer:
                 raise CnnlabError(f"{resume}: no state.safetensors to resume from (the run never checkpointed)")
         cfg.check()
         self.cfg, self.progress = cfg, progress
+        self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
         self.dist = dist_setup(cfg.device)
         self.task: Task = create_task(cfg)
         self.folder = RunFolder(Path(cfg.out), self.dist.main)
+        if saved is None:
+            self.folder.check_empty()        # early, before the data loads (claim() re-checks atomically)
         torch.manual_seed(cfg.seed)
         self.data = self.task.load_data()
         self.model, self.model_info = self.task.build_model(self.data, saved["model"] if saved else None)
@@ -269,7 +281,7 @@ class Trainer:
     def _restore(self, run: dict[str, Any]) -> None:
         self.state = RunState(**{k: v for k, v in run.items() if k in RunState.__dataclass_fields__})
         folder = self.folder
-        if getattr(self, "_extended", None) is not None:
+        if self._extended is not None:
             cfg_path = folder.folder / "config.json"
             doc = json.loads(cfg_path.read_text())
             doc["config"]["epochs"], doc["config"]["segments"] = self.cfg.epochs, self.cfg.segments

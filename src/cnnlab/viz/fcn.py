@@ -27,7 +27,8 @@ def plot_scan(image: torch.Tensor, probs: torch.Tensor, classes: list[str], wind
     panels = 2 + k
     ncols = min(panels, 6)
     nrows = (panels + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 2.9 * nrows), squeeze=False)
+    fig.subplots_adjust(hspace=0.5)
     axes = axes.ravel()
     cmap = "gray" if img.shape[-1] == 1 else None
     axes[0].imshow(grey, cmap=cmap)
@@ -37,6 +38,12 @@ def plot_scan(image: torch.Tensor, probs: torch.Tensor, classes: list[str], wind
     axes[1].imshow(np.ma.masked_array(top, mask=probs.max(0).values.numpy() < 0.5), cmap="tab10", vmin=0,
                    vmax=9, alpha=0.55, extent=extent, interpolation="nearest")
     axes[1].set_title("top class (p ≥ 0.5)", fontsize=9)
+    from matplotlib.patches import Patch
+
+    shown = sorted({int(c) for c in np.unique(top[probs.max(0).values.numpy() >= 0.5])})
+    cm = plt.get_cmap("tab10")
+    axes[1].legend(handles=[Patch(color=cm(c / 9), label=classes[c]) for c in shown],
+                   fontsize=5, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncol=2, frameon=False)
     for c in range(k):
         ax = axes[2 + c]
         ax.imshow(grey, cmap=cmap)
