@@ -58,3 +58,16 @@ def test_memory_predicts_the_optimizer_state_that_train_really_allocates(name):
     predicted = memory_optimizer(meta, name)
     assert [(len(g["params"]), g["weight_decay"]) for g in predicted.param_groups] == \
         [(len(g["params"]), g["weight_decay"]) for g in opt.param_groups]
+
+
+def test_weight_decay_costs_adam_a_gradient_copy_and_adamw_nothing():
+    """Adam adds the decay to a copy of each gradient (torch.optim.adam: grad.add(param, alpha=wd)); AdamW decays
+    the weight in place: the prediction must see the copy, the size of the largest parameter."""
+    with torch.device("meta"):
+        net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 512), torch.nn.ReLU(),
+                                  torch.nn.Linear(512, 10))
+    def peak(opt: str, wd: float) -> int:
+        return estimate_memory(net, (3, 32, 32), 4, optimizer=opt, include_inference=False,
+                               weight_decay=wd).training.peak_bytes
+    assert peak("adam", 5e-4) - peak("adam", 0.0) == 4 * 3 * 32 * 32 * 512
+    assert peak("adamw", 5e-4) == peak("adamw", 0.0)

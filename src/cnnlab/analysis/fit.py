@@ -19,6 +19,7 @@ from cnnlab.analysis.memory import (
     batch_model,
     estimate_memory,
 )
+from cnnlab.analysis.step import StepConfig
 from cnnlab.analysis.workspace import CpuKernels
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import NetworkSpec, build
@@ -85,7 +86,7 @@ def headroom(budget: int) -> int:
 def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
         optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
         devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None,
-        kernels: CpuKernels | None = None) -> FitReport:
+        kernels: CpuKernels | None = None, weight_decay: float = StepConfig.weight_decay) -> FitReport:
     """Will training at ``batch_size`` fit in ``budget`` bytes, and if not, what would.
 
     The largest batch comes from the step's exact batch curve
@@ -98,12 +99,12 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
 
     def est(batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
         args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-                "count_macs": False, "kernels": kernels} | kw
+                "count_macs": False, "kernels": kernels, "weight_decay": weight_decay} | kw
         return estimate_memory(net or network, input_shape, batch, name=name, include_inference=False, **args)
 
     def curve(net: nn.Module | None = None, **kw: Any) -> BatchModel:
         args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-                "kernels": kernels} | kw
+                "kernels": kernels, "weight_decay": weight_decay} | kw
         model = batch_model(net or network, input_shape, **args)
         if model is None:  # pragma: no cover - a step whose ops depend on the batch size
             raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")

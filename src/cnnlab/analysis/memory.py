@@ -88,7 +88,8 @@ class MemoryEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "input_shape": list(self.input_shape), "batch_size": self.batch_size,
-            "optimizer": self.config.optimizer, "precision": self.config.precision,
+            "optimizer": self.config.optimizer, "weight_decay": self.config.weight_decay,
+            "precision": self.config.precision,
             "checkpointing": self.config.checkpointing, "device": self.config.device,
             "params": self.params, "training": self.training.to_dict(),
             "inference": self.inference.to_dict() if self.inference else None,
@@ -205,7 +206,8 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                     optimizer: str = "sgd", precision: str = "fp32", checkpointing: bool = False,
                     device: str = "cpu", name: str | None = None,
                     include_inference: bool = True, count_macs: bool = False,
-                    kernels: CpuKernels | None = None) -> MemoryEstimate:
+                    kernels: CpuKernels | None = None,
+                    weight_decay: float = StepConfig.weight_decay) -> MemoryEstimate:
     """Predict the peak bytes of one steady-state training step and of one prediction.
 
     ``network`` is any ``nn.Module`` (with real weights or on the meta device);
@@ -216,10 +218,12 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     ``count_macs`` also counts the MACs of the whole step (``step_macs``; slower).
     ``kernels`` predicts for another CPU's oneDNN kernels (ISA, threads) than
     this process's, e.g. ``CpuKernels("avx2", 8)`` for an 8-thread AVX2 laptop.
+    ``weight_decay`` is the training run's (``cnnlab train``'s default): plain SGD
+    and Adam add it to a copy of each gradient, a temporary the size of the parameter.
     """
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
-    cfg = StepConfig(optimizer, precision, checkpointing, device)
+    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     try:
@@ -290,9 +294,10 @@ class BatchModel:
 
 def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str = "sgd",
                 precision: str = "fp32", checkpointing: bool = False, device: str = "cpu",
-                kernels: CpuKernels | None = None) -> BatchModel | None:
+                kernels: CpuKernels | None = None,
+                weight_decay: float = StepConfig.weight_decay) -> BatchModel | None:
     """The :class:`BatchModel` of a network's training step; ``None`` if the step is not affine in the batch."""
-    cfg = StepConfig(optimizer, precision, checkpointing, device)
+    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     with _quiet_fake_tensor_log():

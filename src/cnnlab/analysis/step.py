@@ -40,6 +40,8 @@ class StepConfig:
             raise CnnlabError(f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}")
         if self.device not in ("cpu", "cuda"):
             raise CnnlabError(f"unknown device '{self.device}'; use cpu or cuda")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise CnnlabError(f"--weight-decay must be a finite number ≥ 0 (got {self.weight_decay})")
 
     @property
     def param_dtype(self) -> torch.dtype:

@@ -28,12 +28,17 @@ examples:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from cnnlab.train.config import TrainConfig   # torch-free
+
     p.add_argument("target", metavar="TARGET",
                    help="a zoo model name, a spec file (.yaml/.yml/.json) or package.module:callable")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="shape of one instance (default: the spec's or zoo model's usual input)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                    help=f"the optimizer whose state counts (default: sgd). {choices_help(OPTIMIZERS)}")
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, metavar="WD",
+                   help="the training run's weight decay: plain SGD and Adam add it to a copy of each gradient "
+                        "(a temporary the size of the parameter); 0 removes it (default: cnnlab train's, %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help=f"default: fp32. {choices_help(PRECISIONS)}")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -120,7 +125,8 @@ def run_memory(args: argparse.Namespace) -> int:
     if args.measure and _kernels(args) is not None:
         raise CnnlabError("--measure runs this machine's kernels; drop --cpu/--threads to compare with them")
     est = estimate_memory(net, target.input_shape, args.batch, args.optimizer, args.precision,
-                          args.checkpointing, args.device, name=target.name, kernels=_kernels(args))
+                          args.checkpointing, args.device, name=target.name, kernels=_kernels(args),
+                          weight_decay=args.weight_decay)
     if args.measure:
         _measure(target, est)
     if args.json:
@@ -216,7 +222,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
     spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
     report = fit(_network(target), target.input_shape, budget, args.batch, args.optimizer,
-                 args.precision, args.device, name=target.name, spec=spec, kernels=_kernels(args))
+                 args.precision, args.device, name=target.name, spec=spec, kernels=_kernels(args),
+                 weight_decay=args.weight_decay)
     if args.json:
         print_json(report.to_dict())
         return 0
