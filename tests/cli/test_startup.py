@@ -69,3 +69,23 @@ def test_every_option_says_what_it_does_and_its_default():
                 missing.append(f"{name} {action.option_strings[0]}: default {action.default!r} not shown")
         assert "%(default)" not in text
     assert not missing, "\n".join(missing)
+
+
+def test_an_unknown_option_points_at_the_sub_commands_help(capsys):
+    from cnnlab.cli.main import main
+
+    assert main(["fcn", "convert", "small_cnn", "--out", "x", "--bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "unrecognized arguments: --bogus" in err
+    assert "(see 'cnnlab fcn convert --help')" in err
+
+
+def test_errors_from_user_modules_keep_their_cause_for_api_users():
+    import pytest
+
+    from cnnlab.errors import TargetError
+    from cnnlab.targets import load_module_target
+
+    with pytest.raises(TargetError, match="cannot import module") as info:
+        load_module_target("no_such_module_xyz:net")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)

@@ -200,3 +200,23 @@ def test_the_default_run_folder_never_collides(tmp_path):
     base.mkdir(parents=True)
     (base / "config.json").write_text("{}")
     assert _fresh_folder(str(base)) == f"{base}-2"
+
+
+def test_the_console_names_skipped_images_and_eval_labels_the_confusion_matrix(tmp_path, capsys):
+    from tests.data.test_data import make_folder
+
+    make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")
+    (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png")
+    assert main(["train", "--model", str(_tiny_spec(tmp_path)), "--data", str(tmp_path / "imgs"), "--epochs", "1",
+                 "--batch", "4", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 undecodable image" in out and "log.txt" in out
+    assert main(["eval", str(tmp_path / "r")]) == 0
+    rows = capsys.readouterr().out.split("confusion matrix")[1].splitlines()
+    assert any(" cat " in r for r in rows) and any(" dog " in r for r in rows)
+
+
+def _tiny_spec(tmp_path: Path) -> Path:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    return spec
