@@ -31,7 +31,7 @@ def test_json_contract(examples):
     assert d["input_shape"] == [3, 200, 300] and d["batch_size"] == 50 and d["dtype"] == "float32"
     assert d["layers"][0] == {"index": 1, "name": "conv_1", "type": "conv",
                               "output_shape": [100, 100, 150], "params": 2800, "macs": 40_500_000,
-                              "output_bytes": 6_000_000,
+                              "output_bytes": 6_000_000, "receptive_field": [3, 3], "effective_stride": [2, 2],
                               "params_formula": "(3×3×3 + 1) × 100 = 2,800",
                               "macs_formula": "100×150×100 outputs × 3×3×3 = 40,500,000"}
     assert d["memory"]["textbook"]["inference_bytes"] == 12_613_600

@@ -44,12 +44,18 @@ class LayerReport:
     textbook_macs: int | None = None
     detail: str = ""
     module: nn.Module | None = field(default=None, repr=False, compare=False)
+    receptive_field: tuple[int, int] | None = None   # input pixels one output unit sees (None: all, or unknown)
+    effective_stride: tuple[int, int] | None = None  # input pixels between neighbouring output units
+    sees_all: bool = False                           # global pooling / dense: the whole input
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "index": self.index, "name": self.name, "type": self.type,
             "output_shape": list(self.output_shape), "params": self.params,
             "macs": self.macs, "output_bytes": self.output_bytes,
+            "receptive_field": "all" if self.sees_all else (list(self.receptive_field)
+                                                            if self.receptive_field else None),
+            "effective_stride": list(self.effective_stride) if self.effective_stride else None,
         }
         if self.params_formula is not None:
             d["params_formula"] = self.params_formula
@@ -149,6 +155,7 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     itemsize = dtype.itemsize
     total, trainable = count_params(model)
     rows = [_row(rec, itemsize, spec) for rec in records]
+    _add_receptive_fields(model, rows)
     memory = textbook_memory([itemsize * math.prod(shape)] + [r.output_bytes for r in rows],
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
@@ -171,6 +178,21 @@ def resized_layer_notes(before: NetworkSpec, after: NetworkSpec) -> list[str]:
                          f"{now:,} parameters; its weights no longer match a network trained on "
                          f"{'×'.join(map(str, before.input_shape))}")
     return notes
+
+
+def _add_receptive_fields(model: nn.Module, rows: list[LayerReport]) -> None:
+    """Each row's receptive field and effective stride (cnnlab.analysis.receptive), where the graph traces."""
+    from cnnlab.analysis.receptive import field_of, receptive_fields
+
+    fields = receptive_fields(model)
+    if not fields:
+        return
+    paths = {id(m): name for name, m in model.named_modules()}
+    for row in rows:
+        path = paths.get(id(row.module)) if row.module is not None else None
+        f = field_of(fields, path) if path else None
+        if f is not None:
+            row.receptive_field, row.effective_stride, row.sees_all = f.size, f.stride, f.size is None
 
 
 def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None) -> LayerReport:

@@ -65,6 +65,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _field_text(row) -> str:  # type: ignore[no-untyped-def]
+    """``7×7 / 2``: the receptive field in input pixels and the effective stride; ``all`` for global layers."""
+    if row.effective_stride is None:
+        return ""
+    size = "all" if row.sees_all else "×".join(map(str, row.receptive_field))
+    sh, sw = row.effective_stride
+    return f"{size} / {sh if sh == sw else f'{sh}×{sw}'}"
+
+
 def print_table(report: AnalysisReport) -> None:
     """Per-layer table, totals and the textbook memory."""
     from rich.table import Table
@@ -74,14 +83,15 @@ def print_table(report: AnalysisReport) -> None:
     table = Table(title=f"{report.name} — input {dims}, batch {report.batch_size}, "
                         f"{str(report.dtype).removeprefix('torch.')}", title_justify="left")
     for col, just in (("#", "right"), ("layer", "left"), ("type", "left"), ("output shape", "left"),
-                      ("params", "right"), ("MACs", "right"), ("output bytes", "right")):
+                      ("params", "right"), ("MACs", "right"), ("output bytes", "right"),
+                      ("RF / stride", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     table.add_row("0", "input", "", "×".join(map(str, report.input_shape)), "", "",
-                  f"{report.memory.outputs[0]:,}")
+                  f"{report.memory.outputs[0]:,}", "1×1 / 1")
     for row in report.layers:
         table.add_row(str(row.index), row.name, row.type + (f" {row.detail}" if row.detail else ""),
                       "×".join(map(str, row.output_shape)), f"{row.params:,}", f"{row.macs:,}",
-                      f"{row.output_bytes:,}")
+                      f"{row.output_bytes:,}", _field_text(row))
     con.print(table)
     mem = report.memory
     i, j = mem.inference_pair

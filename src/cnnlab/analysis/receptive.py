@@ -1,0 +1,102 @@
+"""Receptive field and effective stride of every layer, from the network's graph.
+
+For a layer with kernel k, dilation d and stride s fed by a map whose units
+see ``r`` input pixels and sit ``j`` input pixels apart (the *effective
+stride*, or jump), each output unit sees ``r + (d·(k − 1))·j`` input pixels
+and outputs sit ``j·s`` apart (Araujo, Norris & Sim, "Computing Receptive
+Fields of Convolutional Neural Networks", Distill 2019; torchscan reports the
+same two numbers). Where paths join (a residual addition, an inception
+concatenation) the larger receptive field counts. Global pooling, flattening
+and dense layers see the whole input (``None``: all of it). Element-wise
+layers, normalisation and padding change neither number.
+
+The graph comes from ``torch.fx``; a network fx cannot trace gets no
+receptive-field column (``{}``), never a guessed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+WINDOWED = (nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+GLOBAL = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field (rows, cols) of one output unit, and the input pixels between neighbours."""
+
+    size: tuple[int, int] | None          # None: the whole input
+    stride: tuple[int, int]
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def _apply(field: Field, module: nn.Module) -> Field:
+    if isinstance(module, GLOBAL):
+        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and _pair(module.output_size) != (1, 1):
+            return Field(None, field.stride)      # depends on the input size: not a fixed window
+        return Field(None, field.stride)
+    if not isinstance(module, WINDOWED) or field.size is None:
+        return field
+    k = _pair(module.kernel_size)
+    s = _pair(module.stride if module.stride is not None else module.kernel_size)
+    d = _pair(getattr(module, "dilation", 1))
+    size = tuple(r + dd * (kk - 1) * j for r, kk, dd, j in zip(field.size, k, d, field.stride))
+    return Field(size, tuple(j * ss for j, ss in zip(field.stride, s)))  # type: ignore[arg-type]
+
+
+def _join(fields: list[Field]) -> Field:
+    if any(f.size is None for f in fields):
+        return Field(None, max(f.stride for f in fields))
+    return Field(max(f.size for f in fields), max(f.stride for f in fields))  # type: ignore[type-var]
+
+
+class _Tracer(fx.Tracer):
+    """fx's tracer, with TensorFlow-style "same" padding kept whole (its pad depends on the input's size)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        from cnnlab.layers.same_pad import SamePad2d
+
+        return isinstance(m, SamePad2d) or super().is_leaf_module(m, qualname)
+
+
+def receptive_fields(model: nn.Module) -> dict[str, Field]:
+    """``module path → Field`` at each module's output (the last call's, for a module called twice)."""
+    try:
+        graph = _Tracer().trace(model)
+    except Exception:   # data-dependent control flow: no column rather than a wrong one
+        return {}
+    gm = fx.GraphModule(model, graph)
+    modules = dict(gm.named_modules())
+    at: dict[fx.Node, Field] = {}
+    out: dict[str, Field] = {}
+    for node in gm.graph.nodes:
+        inputs = [at[a] for a in node.all_input_nodes if a in at]
+        if node.op == "placeholder":
+            at[node] = Field((1, 1), (1, 1))
+            continue
+        if not inputs:
+            continue
+        field = _join(inputs)
+        if node.op == "call_module":
+            field = _apply(field, modules[str(node.target)])
+            out[str(node.target)] = field
+        elif node.op == "call_function" and node.target in (torch.flatten, torch.nn.functional.adaptive_avg_pool2d,
+                                                            torch.nn.functional.linear):
+            field = Field(None, field.stride)
+        at[node] = field
+    return out
+
+
+def field_of(fields: dict[str, Field], path: str) -> Field | None:
+    """The field at the output of module ``path``: its own entry, or its last traced submodule's."""
+    if path in fields:
+        return fields[path]
+    inner = [name for name in fields if name.startswith(path + ".")]
+    return fields[inner[-1]] if inner else None
