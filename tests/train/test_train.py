@@ -180,6 +180,7 @@ def test_augment_preview_writes_a_png(tmp_path, capsys):
     (["train", "--model", "lenet5"], "--size 32,32"),
     (["train", "--lr", "-1"], "--lr must be in"),
     (["train", "--val-fraction", "2"], "between 0 and 1"),
+    (["train", "--seed", "200000000000000"], "--seed must be between 0 and 4294967295"),
     (["train", "--device", "cuda"], None),
     (["eval", "/nonexistent-run"], "not a cnnlab run folder"),
 ])
@@ -220,3 +221,54 @@ def _tiny_spec(tmp_path: Path) -> Path:
     spec = tmp_path / "tiny.yaml"
     spec.write_text(TINY)
     return spec
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "state.safetensors"])
+def test_a_flipped_byte_a_relabelled_dtype_or_nan_weights_are_refused(tmp_path, name, capsys):
+    """Checksums written with every file: silent corruption becomes a one-line error naming the file."""
+    import struct
+
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    capsys.readouterr()
+    path = run / name
+    good = path.read_bytes()
+    header_len = struct.unpack("<Q", good[:8])[0]
+    flipped = bytearray(good)
+    flipped[8 + header_len + 100] ^= 0x01                      # one bit inside the tensor data
+    relabelled = good.replace(b'"dtype":"F32"', b'"dtype":"I32"', 1)
+    assert relabelled != good
+    argv = ["eval", str(run)] if name == "model.safetensors" else ["train", "--resume", str(run), "--epochs", "2"]
+    for damaged in (bytes(flipped), relabelled):
+        path.write_bytes(damaged)
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.splitlines() == [err] and str(path) in err
+        assert path.read_bytes() == damaged                   # left as it was
+    path.write_bytes(good)
+    assert main(["eval", str(run), "--json"]) == 0
+    capsys.readouterr()
+
+
+def test_nan_weights_are_refused(tmp_path):
+    from cnnlab.train.checkpoint import load_weights, save_weights
+
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = float("nan")
+    save_weights(tmp_path / "w.safetensors", net)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_weights(tmp_path / "w.safetensors", torch.nn.Linear(3, 2))
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    common = ["train", "--model", SMALL, "--epochs", "1", "--batch", "64", "--no-progress"]
+    ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True,
+                            env={**os.environ, KILL_HOOK: "3"})
+    assert killed.returncode == -9 and not (tmp_path / "run" / "state.safetensors").exists()
+    resumed = subprocess.run(cli("train", "--resume", str(tmp_path / "run"), "--no-progress"), capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "starting again from step 0" in (tmp_path / "run" / "log.txt").read_text()
+    assert same(weights(tmp_path / "ref"), weights(tmp_path / "run"))

@@ -7,6 +7,7 @@ checkpoint intact, never a half-written one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,33 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_bytes
 
 META_KEY = "cnnlab"
+DIGEST_KEY = "cnnlab.blake2b"   # a digest of every tensor's name, dtype, shape and bytes
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """BLAKE2b of the tensors in name order: a flipped byte, a relabelled dtype or shape changes it."""
+    h = hashlib.blake2b(digest_size=32)
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _check(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None) -> None:
+    """The digest matches (files written before digests existed have none) and no weight is NaN or ±inf."""
+    expected = (metadata or {}).get(DIGEST_KEY)
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise CheckpointError(f"{path}: its tensors do not match the digest written with them (the file was "
+                              "changed or damaged); restore a good copy or retrain")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values; the weights are unusable "
+                                  "(the training diverged: lower --lr, or restore a good copy)")
+
+
+def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta), DIGEST_KEY: tensor_digest(tensors)}))
 
 
 class CheckpointError(CnnlabError):
@@ -51,7 +79,7 @@ def _unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor]
 def save_weights(path: Path, model: torch.nn.Module, meta: dict[str, Any] | None = None) -> None:
     """The model's state dict (parameters and buffers) as a safetensors file, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta or {})}))
+    _save(path, tensors, meta or {})
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
@@ -61,11 +89,13 @@ def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
+            metadata = f.metadata() or {}
+        meta = json.loads(metadata.get(META_KEY, "{}"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such weights file") from None
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err}); it is truncated or corrupted") from None
+    _check(path, tensors, metadata)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as err:
@@ -82,7 +112,7 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     doc = dict(meta)
     doc["optimizer"] = _flatten_optimizer(optimizer.state_dict(), tensors)
     doc["scheduler"] = scheduler.state_dict() if scheduler is not None else None
-    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(doc)}))
+    _save(path, tensors, doc)
 
 
 def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -100,6 +130,7 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     except (SafetensorError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted ({err}); "
                               "nothing was changed — restore a good copy or start a new run") from None
+    _check(path, tensors, header["__metadata__"])
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_sd)

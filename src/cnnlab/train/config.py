@@ -55,6 +55,7 @@ class TrainConfig:
             (not 0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1 (got {self.val_fraction})"),
             (self.checkpoint_every < 0, f"--checkpoint-every must be ≥ 0 (got {self.checkpoint_every})"),
             (not 0 <= self.warmup < 1, f"warmup must be in [0, 1) (got {self.warmup})"),
+            (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
         ]
         for bad, message in problems:
             if bad:

@@ -196,8 +196,8 @@ class Trainer:
         if resume is not None:
             saved = load_run_config(resume)
             cfg = TrainConfig.from_saved(saved["config"], out=str(resume))   # exactly the saved settings
-            if not (Path(resume) / "state.safetensors").is_file():
-                raise CnnlabError(f"{resume}: no state.safetensors to resume from (the run never checkpointed)")
+            if epochs is not None and not (Path(resume) / "state.safetensors").is_file():
+                cfg.epochs = epochs      # nothing was trained yet: any length
         cfg.check()
         self.cfg, self.progress = cfg, progress
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
@@ -219,17 +219,21 @@ class Trainer:
             raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
                               "use a smaller batch")
         self.state = RunState()
-        if saved is not None:
+        restart = saved is not None and not self.folder.state_path.is_file()   # stopped before any checkpoint
+        if saved is not None and not restart:
             self._resume(epochs)
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.scheduler = make_scheduler(self.optimizer, self.cfg.epochs, self.cfg.segments, self.steps_per_epoch,
                                         self.cfg.warmup)
         self.folder.claim(fresh=saved is None)
         try:
-            if saved is not None:
+            if saved is not None and not restart:
                 meta = load_state(self.folder.state_path, self.model, self.optimizer, self.scheduler)
                 self._restore(meta["run"])
             else:
+                if restart:
+                    self.folder.log("no checkpoint was written before the run stopped: starting again from step 0 "
+                                    "with the saved settings")
                 self._start()
         except BaseException:
             self.folder.release()
