@@ -189,6 +189,26 @@ def test_the_affine_matrices_are_torchvisions_rotation_and_shift(size):
     assert torch.allclose(_warp(flipped, img), img.flip(-1), atol=1e-3)
 
 
+def test_basic_shifts_are_torchvisions_nearest_neighbour_affine():
+    """Oracle: torchvision.transforms.v2.functional.affine with its default (nearest) interpolation."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.data.augment import compose
+
+    img = torch.randint(0, 256, (1, 1, 28, 28), dtype=torch.uint8)
+    one, zero = torch.ones(1), torch.zeros(1)
+    for px, py in ((2.3, -1.6), (-2.8, 2.2)):
+        theta = compose((28, 28), one, one, zero, zero, zero, torch.tensor([2 * px / 28]), torch.tensor([2 * py / 28]),
+                        one)
+        import torch.nn.functional as F
+
+        grid = F.affine_grid(theta, [1, 1, 28, 28], align_corners=False)
+        ours = F.grid_sample(img.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        ref = TF.affine(img, angle=0.0, translate=[px, py], scale=1.0, shear=[0.0, 0.0])
+        assert (ours.to(torch.uint8) == ref).float().mean() > 0.97     # rounding ties may differ on a row/column
+    assert make_augment("basic", (28, 28), flip=True).mode == "nearest"
+
+
 def test_flip_only_gives_each_image_or_its_mirror_and_a_slice_gets_the_whole_batch_draws():
     from cnnlab.data.augment import Augment
 

@@ -134,3 +134,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and needle in err, (argv, err)
+
+
+def test_the_callers_network_is_left_as_it_was():
+    model = _classifier("small_cnn", (1, 28, 28)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fcn = convert(model, (1, 28, 28)).fcn
+    with torch.no_grad():
+        for p in fcn.parameters():
+            p.add_(1.0)
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_global_max_pool_head_is_not_claimed_exact(capsys, tmp_path):
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    conversion = convert(net, (1, 8, 8))
+    assert conversion.global_pool == "max" and not conversion.mean_is_exact
+    gap_relu = nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4), nn.ReLU(),
+                             nn.Linear(4, 3)).eval()
+    assert not convert(gap_relu, (1, 8, 8)).mean_is_exact

@@ -83,22 +83,50 @@ def test_a_finished_run_is_extended_with_more_epochs(tmp_path):
 
 
 def test_a_folder_in_use_is_refused_and_released_after(tmp_path):
-    folder = tmp_path / "r"
-    folder.mkdir()
     import subprocess
     import sys
 
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # a live process
+    folder = tmp_path / "r"
+    folder.mkdir()
+    holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)")
+    owner = subprocess.Popen([sys.executable, "-c", holder, str(folder / engine_module.LOCK)], stdout=subprocess.PIPE,
+                             text=True)
     try:
-        (folder / engine_module.LOCK).write_text(f"{owner.pid}\n")
-        with pytest.raises(CnnlabError, match=f"another cnnlab train \\(process {owner.pid}\\)"):
+        assert owner.stdout.readline().strip() == "locked"          # another live run holds the folder
+        with pytest.raises(CnnlabError, match="another cnnlab train is using this folder"):
             train(TrainConfig(model=SMALL, epochs=1, out=str(folder)), progress=False)
     finally:
         owner.kill()
         owner.wait()
     assert sorted(p.name for p in folder.iterdir()) == [engine_module.LOCK]   # nothing written
-    train(TrainConfig(model=SMALL, epochs=1, out=str(folder)), progress=False)   # a dead owner's lock is taken over
-    assert not (folder / engine_module.LOCK).exists() and (folder / "test.json").is_file()
+    train(TrainConfig(model=SMALL, epochs=1, out=str(folder)), progress=False)   # the dead holder's lock is gone
+    assert (folder / "test.json").is_file()
+
+
+def test_two_runs_into_one_folder_at_once_one_wins_and_the_other_says_so(tmp_path):
+    """Real concurrent processes (issue 18's lost run): exactly one run is written, the other exits 2."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "cnnlab", "train", "--model", SMALL, "--epochs", "1", "--no-progress", "--out",
+            str(tmp_path / "r")]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert loser.strip().splitlines()[-1].startswith("cnnlab: error:") and "already holds a run" in loser or \
+        "another cnnlab train" in loser
+    assert json.loads((tmp_path / "r" / "test.json").read_text())["test_acc"] > 0.5
+    assert (tmp_path / "r" / "log.txt").read_text().count("task classification") == 1
+
+
+def test_a_run_stopped_after_its_last_checkpoint_only_writes_its_test_report(tmp_path):
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    (run / "test.json").unlink()                        # as if killed between the last checkpoint and the report
+    train(TrainConfig(), resume=run, progress=False)
+    assert json.loads((run / "test.json").read_text())["test_acc"] > 0.5
 
 
 class MeanBrightness(Task):

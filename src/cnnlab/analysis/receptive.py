@@ -21,7 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-WINDOWED = (nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+UNMODELLED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.MaxPool1d,
+              nn.AvgPool1d, nn.MaxPool3d, nn.AvgPool3d, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle, nn.Fold,
+              nn.Unfold, nn.FractionalMaxPool2d, nn.LPPool2d, nn.MaxUnpool2d)
 GLOBAL = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)
 
 
@@ -52,9 +55,11 @@ def _apply(field: Field, module: nn.Module) -> Field:
 
 
 def _join(fields: list[Field]) -> Field:
+    """Where paths meet, each axis takes the larger field and the larger stride."""
+    stride = (max(f.stride[0] for f in fields), max(f.stride[1] for f in fields))
     if any(f.size is None for f in fields):
-        return Field(None, max(f.stride for f in fields))
-    return Field(max(f.size for f in fields), max(f.stride for f in fields))  # type: ignore[type-var]
+        return Field(None, stride)
+    return Field((max(f.size[0] for f in fields), max(f.size[1] for f in fields)), stride)  # type: ignore[index]
 
 
 class _Tracer(fx.Tracer):
@@ -85,7 +90,10 @@ def receptive_fields(model: nn.Module) -> dict[str, Field]:
             continue
         field = _join(inputs)
         if node.op == "call_module":
-            field = _apply(field, modules[str(node.target)])
+            module = modules[str(node.target)]
+            if isinstance(module, UNMODELLED):   # upsampling, 1-D/3-D, unpooling: no column rather than a guess
+                return {}
+            field = _apply(field, module)
             out[str(node.target)] = field
         elif node.op == "call_function" and node.target in (torch.flatten, torch.nn.functional.adaptive_avg_pool2d,
                                                             torch.nn.functional.linear):

@@ -43,6 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_scan)
 
 
+def _pads(m) -> bool:  # type: ignore[no-untyped-def]
+    """Does this layer see zeros (or −∞) beyond the image border: padding, "same", a ceil-mode pool?"""
+    import torch
+
+    if type(m).__name__ in ("SamePad2d", "SameAvgPool2d"):
+        return True
+    if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+        pad = m.padding
+        if isinstance(pad, str):
+            return pad == "same"
+        pads = (pad,) if isinstance(pad, int) else tuple(pad)
+        return any(p > 0 for p in pads) or bool(getattr(m, "ceil_mode", False))
+    return False
+
+
 def conversion_report(source, conversion) -> dict:  # type: ignore[no-untyped-def]
     """The conversion's JSON: layers, removed nodes, exactness at the training input, stride, window, padding."""
     import torch
@@ -53,13 +68,12 @@ def conversion_report(source, conversion) -> dict:  # type: ignore[no-untyped-de
     with torch.no_grad():
         ref = source.model(x)
         out = conversion.fcn(x)
-    reduced = out.mean((2, 3)) if conversion.global_pool == "avg" else out.flatten(1)
-    comparable = out.shape[-2:] == (1, 1) or conversion.global_pool == "avg"
+    reduced = out.mean((2, 3)) if conversion.global_pool else out.flatten(1)
+    comparable = (out.shape[-2:] == (1, 1) and not conversion.global_pool) or conversion.mean_is_exact and \
+        conversion.global_pool == "avg"
     stride = output_stride(conversion.fcn, source.input_shape)
     window = tuple(source.input_shape[1:])
-    padded = [n for n, m in source.model.named_modules()
-              if isinstance(m, torch.nn.Conv2d) and any(p > 0 for p in m.padding)] + \
-             [n for n, m in source.model.named_modules() if type(m).__name__ == "SamePad2d"]
+    padded = [n for n, m in source.model.named_modules() if _pads(m)]
     doubled = (2 * window[0], 2 * window[1])
     return {**conversion.to_json(), "params": sum(p.numel() for p in source.model.parameters()),
             "params_fcn": sum(p.numel() for p in conversion.fcn.parameters()),
@@ -156,7 +170,8 @@ def run_scan(args: argparse.Namespace) -> int:
                    "max_probability": {cl: float(probs[k].max()) for k, cl in enumerate(classes)},
                    "files": [f"{stem}.npy", f"{stem}.json", f"{stem}_heatmaps.png"]}
         atomic_write_text(out / f"{stem}.json", json.dumps(summary, indent=2))
-        plot_scan(image, probs, classes, (h, w), doc["output_stride"], out / f"{stem}_heatmaps.png",
+        plot_scan(image, probs, classes, None if doc.get("global_pool") else (h, w), doc["output_stride"],
+                  out / f"{stem}_heatmaps.png",
                   f"{Path(name).name}: {probs.shape[1]}×{probs.shape[2]} positions, stride {doc['output_stride']}")
         summaries.append(summary)
     if args.json:

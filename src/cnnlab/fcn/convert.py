@@ -94,6 +94,9 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int]) -> Conversion:
 
     The model is not changed: the FCN holds copies of its weights.
     """
+    import copy
+
+    model = copy.deepcopy(model)       # the caller's network keeps its mode and its own parameters
     try:
         gm = fx.symbolic_trace(model)
     except Exception as err:    # fx cannot trace data-dependent Python control flow
@@ -154,6 +157,7 @@ def _visit(gm: fx.GraphModule, modules: dict[str, nn.Module], node: fx.Node, mar
             _bypass(node)
         elif after[-2:] == (1, 1) and all(_is_flatten(u, modules) for u in node.users):
             conv.global_pool = "avg" if isinstance(module, nn.AdaptiveAvgPool2d) else "max"
+            conv.mean_is_exact = conv.global_pool == "avg"      # the max of scores is not the score of the max
             conv.removed.append(f"{name} (global {conv.global_pool} pooling: the dense layers now run at "
                                 "every position of the last feature map)")
             flat_users = list(node.users)
@@ -178,6 +182,8 @@ def _visit(gm: fx.GraphModule, modules: dict[str, nn.Module], node: fx.Node, mar
     if isinstance(module, nn.Linear) and len(node.all_input_nodes) == 1:
         marks[node] = _dense_to_conv(gm, node, module, mark, name, conv)
     elif isinstance(module, ELEMENTWISE) or (node.op == "call_function" and node.target in ELEMENTWISE_FUNCTIONS):
+        if conv.global_pool and not isinstance(module, (nn.Dropout, nn.Identity)):
+            conv.mean_is_exact = False      # a non-linear layer after the pool: mean(f(x)) ≠ f(mean(x))
         marks[node] = mark
     elif isinstance(module, nn.BatchNorm1d) and mark.kind == "conv":
         bn = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
@@ -187,6 +193,8 @@ def _visit(gm: fx.GraphModule, modules: dict[str, nn.Module], node: fx.Node, mar
         marks[node] = mark
     elif isinstance(module, (nn.Softmax, nn.LogSoftmax)) and mark.kind == "conv" and module.dim in (1, -1):
         _replace_module(gm, str(node.target), type(module)(dim=1))
+        if conv.global_pool:
+            conv.mean_is_exact = False
         marks[node] = mark
     else:
         what = type(module).__name__ if module is not None else f"{node.op} {getattr(node.target, '__name__', node.target)}"

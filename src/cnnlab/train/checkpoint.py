@@ -109,6 +109,9 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     """Model, optimizer, scheduler, RNG state and ``meta`` (epoch, step, history …) in one file, atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():   # dropout on a GPU draws from these
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
     doc = dict(meta)
     doc["optimizer"] = _flatten_optimizer(optimizer.state_dict(), tensors)
     doc["scheduler"] = scheduler.state_dict() if scheduler is not None else None
@@ -141,6 +144,9 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     if scheduler is not None and doc.get("scheduler") is not None:
         scheduler.load_state_dict(doc["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(len([k for k in tensors if k.startswith("rng.cuda.")]))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states[:torch.cuda.device_count()])
     return doc
 
 

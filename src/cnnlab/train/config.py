@@ -88,6 +88,15 @@ def load_run_config(folder: Path) -> dict[str, Any]:
         raise CnnlabError(f"{folder}: not a cnnlab run folder (no config.json); give the --out folder of a "
                           "'cnnlab train' run")
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CnnlabError(f"{path}: unreadable ({err}); the run folder is damaged") from None
+    missing = [k for k in ("config", "model", "data") if not isinstance(doc, dict) or not isinstance(doc.get(k), dict)]
+    if missing:
+        raise CnnlabError(f"{path}: no '{missing[0]}' section; the run folder is damaged or not cnnlab's")
+    try:
+        TrainConfig.from_saved(doc["config"], out=str(folder))
+    except TypeError as err:
+        raise CnnlabError(f"{path}: its 'config' section does not fit this cnnlab ({err}); the run folder is "
+                          "damaged") from None
+    return doc

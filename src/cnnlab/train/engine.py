@@ -79,16 +79,16 @@ def dist_setup(device: str) -> Dist:
     return Dist(tdist.get_rank(), tdist.get_world_size())
 
 
-def all_reduce(values: dict[str, float], dist: Dist) -> dict[str, float]:
-    """Sums of ``values`` over the processes."""
+def all_reduce(values: dict[str, float], dist: Dist, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Sums of ``values`` over the processes (on ``device``: NCCL reduces GPU tensors only)."""
     if dist.world == 1:
         return dict(values)
     import torch.distributed as tdist
 
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     tdist.all_reduce(t)
-    return dict(zip(keys, t.tolist()))
+    return dict(zip(keys, t.cpu().tolist()))
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -132,27 +132,29 @@ class RunFolder:
                               "or choose another --out")
 
     def claim(self, fresh: bool) -> None:
-        """Take the folder for this run, atomically: a second run into it gets a one-line error."""
+        """Take the folder for this run: an exclusive ``flock`` on ``.lock``, held until :meth:`release`.
+
+        The kernel drops the lock when the process ends however it ends, so a
+        killed run never leaves the folder locked, and two runs can never both
+        hold it (the file itself stays: unlinking it would let a third process
+        lock a new file while the second still holds the old one).
+        """
         if not self.main:
             return
+        import fcntl
+
         if fresh:
             self.folder.mkdir(parents=True, exist_ok=True)
-        lock = self.folder / LOCK
+        fd = os.open(self.folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is not None and _alive(owner):
-                raise CnnlabError(f"{self.folder}: another cnnlab train (process {owner}) is using this folder; "
-                                  "wait for it or choose another --out") from None
-            lock.unlink(missing_ok=True)     # left by a killed run: take it over
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                raise CnnlabError(f"{self.folder}: another cnnlab train is using this folder; "
-                                  "choose another --out") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CnnlabError(f"{self.folder}: another cnnlab train is using this folder; wait for it or "
+                              "choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
         if fresh:              # checked again while holding the lock: another run may have finished meanwhile
             try:
                 self.check_empty()
@@ -161,8 +163,10 @@ class RunFolder:
                 raise
 
     def release(self) -> None:
-        if self.main:
-            (self.folder / LOCK).unlink(missing_ok=True)
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)       # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def log(self, text: str) -> None:
         if self.main:
@@ -201,7 +205,12 @@ class Trainer:
         cfg.check()
         self.cfg, self.progress = cfg, progress
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
+        self._scaler_state: dict[str, Any] | None = None
+        self._finish_only = False
         self.dist = dist_setup(cfg.device)
+        # the batch thread has its own current CUDA device (cuda:0): name this rank's GPU explicitly
+        self.device = (torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cfg.device == "cuda"
+                       else torch.device("cpu"))
         self.task: Task = create_task(cfg)
         self.folder = RunFolder(Path(cfg.out), self.dist.main)
         if saved is None:
@@ -210,7 +219,7 @@ class Trainer:
         self.data = self.task.load_data()
         self.model, self.model_info = self.task.build_model(self.data, saved["model"] if saved else None)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model.to(cfg.device, memory_format=fmt)
+        self.model.to(self.device, memory_format=fmt)
         if cfg.batch % self.dist.world:
             raise CnnlabError(f"--batch {cfg.batch} is not divisible by the {self.dist.world} processes; "
                               f"use a multiple of {self.dist.world}")
@@ -229,7 +238,7 @@ class Trainer:
         try:
             if saved is not None and not restart:
                 meta = load_state(self.folder.state_path, self.model, self.optimizer, self.scheduler)
-                self._restore(meta["run"])
+                self._restore(meta)
             else:
                 if restart:
                     self.folder.log("no checkpoint was written before the run stopped: starting again from step 0 "
@@ -245,6 +254,8 @@ class Trainer:
             ids = [torch.cuda.current_device()] if cfg.device == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
         self.scaler = torch.amp.GradScaler(cfg.device) if cfg.precision == "fp16-amp" else None
+        if self.scaler is not None and self._scaler_state:
+            self.scaler.load_state_dict(self._scaler_state)
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
@@ -277,13 +288,22 @@ class Trainer:
             cfg.segments = [*cfg.segments, start]
             cfg.epochs = epochs
             self._extended = start
+        elif meta_epoch >= cfg.epochs and not (Path(cfg.out) / "test.json").is_file():
+            self._finish_only = True        # stopped after its last checkpoint, before the test report
         elif meta_epoch >= cfg.epochs:
             raise CnnlabError(f"{cfg.out}: the run is complete ({meta_epoch} of {cfg.epochs} epochs; results in "
                               f"test.json), nothing to resume; to train longer give --epochs N (N > {cfg.epochs}) "
                               "with --resume")
 
-    def _restore(self, run: dict[str, Any]) -> None:
+    def _restore(self, meta: dict[str, Any]) -> None:
+        run = meta["run"]
         self.state = RunState(**{k: v for k, v in run.items() if k in RunState.__dataclass_fields__})
+        if not self.dist.main:                  # the saved sums are every process's: count them once
+            self.state.running, self.state.stats = _new_running(), {}
+        self._scaler_state = meta.get("scaler")
+        # LambdaLR.load_state_dict does not recompute the rate: set it for the restored step (and a new segment)
+        for group, rate, base in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas, self.scheduler.base_lrs):
+            group["lr"] = base * rate(self.scheduler.last_epoch)
         folder = self.folder
         if self._extended is not None:
             cfg_path = folder.folder / "config.json"
@@ -301,7 +321,7 @@ class Trainer:
     def run(self) -> Path:
         """Train the remaining epochs, test, and return the run folder."""
         try:
-            bar = self._bar()
+            bar = None if self._finish_only else self._bar()
             self.net.train()
             for epoch in range(self.state.epoch, self.cfg.epochs):
                 self.train_one_epoch(epoch, bar)
@@ -335,8 +355,8 @@ class Trainer:
         rows = slice(dist.rank * local, (dist.rank + 1) * local)
         x, y = self.task.batch(self.data.train, indices, rows, step_generator(cfg.seed, epoch_start + step))
         fmt = torch.channels_last if cfg.channels_last and x.dim() == 4 else torch.contiguous_format
-        x = x.to(cfg.device, non_blocking=True, memory_format=fmt)
-        y = _to(y, cfg.device)
+        x = x.to(self.device, non_blocking=True, memory_format=fmt)
+        y = _to(y, self.device)
         return x, y, time.perf_counter() - t0
 
     def train_one_epoch(self, epoch: int, bar: Any = None) -> None:
@@ -400,8 +420,8 @@ class Trainer:
     def end_epoch(self, epoch: int, bar: Any = None) -> None:
         """Validate, record the epoch's metrics, keep the best and last weights, checkpoint."""
         cfg, state, dist = self.cfg, self.state, self.dist
-        r = all_reduce(state.running, dist)
-        stats = all_reduce(state.stats, dist)
+        r = all_reduce(state.running, dist, self.device)
+        stats = all_reduce(state.stats, dist, self.device)
         val = self.task.validate(self.model, self.data.val, cfg.device)
         row: dict[str, float] = {"epoch": epoch + 1, "train_loss": r["loss"] / max(r["seen"], 1),
                                  **self.task.train_metrics(stats, r["seen"]), **val,
@@ -433,10 +453,18 @@ class Trainer:
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Write the resumable state (model, optimizer, schedule, RNG, run state), atomically."""
+        """Write the resumable state (model, optimizer, schedule, RNG, scaler, run state), atomically.
+
+        Every process calls it at the same step: under torchrun the in-epoch sums
+        are reduced first, so the file holds all processes' part of the epoch.
+        """
+        run = asdict(self.state)
+        if self.dist.world > 1:
+            run["running"] = all_reduce(self.state.running, self.dist, self.device)
+            run["stats"] = all_reduce(self.state.stats, self.dist, self.device)
         if self.dist.main:
-            save_state(self.folder.state_path, self.model, self.optimizer, self.scheduler,
-                       {"run": asdict(self.state)})
+            meta = {"run": run, "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+            save_state(self.folder.state_path, self.model, self.optimizer, self.scheduler, meta)
 
     def finish(self) -> dict[str, Any]:
         """Test the best weights with the task's report; returns it."""
@@ -445,25 +473,6 @@ class Trainer:
         report = self.task.test_report(folder, self.model, self.data, self.cfg.device, self.state.history)
         self.folder.log(f"test (best weights): {self.task.summary(report)}")
         return report
-
-
-def _lock_owner(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:     # someone else's live process
-        return True
-    return True
 
 
 def _saved_epoch(path: Path) -> int:

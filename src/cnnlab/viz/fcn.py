@@ -10,19 +10,21 @@ import torch
 from cnnlab.viz.common import plt, save_figure
 
 
-def plot_scan(image: torch.Tensor, probs: torch.Tensor, classes: list[str], window: tuple[int, int], stride: int,
+def plot_scan(image: torch.Tensor, probs: torch.Tensor, classes: list[str], window: tuple[int, int] | None, stride: int,
               path: Path, title: str = "") -> Path:
     """The image, the most likely class per window position, and one heatmap per class.
 
     Each grid cell is drawn over the centre of its window: cell (i, j) covers
     rows ``i·stride … i·stride + window`` of the image, so the heatmaps are
-    placed with a margin of half a window minus half a stride.
+    placed with a margin of half a window minus half a stride. ``window=None``
+    (a global-pooling head: the grid is the last feature map) places cell
+    (i, j) over rows ``i·stride … (i + 1)·stride``.
     """
     img = image.permute(1, 2, 0).numpy()
     grey = img[..., 0] if img.shape[-1] == 1 else img
     k, rows, cols = probs.shape
-    top_y = window[0] / 2 - stride / 2
-    left_x = window[1] / 2 - stride / 2
+    top_y = 0.0 if window is None else window[0] / 2 - stride / 2
+    left_x = 0.0 if window is None else window[1] / 2 - stride / 2
     extent = (left_x, left_x + cols * stride, top_y + rows * stride, top_y)
     panels = 2 + k
     ncols = min(panels, 6)
