@@ -272,3 +272,25 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     assert resumed.returncode == 0, resumed.stderr
     assert "starting again from step 0" in (tmp_path / "run" / "log.txt").read_text()
     assert same(weights(tmp_path / "ref"), weights(tmp_path / "run"))
+
+
+def test_eval_json_has_null_not_nan_for_a_class_never_predicted(tmp_path, capsys, monkeypatch):
+    from cnnlab.train.tasks import classification
+
+    run = train(TrainConfig(model=SMALL, epochs=1, out=str(tmp_path / "r")), progress=False)
+    real = classification.evaluate
+
+    def only_zeros(model, split, *args, **kwargs):   # a model that always answers class 0
+        loss, _, preds = real(model, split, *args, **kwargs)
+        zeros = torch.zeros_like(preds)
+        return loss, float((zeros == split.labels).float().mean()), zeros
+
+    monkeypatch.setattr(classification, "evaluate", only_zeros)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+
+    def no_nan(token: str) -> None:
+        raise AssertionError(f"invalid JSON constant {token}")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=no_nan)
+    assert doc["precision"][1] is None and doc["recall"][1] == 0.0 and doc["precision"][0] is not None

@@ -221,8 +221,12 @@ def run_eval(args: argparse.Namespace) -> int:
     cm = confusion_matrix(data.test.labels, preds, len(data.classes))
     pc = per_class(cm)
     if args.json:
+        def num(v: float) -> float | None:   # JSON has no NaN: a class never predicted has no precision
+            return None if math.isnan(v) else v
+
         print_json({"accuracy": acc, "loss": loss, "images": len(data.test), "classes": data.classes,
-                    "precision": [p for p, _ in pc], "recall": [r for _, r in pc], "confusion": cm.tolist()})
+                    "precision": [num(p) for p, _ in pc], "recall": [num(r) for _, r in pc],
+                    "confusion": cm.tolist()})
         return 0
     con = console()
     con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}")
