@@ -86,6 +86,12 @@ def test_npy_and_json_files(capsys, tmp_path):
     (["conv1d", "--input", "missing.npy", "--kernel", "1"], "no such file 'missing.npy'"),
     (["lrn", "--input", "1,2", "--size", "3", "--bias", "1"], "not both"),
     (["conv1d", "--input", "1,2,3"], "--kernel"),
+    # bounds (robustness issue): no overflow traceback, no allocation of terabytes
+    (["conv1d", "--input", "1,2,1e400", "--kernel", "1,1"], "too large; numbers go up to ±1e100"),
+    (["conv1d", "--input", "1,2," + "9" * 5000, "--kernel", "1,1"], "a number of 5000 characters"),
+    (["conv1d", "--input", "1,2,3", "--kernel", "1,1", "--padding", "100000000000"], "go up to 256"),
+    (["conv2d", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]", "--padding", "257", "--exact"], "go up to 256"),
+    (["lrn", "--input", "1,2,3", "--size", "3000000000"], "go up to 256"),
 ])
 def test_errors(capsys, argv, needle):
     code, out, err = run(capsys, "ops", *argv)

@@ -22,12 +22,27 @@ examples:
 """
 
 
+MAX_SIZE = 256    # the largest window, stride, padding or dilation ops accepts: numbers typed by hand
+
+
 def _ints(text: str) -> int | tuple[int, ...]:
     try:
-        values = tuple(int(v) for v in text.split(","))
+        values = tuple(int(v) for v in text.split(",")) if len(text) <= 200 else ()
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' must be an integer or comma-separated integers") from None
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' must be an integer or comma-separated integers")
+    if any(abs(v) > MAX_SIZE for v in values):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}': sizes, strides, paddings and dilations go up to "
+                                         f"{MAX_SIZE} in cnnlab ops (it works on numbers typed by hand)")
     return values[0] if len(values) == 1 else values
+
+
+def _int(text: str) -> int:
+    value = _ints(text)
+    if not isinstance(value, int):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' must be one integer")
+    return value
 
 
 def _padding(text: str) -> str | int | tuple[int, ...]:
@@ -36,7 +51,9 @@ def _padding(text: str) -> str | int | tuple[int, ...]:
         return low
     try:
         return _ints(text)
-    except argparse.ArgumentTypeError:
+    except argparse.ArgumentTypeError as err:
+        if "go up to" in str(err):
+            raise
         raise argparse.ArgumentTypeError(
             f"'{text}' must be valid, same, an integer, or explicit amounts "
             "(left,right for 1-D; top,bottom,left,right for 2-D)") from None
@@ -94,9 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "onto the other.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(c, exact=False)
-    c.add_argument("--size", type=int, help="PyTorch: channels in the window (default 5)")
+    c.add_argument("--size", type=_int, help="PyTorch: channels in the window (default 5)")
     c.add_argument("--k", type=float, help="PyTorch: additive constant (default 2)")
-    c.add_argument("--depth-radius", type=int, help="TensorFlow: half-width r, window 2r+1 (default 2)")
+    c.add_argument("--depth-radius", type=_int, help="TensorFlow: half-width r, window 2r+1 (default 2)")
     c.add_argument("--bias", type=float, help="TensorFlow: additive constant (default 2)")
     c.add_argument("--alpha", type=float, help="scale (default: PyTorch 5e-4, divided by the window; "
                    "TensorFlow 1e-4, not divided)")

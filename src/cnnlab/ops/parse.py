@@ -18,9 +18,22 @@ import numpy as np
 from cnnlab.errors import OpsInputError
 
 
+MAX_ABS = 1e100          # larger magnitudes are refused: they overflow float64 arithmetic in the ops
+MAX_TOKEN = 64           # characters in one number
+
+
 def _number(token: Any, what: str, exact: bool) -> Any:
+    value = _parse_number(token, what, exact)
+    if not abs(value) <= MAX_ABS:     # also NaN, ±inf
+        raise OpsInputError(f"{what}: {str(token)[:40]!r} is too large; numbers go up to ±1e100")
+    return value
+
+
+def _parse_number(token: Any, what: str, exact: bool) -> Any:
     if isinstance(token, bool):
         raise OpsInputError(f"{what}: {token!r} is not a number")
+    if isinstance(token, str) and len(token.strip()) > MAX_TOKEN:
+        raise OpsInputError(f"{what}: a number of {len(token.strip())} characters; use at most {MAX_TOKEN}")
     if isinstance(token, (int, float)):
         if exact:
             return Fraction(token) if isinstance(token, int) else Fraction(str(token))
@@ -31,6 +44,8 @@ def _number(token: Any, what: str, exact: bool) -> Any:
         except (ValueError, ZeroDivisionError):
             value = None
         if value is not None:
+            if not exact and abs(value) > MAX_ABS:
+                raise OpsInputError(f"{what}: {token.strip()[:40]!r} is too large; numbers go up to ±1e100")
             return value if exact else float(value)
     raise OpsInputError(f"{what}: {token!r} is not a number; use numbers like 3, -1.5 or 1/3")
 
