@@ -294,3 +294,11 @@ def test_eval_json_has_null_not_nan_for_a_class_never_predicted(tmp_path, capsys
 
     doc = json.loads(capsys.readouterr().out, parse_constant=no_nan)
     assert doc["precision"][1] is None and doc["recall"][1] == 0.0 and doc["precision"][0] is not None
+
+
+def test_an_out_that_is_a_file_is_one_line_and_untouched(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["train", "--out", str(target), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "is a file, not a folder" in err and target.read_text() == "mine"

@@ -127,6 +127,8 @@ class RunFolder:
 
     def check_empty(self) -> None:
         """A new run needs a folder that holds no run."""
+        if self.main and self.folder.exists() and not self.folder.is_dir():
+            raise CnnlabError(f"{self.folder}: is a file, not a folder; give --out a folder to create")
         if self.main and self.folder.is_dir() and any(p.name != LOCK for p in self.folder.iterdir()):
             raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
                               "or choose another --out")
@@ -143,9 +145,14 @@ class RunFolder:
             return
         import fcntl
 
-        if fresh:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            if fresh:
+                self.check_empty()
+                self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            raise CnnlabError(f"{self.folder}: cannot create the run folder ({err.strerror}); choose another "
+                              "--out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
