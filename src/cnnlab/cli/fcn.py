@@ -91,6 +91,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from cnnlab.fcn.convert import convert
     from cnnlab.fcn.scan import load_source, save_conversion
 
+    if (Path(args.out) / "fcn.json").exists():
+        raise CnnlabError(f"{args.out}: already holds a conversion; choose another --out or delete it first")
     source = load_source(args.source, args.input)
     conversion = convert(source.model, source.input_shape)
     report = conversion_report(source, conversion)
@@ -127,7 +129,8 @@ def run_convert(args: argparse.Namespace) -> int:
         con.print(f"note: {len(report['padded_layers'])} layer(s) pad their input ({', '.join(report['padded_layers'][:3])}"
                   f"{' …' if len(report['padded_layers']) > 3 else ''}): on a larger image a grid score differs "
                   "from classifying that window alone (the window's border sees real pixels instead of zero "
-                  "padding); use a 'valid'-padded network such as small_cnn_valid for exact scans")
+                  "padding); use a 'valid'-padded network such as small_cnn_valid (28×28: train it with "
+                  "--size 28,28 on smaller images) for exact scans")
     else:
         con.print("valid padding throughout: each grid score equals the classifier's logits on its window")
     return 0
@@ -147,16 +150,19 @@ def run_scan(args: argparse.Namespace) -> int:
     fcn, doc = load_conversion(Path(args.folder))
     c, h, w = doc["input_shape"]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for name in args.images:
+    images = []
+    for name in args.images:          # every image is checked before anything is written
         try:
             image = decode_image(Path(name), c)
         except (ValueError, FileNotFoundError, IsADirectoryError) as err:
-            raise CnnlabError(f"{name}: cannot read the image ({err or 'no such file'})") from None
+            raise CnnlabError(f"{name}: cannot read the image ({err or 'no such file'}); nothing was written") from None
         if image.shape[1] < h or image.shape[2] < w:
             raise CnnlabError(f"{name}: the image is {image.shape[1]}×{image.shape[2]}, smaller than the network's "
-                              f"{h}×{w} window; give a larger image")
+                              f"{h}×{w} window; give a larger image (nothing was written)")
+        images.append((name, image))
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    for name, image in images:
         probs = torch.softmax(scan(fcn, image, doc["mean"], doc["std"]), dim=0)
         stem = Path(name).stem
         with atomic_path(out / f"{stem}.npy") as tmp:

@@ -54,9 +54,15 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
                    "classes": len(doc["data"]["classes"])}
         return Source(model.eval(), shape, list(doc["data"]["classes"]), doc["data"]["mean"], doc["data"]["std"],
                       rebuild, True, path.name)
+    from cnnlab.errors import TargetError
     from cnnlab.targets import resolve_target
 
-    resolved = resolve_target(target, input_shape)
+    try:
+        resolved = resolve_target(target, input_shape)
+    except TargetError as err:
+        if not path.exists() and "/" in target:
+            raise CnnlabError(f"{target}: no such run folder, spec file or zoo name") from err
+        raise
     shape = tuple(resolved.input_shape or ())
     if len(shape) != 3:
         raise CnnlabError(f"{target}: give the classifier's training input as --input C,H,W")

@@ -109,6 +109,7 @@ class RunState:
     step: int = 0                    # steps done in that epoch
     global_step: int = 0
     best: float = float("-inf")      # best validation value of the task's monitor
+    best_loss: float = float("inf")  # its validation loss: breaks ties (the lower wins)
     history: list[dict[str, float]] = field(default_factory=list)
     running: dict[str, float] = field(default_factory=_new_running)   # sums of the epoch in progress
     stats: dict[str, float] = field(default_factory=dict)             # the task's step_stats sums
@@ -444,8 +445,8 @@ class Trainer:
             folder = self.folder.folder
             self.folder.write_metrics(state.history)
             save_weights(folder / "last.safetensors", self.model, {"epoch": epoch + 1, **val})
-            if monitor > state.best:
-                state.best = monitor
+            if monitor > state.best or (monitor == state.best and val["val_loss"] < state.best_loss):
+                state.best, state.best_loss = monitor, val["val_loss"]
                 save_weights(folder / "model.safetensors", self.model, {"epoch": epoch + 1, **val})
             metric = self.task.metric
             line = (f"epoch {epoch + 1}/{cfg.epochs}: val {metric} {val['val_' + metric]:.4f} "

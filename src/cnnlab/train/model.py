@@ -19,7 +19,15 @@ SMALL_CNN = PACKAGED_SPECS[DEFAULT_MODEL]   # cnnlab's own small CNN (266,602 pa
 
 
 def _adapt_spec(spec, shape: tuple[int, int, int], classes: int):  # type: ignore[no-untyped-def]
-    spec = spec.with_input(shape)
+    try:
+        spec = spec.with_input(shape)
+    except CnnlabError as err:
+        if tuple(shape[1:]) == tuple(spec.input_shape[1:]):
+            raise
+        h, w = spec.input_shape[1:]
+        raise CnnlabError(f"{spec.name} was written for {h}×{w} images and does not fit the data's "
+                          f"{shape[1]}×{shape[2]} ({str(err).split(': ', 1)[-1]}); resize the data with "
+                          f"--size {h},{w}") from err
     last = spec.layers[-1]
     if last.TYPE != "dense":
         raise CnnlabError(f"{spec.source or spec.name}: the last layer must be a dense layer (the classifier); "

@@ -71,6 +71,13 @@ def per_class(cm: torch.Tensor) -> list[tuple[float, float]]:
     return out
 
 
+def best_epoch(history: list[dict[str, float]], monitor: str) -> int | None:
+    """The epoch whose weights the engine kept: the highest ``monitor``, ties to the lowest validation loss."""
+    if not history:
+        return None
+    return int(max(history, key=lambda h: (h[monitor], -h["val_loss"]))["epoch"])
+
+
 class Classification(Task):
     """One class per image."""
 
@@ -126,7 +133,7 @@ class Classification(Task):
                                     channels_last=self.cfg.channels_last)
         cm = confusion_matrix(data.test.labels, preds, len(data.classes))
         report = {"test_loss": loss, "test_acc": acc, "confusion": cm.tolist(), "classes": data.classes,
-                  "best_epoch": max(history, key=lambda h: h[self.monitor])["epoch"] if history else None}
+                  "best_epoch": best_epoch(history, self.monitor)}
         atomic_write_text(folder / "test.json", json.dumps(report, indent=2))
         plot_curves(history, folder / "curves.png")
         plot_confusion(cm, data.classes, folder / "confusion.png", title=f"test accuracy {acc:.4f}")
