@@ -207,6 +207,10 @@ def test_basic_shifts_are_torchvisions_nearest_neighbour_affine():
         ref = TF.affine(img, angle=0.0, translate=[px, py], scale=1.0, shear=[0.0, 0.0])
         assert (ours.to(torch.uint8) == ref).float().mean() > 0.97     # rounding ties may differ on a row/column
     assert make_augment("basic", (28, 28), flip=True).mode == "nearest"
+    assert make_augment("flip", (28, 28), flip=False) is None          # digits: nothing to do
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    out = make_augment("flip", (28, 28), flip=True)(x, torch.Generator().manual_seed(0))
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(out, x))
 
 
 def test_flip_only_gives_each_image_or_its_mirror_and_a_slice_gets_the_whole_batch_draws():
