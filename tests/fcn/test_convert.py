@@ -126,7 +126,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     capsys.readouterr()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "fcn.json").write_text("{not json")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{damaged")
     cases = [(["fcn", "convert", str(spec), "--out", str(tmp_path / "o")], "no dense layer"),
+             (["fcn", "convert", str(tmp_path / "run"), "--out", str(tmp_path / "o2")], "the run folder is damaged"),
              (["fcn", "scan", str(tmp_path / "f"), str(small)], "smaller than the network's 28×28 window"),
              (["fcn", "scan", str(tmp_path / "broken"), str(small)], "unreadable"),
              (["fcn", "scan", str(tmp_path), str(small)], "not an FCN folder")]
