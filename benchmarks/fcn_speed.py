@@ -85,7 +85,7 @@ def main() -> None:
         shape, sizes = NETS[name]
         model = classifier(name, shape)
         fcn = convert(model, shape).fcn.eval()
-        s = output_stride(fcn, shape)
+        s = output_stride(fcn)
         for size in sizes:
             x = canvas(shape, size)
             with torch.no_grad():

@@ -73,10 +73,20 @@ class _Tracer(fx.Tracer):
 
 def receptive_fields(model: nn.Module) -> dict[str, Field]:
     """``module path → Field`` at each module's output (the last call's, for a module called twice)."""
+    return _propagate(model)[0]
+
+
+def output_field(model: nn.Module) -> Field | None:
+    """The field of the network's output (``None`` where the graph cannot be traced)."""
+    return _propagate(model)[1]
+
+
+def _propagate(model: nn.Module) -> tuple[dict[str, Field], Field | None]:
+    """Walk the fx graph once: each module's field, and the output's."""
     try:
         graph = _Tracer().trace(model)
     except Exception:   # data-dependent control flow: no column rather than a wrong one
-        return {}
+        return {}, None
     gm = fx.GraphModule(model, graph)
     modules = dict(gm.named_modules())
     at: dict[fx.Node, Field] = {}
@@ -86,20 +96,22 @@ def receptive_fields(model: nn.Module) -> dict[str, Field]:
         if node.op == "placeholder":
             at[node] = Field((1, 1), (1, 1))
             continue
+        if node.op == "output":
+            return out, (inputs[0] if inputs else None)
         if not inputs:
             continue
         field = _join(inputs)
         if node.op == "call_module":
             module = modules[str(node.target)]
             if isinstance(module, UNMODELLED):   # upsampling, 1-D/3-D, unpooling: no column rather than a guess
-                return {}
+                return {}, None
             field = _apply(field, module)
             out[str(node.target)] = field
         elif node.op == "call_function" and node.target in (torch.flatten, torch.nn.functional.adaptive_avg_pool2d,
                                                             torch.nn.functional.linear):
             field = Field(None, field.stride)
         at[node] = field
-    return out
+    return out, None
 
 
 def field_of(fields: dict[str, Field], path: str) -> Field | None:

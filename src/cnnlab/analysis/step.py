@@ -48,12 +48,17 @@ class StepConfig:
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision: the forward pass runs matmuls/convolutions in 16 bits."""
-        if self.precision == "fp16-amp":
-            return torch.autocast(self.device, dtype=torch.float16)
-        if self.precision == "bf16-amp":
-            return torch.autocast(self.device, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.precision, self.device)
+
+
+def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    """Mixed precision as ``--precision`` names it, for ``cnnlab train`` and memory prediction alike:
+    the forward pass runs matmuls/convolutions in 16 bits."""
+    if precision == "fp16-amp":
+        return torch.autocast(device, dtype=torch.float16)
+    if precision == "bf16-amp":
+        return torch.autocast(device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def make_optimizer(model: nn.Module, name: str, foreach: bool | None = None,

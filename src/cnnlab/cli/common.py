@@ -38,3 +38,12 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"'{text}' must be a positive integer")
     return value
+
+
+def command_group(sub: argparse._SubParsersAction, name: str, epilog: str = "",
+                  **kwargs: Any) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """``cnnlab NAME SUBCOMMAND``: the group's parser and its required sub-commands (dest ``<name>_command``)."""
+    parser = sub.add_parser(name, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    group = parser.add_subparsers(dest=f"{name}_command", metavar=f"{name.upper()}_COMMAND", parser_class=type(parser))
+    group.required = True
+    return parser, group

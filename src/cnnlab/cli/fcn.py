@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.common import console, print_json, shape_arg
+from cnnlab.cli.common import command_group, console, print_json, shape_arg
 from cnnlab.errors import CnnlabError
 
 EPILOG = """\
@@ -18,13 +18,12 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    f = sub.add_parser("fcn", help="turn a classifier's dense layers into convolutions and scan large images",
-                       description="Fully convolutional conversion: the first dense layer after an h×w feature "
-                                   "map becomes an h×w convolution, later dense layers 1×1 convolutions; the "
-                                   "network then scores every window position of a larger image in one pass.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    f_sub = f.add_subparsers(dest="fcn_command", metavar="FCN_COMMAND", parser_class=type(f))
-    f_sub.required = True
+    _, f_sub = command_group(sub, "fcn", EPILOG,
+                             help="turn a classifier's dense layers into convolutions and scan large images",
+                             description="Fully convolutional conversion: the first dense layer after an h×w "
+                                         "feature map becomes an h×w convolution, later dense layers 1×1 "
+                                         "convolutions; the network then scores every window position of a "
+                                         "larger image in one pass.")
     c = f_sub.add_parser("convert", help="convert a run, spec or zoo classifier; write weights and a report")
     c.add_argument("source", metavar="RUN|SPEC|ZOO_NAME",
                    help="a 'cnnlab train' run folder (best weights), a spec file or a zoo name (fresh weights)")
@@ -62,7 +61,7 @@ def conversion_report(source, conversion) -> dict:  # type: ignore[no-untyped-de
     """The conversion's JSON: layers, removed nodes, exactness at the training input, stride, window, padding."""
     import torch
 
-    from cnnlab.fcn.scan import _to_meta, output_grid, output_stride
+    from cnnlab.fcn.scan import output_grid, output_stride, to_meta
 
     x = torch.randn(4, *source.input_shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -71,7 +70,7 @@ def conversion_report(source, conversion) -> dict:  # type: ignore[no-untyped-de
     reduced = out.mean((2, 3)) if conversion.global_pool else out.flatten(1)
     comparable = (out.shape[-2:] == (1, 1) and not conversion.global_pool) or conversion.mean_is_exact and \
         conversion.global_pool == "avg"
-    stride = output_stride(conversion.fcn, source.input_shape)
+    stride = output_stride(conversion.fcn)
     window = tuple(source.input_shape[1:])
     padded = [n for n, m in source.model.named_modules() if _pads(m)]
     doubled = (2 * window[0], 2 * window[1])
@@ -82,7 +81,7 @@ def conversion_report(source, conversion) -> dict:  # type: ignore[no-untyped-de
             "compared_as": "mean of the grid" if conversion.global_pool == "avg" else "the 1×1 grid",
             "output_stride": stride, "window": list(window),
             "grid_at_double_input": {"input": list(doubled),
-                                     "grid": list(output_grid(_to_meta(conversion.fcn), (source.input_shape[0], *doubled)))},
+                                     "grid": list(output_grid(to_meta(conversion.fcn), (source.input_shape[0], *doubled)))},
             "padded_layers": padded,
             "exact_scan": not padded and conversion.global_pool is None}
 

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from cnnlab.cli.common import console, positive_int, print_json
+from cnnlab.cli.common import command_group, console, positive_int, print_json
 from cnnlab.errors import CnnlabError
 
 TRAIN_EPILOG = """\
@@ -129,9 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_predict)
 
-    a = sub.add_parser("augment", help="augmentation presets: preview them on real images")
-    a_sub = a.add_subparsers(dest="augment_command", metavar="AUGMENT_COMMAND", parser_class=type(a))
-    a_sub.required = True
+    _, a_sub = command_group(sub, "augment", help="augmentation presets: preview them on real images")
     pv = a_sub.add_parser("preview", help="a grid of originals beside augmented copies (PNG)")
     pv.add_argument("--data", default="digits", metavar="NAME|DIR", help="digits, fashion-mnist or an image folder")
     pv.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cnnlab.cli.common import console, positive_int, print_json, shape_arg
+from cnnlab.cli.common import command_group, console, positive_int, print_json, shape_arg
 from cnnlab.errors import CnnlabError
 from cnnlab.units import si
 
@@ -28,13 +28,11 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("zoo", help="the landmark CNNs (LeNet-5 … EfficientNet): list and compare",
-                       description="Readable reference implementations of the landmark CNNs, with "
-                                   "exact parameter counts; compare them side by side without running "
-                                   "them (each row is 'cnnlab analyze' on the meta device).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    zoo_sub = p.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", parser_class=type(p))
-    zoo_sub.required = True
+    _, zoo_sub = command_group(sub, "zoo", EPILOG,
+                               help="the landmark CNNs (LeNet-5 … EfficientNet): list and compare",
+                               description="Readable reference implementations of the landmark CNNs, with "
+                                           "exact parameter counts; compare them side by side without running "
+                                           "them (each row is 'cnnlab analyze' on the meta device).")
     ls = zoo_sub.add_parser("list", help="every zoo model: family, year, what it brought",
                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("--json", action="store_true", help="machine-readable output")

@@ -92,36 +92,22 @@ def _classes(model: nn.Module, shape: tuple[int, int, int]) -> int:
         return int(model.eval()(torch.zeros(1, *shape)).shape[1])
 
 
-def output_stride(fcn: nn.Module, input_shape: tuple[int, int, int], limit: int = 1024) -> int:
-    """The FCN's step between grid rows, in input pixels, found on the meta device (no arithmetic).
+def output_stride(fcn: nn.Module) -> int:
+    """The FCN's step between grid positions, in input pixels: the effective stride of its output.
 
-    The distance between two successive input heights at which the grid gains a
-    row: for a "valid" network the first gain is already one stride away, for
-    padded ones (ceil-like rounding) the first can come sooner.
+    Read off the network's graph (:mod:`cnnlab.analysis.receptive`): the
+    product of the strides on the way to the score map.
     """
-    c, h, w = input_shape
-    fcn_meta = _to_meta(fcn)
+    from cnnlab.analysis.receptive import output_field
 
-    def rows(height: int) -> int:
-        return output_grid(fcn_meta, (c, height, w))[0]
-
-    def next_gain(start: int) -> int:
-        base, lo, hi = rows(start), 1, limit
-        if rows(start + hi) == base:
-            raise CnnlabError(f"the FCN's grid does not grow within {limit} extra pixels")
-        while lo < hi:                        # the grid height is monotone in the input height
-            mid = (lo + hi) // 2
-            if rows(start + mid) > base:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-    first = next_gain(h)
-    return next_gain(h + first)
+    field = output_field(fcn)
+    if field is None:
+        raise CnnlabError("the FCN's graph has a layer whose stride cannot be read; no output stride")
+    return field.stride[0]
 
 
-def _to_meta(module: nn.Module) -> nn.Module:
+def to_meta(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` on the meta device (shapes only)."""
     import copy
 
     return copy.deepcopy(module).to("meta")

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.analysis.step import autocast
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 from cnnlab.optim import create_optimizer, param_groups
@@ -189,14 +190,6 @@ class RunFolder:
         for row in history:
             writer.writerow({k: row.get(k, "") for k in fields})
         atomic_write_text(self.folder / "metrics.csv", buf.getvalue())
-
-
-def _autocast(cfg: TrainConfig) -> Any:
-    if cfg.precision == "bf16-amp":
-        return torch.autocast(cfg.device, dtype=torch.bfloat16)
-    if cfg.precision == "fp16-amp":
-        return torch.autocast(cfg.device, dtype=torch.float16)
-    return torch.enable_grad()
 
 
 class Trainer:
@@ -402,7 +395,7 @@ class Trainer:
 
     def _step(self, x: torch.Tensor, y: Any) -> tuple[Any, torch.Tensor]:
         opt = self.optimizer
-        with _autocast(self.cfg):
+        with autocast(self.cfg.precision, self.cfg.device):
             outputs = self.net(x)
             loss = self.task.loss(outputs, y)
         opt.zero_grad(set_to_none=True)
