@@ -38,7 +38,7 @@ DEFAULT_NETS = [
 CHILD = r"""
 import json, sys, time, torch
 from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.step import StepConfig, make_batch, make_optimizer, training_step
+from cnnlab.analysis.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
 from cnnlab.models import create_model
 from cnnlab.spec import build, load_spec
 torch.set_num_threads(int(sys.argv[6]))
@@ -54,7 +54,7 @@ train, infer = measure_memory(model, shape, batch, cfg)
 # wall time of one more real step (same model, now warm)
 with torch.no_grad():
     out = model(torch.zeros(2, *shape, device=device))
-x, y = make_batch(out.dim() == 2, shape, batch, out.shape[1], torch.float32, device)
+x, y = make_batch(target_shape(model, tuple(out.shape)), shape, batch, out.shape[1], torch.float32, device)
 o = make_optimizer(model, opt)
 model.train(); training_step(model, x, y, o, cfg)
 if device == "cuda": torch.cuda.synchronize()

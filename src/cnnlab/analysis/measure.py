@@ -27,6 +27,7 @@ from cnnlab.analysis.step import (
     StepConfig,
     inference_step,
     make_batch,
+    target_shape,
     make_optimizer,
     training_step,
 )
@@ -91,9 +92,9 @@ def measure_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     model = model.to(device=cfg.device, dtype=cfg.param_dtype)
     with torch.no_grad():
         probe = model.eval()(torch.zeros((2, *input_shape), dtype=cfg.param_dtype, device=cfg.device))
-    classes = int(probe.shape[1]) if probe.dim() == 2 else None
+    target, classes = target_shape(model, tuple(probe.shape)), int(probe.shape[1])
     del probe
-    x, y = make_batch(classes is not None, input_shape, batch_size, classes or 1, cfg.param_dtype, cfg.device)
+    x, y = make_batch(target, input_shape, batch_size, classes, cfg.param_dtype, cfg.device)
     opt = make_optimizer(model, cfg.optimizer, weight_decay=cfg.weight_decay)
     model.train()
     training_step(model, x, y, opt, cfg)       # warm-up: optimizer state, allocator caches

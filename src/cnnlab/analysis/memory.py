@@ -31,6 +31,7 @@ from cnnlab.analysis.step import (
     StepConfig,
     inference_step,
     make_batch,
+    target_shape,
     make_optimizer,
     prime_optimizer,
     training_step,
@@ -112,12 +113,12 @@ def _as_meta(network: nn.Module) -> nn.Module:
     return network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
 
 
-def _output_classes(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> int | None:
-    """Number of classes if the model outputs ``(N, classes)`` logits, else ``None``."""
+def _output_shape(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[int, ...]:
+    """The output shape of ``model`` for a batch of two."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad():
         out = model(torch.empty((2, *input_shape), dtype=dtype, device=device))
-    return int(out.shape[1]) if out.dim() == 2 else None
+    return tuple(out.shape)
 
 
 def _report(tracker: AllocationTracker) -> PeakReport:
@@ -174,12 +175,12 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
             with tracker:
                 tracker.reset_peak()
                 out_shape = inference_step(model, x, cfg, phases(tracker))
-            classes = out_shape[1] if len(out_shape) == 2 else None
             infer_report = _report(tracker)
             del x
         else:
-            classes = _output_classes(model, input_shape, cfg.param_dtype)
-        x, y = make_batch(classes is not None, input_shape, batch, classes or 1, cfg.param_dtype, "cpu")
+            out_shape = _output_shape(model, input_shape, cfg.param_dtype)
+        x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch, out_shape[1],
+                          cfg.param_dtype, "cpu")
         segments = checkpoint_segments(model) if cfg.checkpointing else []
         model.train()
         opt = make_optimizer(model, cfg.optimizer, foreach=True if on_cuda else None, weight_decay=cfg.weight_decay)

@@ -85,18 +85,32 @@ def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss (VOC's convention)
+
+
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """Cross-entropy for ``(N, classes)`` logits; the mean output otherwise (a network without a head)."""
+    """Cross-entropy for ``(N, classes)`` logits or ``(N, classes, H, W)`` per-pixel scores against
+    ``(N, H, W)`` masks (255 ignored); the mean output otherwise (a network without a head)."""
     if target is not None:
-        return F.cross_entropy(out.float(), target)
+        return F.cross_entropy(out.float(), target, ignore_index=IGNORE_INDEX)
     return out.float().mean()
 
 
-def make_batch(model_out_is_logits: bool, input_shape: tuple[int, ...], batch: int, classes: int,
+def target_shape(model: nn.Module, out_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape of one sample's target: ``()`` for a class label, ``(H, W)`` for a segmentation
+    network's mask, ``None`` when the output is not class scores (a backbone: the loss is its mean)."""
+    if len(out_shape) == 2:
+        return ()
+    if len(out_shape) == 4 and getattr(model, "dense_prediction", False):
+        return tuple(out_shape[2:])
+    return None
+
+
+def make_batch(target: tuple[int, ...] | None, input_shape: tuple[int, ...], batch: int, classes: int,
                dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """An input batch (and integer labels when the network outputs class scores)."""
+    """An input batch and integer targets of shape ``(batch, *target)`` (none for ``target=None``)."""
     x = torch.randn((batch, *input_shape), dtype=dtype, device=device)
-    y = torch.randint(0, classes, (batch,), device=device) if model_out_is_logits else None
+    y = torch.randint(0, classes, (batch, *target), device=device) if target is not None else None
     return x, y
 
 

@@ -61,22 +61,38 @@ class Augment:
         of ``total`` (a torchrun process's slice): draws are made for the whole
         batch, so every process count gives each image the same transformation.
         """
+        return self.warp(images, None, generator, first, total)[0]
+
+    def warp(self, images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator | None = None,
+             first: int = 0, total: int | None = None, fill: int = 255) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Augmented copies of ``images`` and of their ``masks`` (N, H, W) uint8 class indices, if given.
+
+        Each mask moves exactly as its image (the same matrix), sampled
+        nearest-neighbour so class indices stay class indices; pixels that
+        come from outside the image get ``fill`` (255: ignored by the loss,
+        as torchvision's segmentation references pad masks). Photometric
+        changes touch the images only.
+        """
         n = images.shape[0]
         total = n if total is None else total
         rows = slice(first, first + n)
         if n == 0:
-            return images.clone()
+            return images.clone(), None if masks is None else masks.clone()
         x = images.float()
         theta = self.matrices(total, generator)[rows]
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode=self.mode, padding_mode="zeros", align_corners=False)
+        if masks is not None:      # shift by one so that zero padding marks "outside"
+            m = F.grid_sample(masks.float().add(1).unsqueeze(1), grid, mode="nearest", padding_mode="zeros",
+                              align_corners=False).squeeze(1)
+            masks = torch.where(m == 0, float(fill), m - 1).to(torch.uint8)
         if self.jitter:
             brightness = self._uniform(total, 1 - self.jitter, 1 + self.jitter, generator)[rows].view(n, 1, 1, 1)
             contrast = self._uniform(total, 1 - self.jitter, 1 + self.jitter, generator)[rows].view(n, 1, 1, 1)
             x = (x * brightness).clamp_(0, 255)
             grey = x.mean(dim=(1, 2, 3), keepdim=True)       # torchvision: mean of the greyscale image
             x = ((x - grey) * contrast + grey).clamp_(0, 255)
-        return x.round_().to(torch.uint8)
+        return x.round_().to(torch.uint8), masks
 
     def matrices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, 2, 3) affine matrices mapping output coordinates to input coordinates ([-1, 1] units)."""

@@ -17,6 +17,7 @@ from cnnlab.models.base import ZooModel
 from cnnlab.models.googlenet import googlenet
 from cnnlab.models.lenet import lenet5, lenet5_relu
 from cnnlab.models.mlp import mlp
+from cnnlab.models.segmentation import fcn8s, fcn16s, fcn32s, unet
 from cnnlab.models.xception import xception
 
 
@@ -32,6 +33,7 @@ class ZooEntry:
     default_input: tuple[int, int, int]   # (C, H, W) the paper trained at: every command's default
     default_classes: int = 1000
     reference: str = ""       # the implementation its parameter count equals
+    task: str = "classification"   # or "semantic": per-pixel scores (B, classes, H, W)
 
     @property
     def resolution(self) -> int:
@@ -94,12 +96,26 @@ for _v in "01234567":
 _ENTRIES.append(ZooEntry("mlp", "MLP", 1986, "dense baseline: no convolution",
                          mlp, (1, 28, 28), 10, "Géron's Fashion-MNIST MLP (300-100)"))
 
+_FCN = ("fully convolutional: dense layers become convolutions, so the net scores every image region; "
+        "learned upsampling and skips from finer layers give per-pixel classes")
+_UNET = ("encoder–decoder for per-pixel classes: each decoder level concatenates the encoder's map of the "
+         "same size (skip connections), recovering the detail pooling lost")
+for _s, _builder in ((32, fcn32s), (16, fcn16s), (8, fcn8s)):
+    _ENTRIES.append(ZooEntry(f"fcn{_s}s", "FCN", 2015, _FCN + ("" if _s == 32 else f" (skips down to stride {_s})"),
+                             _builder, (3, 512, 512), 21,
+                             "Table 1 of the paper: 134 M parameters with norm=False (VGG-16 backbone)",
+                             task="semantic"))
+_ENTRIES.append(ZooEntry("unet", "U-Net", 2015, _UNET, unet, (1, 512, 512), 2,
+                         "Fig. 1 of the paper (31,030,658 parameters with norm=False), same padding",
+                         task="semantic"))
+
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+TASKS = ("classification", "semantic")
 
 
-def model_names() -> list[str]:
-    """Every zoo name, in chronological then size order."""
-    return list(ZOO)
+def model_names(task: str | None = None) -> list[str]:
+    """Every zoo name (or those of one ``task``: classification, semantic), in chronological then size order."""
+    return [n for n, e in ZOO.items() if task is None or e.task == task]
 
 
 def _normal(name: str) -> str:
@@ -118,12 +134,14 @@ def get_entry(name: str) -> ZooEntry:
 
 
 def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None,
-                 input_size: int | None = None) -> nn.Module:
+                 input_size: int | None = None, **options: object) -> nn.Module:
     """Build the zoo model ``name`` with fresh weights.
 
     ``num_classes`` and ``in_channels`` default to the model's usual ones (1000
     classes and RGB, 10 classes and grey for LeNet-5 and the MLP).
     ``input_size`` matters only for the MLP, whose first layer depends on it.
+    ``options`` reach the builder (segmentation nets: ``width``, ``depth``,
+    ``norm``, ``backbone``); an option the builder lacks is a clear error.
     To build without allocating weights (for analysis), call it inside
     ``with torch.device("meta"):``.
     """
@@ -138,4 +156,15 @@ def create_model(name: str, num_classes: int | None = None, in_channels: int | N
     }
     if entry.builder is mlp:
         kwargs["input_size"] = input_size or entry.default_input[1]
-    return entry.builder(**kwargs)
+    if options:
+        import inspect
+
+        accepted = set(inspect.signature(entry.builder).parameters) - set(kwargs)
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise TargetError(f"{entry.name} has no option '{unknown[0]}'"
+                              + (f"; its options: {', '.join(sorted(accepted))}" if accepted else ""))
+    try:
+        return entry.builder(**kwargs, **options)
+    except ValueError as err:
+        raise TargetError(f"{entry.name}: {err}") from None

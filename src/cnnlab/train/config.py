@@ -32,7 +32,9 @@ class TrainConfig:
     channels_last: bool = False       # NHWC memory layout for model and batches
     size: tuple[int, int] | None = None
     channels: int | None = None
-    strict: bool = False
+    strict: bool = False              # classification: fail on an undecodable image instead of skipping it
+    skip_bad: bool = False            # segmentation: leave out bad image/mask pairs instead of failing
+    model_args: dict[str, Any] = field(default_factory=dict)   # options of the model's builder (width, depth, …)
     checkpoint_every: int = 0         # also checkpoint every N steps (0: only at epoch ends)
     warmup: float = 0.15              # share of each schedule segment spent warming up
     segments: list[int] = field(default_factory=list)   # epochs where a --resume --epochs extension began
@@ -56,6 +58,8 @@ class TrainConfig:
             (self.checkpoint_every < 0, f"--checkpoint-every must be ≥ 0 (got {self.checkpoint_every})"),
             (not 0 <= self.warmup < 1, f"warmup must be in [0, 1) (got {self.warmup})"),
             (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
+            (self.task not in ("classification", "semantic"),
+             f"unknown task '{self.task}'; use classification or semantic"),
         ]
         for bad, message in problems:
             if bad:

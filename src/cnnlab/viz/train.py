@@ -9,16 +9,16 @@ import torch
 from cnnlab.viz.common import plt, save_figure
 
 
-def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
-    """Loss and accuracy per epoch, training and validation."""
+def plot_curves(history: list[dict[str, float]], path: Path, metric: str = "acc", label: str = "accuracy") -> Path:
+    """Loss and the task's metric (``train_<metric>``, ``val_<metric>``) per epoch, training and validation."""
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax1.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
     ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax2.plot(epochs, [h["train_acc"] for h in history], "o-", label="train")
-    ax2.plot(epochs, [h["val_acc"] for h in history], "s-", label="validation")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
+    ax2.plot(epochs, [h[f"val_{metric}"] for h in history], "s-", label="validation")
+    ax2.set(xlabel="epoch", ylabel=label, title=label)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -1,0 +1,232 @@
+"""Semantic-segmentation data in memory: scenes drawn on the fly, or a folder of images and index masks.
+
+    from cnnlab.data.segmentation import load_segmentation
+    data = load_segmentation("scenes:fashion-mnist")      # or "path/to/folder"
+    data.train.images.shape, data.train.masks.shape        # (N, C, H, W) uint8, (N, H, W) uint8
+
+A folder holds ``images/`` and ``masks/`` with the same file stems (VOC's
+``JPEGImages``/``SegmentationClass`` idea, cnnlab's ``scenes make`` layout),
+either directly or in ``train/``, ``val/`` and ``test/`` sub-folders. Masks are
+8-bit PNGs whose pixel values are class indices: 0 = background, 255 = ignore
+(left out of the loss and the metrics). Palette PNGs (mode ``P``, as VOC
+ships them) are read as their indices, not their colours. An optional
+``classes.txt`` (one name per line, line *i* = index *i*) names the classes
+and fixes their number; without it there are ``max index + 1`` classes.
+
+A missing partner file, an image and mask of different sizes, a mask that is
+not single-channel, or an index outside the classes is an error naming the
+file — or, with ``skip_bad``, that pair is left out and listed in ``skipped``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+
+IGNORE = 255
+TEST_FRACTION = 0.2     # of a folder without its own test split (as for classification)
+
+
+@dataclass
+class SegSplit:
+    """Images (N, C, H, W) uint8 and masks (N, H, W) uint8 class indices (255 = ignore)."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, idx: torch.Tensor) -> SegSplit:
+        return SegSplit(self.images[idx], self.masks[idx])
+
+
+@dataclass
+class SegData:
+    """A segmentation data set in memory, split three ways; ``classes[0]`` is the background."""
+
+    name: str
+    classes: list[str]
+    train: SegSplit
+    val: SegSplit
+    test: SegSplit
+    flip_ok: bool = True
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask PNG as (H, W) uint8 class indices; palette PNGs give their indices. ValueError if unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "P", "1"):
+                raise ValueError(f"a mask must be an 8-bit index PNG (mode L or P), this one is mode {im.mode}; "
+                                 "convert colour masks to class indices")
+            return np.asarray(im if im.mode != "1" else im.convert("L"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(str(err) or type(err).__name__) from None
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, skip_bad: bool,
+                skipped: list[tuple[str, str]]) -> tuple[list[torch.Tensor], list[np.ndarray], list[Path]]:
+    """The (image, mask) pairs of ``root/images`` and ``root/masks``, and the masks' paths."""
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise DataError(f"{root}: no '{sub}' folder; a segmentation folder holds images/ and masks/ "
+                            "with the same file stems (or train/, val/, test/ folders that do)")
+    images, masks = _files(root / "images"), _files(root / "masks")
+
+    def bad(path: Path, why: str) -> None:
+        if not skip_bad:
+            raise DataError(f"{path}: {why}; fix it, or pass --skip-bad to leave it out")
+        skipped.append((str(path), why))
+
+    for stem in sorted(set(images) ^ set(masks)):
+        path = images.get(stem) or masks[stem]
+        bad(path, f"has no {'mask' if stem in images else 'image'} with the same stem in "
+                  f"{root / ('masks' if stem in images else 'images')}")
+    xs, ms, paths = [], [], []
+    for stem in sorted(set(images) & set(masks)):
+        try:
+            img = decode_image(images[stem], channels)
+        except ValueError as err:
+            bad(images[stem], f"cannot decode the image ({err})")
+            continue
+        try:
+            mask = read_mask(masks[stem])
+        except ValueError as err:
+            bad(masks[stem], str(err))
+            continue
+        if tuple(img.shape[1:]) != mask.shape:
+            bad(masks[stem], f"is {mask.shape[0]}×{mask.shape[1]} but its image is {img.shape[1]}×{img.shape[2]}")
+            continue
+        xs.append(img)
+        ms.append(mask)
+        paths.append(masks[stem])
+    return xs, ms, paths
+
+
+def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: int,
+           size: tuple[int, int] | None) -> SegSplit:
+    from torchvision.transforms.v2 import functional as TF
+
+    if size is None:
+        shapes = {tuple(m.shape) for m in ms}
+        if len(shapes) > 1:
+            raise DataError(f"{root}: images have different sizes (e.g. {sorted(shapes)[:2]}); give --size H,W "
+                            "to resize them (masks are resized with nearest-neighbour)")
+        size = next(iter(shapes))  # type: ignore[assignment]
+    images, masks = [], []
+    for img, m in zip(xs, ms):
+        if img.shape[0] != channels:
+            img = img.expand(3, -1, -1) if channels == 3 else img.float().mean(0, keepdim=True).round().to(torch.uint8)
+        mt = torch.from_numpy(m)
+        if tuple(m.shape) != tuple(size):  # type: ignore[arg-type]
+            img = TF.resize(img, list(size), antialias=True)  # type: ignore[arg-type]
+            mt = TF.resize(mt[None], list(size), interpolation=TF.InterpolationMode.NEAREST)[0]  # type: ignore[arg-type]
+        images.append(img)
+        masks.append(mt)
+    return SegSplit(torch.stack(images), torch.stack(masks))
+
+
+def _split(s: SegSplit, fraction: float, seed: int) -> tuple[SegSplit, SegSplit]:
+    n = len(s)
+    k = int(round(n * fraction))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return s.subset(perm[k:].sort().values), s.subset(perm[:k].sort().values)
+
+
+def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
+    path = root / "classes.txt"
+    if path.is_file():
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not 2 <= len(names) <= 255:
+            raise DataError(f"{path}: lists {len(names)} classes; give 2 to 255 names, one per line "
+                            "(line 1 is index 0, the background)")
+        return names
+    top = max(int(m.masks[m.masks != IGNORE].max()) if bool((m.masks != IGNORE).any()) else 0
+              for m in splits.values())
+    return ["background", *[f"class {i}" for i in range(1, max(top, 1) + 1)]]
+
+
+def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None = None,
+                size: tuple[int, int] | None = None, skip_bad: bool = False) -> SegData:
+    """Read ``root`` (see the module notes) into memory, split three ways."""
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; give scenes:fashion-mnist, scenes:digits or a folder with "
+                        "images/ and masks/")
+    parts = [s for s in ("train", "val", "test") if (root / s).is_dir()]
+    if parts and "train" not in parts:
+        raise DataError(f"{root}: has {', '.join(parts)}/ but no train/ folder")
+    skipped: list[tuple[str, str]] = []
+    raw = {name: _read_pairs(root / name if parts else root, channels, size, skip_bad, skipped)
+           for name in (parts or ["all"])}
+    for name, (xs, _, _) in raw.items():
+        if not xs:
+            raise DataError(f"{root / name if parts else root}: no image/mask pairs to read")
+    first = raw.get("train", raw.get("all"))
+    c = channels or max(x.shape[0] for x in first[0])  # type: ignore[index]
+    if size is None:
+        size = tuple(first[1][0].shape)  # type: ignore[index,assignment]
+        for name, (_, ms, _) in raw.items():
+            if any(tuple(m.shape) != size for m in ms):
+                raise DataError(f"{root / name if parts else root}: masks have different sizes; give --size H,W "
+                                "to resize them (nearest-neighbour for masks)")
+    splits = {name: _stack(root, xs, ms, c, size) for name, (xs, ms, _) in raw.items()}
+    classes = _classes(root, splits)
+    for name, s in splits.items():
+        bad = (s.masks != IGNORE) & (s.masks >= len(classes))
+        if bool(bad.any()):
+            i = int(bad.flatten(1).any(1).nonzero()[0])
+            raise DataError(f"{raw[name][2][i]}: class index "
+                            f"{int(s.masks[i][bad[i]].max())} is outside the {len(classes)} classes of "
+                            f"{root / 'classes.txt'}; fix the mask or the class list (255 marks ignored pixels)")
+    if "all" in splits:
+        rest, test = _split(splits["all"], TEST_FRACTION, seed)
+        train, val = _split(rest, val_fraction, seed + 1)
+    else:
+        train = splits["train"]
+        train, test = (train, splits["test"]) if "test" in splits else _split(train, TEST_FRACTION, seed)
+        train, val = (train, splits["val"]) if "val" in splits else _split(train, val_fraction, seed + 1)
+    if len(train) == 0 or len(val) == 0 or len(test) == 0:
+        raise DataError(f"{root}: too few image/mask pairs to split into train, validation and test "
+                        f"({len(train)} / {len(val)} / {len(test)})")
+    return SegData(root.name or str(root), classes, train, val, test, skipped=skipped)
+
+
+def load_segmentation(source: str, data_dir: str | None = None, val_fraction: float = 0.1, seed: int = 0,
+                      channels: int | None = None, size: tuple[int, int] | None = None,
+                      skip_bad: bool = False) -> SegData:
+    """``scenes:fashion-mnist`` / ``scenes:digits`` / ``scenes:FOLDER`` (the default scenes, drawn in memory)
+    or a folder of images and masks."""
+    from cnnlab.data.scenes import SceneConfig, make_scenes, parse_scenes_source
+
+    scene_source = parse_scenes_source(source)
+    if scene_source is not None:
+        scenes = make_scenes(SceneConfig(source=scene_source, data_dir=data_dir))
+        s = scenes.splits
+        data = SegData(source, scenes.classes, *(SegSplit(s[k].images, s[k].masks) for k in ("train", "val", "test")),
+                       flip_ok=scene_source.lower() != "digits")
+    else:
+        data = load_folder(Path(source), val_fraction, seed, channels, size, skip_bad)
+        return data
+    if channels is not None or size is not None:
+        folder_like = [_stack(Path(source), list(sp.images), [m.numpy() for m in sp.masks],
+                              channels or data.shape[0], size) for sp in (data.train, data.val, data.test)]
+        data.train, data.val, data.test = folder_like
+    return data

@@ -1,0 +1,118 @@
+"""Figures of segmentation: the VOC colour map, mask overlays, scene previews, per-class IoU bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.viz.common import plt, save_figure
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """(n, 3) uint8: PASCAL VOC's colour map (class *i*'s colour from the bits of *i*), as VOC's palette PNGs use.
+
+    Index 0 is black (background), 255 (ignore) is cream (224, 224, 192) as in VOC.
+    """
+    pal = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+PALETTE = voc_palette()
+
+
+def colour_mask(mask: np.ndarray) -> np.ndarray:
+    """(H, W) class indices → (H, W, 3) uint8 colours."""
+    return PALETTE[mask.astype(np.int64)]
+
+
+def as_rgb(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(C, H, W) uint8 tensor → (H, W, 3) uint8 array."""
+    a = image.numpy() if isinstance(image, torch.Tensor) else image
+    a = a.transpose(1, 2, 0)
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+
+
+def overlay(image: torch.Tensor | np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image with the mask's colours blended in where the mask is not background (0)."""
+    rgb = as_rgb(image).astype(np.float32)
+    col = colour_mask(mask).astype(np.float32)
+    fg = (mask != 0)[..., None]
+    return np.where(fg, (1 - alpha) * rgb + alpha * col, rgb).round().astype(np.uint8)
+
+
+def _legend(ax: Any, classes: list[str], present: set[int]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=PALETTE[i] / 255, label=f"{i} {classes[i]}") for i in sorted(present) if i < len(classes)]
+    if handles:
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+
+
+def plot_scene_preview(split: Any, classes: list[str], path: Path, count: int = 8) -> Path:
+    """Scenes (top row) and their masks overlaid (bottom row), with a class legend."""
+    n = min(count, len(split))
+    fig, axes = plt.subplots(2, max(n, 1), figsize=(1.6 * max(n, 1) + 1.6, 3.6), squeeze=False)
+    present: set[int] = set()
+    for i in range(n):
+        mask = split.masks[i].numpy()
+        present |= set(np.unique(mask).tolist()) - {0, 255}
+        axes[0, i].imshow(as_rgb(split.images[i]), interpolation="nearest")
+        axes[1, i].imshow(overlay(split.images[i], mask), interpolation="nearest")
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].set_title("scene", fontsize=8, loc="left")
+    axes[1, 0].set_title("mask overlaid", fontsize=8, loc="left")
+    _legend(axes[1, -1], classes, present)
+    return save_figure(fig, path)
+
+
+def plot_overlays(images: torch.Tensor, truth: torch.Tensor, preds: list[torch.Tensor], names: list[str],
+                  classes: list[str], path: Path, title: str = "") -> Path:
+    """One row per image: image | truth | each prediction (columns named by ``names``)."""
+    n = images.shape[0]
+    cols = 2 + len(preds)
+    fig, axes = plt.subplots(n, cols, figsize=(1.8 * cols + 1.6, 1.8 * n + 0.4), squeeze=False)
+    present: set[int] = set()
+    for i in range(n):
+        t = truth[i].numpy()
+        present |= set(np.unique(t).tolist())
+        axes[i, 0].imshow(as_rgb(images[i]), interpolation="nearest")
+        axes[i, 1].imshow(colour_mask(t), interpolation="nearest")
+        for j, p in enumerate(preds):
+            axes[i, 2 + j].imshow(colour_mask(p[i].numpy()), interpolation="nearest")
+            present |= set(np.unique(p[i].numpy()).tolist())
+    for j, name in enumerate(["image", "truth", *names]):
+        axes[0, j].set_title(name, fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _legend(axes[n // 2, -1], classes, present - {255})
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_iou_bars(iou: list[float | None], classes: list[str], path: Path, title: str = "") -> Path:
+    """Per-class IoU as horizontal bars (classes absent from truth and prediction are left out)."""
+    rows = [(c, v) for c, v in zip(classes, iou) if v is not None]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1.0))
+    ax.barh(range(len(rows)), [v for _, v in rows], color=[PALETTE[classes.index(c)] / 255 for c, _ in rows],
+            edgecolor="black", linewidth=0.5)
+    ax.set_yticks(range(len(rows)), [c for c, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="IoU", title=title or "per-class IoU (test)")
+    for i, (_, v) in enumerate(rows):
+        ax.text(min(v + 0.01, 0.9), i, f"{v:.3f}", va="center", fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
