@@ -1,117 +1,24 @@
-"""Data for ``cnnlab train``: named sets and image folders, in memory, split train / val / test.
+"""Data in memory: classification sets (:mod:`.images`), segmentation scenes (:mod:`.scenes`) and mask
+folders (:mod:`.segmentation`), augmentation (:mod:`.augment`).
 
     from cnnlab.data import load_data
     data = load_data("digits", val_fraction=0.1, seed=0)
     data.train.images.shape     # (N, 1, 8, 8) uint8
+
+The names below load on first use, so torch-free modules of this package
+(``scenes``' configuration, read by the CLI's parser) import without torch.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from cnnlab.data.sources import (
-    FASHION_MNIST_CLASSES,
-    FASHION_MNIST_DIR,
-    DataError,
-    ImageData,
-    Split,
-    load_digits,
-    load_fashion_mnist,
-    load_folder,
-)
-
-NAMED = ("digits", "fashion-mnist")
-TEST_FRACTION = 0.2   # of a set that comes without a test split
-
-
-def _split(s: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """(rest, part): a seeded, stratification-free random ``fraction`` of ``s`` as ``part``."""
-    n = len(s)
-    k = int(round(n * fraction))
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    part, rest = perm[:k].sort().values, perm[k:].sort().values
-    return Split(s.images[rest], s.labels[rest]), Split(s.images[part], s.labels[part])
-
-
-def _folder_splits(root: Path, splits: dict[str, Split], val_fraction: float,
-                   seed: int) -> tuple[Split, Split, Split]:
-    """(train, val, test) of a folder: its own sub-folders where it has them, seeded disjoint draws otherwise.
-
-    A split folder that is there but yields no image is an error: treating it as
-    absent would silently move images between splits.
-    """
-    for name, part in splits.items():
-        if len(part) == 0:
-            where = root if name == "all" else root / name
-            raise DataError(f"{where}: no readable images; add images or remove the folder")
-    if "all" in splits:
-        rest, test = _split(splits["all"], TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
-        return train, val, test
-    train = splits["train"]
-    if "test" in splits:
-        test = splits["test"]
-    else:
-        train, test = _split(train, TEST_FRACTION, seed)
-    if "val" in splits:
-        val = splits["val"]
-    else:
-        train, val = _split(train, val_fraction, seed + 1)
-    return train, val, test
-
-
-def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Split:
-    from torchvision.transforms.v2 import functional as TF
-
-    x = s.images
-    if channels is not None and x.shape[1] != channels:
-        if channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1).contiguous()
-        elif channels == 1:
-            x = x.float().mean(1, keepdim=True).round().to(torch.uint8)
-        else:
-            raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels (use 1 or 3)")
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        x = TF.resize(x, list(size), antialias=True)
-    return Split(x, s.labels)
-
-
-def load_data(source: str, data_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-              channels: int | None = None, size: tuple[int, int] | None = None, strict: bool = False) -> ImageData:
-    """Load ``digits``, ``fashion-mnist`` (from ``data_dir``, default Debian's location) or a folder.
-
-    Sets without a validation split lose a seeded ``val_fraction`` of their
-    training images to one; sets without a test split (digits, a flat folder)
-    keep a seeded 20 % for testing. ``channels``/``size`` convert and resize.
-    """
-    if not 0 < val_fraction < 1:
-        raise DataError(f"--val-fraction must be between 0 and 1 (got {val_fraction})")
-    key = source.lower().replace("_", "-")
-    skipped: list[tuple[str, str]] = []
-    if key == "digits":
-        rest, test = _split(load_digits(), TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
-        data = ImageData("digits", [str(i) for i in range(10)], train, val, test, flip_ok=False)
-    elif key in ("fashion-mnist", "fashionmnist"):
-        train_all, test = load_fashion_mnist(Path(data_dir) if data_dir else FASHION_MNIST_DIR)
-        train, val = _split(train_all, val_fraction, seed + 1)
-        data = ImageData("fashion-mnist", list(FASHION_MNIST_CLASSES), train, val, test, flip_ok=True)
-    else:
-        root = Path(source)
-        if not root.exists() and "/" not in source and not source.startswith("."):
-            raise DataError(f"unknown data set '{source}'; use {', '.join(NAMED)} or a folder of images "
-                            "(<folder>/<class>/<image>)")
-        classes, splits, skipped = load_folder(root, channels, size, strict)
-        train, val, test = _folder_splits(root, splits, val_fraction, seed)
-        data = ImageData(root.name or str(root), classes, train, val, test, flip_ok=True, skipped=skipped)
-    if len(data.train) == 0 or len(data.val) == 0:
-        raise DataError(f"{source}: too few images to split into training and validation sets "
-                        f"({len(data.train)} / {len(data.val)})")
-    if channels is not None or size is not None:
-        data.train, data.val, data.test = (_convert(s, channels, size) for s in (data.train, data.val, data.test))
-    return data
-
+from typing import Any
 
 __all__ = ["NAMED", "DataError", "ImageData", "Split", "load_data"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from cnnlab.data import images
+
+        return getattr(images, name)
+    raise AttributeError(f"module 'cnnlab.data' has no attribute '{name}'")

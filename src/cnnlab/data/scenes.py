@@ -36,10 +36,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:          # the CLI reads SceneConfig's defaults without importing NumPy or torch
+    import numpy as np
+    import torch
 
 THRESHOLD = 16          # grey level (of 255) from which an item pixel belongs to the object
 MIN_VISIBLE = 0.5       # share of an item's pixels that must stay visible
@@ -112,6 +115,8 @@ class _Pool:
 
 def _item_pools(cfg: SceneConfig) -> tuple[list[str], dict[str, _Pool]]:
     """The source's class names and its item images, split three ways (no image in two splits)."""
+    import numpy as np
+
     from cnnlab.data import load_data
 
     key = cfg.source.lower().replace("_", "-")
@@ -132,6 +137,7 @@ def _item_pools(cfg: SceneConfig) -> tuple[list[str], dict[str, _Pool]]:
 
 
 def _resize(item: np.ndarray, longer: int) -> np.ndarray:
+    import numpy as np
     from PIL import Image
 
     h, w = item.shape[:2]
@@ -142,6 +148,8 @@ def _resize(item: np.ndarray, longer: int) -> np.ndarray:
 
 def _scene(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, channels: int
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    import numpy as np
+
     h, w = cfg.size
     canvas = np.zeros((h, w, channels), dtype=np.uint8)
     owner = np.zeros((h, w), dtype=np.int32)            # instance id that shows at each pixel
@@ -177,6 +185,9 @@ def _scene(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, channels: in
 
 def make_scenes(cfg: SceneConfig = SceneConfig(), progress: bool = False) -> Scenes:
     """Draw the scenes of ``cfg`` in memory (same config, same scenes)."""
+    import numpy as np
+    import torch
+
     cfg.check()
     names, pools = _item_pools(cfg)
     if len(names) + 1 >= IGNORE:
@@ -212,6 +223,7 @@ def make_scenes(cfg: SceneConfig = SceneConfig(), progress: bool = False) -> Sce
 
 def coco_instances(split: SceneSplit, classes: list[str]) -> dict:
     """The split's instances in COCO's format: run-length-encoded masks, boxes, areas (pycocotools' RLE)."""
+    import numpy as np
     from pycocotools import mask as mask_utils
 
     n, h, w = split.masks.shape
@@ -240,6 +252,7 @@ def coco_instances(split: SceneSplit, classes: list[str]) -> dict:
 def write_scenes(scenes: Scenes, out: str | Path, progress: bool = False) -> Path:
     """Write ``scenes`` as ``out/{train,val,test}/{images,masks,instances}/NNNNN.png`` + ``annotations.json``,
     ``out/classes.txt`` and ``out/preview.png``. Every file is written atomically."""
+    import numpy as np
     from PIL import Image
 
     from cnnlab.files import atomic_path, atomic_write_text

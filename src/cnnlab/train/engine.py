@@ -276,7 +276,7 @@ class Trainer:
                         f"{doc['data']['name']} {doc['data']['shape']}: {sizes['train']} train / {sizes['val']} val / "
                         f"{sizes['test']} test")
         for path, reason in getattr(data, "skipped", []):
-            self.folder.log(f"skipped undecodable image {path}: {reason}")
+            self.folder.log(f"skipped {path}: {reason}")
 
     def _resume(self, epochs: int | None) -> None:
         """Checks before a resume; ``epochs`` larger than the saved one extends the run with a new segment."""

@@ -1,0 +1,120 @@
+"""Scenes: determinism, masks consistent with what is visible, COCO annotations that decode to the instance PNGs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from cnnlab.cli.main import main
+from cnnlab.data.scenes import THRESHOLD, SceneConfig, _item_pools, make_scenes, write_scenes
+
+DIGITS = SceneConfig(source="digits", count=40, size=(32, 32), objects=(1, 3), item_px=(12, 18), seed=3)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    return write_scenes(make_scenes(DIGITS), tmp_path_factory.mktemp("scenes") / "d")
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_files_other_seed_other_scenes(written, tmp_path):
+    again = write_scenes(make_scenes(DIGITS), tmp_path / "again")
+    assert digest(again) == digest(written)
+    other = make_scenes(SceneConfig(**{**DIGITS.__dict__, "seed": 4}))
+    assert not np.array_equal(other.splits["train"].masks.numpy(), make_scenes(DIGITS).splits["train"].masks.numpy())
+
+
+def test_layout_splits_and_classes(written):
+    assert (written / "classes.txt").read_text().splitlines() == ["background", *[str(i) for i in range(10)]]
+    counts = {s: len(list((written / s / "images").glob("*.png"))) for s in ("train", "val", "test")}
+    assert counts == {"train": 32, "val": 4, "test": 4}
+    for s in counts:
+        stems = {sub: sorted(p.stem for p in (written / s / sub).glob("*.png")) for sub in ("images", "masks", "instances")}
+        assert stems["images"] == stems["masks"] == stems["instances"]
+    assert (written / "preview.png").stat().st_size > 0
+
+
+def test_masks_are_exactly_the_visible_item_pixels(written):
+    for s in ("train", "val", "test"):
+        for path in sorted((written / s / "images").glob("*.png")):
+            image = np.asarray(Image.open(path))
+            mask = np.asarray(Image.open(written / s / "masks" / path.name))
+            inst = np.asarray(Image.open(written / s / "instances" / path.name))
+            assert Image.open(written / s / "instances" / path.name).mode.startswith("I")   # 16-bit ids
+            assert mask.dtype == np.uint8 and set(np.unique(mask)) <= set(range(11))
+            assert (image[mask == 0] == 0).all()                 # black canvas wherever no item shows
+            assert (image[mask > 0] >= THRESHOLD).all()         # an item pixel wherever a class shows
+            assert ((mask > 0) == (inst > 0)).all()
+
+
+def test_every_coco_rle_decodes_to_the_instance_png(written):
+    classes = (written / "classes.txt").read_text().splitlines()
+    for s in ("train", "val", "test"):
+        coco = COCO(str(written / s / "annotations.json"))           # pycocotools reads our file
+        assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == dict(enumerate(classes[1:], 1))
+        for img in coco.loadImgs(coco.getImgIds()):
+            inst = np.asarray(Image.open(written / s / img["file_name"].replace("images/", "instances/"))).astype(int)
+            mask = np.asarray(Image.open(written / s / img["file_name"].replace("images/", "masks/")))
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))
+            assert len(anns) == len(set(np.unique(inst)) - {0})
+            seen = np.zeros_like(inst)
+            for k, a in enumerate(anns, start=1):
+                m = coco.annToMask(a).astype(bool)
+                assert (m == (inst == k)).all()
+                assert set(np.unique(mask[m])) == {a["category_id"]}
+                ys, xs = np.nonzero(m)
+                assert a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+                assert a["area"] == int(m.sum()) == int(mask_utils.area(a["segmentation"]))
+                assert a["iscrowd"] == 0
+                seen += m
+            assert seen.max() <= 1                                  # instances never overlap
+
+
+def test_splits_draw_from_disjoint_item_images():
+    _, pools = _item_pools(DIGITS)
+    keys = {s: {p.tobytes() for p in pool.images} for s, pool in pools.items()}
+    # digits has a few duplicated images; at most those may look shared
+    assert len(keys["train"] & keys["test"]) <= 2 and len(keys["train"] & keys["val"]) <= 2
+
+
+def test_scene_i_does_not_depend_on_the_count():
+    small = make_scenes(SceneConfig(**{**DIGITS.__dict__, "count": 20}))
+    big = make_scenes(DIGITS)
+    assert np.array_equal(small.splits["train"].images[:10].numpy(), big.splits["train"].images[:10].numpy())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--objects", "3..1"], "--objects must be MIN..MAX"),
+    (["--item-px", "10..40"], "larger than the canvas"),
+    (["--source", "no/such/folder"], "not a scene source"),
+    (["--count", "2"], "--count must be at least 3"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
+    code = main(["scenes", "make", "--source", "digits", "--size", "32,32", "--item-px", "12..18", "--count", "9", "--no-progress",
+                 "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_an_existing_folder_is_never_overwritten(written, capsys):
+    before = digest(written)
+    assert main(["scenes", "make", "--source", "digits", "--out", str(written), "--no-progress"]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert digest(written) == before
+
+
+def test_scenes_json_records_the_recipe(written):
+    doc = json.loads((written / "scenes.json").read_text())
+    assert doc["threshold"] == THRESHOLD and doc["config"]["seed"] == 3 and doc["sizes"]["train"] == 32
