@@ -61,10 +61,12 @@ DEPTH = {
     "lenet5": 5, "alexnet": 8, "alexnet_paper": 8, "vgg11": 11, "vgg16_bn": 16, "vgg19": 19,
     "googlenet": 22, "resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet152": 152,
     "seresnet50": 50, "xception": 37, "mlp": 3,
+    "unet": 23,     # Ronneberger et al. 2015, §2: "In total the network has 23 convolutional layers"
+    "fcn32s": 16,   # VGG-16's 13 convolutions + fc6, fc7 as convolutions + the score layer
 }
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", model_names("classification"))
 def test_parameter_count_equals_reference_implementation(name: str) -> None:
     ours = n_params(meta_model(name))
     ref = reference(name)
@@ -96,7 +98,7 @@ SLOW = {"vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "efficientnet_b5", "efficientn
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-                                  for n in model_names()])
+                                  for n in model_names("classification")])
 def test_forward_backward_on_cpu_reaches_every_parameter(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=7, in_channels=2)
@@ -111,7 +113,7 @@ def test_forward_backward_on_cpu_reaches_every_parameter(name: str) -> None:
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", model_names("classification"))
 def test_minimum_input_size_is_exact(name: str) -> None:
     model = meta_model(name).eval()
     c, s = model.in_channels, model.min_input_size

@@ -7,7 +7,9 @@ its graph, so a residual shortcut's projection or an inception module's
 parallel branches do not add to the depth. Two conventions follow the
 papers: a depthwise separable convolution counts as one layer (Xception's
 "36 convolutional layers"), and a squeeze-excitation gate counts as none
-(SE-ResNet-50 is 50 deep).
+(SE-ResNet-50 is 50 deep). A transposed convolution (U-Net's 2×2
+up-convolution, FCN's learned 2× upsampling) is a weight layer; FCN's fixed
+bilinear upsampling is not.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import fx, nn
 from cnnlab.layers.separable import SeparableConv2d
 from cnnlab.layers.squeeze_excite import SqueezeExcite
 
-_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, SeparableConv2d)
+_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear, SeparableConv2d)
 _NOT_COUNTED = (SqueezeExcite,)
 
 

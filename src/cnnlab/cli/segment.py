@@ -11,7 +11,7 @@ from cnnlab.errors import CnnlabError
 
 SCENES_EPILOG = """\
 examples:
-  cnnlab scenes make --out data/scenes                       # 4,000 Fashion-MNIST scenes, 64×64, 1–3 items
+  cnnlab scenes make --out data/scenes                       # 20,000 Fashion-MNIST scenes, 64×64, 1–3 items
   cnnlab scenes make --source digits --count 600 --size 48,48 --objects 1..2 --item-px 16..24 --out data/digits
   cnnlab scenes make --source path/to/items --out data/mine  # your own <class>/<image> items on black
 """

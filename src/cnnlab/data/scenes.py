@@ -57,7 +57,7 @@ class SceneConfig:
     """What ``cnnlab scenes make`` draws; the defaults are the documented scenes data set."""
 
     source: str = "fashion-mnist"            # fashion-mnist, digits or a folder <dir>/<class>/<image>
-    count: int = 4000                        # scenes in all, 80/10/10 train/val/test
+    count: int = 20000                       # scenes in all, 80/10/10 train/val/test
     size: tuple[int, int] = (64, 64)         # canvas (H, W)
     objects: tuple[int, int] = (1, 3)        # items per scene, MIN..MAX
     item_px: tuple[int, int] = (24, 36)      # longer side of a pasted item, MIN..MAX pixels
@@ -87,7 +87,7 @@ class SceneConfig:
 @dataclass
 class SceneSplit:
     """The scenes of one split: images (N, C, H, W) uint8, masks (N, H, W) uint8 class indices,
-    instances (N, H, W) int32 ids (0 = background, 1.. in paste order), and each scene's instance classes."""
+    instances (N, H, W) uint8 ids (0 = background, 1.. in paste order), and each scene's instance classes."""
 
     images: torch.Tensor
     masks: torch.Tensor
@@ -152,7 +152,7 @@ def _scene(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, channels: in
 
     h, w = cfg.size
     canvas = np.zeros((h, w, channels), dtype=np.uint8)
-    owner = np.zeros((h, w), dtype=np.int32)            # instance id that shows at each pixel
+    owner = np.zeros((h, w), dtype=np.uint8)            # instance id that shows at each pixel (≤ 50 objects)
     classes: list[int] = []
     sizes: list[int] = []                               # each instance's own pixel count
     for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):

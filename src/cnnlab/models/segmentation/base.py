@@ -32,4 +32,6 @@ class SegmentationModel(nn.Module):
                              f"stride-2 steps halves the size; resize to {up(h)}×{up(w)} (--size {up(h)},{up(w)})")
 
     def _check(self, x: torch.Tensor) -> None:
-        self.check_size(int(x.shape[-2]), int(x.shape[-1]))
+        h, w = x.shape[-2], x.shape[-1]
+        if isinstance(h, int) and isinstance(w, int):      # not while torch.fx traces (depth counting)
+            self.check_size(h, w)

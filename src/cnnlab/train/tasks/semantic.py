@@ -145,8 +145,8 @@ class Semantic(Task):
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         cm = pixel_confusion(targets.cpu(), outputs.detach().argmax(1).cpu(), self.classes)
-        k = self.classes
-        return {f"cm{i // k}_{i % k}": float(v) for i, v in enumerate(cm.flatten().tolist()) if v}
+        k = self.classes      # every entry, zeros too: torchrun processes reduce the same keys
+        return {f"cm{i // k}_{i % k}": float(v) for i, v in enumerate(cm.flatten().tolist())}
 
     def _cm(self, sums: dict[str, float]) -> torch.Tensor:
         cm = torch.zeros(self.classes, self.classes, dtype=torch.float64)

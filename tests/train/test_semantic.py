@@ -1,0 +1,148 @@
+"""The semantic task: metrics against torchmetrics, the boundary band, training end to end, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassJaccardIndex
+
+from cnnlab.train import KILL_HOOK
+from cnnlab.train.tasks.semantic import boundary_band, iou_per_class, pixel_confusion, scores
+
+K = 5
+
+
+def random_masks(seed: int, n: int = 6, size: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    truth = torch.randint(0, K, (n, size, size), generator=g)
+    truth[torch.rand(truth.shape, generator=g) < 0.1] = 255           # some ignored pixels
+    truth[truth == 3] = 0                                              # class 3 never true ...
+    pred = torch.where(torch.rand(truth.shape, generator=g) < 0.6, truth.clamp(max=K - 1),
+                       torch.randint(0, K, truth.shape, generator=g))
+    pred[pred == 4] = 1                                                # ... class 4 never predicted
+    return truth, pred
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_confusion_iou_and_pixel_accuracy_equal_torchmetrics(seed):
+    truth, pred = random_masks(seed)
+    cm = pixel_confusion(truth, pred, K)
+    ref_cm = MulticlassConfusionMatrix(K, ignore_index=255)(pred, truth)      # rows: true class
+    assert torch.equal(cm, ref_cm)
+    ref_iou = MulticlassJaccardIndex(K, average="none", ignore_index=255)(pred, truth)
+    ours = iou_per_class(cm)
+    for c in range(K):
+        assert ours[c] == pytest.approx(float(ref_iou[c]), abs=1e-6)
+    s = scores(cm)
+    assert s["miou"] == pytest.approx(float(MulticlassJaccardIndex(K, average="macro", ignore_index=255)(pred, truth)),
+                                      abs=1e-6)
+    assert s["pixel_accuracy"] == pytest.approx(
+        float(MulticlassAccuracy(K, average="micro", ignore_index=255)(pred, truth)), abs=1e-6)
+
+
+def test_a_class_in_neither_truth_nor_prediction_is_left_out_of_the_mean():
+    truth = torch.tensor([[0, 0, 1, 1]])
+    pred = torch.tensor([[0, 1, 1, 1]])
+    iou = iou_per_class(pixel_confusion(truth, pred, 3))
+    assert iou == [pytest.approx(1 / 2), pytest.approx(2 / 3), None]
+    assert scores(pixel_confusion(truth, pred, 3))["miou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_the_boundary_band_is_the_pixels_within_two_of_an_edge():
+    m = torch.zeros(1, 20, 20, dtype=torch.uint8)
+    m[0, 5:15, 5:15] = 1                                   # a 10×10 square
+    band = boundary_band(m, 2)[0]
+    # outside ring rows/cols 3..4 and 15..16, inside ring 5..6 and 13..14: the 14×14 square minus the 6×6 core
+    expected = torch.zeros(20, 20, dtype=torch.bool)
+    expected[3:17, 3:17] = True
+    expected[7:13, 7:13] = False
+    assert torch.equal(band, expected)
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cnnlab", *args]
+
+
+def run_ok(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    p = subprocess.run(cli(*args), capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p
+
+
+@pytest.fixture(scope="module")
+def easy_scenes(tmp_path_factory) -> Path:
+    """Scenes of two easy item classes: filled squares and hollow rings, on black."""
+    root = tmp_path_factory.mktemp("easy")
+    items = root / "items"
+    for cls in ("square", "ring"):
+        (items / cls).mkdir(parents=True)
+    for i in range(30):
+        a = np.zeros((12, 12), np.uint8)
+        a[1:11, 1:11] = 100 + 5 * i
+        Image.fromarray(a).save(items / "square" / f"{i}.png")
+        r = a.copy()
+        r[4:8, 4:8] = 0
+        Image.fromarray(r).save(items / "ring" / f"{i}.png")
+    run_ok("scenes", "make", "--source", str(items), "--count", "240", "--size", "32,32", "--objects", "1..2",
+           "--item-px", "10..14", "--out", str(root / "scenes"), "--no-progress")
+    return root / "scenes"
+
+
+@pytest.mark.slow
+def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
+    run = tmp_path / "run"
+    out = run_ok("segment", "train", "--data", str(easy_scenes), "--model", "unet", "--width", "8", "--depth", "2",
+                 "--epochs", "8", "--batch", "16", "--lr", "0.01", "--out", str(run), "--no-progress")
+    assert "test mIoU" in out.stdout
+    report = json.loads((run / "test.json").read_text())
+    assert report["classes"] == ["background", "ring", "square"]
+    assert report["miou"] > 0.8, report                      # easy scenes: a tiny U-Net learns them
+    for name in ("curves.png", "iou.png", "overlays.png", "metrics.csv", "model.safetensors"):
+        assert (run / name).stat().st_size > 0
+    ev = json.loads(run_ok("segment", "eval", str(run), "--json").stdout)
+    assert ev["miou"] == pytest.approx(report["miou"]) and ev["confusion"] == report["confusion"]
+    image = next((easy_scenes / "test" / "images").glob("*.png"))
+    pred = json.loads(run_ok("segment", "predict", str(run), str(image), "--out", str(tmp_path / "p"),
+                             "--json").stdout)
+    mask = Image.open(pred["predictions"][0]["mask"])
+    assert mask.mode == "P" and mask.size == (32, 32)
+    truth = np.asarray(Image.open(easy_scenes / "test" / "masks" / image.name))
+    assert (np.asarray(mask) == truth).mean() > 0.9
+    assert Image.open(pred["predictions"][0]["overlay"]).mode == "RGB"
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "last.safetensors"))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scenes, tmp_path):
+    common = ["segment", "train", "--data", str(easy_scenes), "--model", "fcn8s", "--width", "4", "--epochs", "2",
+              "--batch", "32", "--augment", "basic", "--checkpoint-every", "4", "--no-progress"]
+    run_ok(*common, "--out", str(tmp_path / "ref"))
+    env = {**os.environ, KILL_HOOK: "9"}        # 6 steps per epoch: killed at step 3 of epoch 2, checkpoint at 8
+    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
+    assert killed.returncode == -9
+    run_ok("segment", "train", "--resume", str(tmp_path / "run"), "--no-progress")
+    assert "resumed at epoch 2, step 2" in (tmp_path / "run" / "log.txt").read_text()
+    a, b = weights(tmp_path / "ref"), weights(tmp_path / "run")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_classifier_is_refused_as_a_segmentation_model(easy_scenes, tmp_path):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.tasks.semantic import build_semantic_model
+
+    with pytest.raises(CnnlabError, match="resnet18 is a classifier"):
+        build_semantic_model("resnet18", (1, 32, 32), 3, {})
+    with pytest.raises(CnnlabError, match="divisible by 32.*--size 64,64"):
+        build_semantic_model("fcn8s", (1, 48, 48), 3, {"width": 4})
