@@ -36,7 +36,7 @@ def train(model: str, folder: Path, args: argparse.Namespace) -> None:
         return
     argv = [sys.executable, "-m", "cnnlab", "segment", "train", "--model", model, "--data", args.data,
             "--epochs", str(args.epochs), "--batch", str(args.batch), "--augment", args.augment,
-            "--precision", args.precision, "--width", str(args.width), "--no-progress"]
+            "--precision", args.precision, "--width", str(args.width), "--lr", str(args.lr), "--no-progress"]
     if args.channels_last:
         argv.append("--channels-last")
     argv += ["--resume", str(folder)] if (folder / "config.json").is_file() else ["--out", str(folder)]
@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam)")
     p.add_argument("--augment", default="flip")
     p.add_argument("--precision", default="bf16-amp")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
@@ -81,7 +82,8 @@ def main() -> None:
     assert data is not None
     classes = data.classes
     lines = [f"Scenes `{args.data}` ({len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
-             f"{data.shape[1]}×{data.shape[2]}), {args.epochs} epochs, batch {args.batch}, augment {args.augment}, "
+             f"{data.shape[1]}×{data.shape[2]}), {args.epochs} epochs, batch {args.batch}, Adam lr {args.lr}, "
+             f"augment {args.augment}, "
              f"{args.precision}{', channels-last' if args.channels_last else ''}, width {args.width}; "
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
              "",

@@ -28,7 +28,7 @@ TRAIN_PRECISIONS = tuple(p for p in PRECISIONS if p != "bf16")   # training keep
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 
-AUGMENT_PRESETS = ("none", "flip", "basic", "strong")
+AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong")
 
 
 def choices_help(vocab: dict[str, str]) -> str:

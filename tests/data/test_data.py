@@ -226,3 +226,28 @@ def test_flip_only_gives_each_image_or_its_mirror_and_a_slice_gets_the_whole_bat
     whole = strong(x, torch.Generator().manual_seed(5))
     half = strong(x[32:], torch.Generator().manual_seed(5), first=32, total=64)   # torchrun rank 1 of 2
     assert torch.equal(whole[32:], half)
+
+
+def test_sixteen_bit_grey_pngs_are_scaled_not_saturated(tmp_path):
+    from cnnlab.data.sources import decode_image
+
+    a = np.array([[0, 257, 32896], [65535, 1000, 50000]], dtype=np.uint16)
+    Image.fromarray(a).save(tmp_path / "w.png")
+    assert Image.open(tmp_path / "w.png").mode.startswith("I")
+    got = decode_image(tmp_path / "w.png", None)
+    assert got.shape == (1, 2, 3)
+    assert got[0].tolist() == np.clip(np.round(a / 257), 0, 255).astype(np.uint8).tolist()
+    assert decode_image(tmp_path / "w.png", 3).shape == (3, 2, 3)
+
+
+def test_a_decompression_bomb_is_skipped_like_any_undecodable_image(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)          # 10,000 pixels: past twice the limit
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "a" / "bomb.png")
+    data = load_data(str(tmp_path))
+    assert [Path(p).name for p, _ in data.skipped] == ["bomb.png"] and "too large" in data.skipped[0][1]
+    with pytest.raises(DataError, match="bomb.png: cannot decode the image"):
+        load_data(str(tmp_path), strict=True)

@@ -115,6 +115,33 @@ def test_an_existing_folder_is_never_overwritten(written, capsys):
     assert digest(written) == before
 
 
+def test_a_small_count_still_gives_every_split_a_scene():
+    s = make_scenes(SceneConfig(**{**DIGITS.__dict__, "count": 3}))
+    assert [len(v) for v in s.splits.values()] == [1, 1, 1]
+
+
+def test_each_item_shows_its_own_class_and_at_least_half_of_itself(tmp_path):
+    """Oracle: items are uniform 10×10 squares whose grey level encodes their class (40 + 50·k)."""
+    from cnnlab.data.scenes import MIN_VISIBLE
+
+    for k in range(3):
+        (tmp_path / f"c{k}").mkdir()
+        for j in range(10):
+            Image.fromarray(np.full((10, 10), 40 + 50 * k, np.uint8)).save(tmp_path / f"c{k}" / f"{j}.png")
+    s = make_scenes(SceneConfig(source=str(tmp_path), count=30, size=(24, 24), objects=(2, 4), item_px=(10, 10),
+                                seed=0)).splits["train"]
+    overlapped = 0
+    for i in range(len(s)):
+        owner, image, mask = s.instances[i].numpy(), s.images[i, 0].numpy(), s.masks[i].numpy()
+        for ident, cls in enumerate(s.instance_classes[i], start=1):
+            visible = owner == ident
+            assert set(np.unique(image[visible])) == {40 + 50 * (cls - 1)}      # its own pixels, its own class
+            assert set(np.unique(mask[visible])) == {cls}
+            assert visible.sum() >= MIN_VISIBLE * 100
+            overlapped += visible.sum() < 100
+    assert overlapped > 0                                                        # occlusion does happen
+
+
 def test_scenes_json_records_the_recipe(written):
     doc = json.loads((written / "scenes.json").read_text())
     assert doc["threshold"] == THRESHOLD and doc["config"]["seed"] == 3 and doc["sizes"]["train"] == 32

@@ -116,3 +116,45 @@ def test_not_a_segmentation_folder(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     err = cli_error(capsys, "segment", "train", "--data", str(tmp_path / "x"), "--out", str(tmp_path / "r"))
     assert "no 'images' folder" in err
+
+
+def test_bi_level_masks_keep_their_indices(tmp_path):
+    Image.fromarray(np.array([[0, 1], [1, 0]], dtype=bool)).save(tmp_path / "m.png")   # mode "1"
+    assert Image.open(tmp_path / "m.png").mode == "1"
+    assert read_mask(tmp_path / "m.png").tolist() == [[0, 1], [1, 0]]
+
+
+def test_skip_bad_also_leaves_out_masks_with_unknown_classes(tmp_path):
+    root = flat_folder(tmp_path)
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(root / "masks" / "im1.png")
+    data = load_segmentation(str(root), skip_bad=True)
+    assert [Path(p).name for p, _ in data.skipped] == ["im1.png"]
+    assert len(data.train) + len(data.val) + len(data.test) == 9
+
+
+def test_a_segmentation_folder_given_to_cnnlab_train_points_to_segment_train(tmp_path, capsys):
+    root = flat_folder(tmp_path)
+    err = cli_error(capsys, "train", "--data", str(root), "--out", str(tmp_path / "r"))
+    assert "cnnlab segment train --data" in err
+
+
+def test_a_segmentation_network_given_to_cnnlab_train_points_to_segment_train(tmp_path, capsys):
+    err = cli_error(capsys, "train", "--model", "unet", "--out", str(tmp_path / "r"))
+    assert "cnnlab segment train --model unet" in err
+
+
+def test_masks_move_exactly_with_their_images():
+    """Oracle: an image whose pixel values are its mask's classes must come out equal to its mask."""
+    from cnnlab.data.augment import make_augment
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.randint(0, 9, (16, 20, 24), generator=g, dtype=torch.uint8)
+    for preset in ("flip", "shift", "basic"):
+        aug = make_augment(preset, (20, 24), True)
+        images, out = aug.warp(masks.unsqueeze(1) + 1, masks, torch.Generator().manual_seed(1))
+        inside = out != 255
+        assert torch.equal(images[:, 0][inside], out[inside] + 1)          # same pixels moved the same way
+        assert (images[:, 0][~inside] == 0).all()                          # ignore exactly where outside
+    aug = make_augment("strong", (20, 24), True)
+    _, out = aug.warp(masks.unsqueeze(1), masks, torch.Generator().manual_seed(2))
+    assert set(out.unique().tolist()) <= set(range(9)) | {255}

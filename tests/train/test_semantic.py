@@ -118,6 +118,10 @@ def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
     truth = np.asarray(Image.open(easy_scenes / "test" / "masks" / image.name))
     assert (np.asarray(mask) == truth).mean() > 0.9
     assert Image.open(pred["predictions"][0]["overlay"]).mode == "RGB"
+    for wrong in (["eval", str(run)], ["predict", str(run), str(image)], ["fcn", "convert", str(run), "--out",
+                                                                           str(tmp_path / "f")]):
+        p = subprocess.run(cli(*wrong), capture_output=True, text=True)
+        assert p.returncode == 2 and "segmentation" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -136,6 +140,14 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scen
     assert "resumed at epoch 2, step 2" in (tmp_path / "run" / "log.txt").read_text()
     a, b = weights(tmp_path / "ref"), weights(tmp_path / "run")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    import csv
+
+    def metrics(run: Path) -> list[dict[str, str]]:   # the epoch sums restored from the checkpoint, not the times
+        with open(run / "metrics.csv", newline="") as f:
+            return [{k: v for k, v in row.items() if k.startswith(("train_", "val_", "epoch,", "lr"))}
+                    for row in csv.DictReader(f)]
+
+    assert metrics(tmp_path / "ref") == metrics(tmp_path / "run")
 
 
 def test_a_classifier_is_refused_as_a_segmentation_model(easy_scenes, tmp_path):

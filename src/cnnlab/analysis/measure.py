@@ -92,7 +92,8 @@ def measure_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     model = model.to(device=cfg.device, dtype=cfg.param_dtype)
     with torch.no_grad():
         probe = model.eval()(torch.zeros((2, *input_shape), dtype=cfg.param_dtype, device=cfg.device))
-    target, classes = target_shape(model, tuple(probe.shape)), int(probe.shape[1])
+    target = target_shape(model, tuple(probe.shape))
+    classes = int(probe.shape[1]) if probe.dim() > 1 else 1
     del probe
     x, y = make_batch(target, input_shape, batch_size, classes, cfg.param_dtype, cfg.device)
     opt = make_optimizer(model, cfg.optimizer, weight_decay=cfg.weight_decay)

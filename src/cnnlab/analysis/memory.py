@@ -179,7 +179,8 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
             del x
         else:
             out_shape = _output_shape(model, input_shape, cfg.param_dtype)
-        x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch, out_shape[1],
+        x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch,
+                          out_shape[1] if len(out_shape) > 1 else 1,
                           cfg.param_dtype, "cpu")
         segments = checkpoint_segments(model) if cfg.checkpointing else []
         model.train()

@@ -17,6 +17,7 @@ from cnnlab.cli import fcn as fcn_cmd
 from cnnlab.cli import memory as memory_cmd
 from cnnlab.cli import ops as ops_cmd
 from cnnlab.cli import segment as segment_cmd
+from cnnlab.cli import study as study_cmd
 from cnnlab.cli import train as train_cmd
 from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(sub)
     fcn_cmd.register(sub)
     segment_cmd.register(sub)
+    study_cmd.register(sub)
     return parser
 
 

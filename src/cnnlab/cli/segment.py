@@ -84,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = g_sub.add_parser("eval", help="pixel accuracy, per-class IoU and mIoU of a run on its test split")
     e.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab segment train'")
     e.add_argument("--data", metavar="scenes:SOURCE|DIR", help="evaluate on this data's test split instead")
+    e.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are (default: the run's)")
+    e.add_argument("--skip-bad", action="store_true", help="leave out bad image/mask pairs of --data")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=run_segment_eval)
 
@@ -96,11 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_scenes_make(args: argparse.Namespace) -> int:
-    from cnnlab.data.scenes import SceneConfig, make_scenes, write_scenes
+    from cnnlab.data.scenes import SceneConfig, check_out, make_scenes, write_scenes
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CnnlabError(f"{out}: exists and is not an empty folder; choose another --out")
+    check_out(out)
     cfg = SceneConfig(source=args.source, count=args.count, size=args.size, objects=args.objects,
                       item_px=args.item_px, seed=args.seed, data_dir=args.data_dir)
     scenes = make_scenes(cfg, progress=not args.no_progress)
@@ -128,10 +129,10 @@ def run_segment_eval(args: argparse.Namespace) -> int:
     doc, model, mean, std = load_run(run)
     cfg = doc["config"]
     c, h, w = doc["data"]["shape"]
-    data = load_segmentation(args.data or cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"],
-                             channels=c, size=(h, w), skip_bad=cfg.get("skip_bad", False))
+    data = load_segmentation(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
+                             cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
     classes = doc["data"]["classes"]
-    if args.data and len(data.classes) != len(classes):
+    if args.data and len(data.classes) > len(classes):
         raise CnnlabError(f"{args.data}: has {len(data.classes)} classes but the run was trained on {len(classes)}")
     r = evaluate(model, data.test, len(classes), mean, std, "cpu")
     report = report_of(r, classes, len(data.test))
@@ -164,6 +165,13 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     c, h, w = doc["data"]["shape"]
     classes = doc["data"]["classes"]
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out}: is a file; give --out a folder")
+    stems = [Path(n).stem for n in args.images]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise CnnlabError(f"two images are named {twice[0]}.*: their masks would overwrite each other; "
+                          "predict them in separate runs with different --out")
     results, failed = [], []
     for name in args.images:
         try:
@@ -174,7 +182,8 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         size = tuple(img.shape[1:])
         x = img if size == (h, w) else TF.resize(img, [h, w], antialias=True)
         pred, _ = predict_masks(model, x.unsqueeze(0), mean, std, "cpu")
-        mask = pred[0] if size == (h, w) else TF.resize(pred, list(size), interpolation=TF.InterpolationMode.NEAREST)[0]
+        mask = pred[0] if size == (h, w) else TF.resize(pred, list(size),
+                                                        interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]
         stem = Path(name).stem
         m = mask.numpy()
         pal = Image.fromarray(m, "P")

@@ -77,6 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of the target spread over all classes (0 turns it off)")
     t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded "
                    "(default: skip it and list it in the run's log.txt)")
+    t.add_argument("--train-size", type=positive_int, metavar="N",
+                   help="train on a seeded subset of N training images (default: all; for data-efficiency curves)")
+    t.add_argument("--permute-pixels", action="store_true",
+                   help="scramble every image's pixels by one fixed permutation (train, validation and test; "
+                        "eval and predict apply it too): what a CNN loses without pixel neighbourhoods")
     add_engine_options(t)
     t.set_defaults(func=run_train)
 
@@ -205,25 +210,14 @@ def _fresh_folder(base: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    return run_engine(args, label_smoothing=args.label_smoothing, strict=args.strict)
+    return run_engine(args, label_smoothing=args.label_smoothing, strict=args.strict, train_size=args.train_size,
+                      permute_pixels=args.permute_pixels)
 
 
 def _load_run(run: Path):  # type: ignore[no-untyped-def]
-    import torch
+    from cnnlab.train.tasks.classification import load_run
 
-    from cnnlab.train.checkpoint import load_weights
-    from cnnlab.train.config import load_run_config
-    from cnnlab.train.model import build_model
-
-    doc = load_run_config(run)
-    shape = tuple(doc["data"]["shape"])
-    model, _ = build_model(doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"],
-                           shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
-    load_weights(run / "model.safetensors", model)
-    model.eval()
-    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
-    return doc, model, mean, std
+    return load_run(run)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -238,6 +232,10 @@ def run_eval(args: argparse.Namespace) -> int:
                      channels=c, size=(h, w), strict=cfg["strict"])
     if args.data and data.classes != doc["data"]["classes"]:
         raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {doc['data']['classes']}")
+    if cfg.get("permute_pixels"):
+        from cnnlab.train.tasks.classification import transform_data
+
+        data = transform_data(data, None, True, cfg["seed"])
     loss, acc, preds = evaluate(model, data.test, mean, std, "cpu")
     cm = confusion_matrix(data.test.labels, preds, len(data.classes))
     pc = per_class(cm)
@@ -281,6 +279,10 @@ def run_predict(args: argparse.Namespace) -> int:
             continue
         if tuple(img.shape[1:]) != (h, w):
             img = TF.resize(img, [h, w], antialias=True)
+        if doc["config"].get("permute_pixels"):
+            from cnnlab.train.tasks.classification import permute_pixels
+
+            img = permute_pixels(img.unsqueeze(0))[0]
         with torch.no_grad():
             prob = torch.softmax(model(((img.float() / 255).unsqueeze(0) - mean) / std).float(), dim=1)[0]
         top = prob.topk(min(args.top, len(classes)))

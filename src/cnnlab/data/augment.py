@@ -2,6 +2,8 @@
 
 ``none``    nothing.
 ``flip``    horizontal flip where the data allows it, nothing else (no resampling at all).
+``shift``   shift only, up to 30 % of the size either way (8 pixels of 28), nearest-neighbour, no flip:
+            the translation augmentation of the CNN-vs-dense study.
 ``basic``   shift up to 10 % of the size; horizontal flip where the data allows it.
 ``strong``  random resized crop (70–100 % of the area, aspect 0.85–1.18), rotation up to ±10°,
             shift up to 10 %, brightness and contrast ±30 %; horizontal flip where the data allows it.
@@ -148,6 +150,8 @@ def make_augment(preset: str, size: tuple[int, int], flip: bool) -> Augment | No
         return None
     if preset == "flip":
         return Augment(tuple(size), flip, shift=0.0) if flip else None  # type: ignore[arg-type]
+    if preset == "shift":
+        return Augment(tuple(size), False, shift=0.3)  # type: ignore[arg-type]
     if preset == "basic":
         return Augment(tuple(size), flip, shift=0.1)  # type: ignore[arg-type]
     return Augment(tuple(size), flip, shift=0.1, degrees=10.0, crop_scale=(0.7, 1.0),  # type: ignore[arg-type]

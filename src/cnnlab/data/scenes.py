@@ -23,8 +23,11 @@ same whatever ``count`` is):
 Splits never share an item image: Fashion-MNIST's test scenes use its 10,000
 test images; train and validation scenes use disjoint parts of its 60,000
 training images (a seeded 10 % for validation). Sources without a test split
-(digits, a folder) are divided 80/10/10 the same way. ``count`` scenes are
-divided 80/10/10 into train/val/test.
+(digits, a folder) keep a seeded 20 % of their items for test scenes and 10 %
+of the rest for validation scenes, as ``cnnlab train`` splits them. ``count``
+scenes are divided 80/10/10 into train/val/test (at least one each). A
+folder's items may differ in size: they are first resized to ``item_px`` MAX
+square, then to each draw's size.
 
 Class index 0 is the background; source class *k* is index *k* + 1. 255
 (ignore) never occurs in generated masks: it is kept for users' own data.
@@ -127,7 +130,8 @@ def _item_pools(cfg: SceneConfig) -> tuple[list[str], dict[str, _Pool]]:
         if not root.is_dir():
             raise CnnlabError(f"{cfg.source}: not a scene source; use fashion-mnist, digits or a folder of "
                               "single-object images laid out as <folder>/<class>/<image>")
-        data = load_data(str(root), None, val_fraction=0.1, seed=cfg.seed)
+        side = cfg.item_px[1]
+        data = load_data(str(root), None, val_fraction=0.1, seed=cfg.seed, size=(side, side))
     pools = {}
     for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
         x = split.images.numpy()
@@ -193,7 +197,7 @@ def make_scenes(cfg: SceneConfig = SceneConfig(), progress: bool = False) -> Sce
     if len(names) + 1 >= IGNORE:
         raise CnnlabError(f"{cfg.source}: {len(names)} classes do not fit 8-bit masks (at most 254)")
     channels = 1 if pools["train"].images.ndim == 3 else 3
-    counts = [int(cfg.count * s) for s in SPLIT_SHARE]
+    counts = [0, *(max(1, int(cfg.count * s)) for s in SPLIT_SHARE[1:])]   # val and test: at least one
     counts[0] = cfg.count - counts[1] - counts[2]
     bar = None
     if progress:
@@ -251,19 +255,55 @@ def coco_instances(split: SceneSplit, classes: list[str]) -> dict:
 
 def write_scenes(scenes: Scenes, out: str | Path, progress: bool = False) -> Path:
     """Write ``scenes`` as ``out/{train,val,test}/{images,masks,instances}/NNNNN.png`` + ``annotations.json``,
-    ``out/classes.txt`` and ``out/preview.png``. Every file is written atomically."""
+    ``out/classes.txt`` and ``out/preview.png``. The folder appears whole or not at all: it is written
+    beside ``out`` and renamed into place at the end."""
+    import os
+    import shutil
+    import tempfile
+
+    final = Path(out)
+    check_out(final)
+    # everything goes to a sibling folder first: an interrupted run leaves no half-written data set
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o777 & ~umask)        # mkdtemp's 0700 would hide the data set from other users
+    try:
+        _write(scenes, out, progress)
+        if final.is_dir():
+            final.rmdir()            # empty (checked above)
+        os.replace(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return final
+
+
+def check_out(out: Path) -> None:
+    """A clear error, before any work, when ``out`` cannot become the new data set's folder."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CnnlabError(f"{out}: exists and is not an empty folder; choose another --out")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise CnnlabError(f"{out}: cannot write there ({err.strerror}); choose another --out") from None
+
+
+def _write(scenes: Scenes, out: Path, progress: bool) -> None:
     import numpy as np
     from PIL import Image
 
-    from cnnlab.files import atomic_path, atomic_write_text
+    from cnnlab.files import atomic_write_text
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CnnlabError(f"{out}: exists and is not an empty folder; choose another --out")
+    for name in scenes.splits:
+        for sub in ("images", "masks", "instances"):
+            (out / name / sub).mkdir(parents=True)
 
-    def save(array: np.ndarray, path: Path, mode: str | None = None) -> None:
-        with atomic_path(path) as tmp:
-            Image.fromarray(array, mode).save(tmp, format="PNG")
+    def save(array: np.ndarray, path: Path) -> None:     # the folder is renamed into place whole at the end
+        Image.fromarray(array).save(path, format="PNG")
 
     total = sum(len(s) for s in scenes.splits.values())
     bar = None
@@ -292,7 +332,6 @@ def write_scenes(scenes: Scenes, out: str | Path, progress: bool = False) -> Pat
     from cnnlab.viz.segmentation import plot_scene_preview
 
     plot_scene_preview(scenes.splits["train"], scenes.classes, out / "preview.png")
-    return out
 
 
 def parse_scenes_source(data: str) -> str | None:

@@ -73,7 +73,7 @@ def read_mask(path: Path) -> np.ndarray:
             if im.mode not in ("L", "P", "1"):
                 raise ValueError(f"a mask must be an 8-bit index PNG (mode L or P), this one is mode {im.mode}; "
                                  "convert colour masks to class indices")
-            return np.asarray(im if im.mode != "1" else im.convert("L"), dtype=np.uint8).copy()
+            return np.asarray(im, dtype=np.uint8).copy()    # mode 1 (bi-level): 0 and 1, not 0 and 255
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(str(err) or type(err).__name__) from None
 
@@ -138,7 +138,7 @@ def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: i
         mt = torch.from_numpy(m)
         if tuple(m.shape) != tuple(size):  # type: ignore[arg-type]
             img = TF.resize(img, list(size), antialias=True)  # type: ignore[arg-type]
-            mt = TF.resize(mt[None], list(size), interpolation=TF.InterpolationMode.NEAREST)[0]  # type: ignore[arg-type]
+            mt = TF.resize(mt[None], list(size), interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]  # type: ignore[arg-type]
         images.append(img)
         masks.append(mt)
     return SegSplit(torch.stack(images), torch.stack(masks))
@@ -189,13 +189,16 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
                                 "to resize them (nearest-neighbour for masks)")
     splits = {name: _stack(root, xs, ms, c, size) for name, (xs, ms, _) in raw.items()}
     classes = _classes(root, splits)
-    for name, s in splits.items():
-        bad = (s.masks != IGNORE) & (s.masks >= len(classes))
+    for name, s in list(splits.items()):
+        bad = ((s.masks != IGNORE) & (s.masks >= len(classes))).flatten(1).any(1)
+        for i in bad.nonzero().flatten().tolist():
+            why = (f"class index {int(s.masks[i][(s.masks[i] != IGNORE)].max())} is outside the {len(classes)} "
+                   f"classes of {root / 'classes.txt'}; fix the mask or the class list (255 marks ignored pixels)")
+            if not skip_bad:
+                raise DataError(f"{raw[name][2][i]}: {why}, or pass --skip-bad to leave it out")
+            skipped.append((str(raw[name][2][i]), why))
         if bool(bad.any()):
-            i = int(bad.flatten(1).any(1).nonzero()[0])
-            raise DataError(f"{raw[name][2][i]}: class index "
-                            f"{int(s.masks[i][bad[i]].max())} is outside the {len(classes)} classes of "
-                            f"{root / 'classes.txt'}; fix the mask or the class list (255 marks ignored pixels)")
+            splits[name] = s.subset((~bad).nonzero().flatten())
     if "all" in splits:
         rest, test = _split(splits["all"], TEST_FRACTION, seed)
         train, val = _split(rest, val_fraction, seed + 1)

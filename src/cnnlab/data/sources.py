@@ -112,15 +112,37 @@ def load_digits() -> Split:
 
 # ----------------------------------------------------------------------------- folders
 
+WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # 16/32-bit grey: scaled, not saturated
+
+
+def _wide_grey(im) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A 16-bit (or 32-bit int / float) grey image as 8 bits: 0…65535 → 0…255 (÷ 257), clipped."""
+    a = np.asarray(im, dtype=np.float64)
+    return np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8)
+
+
 def decode_image(path: Path, channels: int | None) -> torch.Tensor:
-    """An image file as uint8 (C, H, W): 1 channel (grey), 3 (RGB), or its own (None); ValueError if undecodable."""
+    """An image file as uint8 (C, H, W): 1 channel (grey), 3 (RGB), or its own (None); ValueError if undecodable.
+
+    16-bit grey PNGs are scaled to 8 bits (÷ 257) instead of Pillow's saturating
+    conversion; images past Pillow's decompression-bomb limit (about 179 M
+    pixels) are refused like undecodable ones.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
-            mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
-            arr = np.asarray(im.convert(mode), dtype=np.uint8)
+            grey = im.mode in ("1", "L", *WIDE_GREY)
+            mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if grey else "RGB")
+            if im.mode in WIDE_GREY:
+                arr = _wide_grey(im)
+                if mode == "RGB":
+                    arr = np.repeat(arr[..., None], 3, axis=2)
+            else:
+                arr = np.asarray(im.convert(mode), dtype=np.uint8)
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"too large to decode safely ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ValueError(str(err) or type(err).__name__) from None
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
@@ -150,6 +172,8 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
                                     "or drop --strict to skip it") from None
                 skipped.append((str(path), str(err)))
                 continue
+            if size is not None and tuple(img.shape[1:]) != tuple(size):   # one image at a time, not all at full size
+                img = TF.resize(img, list(size), antialias=True)
             images.append(img)
             labels.append(label)
     if not images:
@@ -184,6 +208,9 @@ def load_folder(root: Path, channels: int | None, size: tuple[int, int] | None, 
     else:
         subsets, class_root = {"all": root}, root
     classes = [p.name for p in _class_dirs(class_root)]
+    if {"images", "masks"} <= set(classes):
+        raise DataError(f"{class_root}: holds images/ and masks/, a segmentation data set; train on it with "
+                        f"'cnnlab segment train --data {root}'")
     if len(classes) < 2:
         raise DataError(f"{class_root}: found {len(classes)} class folder(s); a classifier needs at least two "
                         "(<folder>/<class>/<image>)")

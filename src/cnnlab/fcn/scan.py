@@ -46,6 +46,9 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         from cnnlab.train.model import build_model
 
         doc = load_run_config(path)
+        if doc["config"].get("task", "classification") != "classification":
+            raise CnnlabError(f"{target}: a segmentation run; its network is fully convolutional already "
+                              "(see 'cnnlab segment predict')")
         shape = tuple(doc["data"]["shape"])
         entry = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
         model, _ = build_model(entry, shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
@@ -63,6 +66,9 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         if not path.exists() and "/" in target:
             raise CnnlabError(f"{target}: no such run folder, spec file or zoo name") from err
         raise
+    if getattr(resolved.network, "dense_prediction", False):
+        raise CnnlabError(f"{target}: a segmentation network, fully convolutional already; fcn convert takes a "
+                          "classifier")
     shape = tuple(resolved.input_shape or ())
     if len(shape) != 3:
         raise CnnlabError(f"{target}: give the classifier's training input as --input C,H,W")

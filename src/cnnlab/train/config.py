@@ -32,6 +32,8 @@ class TrainConfig:
     channels_last: bool = False       # NHWC memory layout for model and batches
     size: tuple[int, int] | None = None
     channels: int | None = None
+    train_size: int | None = None     # classification: train on a seeded subset of this many training images
+    permute_pixels: bool = False      # classification: scramble every image's pixels by one fixed permutation
     strict: bool = False              # classification: fail on an undecodable image instead of skipping it
     skip_bad: bool = False            # segmentation: leave out bad image/mask pairs instead of failing
     model_args: dict[str, Any] = field(default_factory=dict)   # options of the model's builder (width, depth, …)
@@ -58,6 +60,8 @@ class TrainConfig:
             (self.checkpoint_every < 0, f"--checkpoint-every must be ≥ 0 (got {self.checkpoint_every})"),
             (not 0 <= self.warmup < 1, f"warmup must be in [0, 1) (got {self.warmup})"),
             (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
+            (self.train_size is not None and self.train_size < 1,
+             f"--train-size must be at least 1 (got {self.train_size})"),
             (self.task not in ("classification", "semantic"),
              f"unknown task '{self.task}'; use classification or semantic"),
         ]

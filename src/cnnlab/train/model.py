@@ -58,6 +58,9 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
     from cnnlab.models import create_model, get_entry
 
     entry = get_entry(model)
+    if entry.task != "classification":
+        raise CnnlabError(f"--model {entry.name} is a segmentation network; train it with "
+                          f"'cnnlab segment train --model {entry.name}'")
     net = create_model(entry.name, num_classes=classes, in_channels=c, input_size=h)
     need = getattr(net, "min_input_size", 1)
     if min(h, w) < need:

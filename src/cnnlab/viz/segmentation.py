@@ -105,14 +105,17 @@ def plot_overlays(images: torch.Tensor, truth: torch.Tensor, preds: list[torch.T
 
 def plot_iou_bars(iou: list[float | None], classes: list[str], path: Path, title: str = "") -> Path:
     """Per-class IoU as horizontal bars (classes absent from truth and prediction are left out)."""
-    rows = [(c, v) for c, v in zip(classes, iou) if v is not None]
+    rows = [(f"{i} {c}", v, i) for i, (c, v) in enumerate(zip(classes, iou)) if v is not None]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1.0))
-    ax.barh(range(len(rows)), [v for _, v in rows], color=[PALETTE[classes.index(c)] / 255 for c, _ in rows],
+    ax.barh(range(len(rows)), [v for _, v, _ in rows], color=[PALETTE[i] / 255 for _, _, i in rows],
             edgecolor="black", linewidth=0.5)
-    ax.set_yticks(range(len(rows)), [c for c, _ in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [c for c, _, _ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlim=(0, 1), xlabel="IoU", title=title or "per-class IoU (test)")
-    for i, (_, v) in enumerate(rows):
-        ax.text(min(v + 0.01, 0.9), i, f"{v:.3f}", va="center", fontsize=7)
+    for i, (_, v, k) in enumerate(rows):
+        inside = v > 0.88                     # no room to the right: write it on the bar, in a colour it shows in
+        light = PALETTE[k].astype(float) @ [0.299, 0.587, 0.114] > 128
+        ax.text(v - 0.01 if inside else v + 0.01, i, f"{v:.3f}", va="center", ha="right" if inside else "left",
+                fontsize=7, color=("black" if light else "white") if inside else "black")
     ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)

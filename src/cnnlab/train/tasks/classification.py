@@ -28,6 +28,37 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     return (images.float().div_(255) - mean) / std
 
 
+PERMUTATION_SEED = 0    # one fixed pixel permutation for every run, so every model sees the same scramble
+
+
+def pixel_permutation(h: int, w: int) -> torch.Tensor:
+    """The fixed permutation of the h·w pixel positions that ``--permute-pixels`` applies."""
+    return torch.randperm(h * w, generator=torch.Generator().manual_seed(PERMUTATION_SEED))
+
+
+def permute_pixels(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images with their pixels moved by :func:`pixel_permutation` (the same for every image)."""
+    n, c, h, w = images.shape
+    return images.flatten(2)[..., pixel_permutation(h, w)].reshape(n, c, h, w)
+
+
+def transform_data(data: ImageData, train_size: int | None, permute: bool, seed: int) -> ImageData:
+    """``data`` with a seeded subset of ``train_size`` training images and/or every split's pixels permuted."""
+    from cnnlab.errors import CnnlabError
+
+    if train_size is not None:
+        if train_size > len(data.train):
+            raise CnnlabError(f"--train-size {train_size} is larger than the {len(data.train)} training images "
+                              f"of {data.name}; use at most {len(data.train)}")
+        keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed + 2))[:train_size].sort().values
+        data.train = Split(data.train.images[keep], data.train.labels[keep])
+    if permute:
+        data.train, data.val, data.test = (Split(permute_pixels(s.images), s.labels)
+                                           for s in (data.train, data.val, data.test))
+        data.flip_ok = False        # a flip of scrambled pixels is not a flip of the object
+    return data
+
+
 def channel_stats(train: Split) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of the training images, in [0, 1] units."""
     x = train.images.float().div_(255)
@@ -88,6 +119,7 @@ class Classification(Task):
     def load_data(self) -> ImageData:
         c = self.cfg
         data = load_data(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.strict)
+        data = transform_data(data, c.train_size, c.permute_pixels, c.seed)
         mean, std = channel_stats(data.train)
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
@@ -98,7 +130,7 @@ class Classification(Task):
         return {"name": data.name, "classes": data.classes, "shape": list(data.shape),
                 "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
                 "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(),
-                "skipped_images": len(data.skipped)}
+                "skipped_images": len(data.skipped), "permuted_pixels": self.cfg.permute_pixels}
 
     def build_model(self, data: ImageData, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
         spec_text = saved.get("spec_text") if saved else None
@@ -142,3 +174,23 @@ class Classification(Task):
     def summary(self, report: dict[str, Any]) -> str:
         return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f} "
                 f"(best epoch {report['best_epoch']})")
+
+
+def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
+    """(config document, model with the best weights in eval mode, mean, std) of a classification run folder."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.checkpoint import load_weights
+    from cnnlab.train.config import load_run_config
+
+    doc = load_run_config(run)
+    task = doc["config"].get("task", "classification")
+    if task != "classification":
+        raise CnnlabError(f"{run}: a {task} segmentation run; use 'cnnlab segment eval' / 'cnnlab segment predict'")
+    shape = tuple(doc["data"]["shape"])
+    model, _ = build_model(doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"],
+                           shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
+    load_weights(Path(run) / "model.safetensors", model)
+    model.eval()
+    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
+    return doc, model, mean, std

@@ -141,7 +141,9 @@ class Semantic(Task):
         return normalise(images, self.mean, self.std), masks.long()
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE)
+        # the mean over labelled pixels; a batch with none gives 0, not NaN
+        total = F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE, reduction="sum")
+        return total / (targets != IGNORE).sum().clamp_min(1)
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         cm = pixel_confusion(targets.cpu(), outputs.detach().argmax(1).cpu(), self.classes)

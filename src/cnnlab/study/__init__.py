@@ -1,0 +1,1 @@
+"""Studies: experiments over several trained runs, written up as a report folder."""
