@@ -62,14 +62,16 @@ def test_output_is_per_pixel_scores_at_the_input_size_and_every_parameter_learns
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
-def test_fixed_bilinear_upsampling_equals_torch_interpolate_away_from_the_border():
+def test_the_papers_bilinear_deconvolution_equals_interpolation_away_from_the_border():
+    from cnnlab.models.segmentation.fcn import bilinear_kernel
+
     x = torch.randn(2, 3, 6, 5)
     for f in (2, 8, 32):
-        ours = BilinearUp(3, f)(x)
+        deconv = F.conv_transpose2d(x, bilinear_kernel(3, f), stride=f, padding=f // 2, groups=3)
         ref = F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False)
-        assert ours.shape == ref.shape
-        assert torch.allclose(ours[..., f:-f, f:-f], ref[..., f:-f, f:-f], atol=1e-5)
-    up = learned_up(3)
+        assert deconv.shape == ref.shape == BilinearUp(3, f)(x).shape
+        assert torch.allclose(deconv[..., f:-f, f:-f], ref[..., f:-f, f:-f], atol=1e-5)
+    up = learned_up(3)                                    # the learned 2× step starts as that deconvolution
     assert torch.allclose(up(x)[..., 2:-2, 2:-2], BilinearUp(3, 2)(x)[..., 2:-2, 2:-2], atol=1e-6)
 
 
@@ -115,3 +117,12 @@ def test_predicted_training_peak_is_within_3_percent_of_the_measured_one(name, o
     predicted = estimate_memory(model, (1, 64, 64), 16, "adam", include_inference=False).training.peak_bytes
     measured, _ = measure_memory(model, (1, 64, 64), 16, StepConfig("adam"))
     assert abs(predicted - measured) / measured < 0.03
+
+
+@pytest.mark.parametrize("side, kernel", [(64, 3), (128, 5), (224, 7), (512, 7)])
+def test_segment_train_sizes_fc6_to_the_pool5_map(side, kernel):
+    from cnnlab.train.tasks.semantic import build_semantic_model
+
+    with torch.device("meta"):
+        model, info = build_semantic_model("fcn8s", (1, side, side), 3, {"width": 4})
+    assert model.classifier[0][0].kernel_size == (kernel, kernel) and info["options"]["fc_kernel"] == kernel

@@ -189,3 +189,22 @@ def test_another_task_runs_through_the_same_engine(tmp_path, monkeypatch):
     baseline = float((data.test.images.float().mean(dim=(1, 2, 3)) / 255
                       - data.train.images.float().mean() / 255).abs().mean())   # predict the training mean
     assert json.loads((folder / "test.json").read_text())["test_mae"] < baseline / 2
+
+
+def test_weights_that_turn_nan_stop_the_run_before_they_are_saved(tmp_path, monkeypatch):
+    real = Trainer.train_one_epoch
+
+    def poisoned(self, epoch, bar=None):  # type: ignore[no-untyped-def]
+        real(self, epoch, bar)
+        if epoch == 1:
+            with torch.no_grad():
+                next(self.model.parameters()).view(-1)[0] = float("nan")
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", poisoned)
+    with pytest.raises(CnnlabError, match="after epoch 2 tensor .* NaN or infinite values: the training diverged"):
+        train(TrainConfig(model=SMALL, epochs=3, out=str(tmp_path / "r")), progress=False)
+    from cnnlab.train.checkpoint import load_weights
+    from cnnlab.train.model import build_model
+
+    net, _ = build_model(SMALL, (1, 8, 8), 10)
+    assert load_weights(tmp_path / "r" / "model.safetensors", net)["epoch"] == 1     # epoch 1's, still loadable

@@ -9,6 +9,8 @@ from cnnlab.cli.common import command_group, console, positive_int, print_json
 from cnnlab.cli.train import _size, add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 
+SEGMENT_ADAM_LR = 2e-3      # segment train's peak rate for Adam/AdamW (cnnlab train: 1e-3)
+
 SCENES_EPILOG = """\
 examples:
   cnnlab scenes make --out data/scenes                       # 20,000 Fashion-MNIST scenes, 64×64, 1–3 items
@@ -79,7 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--skip-bad", action="store_true", help="leave out image/mask pairs that are missing, "
                    "mismatched or out of range (listed in log.txt) instead of stopping with an error")
     add_engine_options(t)
-    t.set_defaults(func=run_segment_train)
+    # segmentation's own recipe (docs/segmentation.md): smaller batches of larger images, a higher peak rate,
+    # mirrored scenes; on a CPU with native bfloat16 add --precision bf16-amp --channels-last (3.4× faster here)
+    t.set_defaults(func=run_segment_train, batch=32, augment="flip")
+    for action in t._actions:
+        if action.dest == "lr":
+            action.help = f"peak learning rate of the warm-up + cosine schedule (default {SEGMENT_ADAM_LR} for " \
+                          "adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)"
 
     e = g_sub.add_parser("eval", help="pixel accuracy, per-class IoU and mIoU of a run on its test split")
     e.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab segment train'")
@@ -113,6 +121,8 @@ def run_scenes_make(args: argparse.Namespace) -> int:
 
 
 def run_segment_train(args: argparse.Namespace) -> int:
+    if args.lr is None and args.optimizer in ("adam", "adamw"):
+        args.lr = SEGMENT_ADAM_LR
     options: dict[str, object] = {"width": args.width}
     if args.model == "unet":
         options["depth"] = args.depth

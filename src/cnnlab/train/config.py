@@ -62,8 +62,6 @@ class TrainConfig:
             (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
             (self.train_size is not None and self.train_size < 1,
              f"--train-size must be at least 1 (got {self.train_size})"),
-            (self.task not in ("classification", "semantic"),
-             f"unknown task '{self.task}'; use classification or semantic"),
         ]
         for bad, message in problems:
             if bad:

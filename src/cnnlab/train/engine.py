@@ -434,6 +434,7 @@ class Trainer:
         state.epoch, state.step = epoch + 1, 0
         state.running, state.stats = _new_running(), {}
         monitor = val[self.task.monitor]
+        self._check_finite(epoch)
         if dist.main:
             folder = self.folder.folder
             self.folder.write_metrics(state.history)
@@ -452,6 +453,14 @@ class Trainer:
             else:   # no bar: one line per epoch on stderr, so a quiet run is not a silent one
                 print(line, file=sys.stderr, flush=True)
         self.checkpoint()
+
+    def _check_finite(self, epoch: int) -> None:
+        """Stop with a clear error, before anything is saved, when a weight became NaN or infinite."""
+        for name, t in self.model.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise CnnlabError(f"{self.cfg.out}: after epoch {epoch + 1} tensor '{name}' holds NaN or infinite "
+                                  "values: the training diverged (the files of the last good epoch are kept); "
+                                  "start again with a lower --lr")
 
     def checkpoint(self) -> None:
         """Write the resumable state (model, optimizer, schedule, RNG, scaler, run state), atomically.

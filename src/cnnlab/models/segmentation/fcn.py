@@ -16,9 +16,16 @@ parameters (Table 1). Backbone ``resnet18`` (or any ResNet of the zoo) takes
 its stages' outputs at strides 8, 16 and 32 instead and scores them with 1×1
 convolutions (no ``fc6``/``fc7``).
 
+``fc_kernel`` (7 in the paper, for VGG's 7×7 ``pool5`` map at 224×224) is the
+side of ``fc6``. On a smaller ``pool5`` map most of a 7×7 kernel only ever
+covers padding: those weights get no gradient, and with bfloat16 oneDNN
+kernels on CPU some of them were seen turning NaN. ``cnnlab segment train``
+therefore sizes it to the map (3 for 64×64 inputs: a 2×2 map).
+
 Upsampling is a transposed convolution whose kernel starts as bilinear
 interpolation (the paper's ``upsample_filt``): the 2× steps between skips are
-learned from there, the final 8×/16×/32× step stays fixed bilinear (§3.3, §4.2).
+learned from there, the final 8×/16×/32× step stays fixed bilinear (§3.3, §4.2;
+here ``F.interpolate``, see :class:`BilinearUp`).
 Score layers on the skips start at zero (§4.2), so a fresh FCN-8s predicts
 what a fresh FCN-32s does. "Same" padding replaces the paper's 100-pixel pad
 and crops: the output is exactly the input's size for sizes divisible by 32.
@@ -48,17 +55,22 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
 
 
 class BilinearUp(nn.Module):
-    """Fixed bilinear upsampling by ``factor`` of each channel (a buffer, not a parameter)."""
+    """Fixed bilinear upsampling by ``factor`` (no parameters).
+
+    The paper's fixed deconvolution with :func:`bilinear_kernel` weights is
+    exactly this interpolation away from the border (a test checks it); at the
+    border the deconvolution fades to its zero padding where interpolation
+    repeats the edge, and as a 64×64 grouped transposed convolution it ran 3×
+    slower than the whole rest of FCN-32s on CPU. torchvision's FCN
+    upsamples with ``F.interpolate`` too.
+    """
 
     def __init__(self, channels: int, factor: int) -> None:
         super().__init__()
         self.channels, self.factor = channels, factor
-        self.register_buffer("weight", bilinear_kernel(channels, factor), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # (B, K, h, w)
-        f = self.factor
-        return F.conv_transpose2d(x, self.weight.to(x.dtype), stride=f, padding=f // 2,
-                                  groups=self.channels)             # (B, K, f·h, f·w)
+        return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)  # (B, K, f·h, f·w)
 
 
 def learned_up(channels: int, factor: int = 2) -> nn.ConvTranspose2d:
@@ -126,17 +138,19 @@ class FCN(SegmentationModel):
     size_multiple = 32
 
     def __init__(self, stride: int = 8, num_classes: int = 21, in_channels: int = 3, width: int = 64,
-                 norm: bool = True, backbone: str = "vgg") -> None:
+                 norm: bool = True, backbone: str = "vgg", fc_kernel: int = 7) -> None:
         super().__init__()
         if stride not in (8, 16, 32):
             raise ValueError(f"FCN stride must be 8, 16 or 32, not {stride}")
+        if fc_kernel < 1 or fc_kernel % 2 == 0:
+            raise ValueError(f"FCN fc_kernel must be an odd number ≥ 1, not {fc_kernel}")
         self.stride, self.num_classes, self.in_channels = stride, num_classes, in_channels
         if backbone == "vgg":
             self.backbone: nn.Module = VGGBackbone(in_channels, width, norm)
             fc = 64 * width                                         # 4096 at the paper's width 64
             norm_layer = nn.BatchNorm2d if norm else None
             self.classifier: nn.Module = nn.Sequential(
-                ConvNormAct(width * 8, fc, 7, norm_layer=norm_layer),   # fc6 as a 7×7 convolution
+                ConvNormAct(width * 8, fc, fc_kernel, norm_layer=norm_layer),   # fc6 as a 7×7 convolution
                 ConvNormAct(fc, fc, 1, norm_layer=norm_layer))          # fc7 as a 1×1 convolution
             top = fc
         else:
@@ -171,18 +185,18 @@ class FCN(SegmentationModel):
 
 
 def fcn32s(num_classes: int = 21, in_channels: int = 3, width: int = 64, norm: bool = True,
-           backbone: str = "vgg") -> FCN:
+          backbone: str = "vgg", fc_kernel: int = 7) -> FCN:
     """FCN-32s: top scores upsampled 32× in one step."""
-    return FCN(32, num_classes, in_channels, width, norm, backbone)
+    return FCN(32, num_classes, in_channels, width, norm, backbone, fc_kernel)
 
 
 def fcn16s(num_classes: int = 21, in_channels: int = 3, width: int = 64, norm: bool = True,
-           backbone: str = "vgg") -> FCN:
+          backbone: str = "vgg", fc_kernel: int = 7) -> FCN:
     """FCN-16s: + the pool4 skip."""
-    return FCN(16, num_classes, in_channels, width, norm, backbone)
+    return FCN(16, num_classes, in_channels, width, norm, backbone, fc_kernel)
 
 
 def fcn8s(num_classes: int = 21, in_channels: int = 3, width: int = 64, norm: bool = True,
-          backbone: str = "vgg") -> FCN:
+          backbone: str = "vgg", fc_kernel: int = 7) -> FCN:
     """FCN-8s: + the pool4 and pool3 skips."""
-    return FCN(8, num_classes, in_channels, width, norm, backbone)
+    return FCN(8, num_classes, in_channels, width, norm, backbone, fc_kernel)

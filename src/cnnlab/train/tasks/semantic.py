@@ -205,6 +205,10 @@ def build_semantic_model(name: str, shape: tuple[int, int, int], classes: int, o
     if entry.task != "semantic":
         seg = ", ".join(n for n, e in ZOO.items() if e.task == "semantic")
         raise CnnlabError(f"--model {entry.name} is a classifier, not a segmentation network; use one of {seg}")
+    if entry.family == "FCN" and options.get("backbone", "vgg") == "vgg" and "fc_kernel" not in options:
+        # fc6 no larger than pool5's map (+ "same" padding): a 7×7 kernel on a 2×2 map trains only its 3×3 centre
+        side = min(shape[1], shape[2]) // 32
+        options = {**options, "fc_kernel": max(1, min(7, side + 1 - side % 2))}
     model = create_model(entry.name, num_classes=classes, in_channels=shape[0], **options)
     try:
         model.check_size(shape[1], shape[2])
