@@ -166,7 +166,7 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    from cnnlab.data.sources import decode_image
+    from cnnlab.data.sources import read_images
     from cnnlab.files import atomic_path
     from cnnlab.train.tasks.semantic import load_run, predict_masks
     from cnnlab.viz.segmentation import PALETTE, overlay
@@ -183,11 +183,9 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         raise CnnlabError(f"two images are named {twice[0]}.*: their masks would overwrite each other; "
                           "predict them in separate runs with different --out")
     results, failed = [], []
-    for name in args.images:
-        try:
-            img = decode_image(Path(name), c)
-        except (ValueError, FileNotFoundError, IsADirectoryError) as err:
-            failed.append({"image": name, "error": str(err) or "cannot open"})
+    for name, img in read_images(args.images, c):
+        if isinstance(img, str):
+            failed.append({"image": name, "error": img})
             continue
         size = tuple(img.shape[1:])
         x = img if size == (h, w) else TF.resize(img, [h, w], antialias=True)

@@ -264,18 +264,16 @@ def run_predict(args: argparse.Namespace) -> int:
 
     import torch
 
-    from cnnlab.data.sources import decode_image
+    from cnnlab.data.sources import read_images
     from torchvision.transforms.v2 import functional as TF
 
     doc, model, mean, std = _load_run(Path(args.run))
     c, h, w = doc["data"]["shape"]
     classes = doc["data"]["classes"]
     results, failed = [], []
-    for name in args.images:
-        try:
-            img = decode_image(Path(name), c)
-        except (ValueError, FileNotFoundError, IsADirectoryError) as err:
-            failed.append({"image": name, "error": str(err) or "cannot open"})
+    for name, img in read_images(args.images, c):
+        if isinstance(img, str):
+            failed.append({"image": name, "error": img})
             continue
         if tuple(img.shape[1:]) != (h, w):
             img = TF.resize(img, [h, w], antialias=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +147,16 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ValueError(str(err) or type(err).__name__) from None
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def read_images(names: list[str], channels: int | None) -> Iterator[tuple[str, torch.Tensor | str]]:
+    """``(name, image)`` for each file in turn, or ``(name, reason)`` for one that cannot be read: predict
+    commands name those and go on with the rest (one image in memory at a time)."""
+    for name in names:
+        try:
+            yield name, decode_image(Path(name), channels)
+        except (ValueError, FileNotFoundError, IsADirectoryError) as err:
+            yield name, str(err) or "cannot open"
 
 
 def _class_dirs(root: Path) -> list[Path]:

@@ -67,6 +67,12 @@ def channel_stats(train: Split) -> tuple[list[float], list[float]]:
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
+def standardiser(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the training images as (1, C, 1, 1) tensors, for :func:`normalise`."""
+    mean, std = channel_stats(train)
+    return torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tensor, device: str,
              batch: int = 512, channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
@@ -120,9 +126,7 @@ class Classification(Task):
         c = self.cfg
         data = load_data(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.strict)
         data = transform_data(data, c.train_size, c.permute_pixels, c.seed)
-        mean, std = channel_stats(data.train)
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.mean, self.std = standardiser(data.train)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
         return data
 

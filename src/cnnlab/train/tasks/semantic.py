@@ -29,7 +29,7 @@ from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentatio
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 from cnnlab.train.tasks.base import Task
-from cnnlab.train.tasks.classification import best_epoch, channel_stats, normalise
+from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
 
 BAND = 2                # pixels either side of a truth boundary for the boundary mIoU
 SEMANTIC_MODELS = ("unet", "fcn8s", "fcn16s", "fcn32s")
@@ -114,9 +114,7 @@ class Semantic(Task):
     def load_data(self) -> SegData:
         c = self.cfg
         data = load_segmentation(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad)
-        mean, std = channel_stats(data.train)  # type: ignore[arg-type]
-        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
         self.classes = len(data.classes)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
         return data
