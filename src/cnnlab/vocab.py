@@ -28,6 +28,8 @@ TRAIN_PRECISIONS = tuple(p for p in PRECISIONS if p != "bf16")   # training keep
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 
+IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss and the metrics (VOC's convention)
+
 AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong")
 
 

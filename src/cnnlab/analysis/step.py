@@ -20,7 +20,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.optim import create_optimizer, param_groups
 from cnnlab.train.config import TrainConfig
-from cnnlab.vocab import OPTIMIZERS, PRECISIONS
+from cnnlab.vocab import IGNORE_INDEX, OPTIMIZERS, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,6 @@ def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss (VOC's convention)
 
 
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
+from cnnlab.vocab import IGNORE_INDEX
 
 if TYPE_CHECKING:          # the CLI reads SceneConfig's defaults without importing NumPy or torch
     import numpy as np
@@ -52,7 +53,6 @@ MIN_VISIBLE = 0.5       # share of an item's pixels that must stay visible
 TRIES = 20              # positions tried per item before it is left out
 SPLITS = ("train", "val", "test")
 SPLIT_SHARE = (0.8, 0.1, 0.1)
-IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def make_scenes(cfg: SceneConfig = SceneConfig(), progress: bool = False) -> Sce
 
     cfg.check()
     names, pools = _item_pools(cfg)
-    if len(names) + 1 >= IGNORE:
+    if len(names) + 1 >= IGNORE_INDEX:
         raise CnnlabError(f"{cfg.source}: {len(names)} classes do not fit 8-bit masks (at most 254)")
     channels = 1 if pools["train"].images.ndim == 3 else 3
     counts = [0, *(max(1, int(cfg.count * s)) for s in SPLIT_SHARE[1:])]   # val and test: at least one

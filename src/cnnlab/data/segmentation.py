@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.vocab import IGNORE_INDEX
 
-IGNORE = 255
+IGNORE = IGNORE_INDEX
 TEST_FRACTION = 0.2     # of a folder without its own test split (as for classification)
 
 
