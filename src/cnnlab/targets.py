@@ -90,6 +90,11 @@ def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
     from cnnlab.models import create_model, get_entry  # the zoo imports torchvision: only when asked
 
     entry = get_entry(name)
+    if entry.task == "instance":
+        raise TargetError(f"{entry.name}: a detection model — its layer shapes depend on the image's content "
+                          "(how many proposals survive non-maximum suppression), so it has no fixed shape table "
+                          "or memory prediction; train it with 'cnnlab segment train --task instance' (log.txt "
+                          "gives its parameter count) or analyze its backbone: cnnlab analyze resnet18")
     shape = input_shape or entry.default_input
     if len(shape) != 3:
         raise ShapeError(f"{entry.name}: --input must be C,H,W for a zoo model (got {list(shape)})")

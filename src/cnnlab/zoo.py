@@ -45,7 +45,7 @@ class ZooRow:
 
 def compare(names: Iterable[str] | None = None, input_shape: Sequence[int] | None = None,
             batch_size: int = 1, on_row: Callable[[ZooRow], None] | None = None) -> list[ZooRow]:
-    """One :class:`ZooRow` per model (default: every zoo model).
+    """One :class:`ZooRow` per model (default: every zoo model but the detection ones, which have no shape table).
 
     By default each model is analysed at its paper's input (Xception 299×299,
     EfficientNet-B7 600×600, LeNet-5 1×32×32, ...); ``input_shape`` ``(C, H, W)``
@@ -54,7 +54,7 @@ def compare(names: Iterable[str] | None = None, input_shape: Sequence[int] | Non
     ``on_row`` is called as each row is ready (for progress display).
     """
     rows = []
-    for name in (list(names) if names else list(ZOO)):
+    for name in (list(names) if names else [n for n, e in ZOO.items() if e.task != "instance"]):
         entry = get_entry(name)
         try:
             target = zoo_target(entry.name, tuple(input_shape) if input_shape else None)

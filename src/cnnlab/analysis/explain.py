@@ -9,6 +9,8 @@ textbook figure leaves out.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from cnnlab.analysis.report import AnalysisReport, dtype_name
@@ -108,24 +110,14 @@ def explain(report: AnalysisReport) -> str:
     for row in report.layers:
         if row.params == 0 and (row.textbook_params or 0) == 0:
             continue
-        formula = row.params_formula or _module_formula(row.module, row.params)
-        check = ""
-        if row.textbook_params is not None and row.textbook_params != row.params:
-            check = f"  (PyTorch counts {n(row.params)}: differs!)"
-        lines.append(f"   layer {row.index} {row.name} ({row.type}): {formula}{check}")
+        lines.append(_param_line(row))
     lines.append(f"   total: {n(report.total_params)} parameters × {b} B = {n(mem.param_bytes)} B "
                  f"({mb(mem.param_bytes)}, {mib(mem.param_bytes)})")
     lines += ["", "2. Feature maps (one instance):",
               f"   layer 0 input: {_dims(report.input_shape)} = {n(mem.outputs[0] // b)} values × {b} B "
               f"= {n(mem.outputs[0])} B ({mb(mem.outputs[0])})"]
     for row in report.layers:
-        rule = ""
-        if spec is not None:
-            i = row.index - 1
-            rule = _shape_rule(spec.layers[i], spec.shapes[i], spec.shapes[i + 1])
-        lines.append(f"   layer {row.index} {row.name}: {_dims(row.output_shape)} = "
-                     f"{n(row.output_bytes // b)} values × {b} B = {n(row.output_bytes)} B "
-                     f"({mb(row.output_bytes)}){rule}")
+        lines.append(_map_line(report, row))
 
     i, j = mem.inference_pair
     names = ["input"] + [r.name for r in report.layers]
@@ -153,6 +145,44 @@ def explain(report: AnalysisReport) -> str:
     lines += _rounding_note(report)
     lines += _pool_vs_conv(report)
     lines += ["", LEFT_OUT.format(param_bytes=mem.param_bytes)]
+    return "\n".join(lines)
+
+
+def _param_line(row: Any) -> str:
+    formula = row.params_formula or _module_formula(row.module, row.params)
+    check = ""
+    if row.textbook_params is not None and row.textbook_params != row.params:
+        check = f"  (PyTorch counts {n(row.params)}: differs!)"
+    return f"   layer {row.index} {row.name} ({row.type}): {formula}{check}"
+
+
+def _map_line(report: AnalysisReport, row: Any) -> str:
+    b, spec, rule = report.bytes_per_element, report.spec, ""
+    if spec is not None:
+        i = row.index - 1
+        rule = _shape_rule(spec.layers[i], spec.shapes[i], spec.shapes[i + 1])
+    return (f"   layer {row.index} {row.name}: {_dims(row.output_shape)} = {n(row.output_bytes // b)} values × "
+            f"{b} B = {n(row.output_bytes)} B ({mb(row.output_bytes)}){rule}")
+
+
+def explain_layer(report: AnalysisReport, index: int) -> str:
+    """The derivation of layer ``index`` (1-based, as the table numbers them): parameters, output size, MACs.
+
+    The same lines :func:`explain` prints for that layer; ``IndexError`` for an index out of range."""
+    if not 1 <= index <= len(report.layers):
+        raise IndexError(f"layer {index} does not exist; the layers are 1..{len(report.layers)}")
+    row = report.layers[index - 1]
+    lines = [f"Layer {row.index} {row.name} ({row.type}), {dtype_name(report.dtype)} ({report.bytes_per_element} "
+             "bytes per value):", "", "Parameters:",
+             _param_line(row) if row.params or row.textbook_params else "   none (no weights)",
+             "", "Output (one instance):", _map_line(report, row)]
+    if row.macs:
+        how = f"{row.macs_formula} = " if row.macs_formula else ""
+        lines += ["", f"MACs (one instance): {how}{n(row.macs)} multiply-adds (FLOPs = 2 × MACs = {n(2 * row.macs)})"]
+    if row.receptive_field or row.effective_stride:
+        rf = "×".join(map(str, row.receptive_field)) if row.receptive_field else "the whole input"
+        st = "×".join(map(str, row.effective_stride)) if row.effective_stride else "—"
+        lines += ["", f"Each output unit sees {rf} input pixels; neighbouring units are {st} input pixels apart."]
     return "\n".join(lines)
 
 

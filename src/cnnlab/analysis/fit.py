@@ -200,3 +200,15 @@ def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base
             alternatives=[{"layer": o.layer, "change": o.change, "peak_bytes": o.peak_bytes}
                           for o in options[1:4]])
     return notes
+
+
+def fit_target(target: Any, budget: int, batch_size: int = 32, optimizer: str = "sgd", precision: str = "fp32",
+               device: str = "cpu", kernels: CpuKernels | None = None,
+               weight_decay: float = StepConfig.weight_decay) -> FitReport:
+    """:func:`fit` for a resolved TARGET (:class:`cnnlab.targets.Target`); a spec also gets the architecture remedies."""
+    from cnnlab.spec import build
+
+    spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
+    net = build(target.network, device="meta") if spec is not None else target.network
+    return fit(net, target.input_shape, budget, batch_size, optimizer, precision, device, name=target.name, spec=spec,
+               kernels=kernels, weight_decay=weight_decay)

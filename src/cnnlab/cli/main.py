@@ -13,6 +13,7 @@ from typing import Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
+from cnnlab.cli import explore as explore_cmd
 from cnnlab.cli import fcn as fcn_cmd
 from cnnlab.cli import memory as memory_cmd
 from cnnlab.cli import ops as ops_cmd
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     fcn_cmd.register(sub)
     segment_cmd.register(sub)
     study_cmd.register(sub)
+    explore_cmd.register(sub)
     return parser
 
 

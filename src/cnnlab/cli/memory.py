@@ -211,19 +211,14 @@ def _explain(target: Target, est) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.fit import fit
+    from cnnlab.analysis.fit import fit_target
 
     try:
         budget = parse_bytes(args.budget)
     except ValueError as err:
         raise CnnlabError(f"--budget {err}") from None
-    target = _target(args)
-    from cnnlab.spec import NetworkSpec
-
-    spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
-    report = fit(_network(target), target.input_shape, budget, args.batch, args.optimizer,
-                 args.precision, args.device, name=target.name, spec=spec, kernels=_kernels(args),
-                 weight_decay=args.weight_decay)
+    report = fit_target(_target(args), budget, args.batch, args.optimizer, args.precision, args.device,
+                        kernels=_kernels(args), weight_decay=args.weight_decay)
     if args.json:
         print_json(report.to_dict())
         return 0

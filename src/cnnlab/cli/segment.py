@@ -10,6 +10,11 @@ from cnnlab.cli.train import _size, add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 
 SEGMENT_ADAM_LR = 2e-3      # segment train's peak rate for Adam/AdamW (cnnlab train: 1e-3)
+SEMANTIC_MODELS = ("unet", "fcn8s", "fcn16s", "fcn32s")
+INSTANCE_MODELS = ("maskrcnn",)
+# each task's recipe (docs/segmentation.md): model, batch, peak Adam rate, epochs, width
+RECIPES = {"semantic": {"model": "unet", "batch": 32, "lr": SEGMENT_ADAM_LR, "epochs": 10, "width": 16},
+           "instance": {"model": "maskrcnn", "batch": 16, "lr": 1e-3, "epochs": 3, "width": 64}}
 
 SCENES_EPILOG = """\
 examples:
@@ -25,6 +30,9 @@ examples:
   cnnlab segment train --data data/scenes --augment flip     # a folder with images/ and masks/
   cnnlab segment eval runs/unet-fashion-mnist                # pixel accuracy, IoU per class, mIoU
   cnnlab segment predict runs/unet-fashion-mnist scene.png --out masks/
+  cnnlab segment train --task instance                       # Mask R-CNN on the same scenes: each object apart
+  cnnlab segment train --task instance --data data/scenes    # a COCO folder (annotations.json) or label images
+  cnnlab segment eval runs/maskrcnn-fashion-mnist             # COCO box and mask AP (pycocotools)
 """
 
 
@@ -60,36 +68,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=run_scenes_make)
 
-    _, g_sub = command_group(sub, "segment", SEGMENT_EPILOG, help="semantic segmentation: train, evaluate, predict",
-                             description="Per-pixel classification with FCN-32s/16s/8s or U-Net on the training "
-                                         "engine of 'cnnlab train' (progress, validation, resume, torchrun).")
+    _, g_sub = command_group(sub, "segment", SEGMENT_EPILOG, help="semantic and instance segmentation: train, "
+                             "evaluate, predict",
+                             description="Per-pixel classes with FCN-32s/16s/8s or U-Net (--task semantic), or "
+                                         "every object's class, box and mask with Mask R-CNN (--task instance), on "
+                                         "the training engine of 'cnnlab train' (progress, validation, resume, "
+                                         "torchrun).")
     t = g_sub.add_parser("train", help="train a segmentation network; mIoU, figures and weights in the run folder",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SEGMENT_EPILOG)
-    t.add_argument("--model", default="unet", choices=("unet", "fcn8s", "fcn16s", "fcn32s"),
-                   help="the network (see 'cnnlab zoo list')")
+    t.add_argument("--task", choices=("semantic", "instance"), default=None,
+                   help="semantic: a class per pixel; instance: each object apart (default: the model's task, "
+                        "else semantic)")
+    t.add_argument("--model", default=None, choices=SEMANTIC_MODELS + INSTANCE_MODELS,
+                   help="the network (see 'cnnlab zoo list'; default unet for semantic, maskrcnn for instance)")
     t.add_argument("--data", default="scenes:fashion-mnist", metavar="scenes:SOURCE|DIR",
                    help="scenes:fashion-mnist / scenes:digits (the default scenes, drawn in memory) or a folder "
-                        "with images/ and masks/ (or train/, val/, test/ folders that have them)")
+                        "with images/ and masks/ (semantic), annotations.json or images/ + instances/ (instance), "
+                        "or train/, val/, test/ folders that have them")
     t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are")
-    t.add_argument("--width", type=positive_int, default=16,
-                   help="channels of the first level (the papers use 64; U-Net doubles them per level, "
-                        "FCN's VGG blocks have width×1, 2, 4, 8, 8)")
+    t.add_argument("--width", type=positive_int, default=None,
+                   help="channels of the first level (default 16; the papers use 64; U-Net doubles them per level, "
+                        "FCN's VGG blocks have width×1, 2, 4, 8, 8); Mask R-CNN: the feature pyramid's channels "
+                        "(default 64; torchvision 256)")
     t.add_argument("--depth", type=positive_int, default=4, help="U-Net: poolings (the paper's 4); sizes must be "
                    "divisible by 2^depth (FCN: by 32)")
-    t.add_argument("--backbone", default="vgg", metavar="vgg|RESNET",
-                   help="FCN only: vgg (VGG-16 blocks at --width) or a zoo ResNet (resnet18, resnet34, …)")
+    t.add_argument("--backbone", default=None, metavar="vgg|RESNET",
+                   help="FCN: vgg (VGG-16 blocks at --width, the default) or a zoo ResNet (resnet18, resnet34, …); "
+                        "Mask R-CNN: resnet18 (default), resnet34 or resnet50, with a feature pyramid")
     t.add_argument("--skip-bad", action="store_true", help="leave out image/mask pairs that are missing, "
                    "mismatched or out of range (listed in log.txt) instead of stopping with an error")
     add_engine_options(t)
     # segmentation's own recipe (docs/segmentation.md): smaller batches of larger images, a higher peak rate,
     # mirrored scenes; on a CPU with native bfloat16 add --precision bf16-amp --channels-last (3.4× faster here)
-    t.set_defaults(func=run_segment_train, batch=32, augment="flip")
+    t.set_defaults(func=run_segment_train, batch=None, augment="flip")
+    sem, ins = RECIPES["semantic"], RECIPES["instance"]
     for action in t._actions:
         if action.dest == "lr":
-            action.help = f"peak learning rate of the warm-up + cosine schedule (default {SEGMENT_ADAM_LR} for " \
-                          "adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)"
+            action.help = (f"peak learning rate of the warm-up + cosine schedule (default for adam/adamw: "
+                           f"{sem['lr']} semantic, {ins['lr']} instance; 0.05 for sgd, sgd-momentum, nesterov)")
+        elif action.dest == "batch":
+            action.help = f"global batch (default {sem['batch']} semantic, {ins['batch']} instance)"
+        elif action.dest == "epochs":
+            action.help = (f"passes over the training images (default {sem['epochs']} semantic, {ins['epochs']} "
+                           "instance); with --resume, a larger number extends the run")
 
-    e = g_sub.add_parser("eval", help="pixel accuracy, per-class IoU and mIoU of a run on its test split")
+    e = g_sub.add_parser("eval", help="mIoU (semantic) or COCO box and mask AP (instance) of a run on its test split")
     e.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab segment train'")
     e.add_argument("--data", metavar="scenes:SOURCE|DIR", help="evaluate on this data's test split instead")
     e.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are (default: the run's)")
@@ -97,10 +120,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=run_segment_eval)
 
-    p = g_sub.add_parser("predict", help="index mask PNG and colour overlay PNG for each image")
+    p = g_sub.add_parser("predict", help="mask PNG and colour overlay PNG for each image (instance runs: one "
+                         "colour per object, with class and score)")
     p.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab segment train'")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--out", default="masks", metavar="DIR", help="where <image>_mask.png and <image>_overlay.png go")
+    p.add_argument("--score-threshold", type=_fraction, default=0.5, metavar="P",
+                   help="instance runs: keep detections scoring at least P (default 0.5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_segment_predict)
 
@@ -120,15 +146,48 @@ def run_scenes_make(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a number from 0 to 1")
+    return v
+
+
+def segment_task(args: argparse.Namespace) -> str:
+    """The task of ``segment train`` from --task and --model (a mismatch is an error)."""
+    implied = None if args.model is None else ("instance" if args.model in INSTANCE_MODELS else "semantic")
+    if args.task and implied and args.task != implied:
+        names = ", ".join(INSTANCE_MODELS if args.task == "instance" else SEMANTIC_MODELS)
+        raise CnnlabError(f"--model {args.model} is a {implied}-segmentation network; for --task {args.task} use "
+                          f"{names}")
+    return args.task or implied or "semantic"
+
+
 def run_segment_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        return run_engine(args)
+    task = segment_task(args)
+    recipe = RECIPES[task]
+    args.model = args.model or recipe["model"]
+    args.batch = args.batch or recipe["batch"]
+    args.epochs = args.epochs or recipe["epochs"]
     if args.lr is None and args.optimizer in ("adam", "adamw"):
-        args.lr = SEGMENT_ADAM_LR
-    options: dict[str, object] = {"width": args.width}
-    if args.model == "unet":
-        options["depth"] = args.depth
-    elif args.backbone != "vgg":
+        args.lr = recipe["lr"]
+    width = args.width or recipe["width"]
+    if task == "instance":
+        if args.backbone == "vgg":
+            raise CnnlabError("--backbone vgg is for FCN; Mask R-CNN takes resnet18, resnet34 or resnet50")
+        options: dict[str, object] = {"fpn_channels": width, "backbone": args.backbone or "resnet18"}
+    elif args.model == "unet":
+        options = {"width": width, "depth": args.depth}
+    elif args.backbone not in (None, "vgg"):
         options = {"backbone": args.backbone}
-    return run_engine(args, task="semantic", skip_bad=args.skip_bad, model_args=options)
+    else:
+        options = {"width": width}
+    return run_engine(args, task=task, skip_bad=args.skip_bad, model_args=options)
 
 
 def run_segment_eval(args: argparse.Namespace) -> int:
@@ -136,6 +195,8 @@ def run_segment_eval(args: argparse.Namespace) -> int:
     from cnnlab.train.tasks.semantic import evaluate, load_run, report_of
 
     run = Path(args.run)
+    if _run_task(run) == "instance":
+        return run_instance_eval(args)
     doc, model, mean, std = load_run(run)
     cfg = doc["config"]
     c, h, w = doc["data"]["shape"]
@@ -171,17 +232,13 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     from cnnlab.train.tasks.semantic import load_run, predict_masks
     from cnnlab.viz.segmentation import PALETTE, overlay
 
+    if _run_task(Path(args.run)) == "instance":
+        return run_instance_predict(args)
     doc, model, mean, std = load_run(Path(args.run))
     c, h, w = doc["data"]["shape"]
     classes = doc["data"]["classes"]
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"{out}: is a file; give --out a folder")
-    stems = [Path(n).stem for n in args.images]
-    twice = sorted({s for s in stems if stems.count(s) > 1})
-    if twice:
-        raise CnnlabError(f"two images are named {twice[0]}.*: their masks would overwrite each other; "
-                          "predict them in separate runs with different --out")
+    _check_out_names(out, args.images)
     results, failed = [], []
     for name, img in read_images(args.images, c):
         if isinstance(img, str):
@@ -213,3 +270,116 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     for f in failed:
         sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
     return 0 if results else 2
+
+
+def _run_task(run: Path) -> str:
+    from cnnlab.train.config import load_run_config
+
+    return str(load_run_config(run)["config"].get("task", "classification"))
+
+
+def _check_out_names(out: Path, images: list[str]) -> None:
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out}: is a file; give --out a folder")
+    stems = [Path(n).stem for n in images]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise CnnlabError(f"two images are named {twice[0]}.*: their outputs would overwrite each other; "
+                          "predict them in separate runs with different --out")
+
+
+def run_instance_eval(args: argparse.Namespace) -> int:
+    from cnnlab.data.instances import load_instances
+    from cnnlab.train.tasks.instance import evaluate, load_run, report_of
+
+    run = Path(args.run)
+    doc, model, mean, std = load_run(run)
+    cfg = doc["config"]
+    c, h, w = doc["data"]["shape"]
+    data = load_instances(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
+                          cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
+    classes, ids = doc["data"]["classes"], doc["data"]["category_ids"]
+    if args.data and data.classes != classes:
+        raise CnnlabError(f"{args.data}: its classes ({', '.join(data.classes[1:])}) differ from the run's "
+                          f"({', '.join(classes[1:])})")
+    r = evaluate(model, data.test, classes, ids, mean, std)
+    report = report_of(r, classes, ids, len(data.test))
+    if args.json:
+        print_json(report)
+        return 0
+    con = console()
+    m, b = report["mask"], report["box"]
+    con.print(f"{run}: {len(data.test)} test images of {data.name}, {report['instances']} instances, "
+              f"{report['detections']} detections (COCO AP by pycocotools, up to 100 per image)")
+    con.print(f"{'':<8} {'AP':>7} {'AP50':>7} {'AP75':>7}")
+    for name, d in (("mask", m), ("box", b)):
+        con.print(f"{name:<8} {d['ap']:>7.4f} {d['ap50']:>7.4f} {d['ap75']:>7.4f}")
+    con.print(f"{'class':<16} {'mask AP':>8} {'box AP':>8}")
+    for name in classes[1:]:
+        ma, ba = m["per_class"].get(name), b["per_class"].get(name)
+        con.print(f"{name:<16} {'—' if ma is None else f'{ma:.4f}':>8} {'—' if ba is None else f'{ba:.4f}':>8}")
+    return 0
+
+
+def run_instance_predict(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.data.sources import read_images
+    from cnnlab.files import atomic_path
+    from cnnlab.train.tasks.instance import load_run, predict_instances
+    from cnnlab.viz.common import plt, save_figure
+    from cnnlab.viz.segmentation import draw_instances
+
+    doc, model, mean, std = load_run(Path(args.run))
+    c, h, w = doc["data"]["shape"]
+    classes = doc["data"]["classes"]
+    out = Path(args.out)
+    _check_out_names(out, args.images)
+    results, failed = [], []
+    for name, img in read_images(args.images, c):
+        if isinstance(img, str):
+            failed.append({"image": name, "error": img})
+            continue
+        size = tuple(img.shape[1:])
+        x = img if size == (h, w) else TF.resize(img, [h, w], antialias=True)
+        det = predict_instances(model, x.unsqueeze(0), mean, std)[0]
+        keep = det["scores"] >= args.score_threshold
+        det = {k: v[keep] for k, v in det.items()}
+        if size != (h, w):          # back to the image's own size: boxes scaled, masks nearest
+            sy, sx = size[0] / h, size[1] / w
+            det["boxes"] = det["boxes"] * torch.tensor([sx, sy, sx, sy])
+            det["masks"] = (TF.resize(det["masks"].to(torch.uint8), list(size),
+                                      interpolation=TF.InterpolationMode.NEAREST_EXACT).bool()
+                            if len(det["masks"]) else det["masks"].new_zeros((0, *size)))
+        stem = Path(name).stem
+        label = np.zeros(size, dtype=np.uint16)       # instance label image: detection k (by score) is k + 1
+        for k in range(len(det["scores"]) - 1, -1, -1):
+            label[det["masks"][k].numpy()] = k + 1
+        with atomic_path(out / f"{stem}_instances.png") as tmp:
+            Image.fromarray(label).save(tmp, format="PNG")
+        fig, ax = plt.subplots(figsize=(4, 4 * size[0] / size[1]))
+        draw_instances(ax, img, det, classes)
+        ax.set_axis_off()
+        save_figure(fig, out / f"{stem}_overlay.png")
+        results.append({"image": name, "instances": str(out / f"{stem}_instances.png"),
+                        "overlay": str(out / f"{stem}_overlay.png"),
+                        "detections": [{"id": k + 1, "class": classes[int(lab)], "score": round(float(sc), 4),
+                                        "box": [round(v, 1) for v in bx.tolist()], "pixels": int(m.sum())}
+                                       for k, (lab, sc, bx, m) in enumerate(zip(det["labels"], det["scores"],
+                                                                                det["boxes"], det["masks"]))]})
+    if args.json:
+        print_json({"predictions": results, "failed": failed, "score_threshold": args.score_threshold})
+    else:
+        con = console()
+        for r in results:
+            found = ", ".join(f"{d['class']} {d['score']:.2f}" for d in r["detections"]) or "nothing"
+            con.print(f"{r['image']}: {len(r['detections'])} objects ({found}); {r['instances']}, {r['overlay']}")
+    for f in failed:
+        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
+    return 0 if results else 2
+

@@ -17,7 +17,7 @@ from cnnlab.models.base import ZooModel
 from cnnlab.models.googlenet import googlenet
 from cnnlab.models.lenet import lenet5, lenet5_relu
 from cnnlab.models.mlp import mlp
-from cnnlab.models.segmentation import fcn8s, fcn16s, fcn32s, unet
+from cnnlab.models.segmentation import fcn8s, fcn16s, fcn32s, maskrcnn, unet
 from cnnlab.models.xception import xception
 
 
@@ -33,7 +33,7 @@ class ZooEntry:
     default_input: tuple[int, int, int]   # (C, H, W) the paper trained at: every command's default
     default_classes: int = 1000
     reference: str = ""       # the implementation its parameter count equals
-    task: str = "classification"   # or "semantic": per-pixel scores (B, classes, H, W)
+    task: str = "classification"   # "semantic": per-pixel scores (B, classes, H, W); "instance": detections
 
     @property
     def resolution(self) -> int:
@@ -109,8 +109,14 @@ _ENTRIES.append(ZooEntry("unet", "U-Net", 2015, _UNET, unet, (1, 512, 512), 2,
                          "Fig. 1 of the paper (31,030,658 parameters with norm=False), same padding",
                          task="semantic"))
 
+_MASKRCNN = ("instance segmentation: a mask head beside Faster R-CNN's box head, RoIAlign instead of RoIPool; "
+             "each object gets its own class, box and mask")
+_ENTRIES.append(ZooEntry("maskrcnn", "Mask R-CNN", 2017, _MASKRCNN, maskrcnn, (1, 64, 64), 11,
+                         "torchvision.models.detection.MaskRCNN with a zoo ResNet-18 + FPN, sized for small images",
+                         task="instance"))
+
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
-TASKS = ("classification", "semantic")
+TASKS = ("classification", "semantic", "instance")
 
 
 def model_names(task: str | None = None) -> list[str]:

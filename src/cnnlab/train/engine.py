@@ -396,7 +396,7 @@ class Trainer:
     def _step(self, x: torch.Tensor, y: Any) -> tuple[Any, torch.Tensor]:
         opt = self.optimizer
         with autocast(self.cfg.precision, self.cfg.device):
-            outputs = self.net(x)
+            outputs = self.task.forward(self.net, x, y)
             loss = self.task.loss(outputs, y)
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -439,13 +439,16 @@ class Trainer:
             folder = self.folder.folder
             self.folder.write_metrics(state.history)
             save_weights(folder / "last.safetensors", self.model, {"epoch": epoch + 1, **val})
-            if monitor > state.best or (monitor == state.best and val["val_loss"] < state.best_loss):
-                state.best, state.best_loss = monitor, val["val_loss"]
+            val_loss = val.get("val_loss", float("inf"))
+            if monitor > state.best or (monitor == state.best and val_loss < state.best_loss):
+                state.best, state.best_loss = monitor, val_loss
                 save_weights(folder / "model.safetensors", self.model, {"epoch": epoch + 1, **val})
             metric = self.task.metric
-            line = (f"epoch {epoch + 1}/{cfg.epochs}: val {metric} {val['val_' + metric]:.4f} "
-                    f"(loss {val['val_loss']:.4f}), train {metric} {row['train_' + metric]:.4f}, "
-                    f"{row['images_per_s']:.0f} images/s (waiting for data {row['data_s']:.1f} s, "
+            line = (f"epoch {epoch + 1}/{cfg.epochs}: val {metric} {val['val_' + metric]:.4f}"
+                    + (f" (loss {val['val_loss']:.4f})" if "val_loss" in val else "")
+                    + (f", train {metric} {row['train_' + metric]:.4f}" if f"train_{metric}" in row
+                       else f", train loss {row['train_loss']:.4f}")
+                    + f", {row['images_per_s']:.0f} images/s (waiting for data {row['data_s']:.1f} s, "
                     f"compute {row['compute_s']:.1f} s)")
             self.folder.log(line.replace(f"epoch {epoch + 1}/{cfg.epochs}", f"epoch {epoch + 1}"))
             if bar is not None:

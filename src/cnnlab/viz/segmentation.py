@@ -119,3 +119,63 @@ def plot_iou_bars(iou: list[float | None], classes: list[str], path: Path, title
                 fontsize=7, color=("black" if light else "white") if inside else "black")
     ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def instance_colours(n: int) -> np.ndarray:
+    """(n, 3) uint8: well-separated colours for instances (matplotlib's tab10 then tab20, cycled)."""
+    import matplotlib
+
+    cols = [*matplotlib.colormaps["tab10"].colors, *matplotlib.colormaps["tab20"].colors]
+    return (np.array([cols[i % len(cols)] for i in range(n)]) * 255).round().astype(np.uint8)
+
+
+def overlay_instances(image: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
+                      alpha: float = 0.55) -> np.ndarray:
+    """The image with each instance mask (K, H, W) blended in its own colour (later instances on top)."""
+    rgb = as_rgb(image).astype(np.float32)
+    m = masks.numpy() if isinstance(masks, torch.Tensor) else masks
+    for k, col in enumerate(instance_colours(m.shape[0])):
+        sel = m[k].astype(bool)[..., None]
+        rgb = np.where(sel, (1 - alpha) * rgb + alpha * col.astype(np.float32), rgb)
+    return rgb.round().astype(np.uint8)
+
+
+def draw_instances(ax: Any, image: torch.Tensor | np.ndarray, det: dict[str, torch.Tensor], classes: list[str],
+                   threshold: float | None = None) -> int:
+    """Instances of ``det`` (boxes, labels, masks, optional scores ≥ ``threshold``) on ``ax``; returns how many."""
+    from matplotlib.patches import Rectangle
+
+    keep = torch.ones(len(det["labels"]), dtype=torch.bool)
+    if "scores" in det and threshold is not None:
+        keep = det["scores"] >= threshold
+    masks, boxes, labels = det["masks"][keep], det["boxes"][keep], det["labels"][keep]
+    ax.imshow(overlay_instances(image, masks.bool()), interpolation="nearest")
+    cols = instance_colours(len(labels))
+    scores = det["scores"][keep].tolist() if "scores" in det else [None] * len(labels)
+    for (x1, y1, x2, y2), label, score, col in zip(boxes.tolist(), labels.tolist(), scores, cols):
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=col / 255, linewidth=1))
+        text = classes[label] if label < len(classes) else str(label)
+        ax.text(x1 - 0.5, y1 - 1, text if score is None else f"{text} {score:.2f}", fontsize=5, color="white",
+                va="bottom", bbox={"facecolor": col / 255, "pad": 0.5, "linewidth": 0})
+    return int(keep.sum())
+
+
+def plot_instances(images: torch.Tensor, truth: list[dict[str, torch.Tensor]], preds: list[dict[str, torch.Tensor]],
+                   classes: list[str], path: Path, title: str = "", threshold: float = 0.5) -> Path:
+    """One row per image: image | true instances | predicted instances (scores ≥ ``threshold``)."""
+    n = images.shape[0]
+    fig, axes = plt.subplots(n, 3, figsize=(7.2, 2.3 * n + 0.4), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(as_rgb(images[i]), interpolation="nearest")
+        found = draw_instances(axes[i, 1], images[i], truth[i], classes)
+        shown = draw_instances(axes[i, 2], images[i], preds[i], classes, threshold)
+        axes[i, 1].set_xlabel(f"{found} instances", fontsize=7)
+        axes[i, 2].set_xlabel(f"{shown} detections", fontsize=7)
+    for j, name in enumerate(("image", "truth", "Mask R-CNN")):
+        axes[0, j].set_title(name, fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)

@@ -10,14 +10,19 @@ from cnnlab.viz.common import plt, save_figure
 
 
 def plot_curves(history: list[dict[str, float]], path: Path, metric: str = "acc", label: str = "accuracy") -> Path:
-    """Loss and the task's metric (``train_<metric>``, ``val_<metric>``) per epoch, training and validation."""
+    """Loss and the task's metric (``train_<metric>``, ``val_<metric>``) per epoch, training and validation
+    (a series the history lacks is left out)."""
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax1.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax2.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train")
-    ax2.plot(epochs, [h[f"val_{metric}"] for h in history], "s-", label="validation")
+    def line(ax, key: str, style: str, label: str) -> None:  # type: ignore[no-untyped-def]
+        if history and all(key in h for h in history):    # a task without it (Mask R-CNN: no val loss)
+            ax.plot(epochs, [h[key] for h in history], style, label=label)
+
+    line(ax1, "train_loss", "o-", "train")
+    line(ax1, "val_loss", "s-", "validation")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    line(ax2, f"train_{metric}", "o-", "train")
+    line(ax2, f"val_{metric}", "s-", "validation")
     ax2.set(xlabel="epoch", ylabel=label, title=label)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

@@ -7,9 +7,10 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 from cnnlab.train.tasks.base import Task
 from cnnlab.train.tasks.classification import Classification
+from cnnlab.train.tasks.instance import Instance
 from cnnlab.train.tasks.semantic import Semantic
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Classification, Semantic)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Classification, Semantic, Instance)}
 
 
 def create_task(cfg: Any) -> Task:
@@ -20,4 +21,4 @@ def create_task(cfg: Any) -> Task:
         raise CnnlabError(f"unknown task '{cfg.task}'; use {', '.join(TASKS)}") from None
 
 
-__all__ = ["TASKS", "Classification", "Semantic", "Task", "create_task"]
+__all__ = ["TASKS", "Classification", "Instance", "Semantic", "Task", "create_task"]

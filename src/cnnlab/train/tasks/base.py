@@ -10,7 +10,8 @@ torchrun — and asks its :class:`Task` for the rest, in this order:
    saved config, when a run is rebuilt);
 4. per step, ``batch(split, indices, rows, generator)``: the inputs and targets of the rows ``rows`` of
    the global batch ``indices`` (a process under torchrun gets its slice), augmented with draws from
-   ``generator`` only; then ``loss(outputs, targets)`` and ``step_stats(outputs, targets)`` (sums the
+   ``generator`` only; then ``forward(net, inputs, targets)`` (the network's output: ``net(inputs)``, or
+   for detection models, which take the targets in training, their losses), ``loss(outputs, targets)`` and ``step_stats(outputs, targets)`` (sums the
    engine accumulates, e.g. correct predictions);
 5. per epoch, ``train_metrics(sums, seen)`` and ``validate(model, split, device)``; the engine keeps the
    weights with the best ``monitor`` value;
@@ -54,6 +55,10 @@ class Task(ABC):
               generator: torch.Generator) -> tuple[torch.Tensor, Any]:
         """``(inputs, targets)`` on CPU for rows ``rows`` of the global batch ``indices``."""
 
+    def forward(self, net: nn.Module, inputs: torch.Tensor, targets: Any) -> Any:
+        """The network's training-mode output for a batch (what :meth:`loss` and :meth:`step_stats` read)."""
+        return net(inputs)
+
     @abstractmethod
     def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
         """The scalar training loss."""
@@ -68,7 +73,7 @@ class Task(ABC):
 
     @abstractmethod
     def validate(self, model: nn.Module, split: Any, device: str) -> dict[str, float]:
-        """Validation metrics, ``val_loss`` and ``val_<metric>`` at least."""
+        """Validation metrics: ``val_<metric>`` at least, and ``val_loss`` where the model has one in eval mode."""
 
     @abstractmethod
     def test_report(self, folder: Path, model: nn.Module, data: Any, device: str,

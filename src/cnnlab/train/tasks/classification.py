@@ -112,7 +112,7 @@ def best_epoch(history: list[dict[str, float]], monitor: str) -> int | None:
     """The epoch whose weights the engine kept: the highest ``monitor``, ties to the lowest validation loss."""
     if not history:
         return None
-    return int(max(history, key=lambda h: (h[monitor], -h["val_loss"]))["epoch"])
+    return int(max(history, key=lambda h: (h[monitor], -h.get("val_loss", float("inf"))))["epoch"])
 
 
 class Classification(Task):

@@ -1,0 +1,176 @@
+"""``cnnlab explore``: a local web page over cnnlab's own API (FastAPI, served by uvicorn).
+
+    from cnnlab.web.app import create_app
+    app = create_app("examples/geron_ex2.yaml", run=None)     # what the command line named
+
+The page (``static/``: one HTML file, one script, one stylesheet, no
+framework, nothing from a CDN) calls a JSON API whose documents are the CLI's
+``--json`` documents:
+
+=============================  ==============================================================
+``GET /api/info``               what was named: the target, its input, the run (if any), the zoo names
+``GET /api/network``            ``cnnlab analyze --json`` (``?model=`` the target or a zoo name, ``&input=C,H,W``)
+``GET /api/layer``              one layer's row and its derivation (``?index=``, 1-based)
+``GET /api/memory``             ``cnnlab memory --json`` + the step's memory-over-time curve (``?batch=&optimizer=&precision=``)
+``GET /api/fit``                ``cnnlab fit --json`` (``?budget=`` e.g. 8GiB)
+``POST /api/ops``               ``cnnlab ops OP --explain --json`` for a JSON body ``{op, input, kernel, …}``
+``GET /api/zoo``                ``cnnlab zoo compare --json``
+``GET /api/run``                the run's config, metrics per epoch and test report
+``GET /api/run/image/{i}``      test image ``i`` as PNG; ``/api/run/predict/{i}``: its prediction and feature maps
+=============================  ==============================================================
+
+Safety: the server loads only the target and run the command line named —
+the browser may pick a *zoo* name (cnnlab's own code) but never a module path
+or a file; request bodies over :data:`MAX_BODY` bytes are refused (413); every
+bad request is a 4xx JSON ``{"error": "one line"}``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from cnnlab.errors import CnnlabError
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024           # bytes: an ops request is a few hundred
+MAX_BATCH = 65536
+OPTIMIZERS_NOTE = "see 'cnnlab memory --help'"
+
+
+class BadRequest(Exception):
+    """A 4xx answer with a one-line message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def create_app(target: str | None = None, run: str | Path | None = None) -> FastAPI:
+    """The explore app for ``target`` (anything ``cnnlab analyze`` takes) and an optional run folder."""
+    from cnnlab.web.state import Explorer
+
+    ex = Explorer(target, Path(run) if run else None)      # resolves and checks everything before serving
+    app = FastAPI(title="cnnlab explore", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _error(413, f"request body over {MAX_BODY} bytes")
+        if request.method in ("POST", "PUT", "PATCH") and length is None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return _error(413, f"request body over {MAX_BODY} bytes")
+            request._body = body         # starlette reads the cached body later
+        return await call_next(request)
+
+    @app.exception_handler(BadRequest)
+    async def bad(_: Request, err: BadRequest) -> JSONResponse:
+        return _error(err.status, str(err))
+
+    @app.exception_handler(CnnlabError)
+    async def user_error(_: Request, err: CnnlabError) -> JSONResponse:
+        return _error(400, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, err: Exception) -> JSONResponse:
+        return _error(500, f"internal error ({type(err).__name__}: {err}); please report it")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        return ex.info()
+
+    @app.get("/api/network")
+    def network(model: str = "", input: str = "") -> dict[str, Any]:
+        return ex.network(model, input).to_dict()
+
+    @app.get("/api/layer")
+    def layer(index: int, model: str = "", input: str = "") -> dict[str, Any]:
+        return ex.layer(model, input, index)
+
+    @app.get("/api/memory")
+    def memory(batch: int = 32, optimizer: str = "sgd", precision: str = "fp32", model: str = "",
+               input: str = "") -> dict[str, Any]:
+        _check_batch(batch)
+        return ex.memory(model, input, batch, optimizer, precision)
+
+    @app.get("/api/fit")
+    def fit(budget: str, batch: int = 32, optimizer: str = "sgd", precision: str = "fp32", model: str = "",
+            input: str = "") -> dict[str, Any]:
+        _check_batch(batch)
+        return ex.fit(model, input, budget, batch, optimizer, precision)
+
+    @app.post("/api/ops")
+    async def ops(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
+        return ex.ops(body)
+
+    @app.get("/api/zoo")
+    def zoo() -> list[dict[str, Any]]:
+        return _zoo_rows()
+
+    @app.get("/api/run")
+    def run_doc() -> dict[str, Any]:
+        return ex.run_document()
+
+    @app.get("/api/run/image/{index}")
+    def run_image(index: int) -> Response:
+        return Response(ex.run_image_png(index), media_type="image/png")
+
+    @app.get("/api/run/predict/{index}")
+    def run_predict(index: int) -> dict[str, Any]:
+        return ex.run_predict(index)
+
+    return app
+
+
+def _check_batch(batch: int) -> None:
+    if not 1 <= batch <= MAX_BATCH:
+        raise BadRequest(f"batch {batch} is out of range; give 1 to {MAX_BATCH}", 422)
+
+
+@lru_cache(maxsize=1)
+def _zoo_rows() -> list[dict[str, Any]]:
+    from cnnlab.zoo import compare
+
+    return [r.to_dict() for r in compare()]
+
+
+def png_data_url(array: Any) -> str:
+    """A (H, W) or (H, W, 3) uint8 array as a ``data:image/png;base64,…`` URL."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -1,0 +1,297 @@
+"""What ``cnnlab explore`` serves: the named target and run, and the computations over them (no web code here)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+
+DEFAULT_TARGET = "small_cnn"       # cnnlab's own Fashion-MNIST-sized CNN, shipped in the package
+TIMELINE_POINTS = 400              # the memory curve is thinned to at most this many points (max per bucket)
+FEATURE_LAYERS = 24                # feature maps of at most this many layers per prediction
+FEATURE_CHANNELS = 16              # and this many channels per layer
+PLAYGROUND_OPS = ("conv1d", "conv2d", "maxpool", "avgpool")
+
+
+def _bad(message: str, status: int = 400) -> Exception:
+    from cnnlab.web.app import BadRequest
+
+    return BadRequest(message, status)
+
+
+def parse_input(text: str) -> tuple[int, ...] | None:
+    """``C,H,W`` (or empty: the target's own input)."""
+    if not text:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 or v > 8192 for v in shape):
+        raise _bad(f"input '{text[:40]}' must be C,H,W with sizes 1..8192", 422)
+    return shape
+
+
+class Explorer:
+    """The target and run named on the command line, resolved once; analyses cached per (model, input)."""
+
+    def __init__(self, target: str | None, run: Path | None) -> None:
+        from cnnlab.targets import resolve_target
+
+        self.run = run
+        self.run_doc: dict[str, Any] | None = None
+        input_shape = None
+        if run is not None:
+            from cnnlab.train.config import load_run_config
+
+            self.run_doc = load_run_config(run)
+            input_shape = tuple(self.run_doc["data"]["shape"])
+            if target is None:
+                model = self.run_doc["model"]
+                target = str(run / "model_spec.yaml") if model["kind"] == "spec" else model["name"]
+        name = target or DEFAULT_TARGET
+        if "@" in name:                          # 'TARGET@C,H,W': the command line's --input
+            name, _, shape_text = name.rpartition("@")
+            input_shape = parse_input(shape_text)
+        self.target_name = name
+        self.target = resolve_target(self.target_name, input_shape)
+        if self.target.input_shape is None:
+            raise CnnlabError(f"{self.target_name}: a module target needs --input C,H,W")
+        self._reports: dict[tuple[str, tuple[int, ...] | None], Any] = {}
+        self.network("", "")                      # analyse now: a bad target fails before the server starts
+        self._run_cache: dict[str, Any] = {}
+
+    # -- network --------------------------------------------------------------------------------------------
+
+    def _target(self, model: str, input_text: str) -> Any:
+        from cnnlab.models import get_entry
+        from cnnlab.targets import zoo_target
+
+        shape = parse_input(input_text)
+        if not model or model == self.target_name:
+            if shape is None:
+                return self.target
+            from cnnlab.targets import resolve_target
+
+            return resolve_target(self.target_name, shape)
+        try:
+            entry = get_entry(model)           # only the zoo: the browser never names code or files
+        except CnnlabError:
+            raise _bad(f"model '{model[:60]}' is neither the target named on the command line nor a zoo name",
+                       404) from None
+        return zoo_target(entry.name, shape)
+
+    def network(self, model: str, input_text: str) -> Any:
+        """The ``cnnlab analyze`` report (cached)."""
+        from cnnlab.analysis import analyze
+
+        key = (model or self.target_name, parse_input(input_text))
+        if key not in self._reports:
+            t = self._target(model, input_text)
+            self._reports[key] = analyze(t.network, t.input_shape, name=t.name)
+            if len(self._reports) > 32:
+                self._reports.pop(next(iter(self._reports)))
+        return self._reports[key]
+
+    def layer(self, model: str, input_text: str, index: int) -> dict[str, Any]:
+        from cnnlab.analysis.explain import explain_layer
+
+        report = self.network(model, input_text)
+        try:
+            text = explain_layer(report, index)
+        except IndexError as err:
+            raise _bad(str(err), 404) from None
+        return {**report.layers[index - 1].to_dict(), "explain": text}
+
+    def info(self) -> dict[str, Any]:
+        from cnnlab.models import ZOO
+        from cnnlab.vocab import OPTIMIZERS, PRECISIONS
+
+        return {"target": self.target_name, "optimizers": list(OPTIMIZERS), "precisions": list(PRECISIONS), "input_shape": list(self.target.input_shape),
+                "run": str(self.run) if self.run else None,
+                "task": self.run_doc["config"].get("task", "classification") if self.run_doc else None,
+                "zoo": [n for n, e in ZOO.items() if e.task != "instance"]}
+
+    # -- memory ---------------------------------------------------------------------------------------------
+
+    def _net(self, model: str, input_text: str) -> tuple[Any, tuple[int, ...], str]:
+        from cnnlab.spec import NetworkSpec, build
+
+        t = self._target(model, input_text)
+        net = build(t.network, device="meta") if isinstance(t.network, NetworkSpec) else t.network
+        return net, t.input_shape, t.name
+
+    def memory(self, model: str, input_text: str, batch: int, optimizer: str, precision: str) -> dict[str, Any]:
+        from cnnlab.analysis.memory import estimate_memory
+        from cnnlab.train.config import TrainConfig
+
+        _check_choices(optimizer, precision)
+        net, shape, name = self._net(model, input_text)
+        est = estimate_memory(net, shape, batch, optimizer, precision, name=name,
+                              weight_decay=TrainConfig.weight_decay)     # the CLI's default: the one train uses
+        doc = est.to_dict()
+        doc["training"]["timeline"] = thin(est.training.timeline, TIMELINE_POINTS)
+        return doc
+
+    def fit(self, model: str, input_text: str, budget: str, batch: int, optimizer: str, precision: str
+            ) -> dict[str, Any]:
+        from cnnlab.analysis.fit import fit_target
+        from cnnlab.train.config import TrainConfig
+        from cnnlab.units import parse_bytes
+
+        _check_choices(optimizer, precision)
+        try:
+            limit = parse_bytes(budget)
+        except ValueError as err:
+            raise _bad(f"budget: {err}", 422) from None
+        return fit_target(self._target(model, input_text), limit, batch, optimizer, precision,
+                          weight_decay=TrainConfig.weight_decay).to_dict()
+
+    # -- ops ------------------------------------------------------------------------------------------------
+
+    def ops(self, body: Any) -> dict[str, Any]:
+        """``cnnlab ops OP --explain --json`` for the body's fields (strings as the command line takes them)."""
+        from cnnlab.cli.ops import _ints, _padding, compute
+
+        if not isinstance(body, dict):
+            raise _bad('the body must be a JSON object: {"op": "conv1d", "input": "1,2,3", "kernel": "1,0,-1"}')
+        op = body.get("op")
+        if op not in PLAYGROUND_OPS:
+            raise _bad(f"op must be one of {', '.join(PLAYGROUND_OPS)}")
+        text = {k: body.get(k) for k in ("input", "kernel", "stride", "padding", "dilation", "size")}
+        for key, value in text.items():
+            if value is not None and not isinstance(value, (str, int)):
+                raise _bad(f"{key}: give numbers as text, as on the command line (e.g. \"1,2,3\")")
+        if not text["input"]:
+            raise _bad("input: required (e.g. \"1,2,3,4\" or \"[[1,2],[3,4]]\")")
+        try:
+            ns = argparse.Namespace(
+                op=op, input=str(text["input"]), exact=False, trace_limit=4096,
+                kernel=str(text["kernel"]) if text["kernel"] is not None else None, bias=None, flip=bool(body.get("flip")),
+                stride=_ints(str(text["stride"])) if text["stride"] not in (None, "") else (1 if "conv" in op else None),
+                padding=_padding(str(text["padding"] or "valid")),
+                dilation=_ints(str(text["dilation"] or 1)),
+                size=_ints(str(text["size"])) if text["size"] not in (None, "") else None)
+        except argparse.ArgumentTypeError as err:
+            raise _bad(str(err)) from None
+        if "conv" in op and not ns.kernel:
+            raise _bad("kernel: required for a convolution (e.g. \"-1,0,1\")")
+        if "pool" in op and ns.size is None:
+            raise _bad("size: required for pooling (e.g. 2)")
+        return compute(ns).to_dict(explain=True)
+
+    # -- run ------------------------------------------------------------------------------------------------
+
+    def _need_run(self) -> dict[str, Any]:
+        if self.run_doc is None:
+            raise _bad("no run folder was named: start 'cnnlab explore RUN' to see a run", 404)
+        return self.run_doc
+
+    def run_document(self) -> dict[str, Any]:
+        doc = self._need_run()
+        assert self.run is not None
+        out: dict[str, Any] = {"folder": str(self.run), "config": doc["config"], "model": _public(doc["model"]),
+                               "data": doc["data"], "params": doc.get("params"), "metrics": [], "test": None}
+        if (self.run / "metrics.csv").is_file():
+            with open(self.run / "metrics.csv", newline="") as f:
+                out["metrics"] = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        if (self.run / "test.json").is_file():
+            out["test"] = json.loads((self.run / "test.json").read_text())
+        return out
+
+    def _loaded(self) -> dict[str, Any]:
+        """The run's model (best weights) and test split, loaded on first use."""
+        if not self._run_cache:
+            self._run_cache.update(load_run_for_page(self.run, self._need_run()))   # type: ignore[arg-type]
+        return self._run_cache
+
+    def _test_index(self, index: int) -> int:
+        n = len(self._loaded()["images"])
+        if not 0 <= index < n:
+            raise _bad(f"test image {index} does not exist; the run's test split has images 0..{n - 1}", 404)
+        return index
+
+    def run_image_png(self, index: int) -> bytes:
+        from PIL import Image
+
+        img = self._loaded()["images"][self._test_index(index)]
+        a = img.permute(1, 2, 0).numpy()
+        buf = io.BytesIO()
+        Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def run_predict(self, index: int) -> dict[str, Any]:
+        from cnnlab.web.features import predict_with_features
+
+        r = self._loaded()
+        i = self._test_index(index)
+        return predict_with_features(r, i)
+
+
+def _public(model: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k != "spec_text"}
+
+
+def _num(v: str) -> Any:
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def _check_choices(optimizer: str, precision: str) -> None:
+    from cnnlab.vocab import OPTIMIZERS, PRECISIONS
+
+    if optimizer not in OPTIMIZERS:
+        raise _bad(f"optimizer '{optimizer[:30]}' is not one of {', '.join(OPTIMIZERS)}", 422)
+    if precision not in PRECISIONS:
+        raise _bad(f"precision '{precision[:30]}' is not one of {', '.join(PRECISIONS)}", 422)
+
+
+def thin(values: list[int], points: int) -> list[int]:
+    """At most ``points`` values: the maximum of each of ``points`` equal buckets (the peak survives)."""
+    if len(values) <= points:
+        return list(values)
+    step = len(values) / points
+    return [max(values[int(k * step):max(int((k + 1) * step), int(k * step) + 1)]) for k in range(points)]
+
+
+def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Model, mean/std and the test images (and labels or masks) of a classification or semantic run."""
+    task = doc["config"].get("task", "classification")
+    cfg = doc["config"]
+    c, h, w = doc["data"]["shape"]
+    if task == "classification":
+        from cnnlab.data import load_data
+        from cnnlab.train.tasks.classification import load_run
+
+        _, model, mean, std = load_run(run)
+        data = load_data(cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"], channels=c,
+                         size=(h, w), strict=cfg.get("strict", False))
+        if cfg.get("permute_pixels"):
+            from cnnlab.train.tasks.classification import transform_data
+
+            data = transform_data(data, None, True, cfg["seed"])
+        truth = data.test.labels
+        images = data.test.images
+    elif task == "semantic":
+        from cnnlab.data.segmentation import load_segmentation
+        from cnnlab.train.tasks.semantic import load_run
+
+        _, model, mean, std = load_run(run)
+        data = load_segmentation(cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"], channels=c,
+                                 size=(h, w), skip_bad=cfg.get("skip_bad", False))
+        truth, images = data.test.masks, data.test.images
+    else:
+        raise CnnlabError(f"{run}: explore shows classification and semantic runs; this is a {task} run "
+                          "(use 'cnnlab segment eval/predict')")
+    return {"task": task, "model": model, "mean": mean, "std": std, "images": images, "truth": truth,
+            "classes": doc["data"]["classes"]}
+
+
+__all__ = ["Explorer", "load_run_for_page", "parse_input", "thin"]

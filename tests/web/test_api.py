@@ -1,0 +1,105 @@
+"""The explore API (FastAPI TestClient): each endpoint equals the CLI's --json document; bad input is a 4xx line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cnnlab.cli.main import main
+from cnnlab.web.app import MAX_BODY, create_app
+
+GERON = "examples/geron_ex2.yaml"
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app(GERON))
+
+
+def cli_json(capsys, *args: str) -> dict:
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_network_and_layer_equal_analyze_json(client, capsys):
+    ref = cli_json(capsys, "analyze", GERON)
+    assert client.get("/api/network").json() == ref
+    for row in ref["layers"]:
+        got = client.get(f"/api/layer?index={row['index']}").json()
+        assert {k: got[k] for k in row} == row
+        assert f"layer {row['index']} {row['name']}" in got["explain"]
+    assert "(3×3×3 + 1) × 100 = 2,800" in client.get("/api/layer?index=1").json()["explain"]
+
+
+def test_a_zoo_model_at_another_input_equals_analyze(client, capsys):
+    ref = cli_json(capsys, "analyze", "resnet18", "--input", "3,64,64")
+    assert client.get("/api/network?model=resnet18&input=3,64,64").json() == ref
+
+
+def test_memory_and_fit_equal_the_cli(client, capsys):
+    for batch, opt, prec in ((1, "sgd", "fp32"), (16, "adam", "bf16-amp")):
+        ref = cli_json(capsys, "memory", GERON, "--batch", str(batch), "--optimizer", opt, "--precision", prec)
+        got = client.get(f"/api/memory?batch={batch}&optimizer={opt}&precision={prec}").json()
+        timeline = got["training"].pop("timeline")
+        assert got == ref
+        assert max(timeline) == ref["training"]["peak_bytes"]       # thinning keeps the peak
+    ref = cli_json(capsys, "fit", GERON, "--budget", "200MB", "--batch", "64")
+    assert client.get("/api/fit?budget=200MB&batch=64").json() == ref
+
+
+def test_ops_equals_the_cli_and_the_book(client, capsys):
+    body = {"op": "conv1d", "input": "1,2,3,4,5,6,7,8", "kernel": "-1,0,1", "padding": "same"}
+    got = client.post("/api/ops", json=body).json()
+    assert got["output"] == [2, 2, 2, 2, 2, 2, 2, -7]
+    ref = cli_json(capsys, "ops", "conv1d", "--input", body["input"], "--kernel=-1,0,1", "--padding", "same", "--explain")
+    assert got == ref
+    pool = client.post("/api/ops", json={"op": "maxpool", "input": "[[1,2],[3,4]]", "size": "2"}).json()
+    assert pool["output"] == [[4]]
+
+
+@pytest.mark.parametrize("method, path, body, status, words", [
+    ("get", "/api/layer?index=0", None, 404, "layer 0 does not exist; the layers are 1..3"),
+    ("get", "/api/layer?index=x", None, 422, "index"),
+    ("get", "/api/memory?batch=10000000", None, 422, "batch 10000000 is out of range"),
+    ("get", "/api/memory?batch=-1", None, 422, "out of range"),
+    ("get", "/api/memory?optimizer=lion", None, 422, "optimizer 'lion' is not one of"),
+    ("get", "/api/fit?budget=lots", None, 422, "budget"),
+    ("get", "/api/network?model=os:system", None, 404, "neither the target named on the command line nor a zoo"),
+    ("get", "/api/network?model=/etc/passwd", None, 404, "nor a zoo name"),
+    ("get", "/api/network?input=3,0,5", None, 422, "C,H,W"),
+    ("get", "/api/run", None, 404, "no run folder was named"),
+    ("get", "/api/run/image/0", None, 404, "no run folder"),
+    ("post", "/api/ops", b"{not json", 400, "must be JSON"),
+    ("post", "/api/ops", json.dumps([1, 2]).encode(), 400, "JSON object"),
+    ("post", "/api/ops", json.dumps({"op": "rm"}).encode(), 400, "op must be one of"),
+    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2,x", "kernel": "1"}).encode(), 400, "x"),
+    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2", "kernel": "1,1,1"}).encode(), 400, ""),
+    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2", "kernel": "1", "stride": "a"}).encode(), 400,
+     "integer"),
+    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": [1, 2], "kernel": "1"}).encode(), 400, "as text"),
+    ("post", "/api/ops", b"x" * (MAX_BODY + 1), 413, "over"),
+])
+def test_bad_requests_get_a_4xx_json_line(client, method, path, body, status, words):
+    r = client.get(path) if method == "get" else client.post(path, content=body,
+                                                             headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    message = r.json()["error"]
+    assert words in message and "\n" not in message and "Traceback" not in message
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "cnnlab explore" in page.text
+    for src in ("/static/app.js", "/static/style.css"):
+        assert client.get(src).status_code == 200
+    assert "http" not in page.text.replace("http://www.w3.org", "")          # no CDN, no remote asset
+
+
+def test_a_bad_target_fails_before_serving():
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match="unknown zoo model"):
+        create_app("resnet19")
