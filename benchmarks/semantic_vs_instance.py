@@ -29,7 +29,7 @@ from cnnlab.train.tasks import instance as inst
 from cnnlab.train.tasks import semantic as sem
 
 
-def figure(rows: list[dict], classes: list[str], path: Path, threshold: float) -> None:
+def figure(rows: list[dict], classes: list[str], path: Path, threshold: float, min_part: int) -> None:
     from scipy import ndimage
 
     from cnnlab.viz.common import plt, save_figure
@@ -40,21 +40,33 @@ def figure(rows: list[dict], classes: list[str], path: Path, threshold: float) -
         axes[r, 0].imshow(as_rgb(row["image"]), interpolation="nearest")
         draw_instances(axes[r, 1], row["image"], row["truth"], classes)
         axes[r, 2].imshow(colour_mask(row["semantic"]), interpolation="nearest")
-        comp, n = ndimage.label(row["semantic"] > 0)
-        parts = torch.stack([torch.from_numpy(comp == k) for k in range(1, n + 1)]) if n else \
-            torch.zeros((0, *comp.shape), dtype=torch.bool)
-        axes[r, 3].imshow(overlay_instances(row["image"], parts, alpha=0.8), interpolation="nearest")
-        axes[r, 3].set_xlabel(f"{n} components", fontsize=7)
+        parts = []                                     # each class's connected parts, each in its own colour
+        for c in np.unique(row["semantic"]):
+            if c == 0:
+                continue
+            comp, n = ndimage.label(row["semantic"] == c)
+            parts += [torch.from_numpy(comp == k) for k in range(1, n + 1) if (comp == k).sum() >= min_part]
+        stack = torch.stack(parts) if parts else torch.zeros((0, *row["semantic"].shape), dtype=torch.bool)
+        axes[r, 3].imshow(overlay_instances(row["image"], stack, alpha=0.8), interpolation="nearest")
+        axes[r, 3].set_xlabel(f"{len(parts)} parts of ≥ {min_part} px", fontsize=7)
         shown = draw_instances(axes[r, 4], row["image"], row["det"], classes, threshold)
         axes[r, 4].set_xlabel(f"{shown} detections", fontsize=7)
         axes[r, 1].set_xlabel(f"{len(row['truth']['labels'])} instances", fontsize=7)
-    for j, name in enumerate(("image", "truth (instances)", "U-Net (classes)", "U-Net (connected parts)",
+    for j, name in enumerate(("image", "truth (instances)", "U-Net (classes)", "U-Net (connected parts per class)",
                               f"Mask R-CNN (score ≥ {threshold})")):
         axes[0, j].set_title(name, fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     save_figure(fig, path)
+
+
+def big_parts(mask: np.ndarray, min_pixels: int) -> int:
+    """Connected parts (4-connectivity) of at least ``min_pixels`` pixels: specks are not objects."""
+    from scipy import ndimage
+
+    comp, n = ndimage.label(mask)
+    return int((np.bincount(comp.ravel())[1:] >= min_pixels).sum()) if n else 0
 
 
 def main() -> None:
@@ -64,6 +76,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/semantic-vs-instance"))
     ap.add_argument("--score-threshold", type=float, default=inst.SCORE_THRESHOLD)
     ap.add_argument("--figure-rows", type=int, default=6)
+    ap.add_argument("--min-part", type=int, default=20,
+                    help="pixels a connected part of the U-Net mask needs to count as an object (items here have 60+)")
     args = ap.parse_args()
     sdoc, smodel, smean, sstd = sem.load_run(args.semantic)
     idoc, imodel, imean, istd = inst.load_run(args.instance)
@@ -82,7 +96,7 @@ def main() -> None:
         masks, labels = from_label_image(test.instances[i].numpy(), test.instance_classes[i])
         pred = preds[i].numpy()
         pairs = counts.add(pred, dets[i], masks, labels, args.score_threshold)
-        parts = sum(ndimage.label(pred == c)[1] for c in range(1, len(scenes.classes)))
+        parts = sum(big_parts(pred == c, args.min_part) for c in range(1, len(scenes.classes)))
         count_error["semantic"] += abs(parts - len(labels))
         count_error["instance"] += abs(int((dets[i]["scores"] >= args.score_threshold).sum()) - len(labels))
         if pairs:
@@ -97,7 +111,7 @@ def main() -> None:
               "semantic_missed": c.semantic_missed, "instance_separated": c.instance_separated,
               "mean_count_error": {k: v / len(test) for k, v in count_error.items()},
               "semantic_run": str(args.semantic), "instance_run": str(args.instance),
-              "score_threshold": args.score_threshold, "machine": platform.processor() or platform.machine()}
+              "score_threshold": args.score_threshold, "min_part_pixels": args.min_part, "machine": platform.processor() or platform.machine()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare.json").write_text(json.dumps(result, indent=2))
     pct = lambda k: 100 * k / max(c.pairs, 1)  # noqa: E731
@@ -108,11 +122,11 @@ def main() -> None:
           f"| U-Net misses one of them entirely | {c.semantic_missed} | {pct(c.semantic_missed):.1f} % |\n"
           f"| Mask R-CNN finds both as separate objects (IoU ≥ 0.5, score ≥ {args.score_threshold}) | "
           f"{c.instance_separated} | {pct(c.instance_separated):.1f} % |\n\n"
-          f"Mean |objects counted − true objects| per test scene: U-Net connected parts "
+          f"Mean |objects counted − true objects| per test scene: U-Net connected parts of ≥ {args.min_part} px "
           f"{result['mean_count_error']['semantic']:.3f}, Mask R-CNN detections "
           f"{result['mean_count_error']['instance']:.3f}.\n")
     (args.out / "compare.md").write_text(md)
-    figure(rows, scenes.classes, args.out / "side_by_side.png", args.score_threshold)
+    figure(rows, scenes.classes, args.out / "side_by_side.png", args.score_threshold, args.min_part)
     print(md)
     print(f"figure: {args.out / 'side_by_side.png'}")
 

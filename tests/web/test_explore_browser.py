@@ -149,7 +149,7 @@ def test_a_run_shows_curves_confusion_prediction_and_feature_maps(browser, shots
         page.click("nav button[data-view='run']")
         page.wait_for_selector("#features img.feature-map")
         test = json.loads((trained_run / "test.json").read_text())
-        assert f"test accuracy {100 * test['accuracy']:.2f} %" in page.inner_text("#run-summary")
+        assert f"test accuracy {100 * test['test_acc']:.2f} %" in page.inner_text("#run-summary")
         assert page.locator("#run-confusion td").count() == 10 * 10
         assert page.locator("#run-top li").count() == 5
         convs = page.locator("#features figure").count()

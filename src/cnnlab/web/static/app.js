@@ -197,7 +197,7 @@ async function runOps() {
       const step = d.trace[flat];
       document.querySelectorAll("#op-padded .hot").forEach((c) => c.classList.remove("hot"));
       if (!step) { $("#op-trace").textContent = "(not traced)"; return; }
-      $("#op-trace").textContent = `y[${step.index.join(",")}] = ${step.text}`;
+      $("#op-trace").textContent = step.text;
       highlight(step, stride, dilation);
     });
   });
@@ -234,7 +234,7 @@ async function loadRun() {
   state.run = r;
   $("#run-body").hidden = false;
   const t = r.test || {};
-  const headline = t.accuracy !== undefined ? `test accuracy ${(100 * t.accuracy).toFixed(2)} %`
+  const headline = t.test_acc !== undefined ? `test accuracy ${(100 * t.test_acc).toFixed(2)} %`
                  : t.miou !== undefined ? `test mIoU ${t.miou.toFixed(4)}` : "no test report yet";
   $("#run-summary").textContent = `${r.folder}: ${r.config.task || "classification"}, model ${r.model.name}, ` +
     `${fmt(r.params)} parameters, data ${r.data.name}; ${headline}`;
@@ -254,6 +254,10 @@ function drawRunCurves(rows) {
     const vals = rows.map((r) => r[k]), top = Math.max(...vals, 1e-9);
     const pts = vals.map((v, j) => `${50 + w * j / Math.max(n - 1, 1)},${20 + h - h * v / top}`);
     svg.append(el("svg:polyline", {points: pts.join(" "), fill: "none", stroke: COLOURS[i], "stroke-width": 2, "data-key": k}));
+    for (const p of pts) {
+      const [x, y] = p.split(",");
+      svg.append(el("svg:circle", {cx: x, cy: y, r: 3, fill: COLOURS[i]}));
+    }
     svg.append(el("svg:text", {x: 50 + 110 * i, y: 12, fill: COLOURS[i], class: "axis"}, k));
   });
   svg.append(el("svg:text", {x: 50, y: 236, class: "axis"}, `epochs 1…${n} (each line scaled to its own maximum)`));
