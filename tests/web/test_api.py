@@ -103,3 +103,23 @@ def test_a_bad_target_fails_before_serving():
 
     with pytest.raises(CnnlabError, match="unknown zoo model"):
         create_app("resnet19")
+
+
+def test_the_command_refuses_a_busy_port_and_an_instance_run_in_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", GERON, "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in p.stderr and p.stderr.count("\n") == 1
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"task": "instance"}, "model": {"kind": "zoo",
+                                                 "name": "maskrcnn"}, "data": {"shape": [1, 64, 64]}}))
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", str(run)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "an instance-segmentation run" in p.stderr and p.stderr.count("\n") == 1, p.stderr

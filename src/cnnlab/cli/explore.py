@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         target, run_folder = None, Path(args.target)
     if args.input is not None and target is not None:
         target = _with_input(target, args.input)
+    _check_port(args.host, args.port)
     app = create_app(target, run_folder)
     url = f"http://{args.host}:{args.port}/"
     console().print(f"cnnlab explore: {url}  (Ctrl-C stops it)")
@@ -56,3 +57,16 @@ def run(args: argparse.Namespace) -> int:
 def _with_input(target: str, shape: tuple[int, ...]) -> str:
     """The target with an explicit input: carried as ``TARGET@C,H,W`` for :class:`cnnlab.web.state.Explorer`."""
     return f"{target}@{','.join(map(str, shape))}"
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error before any work when the address cannot be served."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as err:
+        raise CnnlabError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port "
+                          "(or stop what uses it)") from None

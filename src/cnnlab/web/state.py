@@ -50,6 +50,9 @@ class Explorer:
             from cnnlab.train.config import load_run_config
 
             self.run_doc = load_run_config(run)
+            if self.run_doc["config"].get("task") == "instance":
+                raise CnnlabError(f"{run}: an instance-segmentation run; explore shows classification and semantic "
+                                  f"runs for now: use 'cnnlab segment eval {run}' and 'cnnlab segment predict'")
             input_shape = tuple(self.run_doc["data"]["shape"])
             if target is None:
                 model = self.run_doc["model"]
