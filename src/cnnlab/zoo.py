@@ -13,7 +13,7 @@ from typing import Any
 from cnnlab.analysis import analyze
 from cnnlab.analysis.depth import weight_depth
 from cnnlab.errors import CnnlabError
-from cnnlab.models import ZOO, get_entry
+from cnnlab.models import ZOO, analyzable_names, get_entry
 from cnnlab.targets import zoo_target
 
 
@@ -54,7 +54,7 @@ def compare(names: Iterable[str] | None = None, input_shape: Sequence[int] | Non
     ``on_row`` is called as each row is ready (for progress display).
     """
     rows = []
-    for name in (list(names) if names else [n for n, e in ZOO.items() if e.task != "instance"]):
+    for name in (list(names) if names else analyzable_names()):
         entry = get_entry(name)
         try:
             target = zoo_target(entry.name, tuple(input_shape) if input_shape else None)

@@ -217,7 +217,8 @@ def run_fit(args: argparse.Namespace) -> int:
         budget = parse_bytes(args.budget)
     except ValueError as err:
         raise CnnlabError(f"--budget {err}") from None
-    report = fit_target(_target(args), budget, args.batch, args.optimizer, args.precision, args.device,
+    target = _target(args)
+    report = fit_target(target, budget, args.batch, args.optimizer, args.precision, args.device,
                         kernels=_kernels(args), weight_decay=args.weight_decay)
     if args.json:
         print_json(report.to_dict())

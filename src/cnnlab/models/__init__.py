@@ -24,7 +24,7 @@ from cnnlab.models.efficientnet import (
 from cnnlab.models.googlenet import GoogLeNet, googlenet
 from cnnlab.models.lenet import LeNet5, lenet5, lenet5_relu
 from cnnlab.models.mlp import MLP, mlp
-from cnnlab.models.registry import ZOO, ZooEntry, create_model, get_entry, model_names
+from cnnlab.models.registry import ZOO, ZooEntry, analyzable_names, create_model, get_entry, model_names
 from cnnlab.models.resnet import (
                                         ResNet,
                                         resnet18,
@@ -69,7 +69,7 @@ __all__ = [
                                         "lenet5",
                                         "lenet5_relu",
                                         "mlp",
-                                        "model_names",
+                                        "model_names", "analyzable_names",
                                         "resnet18",
                                         "resnet34",
                                         "resnet50",

@@ -119,6 +119,11 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
 TASKS = ("classification", "semantic", "instance")
 
 
+def analyzable_names() -> list[str]:
+    """Every zoo name with a fixed shape table (all but the detection models, whose shapes depend on the data)."""
+    return [n for n, e in ZOO.items() if e.task != "instance"]
+
+
 def model_names(task: str | None = None) -> list[str]:
     """Every zoo name (or those of one ``task``: classification, semantic), in chronological then size order."""
     return [n for n, e in ZOO.items() if task is None or e.task == task]

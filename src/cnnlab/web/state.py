@@ -112,13 +112,13 @@ class Explorer:
         return {**report.layers[index - 1].to_dict(), "explain": text}
 
     def info(self) -> dict[str, Any]:
-        from cnnlab.models import ZOO
+        from cnnlab.models import analyzable_names
         from cnnlab.vocab import OPTIMIZERS, PRECISIONS
 
         return {"target": self.target_name, "optimizers": list(OPTIMIZERS), "precisions": list(PRECISIONS), "input_shape": list(self.target.input_shape),
                 "run": str(self.run) if self.run else None,
                 "task": self.run_doc["config"].get("task", "classification") if self.run_doc else None,
-                "zoo": [n for n, e in ZOO.items() if e.task != "instance"]}
+                "zoo": analyzable_names()}
 
     # -- memory ---------------------------------------------------------------------------------------------
 
