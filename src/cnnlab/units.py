@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 
@@ -43,6 +44,8 @@ def parse_bytes(text: str) -> int:
         raise ValueError(f"'{text}' is not a size; write e.g. 8GiB (2^30 bytes), 8GB (10^9 bytes), "
                          "8000MiB or 0.5TiB")
     value = float(m.group(1)) * _UNITS.get(unit, 1)
+    if not math.isfinite(value) or value >= 2**63:
+        raise ValueError(f"'{text}' is too large a size; write e.g. 8GiB or 1TB")
     if value < 1:
         raise ValueError(f"'{text}' must be a positive size of at least one byte")
     return int(value)

@@ -13,7 +13,7 @@ from typing import Any
 from cnnlab.analysis import analyze
 from cnnlab.analysis.depth import weight_depth
 from cnnlab.errors import CnnlabError
-from cnnlab.models import ZOO, analyzable_names, get_entry
+from cnnlab.models import analyzable_names, get_entry
 from cnnlab.targets import zoo_target
 
 

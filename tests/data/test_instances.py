@@ -140,3 +140,30 @@ def test_label_images_give_one_instance_per_integer(tmp_path):
     data = load_instances(str(label_folder(tmp_path / "b", with_classes=True)), val_fraction=0.25)
     assert data.classes == ["background", "class 1", "class 2"]
     assert data.train.labels[0].tolist() == [2, 1]           # id 7 (class 2), then id 30x (class 1)
+
+
+def test_an_instance_on_background_only_is_named_and_ignored_pixels_do_not_vote(tmp_path):
+    root = label_folder(tmp_path / "a", with_classes=True)
+    cls = np.asarray(Image.open(root / "masks" / "0.png")).copy()
+    cls[8:14, 2:12] = 255                        # the second instance: ignored pixels only
+    Image.fromarray(cls).save(root / "masks" / "0.png")
+    with pytest.raises(DataError, match="0.png: an instance lies on background or ignored pixels only"):
+        load_instances(str(root), val_fraction=0.25)
+    data = load_instances(str(root), val_fraction=0.25, skip_bad=True)
+    assert len(data.skipped) == 1 and data.classes == ["background", "class 1", "class 2"]
+
+
+def test_images_of_different_sizes_need_size(tmp_path):
+    root = coco_folder(tmp_path / "d", GOOD)
+    Image.fromarray(np.full((40, 30), 90, np.uint8)).save(root / "images" / "b.png")
+    doc = json.loads((root / "annotations.json").read_text())
+    doc["images"][1]["height"] = 40
+    (root / "annotations.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="different sizes.*--size"):
+        load_instances(str(root))
+    from cnnlab.data.instances import _stack, read_coco
+
+    xs, ys, _ = read_coco(root, None, False, [])
+    split = _stack(root, xs, ys, {3: 1, 17: 2}, 1, (20, 30))        # what --size 20,30 does
+    assert split.images.shape == (2, 1, 20, 30) and split.masks[1].shape == (1, 20, 30)
+    assert split.masks[1].sum() > 0                                    # nearest-neighbour keeps the object

@@ -76,7 +76,8 @@ def test_ops_equals_the_cli_and_the_book(client, capsys):
     ("post", "/api/ops", json.dumps([1, 2]).encode(), 400, "JSON object"),
     ("post", "/api/ops", json.dumps({"op": "rm"}).encode(), 400, "op must be one of"),
     ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2,x", "kernel": "1"}).encode(), 400, "x"),
-    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2", "kernel": "1,1,1"}).encode(), 400, ""),
+    ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2", "kernel": "1,1,1"}).encode(), 400,
+     "kernel size 3 is larger than the padded input"),
     ("post", "/api/ops", json.dumps({"op": "conv1d", "input": "1,2", "kernel": "1", "stride": "a"}).encode(), 400,
      "integer"),
     ("post", "/api/ops", json.dumps({"op": "conv1d", "input": [1, 2], "kernel": "1"}).encode(), 400, "as text"),
@@ -123,3 +124,32 @@ def test_the_command_refuses_a_busy_port_and_an_instance_run_in_one_line(tmp_pat
                                                  "name": "maskrcnn"}, "data": {"shape": [1, 64, 64]}}))
     p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", str(run)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "an instance-segmentation run" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_requests_for_another_host_name_or_not_json_are_refused(client):
+    r = client.get("/api/info", headers={"host": "evil.example:8765"})        # DNS rebinding
+    assert r.status_code == 400
+    r = client.post("/api/ops", content=b'{"op": "conv1d"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    r = client.get("/api/fit?budget=1e400")
+    assert r.status_code == 422 and "too large" in r.json()["error"]
+
+
+@pytest.mark.parametrize("task, name, options", [("classification", "lenet5", {}),
+                                                  ("semantic", "unet", {"width": 4, "depth": 2})])
+def test_a_run_is_analysed_with_its_own_options_and_classes(tmp_path, task, name, options):
+    import torch
+
+    from cnnlab.models import create_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = {"config": {"task": task}, "model": {"kind": "zoo", "name": name, "options": options},
+           "data": {"shape": [1, 32, 32], "classes": ["a", "b", "c"]}}
+    (run / "config.json").write_text(json.dumps(doc))
+    got = TestClient(create_app(None, run)).get("/api/network").json()
+    with torch.device("meta"):
+        ref = create_model(name, num_classes=3, in_channels=1, input_size=32, **options) if task == "classification" \
+            else create_model(name, num_classes=3, in_channels=1, **options)
+    assert got["total_params"] == sum(p.numel() for p in ref.parameters())
+    assert got["input_shape"] == [1, 32, 32]

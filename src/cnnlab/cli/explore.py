@@ -44,19 +44,12 @@ def run(args: argparse.Namespace) -> int:
             raise CnnlabError(f"{target}: a folder without config.json; give a run folder made by 'cnnlab train' "
                               "or 'cnnlab segment train', or a TARGET")
         target, run_folder = None, Path(args.target)
-    if args.input is not None and target is not None:
-        target = _with_input(target, args.input)
     _check_port(args.host, args.port)
-    app = create_app(target, run_folder)
+    app = create_app(target, run_folder, args.input, args.host)
     url = f"http://{args.host}:{args.port}/"
     console().print(f"cnnlab explore: {url}  (Ctrl-C stops it)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
-
-
-def _with_input(target: str, shape: tuple[int, ...]) -> str:
-    """The target with an explicit input: carried as ``TARGET@C,H,W`` for :class:`cnnlab.web.state.Explorer`."""
-    return f"{target}@{','.join(map(str, shape))}"
 
 
 def _check_port(host: str, port: int) -> None:

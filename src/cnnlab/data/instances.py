@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.vocab import IGNORE_INDEX
 
 TEST_FRACTION = 0.2     # of a folder without its own test split (as for the other tasks)
 
@@ -277,14 +278,22 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
         masks, _ = from_label_image(owner)
         if cls_img is None:
             ids = [1] * masks.shape[0]
-        else:
-            ids = [Counter(cls_img[m.numpy()].tolist()).most_common(1)[0][0] for m in masks]
+        else:                    # the class under most of the instance, background (0) and ignore (255) left out
+            votes = [Counter(v for v in cls_img[m.numpy()].tolist() if v not in (0, IGNORE_INDEX)) for m in masks]
+            if any(not v for v in votes):
+                bad(labels[stem], f"an instance lies on background or ignored pixels only in {semantic[stem]}; "
+                                  "give every instance its class in masks/")
+                continue
+            ids = [v.most_common(1)[0][0] for v in votes]
         seen.update(ids)
         xs.append(x)
         ys.append((masks, ids))
     listed = next((p for p in (root / "classes.txt", root.parent / "classes.txt") if p.is_file()), None)
     lines = [s.strip() for s in listed.read_text(encoding="utf-8").splitlines() if s.strip()] if listed else []
     top = max(seen, default=1) if semantic is not None else 1
+    if lines and semantic is not None and top >= len(lines):
+        raise DataError(f"{root}: an instance has class {top} but {listed} names only {len(lines)} classes "
+                        "(line 1 is the background); fix the masks or the class list")
     cats = {k: lines[k] if k < len(lines) else ("object" if semantic is None else f"class {k}")
             for k in range(1, max(top, len(lines) - 1 if semantic is not None else 1) + 1)}
     return xs, ys, cats
@@ -360,8 +369,12 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
     index = {cid: k + 1 for k, cid in enumerate(ids)}
     first = raw.get("train", raw.get("all"))
     c = channels or max(x.shape[0] for x in first[0])
-    if size is None:
-        size = tuple(first[0][0].shape[1:])  # type: ignore[assignment]
+    if size is None:          # one size for all, or --size: images of different sizes are not squashed silently
+        shapes = sorted({tuple(x.shape[1:]) for xs, _ in raw.values() for x in xs})
+        if len(shapes) > 1:
+            raise DataError(f"{root}: images have different sizes (e.g. {shapes[0]} and {shapes[-1]}); give --size "
+                            "H,W to resize them (masks with nearest-neighbour)")
+        size = shapes[0]  # type: ignore[assignment]
     splits = {name: _stack(root / name if parts else root, xs, ys, index, c, size) for name, (xs, ys) in raw.items()}
     if "all" in splits:
         rest, test = _split(splits["all"], TEST_FRACTION, seed)

@@ -67,3 +67,8 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
         raise CnnlabError(f"{entry.name} needs images of at least {need}×{need} but the data is {h}×{w}; "
                           f"resize with --size {need},{need} (or larger)")
     return net, {"kind": "zoo", "name": entry.name}
+
+
+def saved_spec(spec_text: str, shape: tuple[int, int, int], classes: int, source: str = "model_spec.yaml") -> Any:
+    """The spec a run trained (its saved text, adapted to the data's channels and classes), for analysis."""
+    return _adapt_spec(parse_spec(yaml.safe_load(spec_text), source=source), shape, classes)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cnnlab.errors import CnnlabError
 
@@ -59,12 +61,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-def create_app(target: str | None = None, run: str | Path | None = None) -> FastAPI:
-    """The explore app for ``target`` (anything ``cnnlab analyze`` takes) and an optional run folder."""
+def create_app(target: str | None = None, run: str | Path | None = None,
+               input_shape: tuple[int, ...] | None = None, host: str = "127.0.0.1") -> FastAPI:
+    """The explore app for ``target`` (anything ``cnnlab analyze`` takes; default: a run's network, else
+    small_cnn) at ``input_shape`` (default: its own), and an optional run folder."""
     from cnnlab.web.state import Explorer
 
-    ex = Explorer(target, Path(run) if run else None)      # resolves and checks everything before serving
+    ex = Explorer(target, Path(run) if run else None, input_shape)   # resolves and checks everything first
     app = FastAPI(title="cnnlab explore", docs_url=None, redoc_url=None, openapi_url=None)
+    # only requests addressed to this machine's name for the server: another site cannot reach the page
+    # through a DNS name of its own (DNS rebinding); "testserver" is FastAPI's TestClient
+    hosts = ["*"] if host in ("0.0.0.0", "::") else ["127.0.0.1", "localhost", "[::1]", host, "testserver"]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    lock = threading.Lock()      # one computation at a time: the caches and the run model's hooks are shared
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -96,7 +105,7 @@ def create_app(target: str | None = None, run: str | Path | None = None) -> Fast
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception) -> JSONResponse:
-        return _error(500, f"internal error ({type(err).__name__}: {err}); please report it")
+        return _error(500, f"internal error ({type(err).__name__}); please report it with what you clicked")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -106,51 +115,63 @@ def create_app(target: str | None = None, run: str | Path | None = None) -> Fast
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
-        return ex.info()
+        with lock:
+            return ex.info()
 
     @app.get("/api/network")
     def network(model: str = "", input: str = "") -> dict[str, Any]:
-        return ex.network(model, input).to_dict()
+        with lock:
+            return ex.network(model, input).to_dict()
 
     @app.get("/api/layer")
     def layer(index: int, model: str = "", input: str = "") -> dict[str, Any]:
-        return ex.layer(model, input, index)
+        with lock:
+            return ex.layer(model, input, index)
 
     @app.get("/api/memory")
     def memory(batch: int = 32, optimizer: str = "sgd", precision: str = "fp32", model: str = "",
                input: str = "") -> dict[str, Any]:
         _check_batch(batch)
-        return ex.memory(model, input, batch, optimizer, precision)
+        with lock:
+            return ex.memory(model, input, batch, optimizer, precision)
 
     @app.get("/api/fit")
     def fit(budget: str, batch: int = 32, optimizer: str = "sgd", precision: str = "fp32", model: str = "",
             input: str = "") -> dict[str, Any]:
         _check_batch(batch)
-        return ex.fit(model, input, budget, batch, optimizer, precision)
+        with lock:
+            return ex.fit(model, input, budget, batch, optimizer, precision)
 
     @app.post("/api/ops")
     async def ops(request: Request) -> dict[str, Any]:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise BadRequest("send the body as JSON (Content-Type: application/json)", 415)
         try:
             body = json.loads(await request.body() or b"null")
         except ValueError:
             raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
-        return ex.ops(body)
+        with lock:
+            return ex.ops(body)
 
     @app.get("/api/zoo")
     def zoo() -> list[dict[str, Any]]:
-        return _zoo_rows()
+        with lock:
+            return _zoo_rows()
 
     @app.get("/api/run")
     def run_doc() -> dict[str, Any]:
-        return ex.run_document()
+        with lock:
+            return ex.run_document()
 
     @app.get("/api/run/image/{index}")
     def run_image(index: int) -> Response:
-        return Response(ex.run_image_png(index), media_type="image/png")
+        with lock:
+            return Response(ex.run_image_png(index), media_type="image/png")
 
     @app.get("/api/run/predict/{index}")
     def run_predict(index: int) -> dict[str, Any]:
-        return ex.run_predict(index)
+        with lock:
+            return ex.run_predict(index)
 
     return app
 

@@ -40,12 +40,12 @@ def parse_input(text: str) -> tuple[int, ...] | None:
 class Explorer:
     """The target and run named on the command line, resolved once; analyses cached per (model, input)."""
 
-    def __init__(self, target: str | None, run: Path | None) -> None:
+    def __init__(self, target: str | None, run: Path | None, input_shape: tuple[int, ...] | None = None) -> None:
         from cnnlab.targets import resolve_target
 
         self.run = run
         self.run_doc: dict[str, Any] | None = None
-        input_shape = None
+        self.target = None
         if run is not None:
             from cnnlab.train.config import load_run_config
 
@@ -53,16 +53,14 @@ class Explorer:
             if self.run_doc["config"].get("task") == "instance":
                 raise CnnlabError(f"{run}: an instance-segmentation run; explore shows classification and semantic "
                                   f"runs for now: use 'cnnlab segment eval {run}' and 'cnnlab segment predict'")
-            input_shape = tuple(self.run_doc["data"]["shape"])
-            if target is None:
-                model = self.run_doc["model"]
-                target = str(run / "model_spec.yaml") if model["kind"] == "spec" else model["name"]
-        name = target or DEFAULT_TARGET
-        if "@" in name:                          # 'TARGET@C,H,W': the command line's --input
-            name, _, shape_text = name.rpartition("@")
-            input_shape = parse_input(shape_text)
-        self.target_name = name
-        self.target = resolve_target(self.target_name, input_shape)
+            if target is None:                   # the network the run trained, with its options and classes
+                self.target = run_target(run, self.run_doc)
+        self.target_name = self.target.name if self.target is not None else (target or DEFAULT_TARGET)
+        if self.target is None:
+            self.target = resolve_target(self.target_name, input_shape or (
+                tuple(self.run_doc["data"]["shape"]) if self.run_doc else None))
+        elif input_shape is not None:
+            self.target = type(self.target)(self.target.network, input_shape, self.target.name)
         if self.target.input_shape is None:
             raise CnnlabError(f"{self.target_name}: a module target needs --input C,H,W")
         self._reports: dict[tuple[str, tuple[int, ...] | None], Any] = {}
@@ -79,9 +77,9 @@ class Explorer:
         if not model or model == self.target_name:
             if shape is None:
                 return self.target
-            from cnnlab.targets import resolve_target
-
-            return resolve_target(self.target_name, shape)
+            net = self.target.network
+            return type(self.target)(net.with_input(shape) if hasattr(net, "with_input") else net, shape,
+                                     self.target.name)
         try:
             entry = get_entry(model)           # only the zoo: the browser never names code or files
         except CnnlabError:
@@ -262,6 +260,33 @@ def thin(values: list[int], points: int) -> list[int]:
         return list(values)
     step = len(values) / points
     return [max(values[int(k * step):max(int((k + 1) * step), int(k * step) + 1)]) for k in range(points)]
+
+
+def run_target(run: Path, doc: dict[str, Any]) -> Any:
+    """The network a run trained, as a TARGET: its spec adapted to the data, or its zoo model with the saved
+    options and the data's classes (built on the meta device: no weights)."""
+    import torch
+
+    from cnnlab.targets import Target
+
+    shape = tuple(doc["data"]["shape"])
+    classes = len(doc["data"]["classes"])
+    model = doc["model"]
+    if model["kind"] == "spec":
+        from cnnlab.train.model import saved_spec
+
+        spec = saved_spec(model["spec_text"], shape, classes, str(run / "model_spec.yaml"))  # type: ignore[arg-type]
+        return Target(spec, shape, spec.name)
+    with torch.device("meta"):
+        if doc["config"].get("task") == "semantic":
+            from cnnlab.train.tasks.semantic import build_semantic_model
+
+            net, _ = build_semantic_model(model["name"], shape, classes, model.get("options", {}))  # type: ignore[arg-type]
+        else:
+            from cnnlab.models import create_model
+
+            net = create_model(model["name"], num_classes=classes, in_channels=shape[0], input_size=shape[1])
+    return Target(net, shape, model["name"])
 
 
 def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:

@@ -90,10 +90,11 @@ def coco_evaluate(truth: dict[str, Any], results: list[dict[str, Any]]) -> dict[
         cat_ids = sorted(gt.getCatIds())
         report: dict[str, Any] = {}
         for kind, iou_type in (("box", "bbox"), ("mask", "segm")):
-            if not results:
-                report[kind] = {**{s: 0.0 for s in STATS}, "per_class": {c: 0.0 for c in cat_ids}}
+            if not results:          # nothing detected: every object missed (COCOeval cannot load no results)
+                report[kind] = _no_detections(gt, cat_ids)
                 continue
-            dt = gt.loadRes([dict(r) for r in results])
+            # masks are scored by mask areas: without 'bbox', loadRes takes each area from the mask (detectron2 too)
+            dt = gt.loadRes([{k: v for k, v in r.items() if k != "bbox" or kind == "box"} for r in results])
             ev = COCOeval(gt, dt, iou_type)
             ev.evaluate()
             ev.accumulate()
@@ -105,6 +106,18 @@ def coco_evaluate(truth: dict[str, Any], results: list[dict[str, Any]]) -> dict[
                 per_class[cid] = float(p[p > -1].mean()) if (p > -1).any() else None
             report[kind] = {**{s: float(v) for s, v in zip(STATS, ev.stats[:6])}, "per_class": per_class}
     return report
+
+
+def _no_detections(gt: Any, cat_ids: list[int]) -> dict[str, Any]:
+    """COCOeval's figures for an empty result list: 0 where there are objects to find, −1/None where none."""
+    areas = [a["area"] for a in gt.dataset["annotations"] if not a.get("iscrowd", 0)]
+    ranges = {"ap_small": (0, 32 ** 2), "ap_medium": (32 ** 2, 96 ** 2), "ap_large": (96 ** 2, 1e10)}
+    out: dict[str, Any] = {s: (0.0 if areas else -1.0) for s in ("ap", "ap50", "ap75")}
+    for key, (lo, hi) in ranges.items():
+        out[key] = 0.0 if any(lo <= a < hi for a in areas) else -1.0
+    present = {a["category_id"] for a in gt.dataset["annotations"]}
+    out["per_class"] = {c: (0.0 if c in present else None) for c in cat_ids}
+    return out
 
 
 def evaluate(model: nn.Module, split: InstSplit, classes: list[str], category_ids: list[int], mean: torch.Tensor,

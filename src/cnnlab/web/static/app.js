@@ -284,6 +284,7 @@ function drawConfusion(cm, classes) {
 async function loadPrediction() {
   const i = Number($("#image-index").value);
   const d = await api(`/api/run/predict/${i}`);
+  if (Number($("#image-index").value) !== i) return;      // another image was asked for meanwhile
   $("#run-image").src = `/api/run/image/${i}`;
   $("#run-top").replaceChildren(...(d.top || []).map((t) => el("li", {}, `${t.class} ${(100 * t.probability).toFixed(1)} %`)));
   $("#run-truth").textContent = typeof d.truth === "string" && !d.truth.startsWith("data:") ? `truth: ${d.truth}` : "";
