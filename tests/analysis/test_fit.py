@@ -92,3 +92,29 @@ def test_checkpointing_advice_uses_the_same_peak_as_memory():
     remedy = next(r for r in report.remedies if r.name == "activation checkpointing")
     assert remedy.peak_bytes == ck and remedy.fits
     assert remedy.details["recompute_macs"] > 0
+
+
+def test_a_flat_curve_is_bisected_not_counted_down():
+    # CUDA rounds small tensors to 512-byte blocks: a tiny network's slope can come out 0, so the curve's answer
+    # is its 2^24 cap; the real largest batch must be found in a few dozen predictions, not 16 million
+    from cnnlab.analysis.fit import _exact_max_batch
+    from cnnlab.analysis.memory import BatchModel
+
+    calls = []
+
+    def predict(batch: int) -> int:
+        calls.append(batch)
+        return 1000 + 512 * (batch // 1000)           # fits up to batch 1999 in a budget of 1600
+
+    best = _exact_max_batch(BatchModel((1000,), (0,)), 1600, predict)
+    assert best == 1999 and len(calls) <= 30
+    assert _exact_max_batch(BatchModel((1000,), (100,)), 1600, lambda b: 1000 + 100 * b) == 6   # the curve holds
+
+
+def test_fit_of_a_tiny_network_for_cuda_answers_at_once():
+    import torch
+
+    from cnnlab.analysis.fit import fit
+
+    r = fit(torch.nn.Linear(4, 2), (4,), 300 * 1024, 32, device="cuda")   # fake tensors: no GPU needed
+    assert r.fits and r.max_batch > 32

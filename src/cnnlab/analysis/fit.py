@@ -66,11 +66,25 @@ class FitReport:
 
 
 def _exact_max_batch(curve: BatchModel, budget: int, predict) -> int:  # type: ignore[no-untyped-def]
-    """The curve's answer, confirmed by direct predictions (CUDA's 512-byte rounding bends the line)."""
+    """The curve's answer, confirmed by direct predictions (CUDA's 512-byte rounding bends the line).
+
+    The curve is an upper bound; when a direct prediction says it is too high, the largest fitting batch
+    below it is found by bisection (the peak never falls as the batch grows): at most ~25 predictions,
+    never a count-down (a slope rounded to 0 on CUDA put the curve's answer at 2^24).
+    """
     best = curve.max_batch(budget)
-    while best > 0 and predict(best) > budget:
-        best -= 1
-    return best
+    if best == 0 or predict(best) <= budget:
+        return best
+    if best > 1 and predict(best - 1) <= budget:      # the usual case: rounding costs one
+        return best - 1
+    lo, hi = 0, best - 1                              # predict(hi) > budget; batch 0 "fits"
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if predict(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def headroom(budget: int) -> int:
