@@ -148,8 +148,42 @@ def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
     return cls(**values)
 
 
+MAX_SPEC_VALUES = 200_000      # values in a spec after YAML aliases are expanded (a 1,000-layer net has ~10,000)
+MAX_SPEC_DEPTH = 50
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as Python objects: safe loading (no arbitrary objects), by libyaml's C parser when PyYAML has it
+    (about 10× faster than the pure-Python one on a 1 MB spec)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
+def check_size(data: Any, source: str | None = None) -> None:
+    """Refuse a structure of more than :data:`MAX_SPEC_VALUES` values or :data:`MAX_SPEC_DEPTH` levels.
+
+    Counted with shared references counted again, as validation would see them: a 700-byte YAML
+    "billion laughs" (aliases of aliases) is refused in microseconds instead of expanding forever.
+    """
+    stack, seen = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES:
+            raise SpecError(f"the spec expands to more than {MAX_SPEC_VALUES:,} values (YAML aliases of aliases?); "
+                            "write the layers out, or split the network", source=source)
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"the spec nests deeper than {MAX_SPEC_DEPTH} levels; a spec is a mapping of "
+                            "fields and a list of layers", source=source)
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value.keys())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
     """Validate a spec already read into Python objects (a dict)."""
+    check_size(data, source)
     if not isinstance(data, Mapping):
         raise SpecError("a spec must be a mapping with 'input' and 'layers' "
                         f"(got {type(data).__name__})", source=source)
@@ -184,12 +218,18 @@ def load_spec(path: str | Path) -> NetworkSpec:
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise SpecError(f"nests deeper than {MAX_SPEC_DEPTH} levels; a spec is a mapping of fields and a list "
+                            "of layers", source=source) from None
         except json.JSONDecodeError as err:
             raise SpecError(f"line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}",
                             source=source) from None
     else:
         try:
-            data = yaml.safe_load(text)
+            data = read_yaml(text)
+        except RecursionError:
+            raise SpecError(f"nests deeper than {MAX_SPEC_DEPTH} levels; a spec is a mapping of fields and a list "
+                            "of layers", source=source) from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

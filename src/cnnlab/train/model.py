@@ -6,12 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import build, load_spec, parse_spec
-from cnnlab.spec.network import SPEC_SUFFIXES
+from cnnlab.spec.network import SPEC_SUFFIXES, read_yaml
 from cnnlab.targets import PACKAGED_SPECS
 
 DEFAULT_MODEL = "small_cnn"
@@ -49,7 +48,7 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
         model = str(PACKAGED_SPECS[model])
     if model.lower().endswith(SPEC_SUFFIXES) or spec_text is not None:
         if spec_text is not None:   # JSON is YAML too
-            spec, text = parse_spec(yaml.safe_load(spec_text), source=model), spec_text
+            spec, text = parse_spec(read_yaml(spec_text), source=model), spec_text
         else:
             spec = load_spec(model)
             text = Path(model).read_text()
@@ -71,4 +70,4 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
 
 def saved_spec(spec_text: str, shape: tuple[int, int, int], classes: int, source: str = "model_spec.yaml") -> Any:
     """The spec a run trained (its saved text, adapted to the data's channels and classes), for analysis."""
-    return _adapt_spec(parse_spec(yaml.safe_load(spec_text), source=source), shape, classes)
+    return _adapt_spec(parse_spec(read_yaml(spec_text), source=source), shape, classes)

@@ -1,0 +1,82 @@
+"""Bad inputs a user (or a file from elsewhere) can throw at the CLI: each ends in one line and exit 2, fast.
+
+Each attack runs in a subprocess with a timeout (a hang fails the test), and must end with exit status 2,
+exactly one line on stderr naming the problem, and no traceback. Caps are tested just past their limit.
+(The issue that asked for this corpus: robustness under attack; more classes live next to the code they
+test: tests/train for checkpoints and run folders, tests/data for images.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 60     # seconds: the slowest attack here answers in a few
+
+
+def laughs(tmp: Path) -> str:
+    """A 'billion laughs' YAML spec: nine aliases of nine aliases, 9^9 values once expanded (~400 bytes)."""
+    text, prev = "a: &a [x, x, x, x, x, x, x, x, x]\n", "a"
+    for name in "bcdefghi":
+        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+        prev = name
+    (tmp / "laughs.yaml").write_text(text + "input: [1, 28, 28]\nlayers: *i\n")
+    return str(tmp / "laughs.yaml")
+
+
+def deep(tmp: Path) -> str:
+    (tmp / "deep.json").write_text('{"input": [1, 28, 28], "layers": [' + "[" * 5000 + "]" * 5000 + "]}")
+    return str(tmp / "deep.json")
+
+
+def deep_yaml(tmp: Path) -> str:
+    (tmp / "deep.yaml").write_text("input: [1, 28, 28]\nlayers: " + "[" * 5000 + "]" * 5000 + "\n")
+    return str(tmp / "deep.yaml")
+
+
+ATTACKS = [
+    (["analyze", laughs], "expands to more than 200,000 values"),
+    (["analyze", deep], "deeper than 50 levels"),
+    (["analyze", deep_yaml], "maximum nesting depth"),         # libyaml refuses it itself
+    (["ops", "lrn", "--input", "1,2,3", "--size", "3000000000"], "go up to 256"),
+    (["ops", "conv2d", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]", "--padding", "257", "--exact"], "go up to 256"),
+    (["ops", "conv1d", "--input", "1,2,3", "--kernel", "1", "--padding", "100000"], "go up to 256"),
+    (["ops", "conv1d", "--input", "nan,1,2", "--kernel", "1"], "'nan' is not a number"),
+    (["ops", "conv1d", "--input", "1e400,1", "--kernel", "1"], "too large"),
+    (["ops", "conv1d", "--input", "1" * 5000, "--kernel", "1"], ""),
+    (["fit", "examples/geron_ex2.yaml", "--budget", "1e400"], "too large a size"),
+    (["fit", "examples/geron_ex2.yaml", "--budget", "-5GB"], ""),
+    (["memory", "examples/geron_ex2.yaml", "--batch", "0"], ""),
+    (["analyze", "resnet19"], "unknown zoo model"),
+]
+
+
+@pytest.mark.parametrize("argv, words", ATTACKS, ids=[" ".join(str(a) if isinstance(a, str) else a.__name__
+                                                               for a in argv)[:60] for argv, _ in ATTACKS])
+def test_attack_ends_in_one_line_and_exit_2(tmp_path, argv, words):
+    args = [a(tmp_path) if callable(a) else a for a in argv]
+    p = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
+    assert words in p.stderr
+    assert len(p.stderr) < 2000                   # a rejected value is never echoed in full
+
+
+def test_a_1_mb_spec_loads_in_linear_time(tmp_path):
+    """21,000 layers (1 MB of YAML) parse and validate; the analysis follows (a subprocess with a timeout)."""
+    spec = tmp_path / "big.yaml"
+    spec.write_text("input: [1, 28, 28]\nlayers:\n" + "  - conv: {filters: 8, kernel: 3, padding: same}\n" * 21000)
+    assert spec.stat().st_size > 1_000_000
+    code = ("from cnnlab.spec import load_spec; s = load_spec(%r); print(len(s.layers), s.shapes[-1])" % str(spec))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0 and p.stdout.split()[0] == "21000", p.stderr[-1000:]
+
+
+def test_nothing_the_user_had_changes_when_a_spec_is_refused(tmp_path):
+    path = laughs(tmp_path)
+    before = Path(path).read_bytes()
+    subprocess.run([sys.executable, "-m", "cnnlab", "analyze", path, "--json"], capture_output=True, timeout=TIMEOUT)
+    assert Path(path).read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["laughs.yaml"]
