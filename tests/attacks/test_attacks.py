@@ -37,6 +37,14 @@ def deep_yaml(tmp: Path) -> str:
     return str(tmp / "deep.yaml")
 
 
+def written(name: str, text: str):  # type: ignore[no-untyped-def]
+    def make(tmp: Path) -> str:
+        (tmp / name).write_text(text)
+        return str(tmp / name)
+    make.__name__ = name
+    return make
+
+
 ATTACKS = [
     (["analyze", laughs], "expands to more than 200,000 values"),
     (["analyze", deep], "deeper than 50 levels"),
@@ -51,6 +59,12 @@ ATTACKS = [
     (["fit", "examples/geron_ex2.yaml", "--budget", "-5GB"], ""),
     (["memory", "examples/geron_ex2.yaml", "--batch", "0"], ""),
     (["analyze", "resnet19"], "unknown zoo model"),
+    (["analyze", written("dup.yaml", "input: [1, 28, 28]\nlayers:\n  - conv: {filters: 8, kernel: 3, filters: 16}\n")],
+     "the key 'filters' is given twice"),
+    (["analyze", written("dup.json", '{"input": [1, 28, 28], "layers": [{"conv": {"filters": 8, "filters": 3}}]}')],
+     "the key 'filters' is given twice"),
+    (["analyze", written("esc.yaml", 'input: [1, 28, 28]\nlayers:\n  - conv: {filters: 8, kernel: 3, '
+                                     '"\\e[31mred\\nline": 1}\n')], "unknown field '\\x1b[31mred\\nline'"),
 ]
 
 

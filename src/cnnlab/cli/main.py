@@ -50,8 +50,17 @@ class _Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-\.?\d[\d.,/eE+\-\s]*$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
         sys.exit(EXIT_USAGE)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines, ESC sequences from a file's keys or names) shown as escapes,
+    so an error stays one line and cannot rewrite the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CnnlabError as err:
-        sys.stderr.write(f"cnnlab: error: {err}\n")
+        sys.stderr.write(f"cnnlab: error: {printable(str(err))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("cnnlab: interrupted\n")
