@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cnnlab.study.semantic_vs_instance import PairCounts, matched, touching_pairs
+from cnnlab.study.semantic_vs_instance import PairCounts, matched, semantic_merges, touching_pairs
 
 
 def rect(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
@@ -36,6 +36,9 @@ def test_one_blob_merges_and_a_gap_separates():
     blob = (LEFT | RIGHT).numpy().astype(np.uint8)
     gap = blob.copy()
     gap[:, 5] = 0                                   # a background column between them
+    assert semantic_merges(blob, masks, labels, 0, 1) is True
+    assert semantic_merges(gap, masks, labels, 0, 1) is False
+    assert semantic_merges(np.zeros_like(blob), masks, labels, 0, 1) is None
     c = PairCounts()
     c.add(blob, det(LEFT, RIGHT), masks, labels, 0.5)
     c.add(gap, det(LEFT | RIGHT), masks, labels, 0.5)          # one detection over both: not separated
