@@ -94,3 +94,73 @@ def test_nothing_the_user_had_changes_when_a_spec_is_refused(tmp_path):
     before = Path(path).read_bytes()
     subprocess.run([sys.executable, "-m", "cnnlab", "analyze", path, "--json"], capture_output=True, timeout=TIMEOUT)
     assert Path(path).read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["laughs.yaml"]
+
+
+def _run_folder(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("tamper") / "run"
+    subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "2", "--out", str(run), "--no-progress"],
+                   check=True, capture_output=True, timeout=300)
+    return run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    return _run_folder(tmp_path_factory)
+
+
+def rewrite_metadata(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Edit the JSON metadata in a safetensors header, keeping the file a valid safetensors file."""
+    import json
+
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["cnnlab"])
+    change(meta)
+    header["__metadata__"]["cnnlab"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [
+    lambda m: m["run"].update(epoch=-1),
+    lambda m: m["run"].update(step="x"),
+    lambda m: m.update(scheduler={"lr_lambdas": [None], "evil": 1}),
+    lambda m: m["run"].update(history=[[[[]]]]),
+], ids=["negative epoch", "string step", "scheduler keys", "nested history"])
+def test_tampered_checkpoint_metadata_is_refused_and_left_alone(finished_run, tmp_path, change):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    rewrite_metadata(run / "state.safetensors", change)
+    before = (run / "state.safetensors").read_bytes()
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(run), "--epochs", "3", "--no-progress"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 2 and "does not match the digest" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert (run / "state.safetensors").read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path, value, words", [
+    (("data", "shape"), "abc", "'data.shape' must be [C, H, W]"),
+    (("data", "classes"), 5, "'data.classes' must be a list"),
+    (("data", "std"), [0.0], "'data.std' must be positive"),
+    (("model", "kind"), "pickle", "'model' needs kind"),
+    (("config", "epochs"), -3, "'config' section does not fit"),
+    (("config", "batch"), "many", "'config' section does not fit"),
+])
+def test_a_tampered_config_json_is_one_line(finished_run, tmp_path, path, value, words):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    doc = json.loads((run / "config.json").read_text())
+    doc[path[0]][path[1]] = value
+    (run / "config.json").write_text(json.dumps(doc))
+    for argv in (["eval", str(run)], ["train", "--resume", str(run), "--epochs", "3", "--no-progress"]):
+        p = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True, timeout=TIMEOUT)
+        assert p.returncode == 2 and words in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr[-1500:])

@@ -121,7 +121,7 @@ def test_the_command_refuses_a_busy_port_and_an_instance_run_in_one_line(tmp_pat
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"config": {"task": "instance"}, "model": {"kind": "zoo",
-                                                 "name": "maskrcnn"}, "data": {"shape": [1, 64, 64]}}))
+                                                 "name": "maskrcnn"}, "data": {"shape": [1, 64, 64], "classes": ["a", "b"]}}))
     p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", str(run)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "an instance-segmentation run" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 

@@ -23,6 +23,19 @@ from cnnlab.files import atomic_write_bytes
 
 META_KEY = "cnnlab"
 DIGEST_KEY = "cnnlab.blake2b"   # a digest of every tensor's name, dtype, shape and bytes
+META_DIGEST_KEY = "cnnlab.blake2b.meta"   # a digest of the metadata JSON (epoch, step, optimizer settings …)
+
+
+def meta_digest(text: str) -> str:
+    """BLAKE2b of the metadata JSON as written: an edited epoch, step or scheduler key changes it."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=32).hexdigest()
+
+
+def _check_meta(path: Path, metadata: dict[str, str]) -> None:
+    expected = metadata.get(META_DIGEST_KEY)
+    if expected is not None and meta_digest(metadata.get(META_KEY, "")) != expected:
+        raise CheckpointError(f"{path}: its metadata does not match the digest written with it (the file was "
+                              "changed or damaged); restore a good copy or retrain")
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -37,6 +50,7 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _check(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None) -> None:
     """The digest matches (files written before digests existed have none) and no weight is NaN or ±inf."""
+    _check_meta(path, metadata or {})
     expected = (metadata or {}).get(DIGEST_KEY)
     if expected is not None and tensor_digest(tensors) != expected:
         raise CheckpointError(f"{path}: its tensors do not match the digest written with them (the file was "
@@ -48,7 +62,9 @@ def _check(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(meta), DIGEST_KEY: tensor_digest(tensors)}))
+    text = json.dumps(meta)
+    atomic_write_bytes(path, save(tensors, metadata={META_KEY: text, DIGEST_KEY: tensor_digest(tensors),
+                                                     META_DIGEST_KEY: meta_digest(text)}))
 
 
 class CheckpointError(CnnlabError):
@@ -129,8 +145,9 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
         tensors = st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8:8 + header_len])
+        _check_meta(Path(path), header["__metadata__"])
         doc = json.loads(header["__metadata__"][META_KEY])
-    except (SafetensorError, ValueError, KeyError, TypeError) as err:
+    except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as err:
         raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted ({err}); "
                               "nothing was changed — restore a good copy or start a new run") from None
     _check(path, tensors, header["__metadata__"])
@@ -162,9 +179,10 @@ def read_meta(path: Path) -> dict[str, Any]:
             size = os.fstat(f.fileno()).st_size
         if size != 8 + header_len + end:
             raise ValueError(f"{size} bytes where the header announces {8 + header_len + end}")
+        _check_meta(Path(path), header["__metadata__"])
         return json.loads(header["__metadata__"][META_KEY])
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint here") from None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{path}: the checkpoint is truncated or corrupted ({err}); "
                               "nothing was changed — restore a good copy or start a new run") from None

@@ -95,14 +95,42 @@ def load_run_config(folder: Path) -> dict[str, Any]:
                           "'cnnlab train' run")
     try:
         doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CnnlabError(f"{path}: unreadable ({err}); the run folder is damaged") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise CnnlabError(f"{path}: unreadable ({type(err).__name__}); the run folder is damaged") from None
     missing = [k for k in ("config", "model", "data") if not isinstance(doc, dict) or not isinstance(doc.get(k), dict)]
     if missing:
         raise CnnlabError(f"{path}: no '{missing[0]}' section; the run folder is damaged or not cnnlab's")
     try:
-        TrainConfig.from_saved(doc["config"], out=str(folder))
-    except TypeError as err:
-        raise CnnlabError(f"{path}: its 'config' section does not fit this cnnlab ({err}); the run folder is "
-                          "damaged") from None
+        TrainConfig.from_saved(doc["config"], out=str(folder)).check()
+    except (TypeError, ValueError, CnnlabError) as err:
+        raise CnnlabError(f"{path}: its 'config' section does not fit this cnnlab ({str(err)[:200]}); the run "
+                          "folder is damaged") from None
+    problem = _schema_problem(doc)
+    if problem:
+        raise CnnlabError(f"{path}: {problem}; the run folder is damaged or not cnnlab's")
     return doc
+
+
+def _schema_problem(doc: dict[str, Any]) -> str | None:
+    """What is wrong with the 'model' and 'data' sections of a run's config.json (types and ranges), if anything."""
+    model, data = doc["model"], doc["data"]
+    if model.get("kind") not in ("spec", "zoo") or not isinstance(model.get("name"), str):
+        return "'model' needs kind 'spec' or 'zoo' and a name"
+    if model["kind"] == "spec" and not isinstance(model.get("spec_text"), str):
+        return "'model' of kind 'spec' needs its spec_text"
+    if not isinstance(model.get("options", {}), dict):
+        return "'model.options' must be a mapping"
+    shape = data.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and 1 <= v <= 65536 for v in shape)):
+        return "'data.shape' must be [C, H, W] with sizes 1..65536"
+    classes = data.get("classes")
+    if not (isinstance(classes, list) and 1 <= len(classes) <= 100_000 and all(isinstance(c, str) for c in classes)):
+        return "'data.classes' must be a list of class names"
+    for key in ("mean", "std"):
+        v = data.get(key)
+        if v is not None and not (isinstance(v, list) and len(v) == shape[0]
+                                  and all(isinstance(x, (int, float)) and x == x for x in v)):
+            return f"'data.{key}' must hold one number per channel ({shape[0]})"
+    if any(x <= 0 for x in data.get("std") or [1]):
+        return "'data.std' must be positive"
+    return None
