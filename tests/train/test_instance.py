@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from cnnlab.data.instances import InstSplit, coco_ground_truth, make_target
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.instance import coco_evaluate, coco_results
+from tests.train.test_semantic import cli, run_ok
 
 CLASSES = ["background", "square", "ring"]
 
@@ -115,16 +116,6 @@ def test_analyze_refuses_maskrcnn_with_an_explanation():
     assert p.returncode == 2 and "depend on the image" in p.stderr and p.stderr.count("\n") == 1, p.stderr
     p = subprocess.run(cli("memory", "maskrcnn", "--batch", "4"), capture_output=True, text=True)
     assert p.returncode == 2 and "non-maximum suppression" in p.stderr, p.stderr
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cnnlab", *args]
-
-
-def run_ok(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    p = subprocess.run(cli(*args), capture_output=True, text=True, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return p
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,9 @@ from cnnlab.data.sources import (
     load_fashion_mnist,
     load_folder,
 )
+from cnnlab.data.splits import TEST_FRACTION, random_split, three_way
 
 NAMED = ("digits", "fashion-mnist")
-TEST_FRACTION = 0.2   # of a set that comes without a test split
-
-
-def _split(s: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """(rest, part): a seeded, stratification-free random ``fraction`` of ``s`` as ``part``."""
-    n = len(s)
-    k = int(round(n * fraction))
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    part, rest = perm[:k].sort().values, perm[k:].sort().values
-    return Split(s.images[rest], s.labels[rest]), Split(s.images[part], s.labels[part])
 
 
 def _folder_splits(root: Path, splits: dict[str, Split], val_fraction: float,
@@ -46,20 +37,7 @@ def _folder_splits(root: Path, splits: dict[str, Split], val_fraction: float,
         if len(part) == 0:
             where = root if name == "all" else root / name
             raise DataError(f"{where}: no readable images; add images or remove the folder")
-    if "all" in splits:
-        rest, test = _split(splits["all"], TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
-        return train, val, test
-    train = splits["train"]
-    if "test" in splits:
-        test = splits["test"]
-    else:
-        train, test = _split(train, TEST_FRACTION, seed)
-    if "val" in splits:
-        val = splits["val"]
-    else:
-        train, val = _split(train, val_fraction, seed + 1)
-    return train, val, test
+    return three_way(splits, val_fraction, seed)
 
 
 def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Split:
@@ -91,12 +69,12 @@ def load_data(source: str, data_dir: str | Path | None = None, val_fraction: flo
     key = source.lower().replace("_", "-")
     skipped: list[tuple[str, str]] = []
     if key == "digits":
-        rest, test = _split(load_digits(), TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
+        rest, test = random_split(load_digits(), TEST_FRACTION, seed)
+        train, val = random_split(rest, val_fraction, seed + 1)
         data = ImageData("digits", [str(i) for i in range(10)], train, val, test, flip_ok=False)
     elif key in ("fashion-mnist", "fashionmnist"):
         train_all, test = load_fashion_mnist(Path(data_dir) if data_dir else FASHION_MNIST_DIR)
-        train, val = _split(train_all, val_fraction, seed + 1)
+        train, val = random_split(train_all, val_fraction, seed + 1)
         data = ImageData("fashion-mnist", list(FASHION_MNIST_CLASSES), train, val, test, flip_ok=True)
     else:
         root = Path(source)

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
-TEST_FRACTION = 0.2     # of a folder without its own test split (as for the other tasks)
 
 
 @dataclass
@@ -339,13 +339,6 @@ def _stack(root: Path, xs: list[torch.Tensor], ys: list[tuple], index: dict[int,
     return InstSplit(torch.stack(images), masks, labels)
 
 
-def _split(s: InstSplit, fraction: float, seed: int) -> tuple[InstSplit, InstSplit]:
-    n = len(s)
-    k = int(round(n * fraction))
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return s.subset(perm[k:].sort().values), s.subset(perm[:k].sort().values)
-
-
 def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None = None,
                 size: tuple[int, int] | None = None, skip_bad: bool = False) -> InstData:
     """Read ``root`` (see the module notes) into memory, split three ways."""
@@ -376,13 +369,7 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
                             "H,W to resize them (masks with nearest-neighbour)")
         size = shapes[0]  # type: ignore[assignment]
     splits = {name: _stack(root / name if parts else root, xs, ys, index, c, size) for name, (xs, ys) in raw.items()}
-    if "all" in splits:
-        rest, test = _split(splits["all"], TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
-    else:
-        train = splits["train"]
-        train, test = (train, splits["test"]) if "test" in splits else _split(train, TEST_FRACTION, seed)
-        train, val = (train, splits["val"]) if "val" in splits else _split(train, val_fraction, seed + 1)
+    train, val, test = three_way(splits, val_fraction, seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise DataError(f"{root}: too few images to split into train, validation and test "
                         f"({len(train)} / {len(val)} / {len(test)})")

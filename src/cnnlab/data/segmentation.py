@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
 IGNORE = IGNORE_INDEX
-TEST_FRACTION = 0.2     # of a folder without its own test split (as for classification)
 
 
 @dataclass
@@ -145,13 +145,6 @@ def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: i
     return SegSplit(torch.stack(images), torch.stack(masks))
 
 
-def _split(s: SegSplit, fraction: float, seed: int) -> tuple[SegSplit, SegSplit]:
-    n = len(s)
-    k = int(round(n * fraction))
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return s.subset(perm[k:].sort().values), s.subset(perm[:k].sort().values)
-
-
 def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
     path = root / "classes.txt"
     if path.is_file():
@@ -200,13 +193,7 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
             skipped.append((str(raw[name][2][i]), why))
         if bool(bad.any()):
             splits[name] = s.subset((~bad).nonzero().flatten())
-    if "all" in splits:
-        rest, test = _split(splits["all"], TEST_FRACTION, seed)
-        train, val = _split(rest, val_fraction, seed + 1)
-    else:
-        train = splits["train"]
-        train, test = (train, splits["test"]) if "test" in splits else _split(train, TEST_FRACTION, seed)
-        train, val = (train, splits["val"]) if "val" in splits else _split(train, val_fraction, seed + 1)
+    train, val, test = three_way(splits, val_fraction, seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise DataError(f"{root}: too few image/mask pairs to split into train, validation and test "
                         f"({len(train)} / {len(val)} / {len(test)})")

@@ -41,6 +41,9 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def subset(self, idx: torch.Tensor) -> Split:
+        return Split(self.images[idx], self.labels[idx])
+
 
 @dataclass
 class ImageData:

@@ -83,3 +83,26 @@ class Task(ABC):
     @abstractmethod
     def summary(self, report: dict[str, Any]) -> str:
         """One line for the console about a finished run's test report."""
+
+
+def load_task_run(run: Path, task: str, build: Any) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
+    """(config document, model with the best weights in eval mode, mean, std) of a ``task`` run folder.
+
+    ``build(doc)`` makes the fresh network from the run's config document; another task's run is a clear error.
+    """
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.checkpoint import load_weights
+    from cnnlab.train.config import load_run_config
+
+    doc = load_run_config(run)
+    found = doc["config"].get("task", "classification")
+    if found != task:
+        hint = ("'cnnlab eval' / 'cnnlab predict'" if found == "classification"
+                else "'cnnlab segment eval' / 'cnnlab segment predict'")
+        raise CnnlabError(f"{run}: a {found} run, not a {task} run; use {hint} for it")
+    model = build(doc)
+    load_weights(Path(run) / "model.safetensors", model)
+    model.eval()
+    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
+    return doc, model, mean, std

@@ -29,7 +29,7 @@ from torch import nn
 from cnnlab.data.instances import InstData, InstSplit, coco_ground_truth, load_instances, make_target
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
-from cnnlab.train.tasks.base import Task
+from cnnlab.train.tasks.base import Task, load_task_run
 from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
 
 INSTANCE_MODELS = ("maskrcnn",)
@@ -244,17 +244,8 @@ def build_instance_model(name: str, shape: tuple[int, int, int], classes: int, o
 
 def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
     """(config document, model with the best weights in eval mode, mean, std) of an instance run folder."""
-    from cnnlab.train.checkpoint import load_weights
-    from cnnlab.train.config import load_run_config
+    def build(doc: dict[str, Any]) -> nn.Module:
+        m = doc["model"]
+        return build_instance_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]), m.get("options", {}))[0]
 
-    doc = load_run_config(run)
-    if doc["config"].get("task") != "instance":
-        raise CnnlabError(f"{run}: a {doc['config'].get('task', 'classification')} run, not an instance "
-                          "segmentation run")
-    model, _ = build_instance_model(doc["model"]["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
-                                    doc["model"].get("options", {}))
-    load_weights(run / "model.safetensors", model)
-    model.eval()
-    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
-    return doc, model, mean, std
+    return load_task_run(run, "instance", build)

@@ -28,7 +28,7 @@ from cnnlab.data.augment import make_augment
 from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentation
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
-from cnnlab.train.tasks.base import Task
+from cnnlab.train.tasks.base import Task, load_task_run
 from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
 
 BAND = 2                # pixels either side of a truth boundary for the boundary mIoU
@@ -217,17 +217,8 @@ def build_semantic_model(name: str, shape: tuple[int, int, int], classes: int, o
 
 def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
     """(config document, model with the best weights in eval mode, mean, std) of a semantic run folder."""
-    from cnnlab.train.checkpoint import load_weights
-    from cnnlab.train.config import load_run_config
+    def build(doc: dict[str, Any]) -> nn.Module:
+        m = doc["model"]
+        return build_semantic_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]), m.get("options", {}))[0]
 
-    doc = load_run_config(run)
-    if doc["config"].get("task") != "semantic":
-        raise CnnlabError(f"{run}: a {doc['config'].get('task', 'classification')} run, not a segmentation run; "
-                          "use 'cnnlab eval' / 'cnnlab predict' for it")
-    model, _ = build_semantic_model(doc["model"]["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
-                                    doc["model"].get("options", {}))
-    load_weights(run / "model.safetensors", model)
-    model.eval()
-    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
-    return doc, model, mean, std
+    return load_task_run(run, "semantic", build)
