@@ -147,3 +147,27 @@ def test_counting_macs_does_not_change_the_memory_figure(checkpointing):
     assert counted.training.peak_bytes == without.training.peak_bytes
     assert counted.training.breakdown == without.training.breakdown
     assert counted.step_macs > 3 * 2 * 8 * 35_000_000   # forward + ~2x backward of ~149 M MACs/image at 64 px
+
+
+@pytest.mark.parametrize("name, optimizer, device, checkpointing", [
+    ("resnet18", "sgd-momentum", "cpu", False),    # batch norm forward and backward: layouts remembered on meta
+    ("efficientnet_b0", "adam", "cpu", False),     # squeeze-excite, SiLU, depthwise convolutions
+    ("googlenet", "adamw", "cuda", False),         # concatenations; CUDA's foreach optimizer and 512-byte blocks
+    ("vgg11", "sgd", "cpu", True),                 # checkpointed segments recompute in backward
+    ("unet", "adam", "cpu", False),                # per-pixel targets, transposed convolutions
+])
+def test_meta_step_allocates_exactly_what_the_fake_tensor_step_allocates(name, optimizer, device, checkpointing):
+    """A float32 step runs on meta (fast); FakeTensorMode is the reference: every allocation must agree."""
+    from cnnlab.analysis.memory import _as_meta, _run
+    from cnnlab.analysis.walk import paused_gc
+
+    shape = (3, 32, 32)
+    net = _as_meta(meta(name, input_size=32) if name != "unet" else meta(name, in_channels=3, num_classes=4))
+    cfg = StepConfig(optimizer, checkpointing=checkpointing, device=device)
+    with paused_gc():
+        fast = _run(net, shape, 3, cfg, count_macs=True)
+        fake = _run(net, shape, 3, cfg, count_macs=True, fake=True)
+    for a, b in ((fast.training, fake.training), (fast.inference, fake.inference)):
+        assert a.timeline == b.timeline          # live bytes after every single allocation
+        assert (a.peak_bytes, a.breakdown, a.phase, a.op) == (b.peak_bytes, b.breakdown, b.phase, b.op)
+    assert fast.step_macs == fake.step_macs and fast.segments == fake.segments

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torchvision
@@ -139,3 +141,40 @@ def test_a_new_input_that_resizes_a_dense_layer_says_so():
     assert "layer 2 (dense_1, dense) resized" in note and "31,370 -> 125,450" in note and "64×7×7" in note
     conv = {"input": [3, 32, 32], "layers": [{"conv": {"filters": 8, "kernel": 3}}]}
     assert analyze(conv, (3, 64, 64)).notes == []       # a convolution keeps its weights
+
+
+@pytest.mark.parametrize("name, weights", [("resnet18", "ResNet18_Weights"), ("googlenet", "GoogLeNet_Weights"),
+                                           ("mobilenet_v3_small", "MobileNet_V3_Small_Weights"),
+                                           ("vit_b_16", "ViT_B_16_Weights"), ("convnext_tiny", "ConvNeXt_Tiny_Weights")])
+def test_meta_walk_equals_the_fake_tensor_walk_and_torchvisions_published_operations(name, weights, monkeypatch):
+    """The walk runs on meta twins of the weights. References: the FakeTensorMode walk, layer by layer,
+    and torchvision's own GMACs and parameters for each model at 224×224 (its weights' metadata)."""
+    walk_module = importlib.import_module("cnnlab.analysis.walk")  # the package exports a function of that name
+    model = getattr(torchvision.models, name)()
+    fast = walk_module.walk(model, (3, 224, 224), 2)
+    meta = getattr(torchvision.models, weights).DEFAULT.meta
+    assert round(sum(r.macs for r in fast) / 1e9, 3) == meta["_ops"]   # attention's products included
+    own = sum(p.numel() for p in model.parameters(recurse=False))  # ViT's class token: the root has no row
+    assert sum(r.params for r in fast) + own == meta["num_params"]
+
+    def no_meta(*args, **kwargs):
+        raise RuntimeError("meta refused")
+    monkeypatch.setattr(walk_module, "_run_meta", no_meta)   # forces the FakeTensorMode path
+    fake = walk_module.walk(model, (3, 224, 224), 2)
+    strip = lambda rows: [(r.name, r.type, r.output_shape, r.params, r.trainable_params, r.macs,  # noqa: E731
+                           r.output_elements) for r in rows]
+    assert strip(fast) == strip(fake)
+
+
+def test_a_forward_that_meta_cannot_run_is_walked_on_fake_tensors():
+    class MakesItsOwnTensors(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            scale = torch.ones(x.shape[-1])          # a CPU tensor: meta refuses to mix it in
+            return self.fc(x * scale)
+
+    r = analyze(MakesItsOwnTensors(), (8,), batch_size=4)
+    assert [(row.name, row.output_shape, row.params, row.macs) for row in r.layers] == [("fc", (3,), 27, 24)]

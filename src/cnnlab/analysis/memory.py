@@ -14,6 +14,7 @@ the ones a :class:`~cnnlab.analysis.workspace.CpuKernels` names.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import platform
 from collections.abc import Sequence
@@ -24,7 +25,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.analysis.checkpoint import checkpoint_segments
 from cnnlab.analysis.step import (
@@ -37,7 +37,7 @@ from cnnlab.analysis.step import (
     training_step,
 )
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
-from cnnlab.analysis.walk import _quiet_fake_tensor_log
+from cnnlab.analysis.walk import MacCounter, _quiet_fake_tensor_log, paused_gc
 from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, onednn_conv_workspace
 from cnnlab.errors import ShapeError
 
@@ -136,16 +136,28 @@ class _FakeRun:
 
 
 def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
-         inference: bool = True, count_macs: bool = True, kernels: CpuKernels | None = None) -> _FakeRun:
-    """One fake model: a prediction (if asked), then a steady-state training step, each tracked."""
+         inference: bool = True, count_macs: bool = True, kernels: CpuKernels | None = None,
+         fake: bool | None = None) -> _FakeRun:
+    """One fake model: a prediction (if asked), then a steady-state training step, each tracked.
+
+    A float32 step runs on the meta device; mixed precision runs on fake CPU tensors
+    (``FakeTensorMode``, 3–5× slower) because autocast only acts on a real device's
+    tensors. ``fake=True`` forces FakeTensorMode (the tests compare the two).
+    """
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
     workspace = None if cfg.device == "cuda" else partial(onednn_conv_workspace,
                                                           kernels=kernels or CpuKernels.current())
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    counter = FlopCounterMode(display=False)
+    fake = cfg.precision != "fp32" if fake is None else fake
+    # torch imports its compiler the first time an op reaches a Python dispatch mode or a Python meta
+    # kernel; inside the tracked step that import would keep the frames it ran from (and their
+    # tensors) alive past their last use. Import it before anything is tracked.
+    import torch._dynamo  # noqa: F401
+    mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext()
+    dev = "cpu" if fake else "meta"
+    counter = MacCounter()
     # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
     # autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA allocator's rounding.
     on_cuda = cfg.device == "cuda"
@@ -167,10 +179,11 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
 
     infer_report = None
     with mode:
-        model = model.to_empty(device="cpu")
+        if fake:
+            model = model.to_empty(device="cpu")
         if inference:
             model.eval()
-            x = torch.empty((batch, *input_shape), dtype=cfg.param_dtype)
+            x = torch.empty((batch, *input_shape), dtype=cfg.param_dtype, device=dev)
             tracker = tracker_for(x, None)
             with tracker:
                 tracker.reset_peak()
@@ -181,7 +194,7 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
             out_shape = _output_shape(model, input_shape, cfg.param_dtype)
         x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch,
                           out_shape[1] if len(out_shape) > 1 else 1,
-                          cfg.param_dtype, "cpu")
+                          cfg.param_dtype, dev)
         segments = checkpoint_segments(model) if cfg.checkpointing else []
         model.train()
         opt = make_optimizer(model, cfg.optimizer, foreach=True if on_cuda else None, weight_decay=cfg.weight_decay)
@@ -196,11 +209,11 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
             tracker.reset_peak()
             training_step(model, x, y, opt, cfg, phases(tracker))
         if count_macs:
-            # a second, untracked step: FlopCounterMode's module hooks keep tensors alive that
-            # checkpointing would free, so counting inside the tracked step changed its peak
+            # a second, untracked step: the counter decomposes ops that have no formula, so
+            # inside the tracked step the tracker would see other allocations than a real step's
             with counter:
                 training_step(model, x, y, opt, cfg, lambda name: None)
-    macs = counter.get_total_flops() // 2 if count_macs else None  # type: ignore[union-attr]
+    macs = counter.flops // 2 if count_macs else None
     return _FakeRun(_report(tracker), infer_report, segments, macs)
 
 
@@ -229,7 +242,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     try:
-        with _quiet_fake_tensor_log():
+        with _quiet_fake_tensor_log(), paused_gc():
             run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs,
                        kernels=kernels)
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs

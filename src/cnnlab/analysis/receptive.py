@@ -87,11 +87,10 @@ def _propagate(model: nn.Module) -> tuple[dict[str, Field], Field | None]:
         graph = _Tracer().trace(model)
     except Exception:   # data-dependent control flow: no column rather than a wrong one
         return {}, None
-    gm = fx.GraphModule(model, graph)
-    modules = dict(gm.named_modules())
+    modules = dict(model.named_modules())  # the graph's module targets are these paths
     at: dict[fx.Node, Field] = {}
     out: dict[str, Field] = {}
-    for node in gm.graph.nodes:
+    for node in graph.nodes:
         inputs = [at[a] for a in node.all_input_nodes if a in at]
         if node.op == "placeholder":
             at[node] = Field((1, 1), (1, 1))

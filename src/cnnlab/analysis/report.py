@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cnnlab.analysis.textbook import TextbookMemory, textbook_memory
-from cnnlab.analysis.walk import LayerRecord, count_params, walk
+from cnnlab.analysis.walk import LayerRecord, count_params, paused_gc, walk
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.spec import NetworkSpec, SpecNet, build, load_spec, parse_spec
 
@@ -125,6 +125,13 @@ def analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, A
     (``(C, H, W)``); a spec's own input is used when it is omitted. Memory is
     computed for elements of ``dtype``.
     """
+    with paused_gc():
+        return _analyze(model_or_spec, input_shape, batch_size, dtype, name)
+
+
+def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, Any],
+             input_shape: Sequence[int] | None, batch_size: int, dtype: torch.dtype,
+             name: str | None) -> AnalysisReport:
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
     if dtype not in DTYPES.values():

@@ -21,6 +21,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from cnnlab.analysis.walk import run_op
+
 # What a storage is for. Order = the order of the breakdown in reports.
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "input",
               "activations", "temporaries", "kernel_workspace")
@@ -111,7 +113,7 @@ class AllocationTracker(TorchDispatchMode):
 
     # -- the dispatch hook -------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
+        out = run_op(func, args, kwargs or {})  # normalisations on meta: once per layout
         flat, _ = tree_flatten(out)
         self.track((t for t in flat if isinstance(t, torch.Tensor)), self.default_category,
                    op=str(func.__name__), refile=False)
