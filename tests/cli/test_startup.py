@@ -89,3 +89,12 @@ def test_errors_from_user_modules_keep_their_cause_for_api_users():
     with pytest.raises(TargetError, match="cannot import module") as info:
         load_module_target("no_such_module_xyz:net")
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
+
+
+@pytest.mark.parametrize("argv", [["memory", "resnet50", "--batch", "8", "--json"],
+                                  ["analyze", "small_cnn", "--json"], ["fit", "lenet5", "--budget", "50MB"]])
+def test_cnnlabs_own_networks_are_analysed_without_torchvision(argv):
+    """torchvision (~1 s to import) loads only for a torchvision target or transform, never for cnnlab's own."""
+    out = subprocess.run([sys.executable, "-c", CHECK.format(argv=argv)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.rstrip().splitlines()[-1].split(" ", 1)[1].split(",") == ["torch"], out[-300:]
