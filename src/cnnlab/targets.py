@@ -8,9 +8,12 @@ naming an ``nn.Module`` instance, class or zero-argument factory.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,18 +38,41 @@ def _import_module(module_name: str, target: str):
         path = Path(module_name)
         if not path.is_file():
             raise TargetError(f"{target}: no such file '{module_name}'")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
+        # registered under a name of its own: a file called numpy.py must not replace numpy for everyone
+        name = f"cnnlab_target_{zlib.crc32(str(path.resolve()).encode()):08x}_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+        with _users_code(target, "running"):
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
         return module
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # like `python -m`: modules in the current directory import
     try:
-        return importlib.import_module(module_name)
+        with _users_code(target, "importing"):
+            return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         raise TargetError(f"{target}: cannot import module '{module_name}' ({err}); "
                           "check the spelling and that it is on PYTHONPATH") from err
+
+
+@contextlib.contextmanager
+def _users_code(target: str, doing: str) -> Iterator[None]:
+    """Errors (and ``sys.exit``) from the user's module while it loads, as one TargetError line (cause kept)."""
+    try:
+        yield
+    except ModuleNotFoundError:
+        raise
+    except SyntaxError as err:
+        raise TargetError(f"{target}: syntax error in {Path(err.filename or '?').name} line {err.lineno}: "
+                          f"{err.msg}; fix the file") from err
+    except SystemExit as err:
+        raise TargetError(f"{target}: {doing} it called sys.exit({err.code!r}); a target must define a network, "
+                          "not end the program") from err
+    except Exception as err:  # noqa: BLE001 - anything the user's code raises
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise TargetError(f"{target}: {doing} it raised {type(err).__name__}"
+                          + (f": {first}" if first else "") + "; fix the module or the factory") from err
 
 
 def load_module_target(target: str) -> nn.Module:
@@ -65,10 +91,13 @@ def load_module_target(target: str) -> nn.Module:
     if not callable(obj):
         raise TargetError(f"{target}: '{attr}' is neither an nn.Module nor callable")
     try:
-        result = obj()
-    except TypeError as err:
-        raise TargetError(f"{target}: calling '{attr}()' with no arguments failed ({err}); "
-                          "point at a factory that needs no arguments") from err
+        with _users_code(target, f"calling '{attr}()'"):
+            result = obj()
+    except TargetError as err:
+        if isinstance(err.__cause__, TypeError) and "argument" in str(err.__cause__):
+            raise TargetError(f"{target}: calling '{attr}()' with no arguments failed ({err.__cause__}); "
+                              "point at a factory that needs no arguments") from err.__cause__
+        raise
     if not isinstance(result, nn.Module):
         raise TargetError(f"{target}: '{attr}()' returned {type(result).__name__}, not an "
                           "nn.Module; return the network from the callable")

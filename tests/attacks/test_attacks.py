@@ -45,6 +45,10 @@ def written(name: str, text: str):  # type: ignore[no-untyped-def]
     return make
 
 
+def out_dir(tmp: Path) -> str:
+    return str(tmp / "run")
+
+
 ATTACKS = [
     (["analyze", laughs], "expands to more than 200,000 values"),
     (["analyze", deep], "deeper than 50 levels"),
@@ -59,6 +63,8 @@ ATTACKS = [
     (["fit", "examples/geron_ex2.yaml", "--budget", "-5GB"], ""),
     (["memory", "examples/geron_ex2.yaml", "--batch", "0"], ""),
     (["analyze", "resnet19"], "unknown zoo model"),
+    (["train", "--size", "100000", "--epochs", "1", "--out", out_dir], "of RAM is available; choose a smaller --size"),
+    (["memory", "vgg16", "--batch", "1000000", "--measure"], "of RAM is available; lower --batch"),
     (["analyze", written("dup.yaml", "input: [1, 28, 28]\nlayers:\n  - conv: {filters: 8, kernel: 3, filters: 16}\n")],
      "the key 'filters' is given twice"),
     (["analyze", written("dup.json", '{"input": [1, 28, 28], "layers": [{"conv": {"filters": 8, "filters": 3}}]}')],
@@ -165,3 +171,117 @@ def test_a_tampered_config_json_is_one_line(finished_run, tmp_path, path, value,
     for argv in (["eval", str(run)], *([resume] if path[0] == "config" else [])):   # one reader: load_run_config
         p = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True, timeout=TIMEOUT)
         assert p.returncode == 2 and words in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr[-1500:])
+
+
+def test_names_in_tables_reach_the_terminal_as_text(tmp_path):
+    """Layer names come from the user's module: an ESC sequence is shown escaped, ``[bold]`` is shown as typed."""
+    (tmp_path / "named.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    net = nn.Sequential()\n"
+        "    net.add_module('evil\\x1b[2J[bold]x[/bold]', nn.Conv2d(1, 4, 3))\n"
+        "    net.add_module('flat', nn.Flatten())\n"
+        "    return net\n")
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'named.py'}:build",
+                        "--input", "1,8,8"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-1000:]
+    assert "\x1b" not in p.stdout
+    assert "evil\\x1b[2J[bold]x[/bold]" in p.stdout
+
+
+@pytest.mark.slow
+def test_predict_on_a_fifo_names_it_and_goes_on(finished_run, tmp_path):
+    """Opening a FIFO waits for a writer forever; predict refuses it as not a regular file, then does the rest."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    Image.fromarray((np.arange(64 * 64) % 251).reshape(64, 64).astype(np.uint8)).save(tmp_path / "ok.png")
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "predict", str(finished_run), str(fifo), str(tmp_path / "ok.png")],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr[-500:]
+    assert "pipe.png: not a regular file" in p.stderr and "ok.png:" in p.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not an integer"),
+    ({"WORLD_SIZE": "2"}, "RANK, MASTER_ADDR, MASTER_PORT not set"),
+    ({"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}, "ranks go from 0 to 1"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "CNNLAB_JOIN_TIMEOUT": "2"},
+     "could not join the others within 2 s"),                          # the peer never comes: no 30-minute hang
+], ids=["malformed", "no peers named", "rank past world", "peer never comes"])
+def test_a_multi_process_environment_without_its_peers_is_one_line(tmp_path, env, words):
+    import os
+
+    env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "MASTER_ADDR", "MASTER_PORT")}, **env}
+    if "MASTER_ADDR" in env:
+        env.setdefault("MASTER_PORT", str(_free_port()))
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--out", str(tmp_path / "run"),
+                        "--no-progress"], capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
+    assert words in p.stderr
+
+
+NET = ("import sys\nfrom torch import nn\n"
+       "class Net(nn.Module):\n"
+       "    def __init__(self):\n"
+       "        super().__init__()\n"
+       "        self.fc = nn.Linear(4, 2)\n"
+       "    def forward(self, x):\n"
+       "        {body}\n"
+       "def build():\n"
+       "    return Net()\n")
+
+
+@pytest.mark.parametrize("command", ["analyze", "memory"])
+@pytest.mark.parametrize("source, words", [
+    (NET.format(body="return 'hello'"), "forward returned str, not a tensor"),
+    (NET.format(body="self.fc(x)"), "forward returned NoneType, not a tensor"),
+    (NET.format(body="return self.fc(x) / 0 if x.shape[0] > 100 else 1 / 0"),
+     "the network's own code at user.py:8 in forward raised ZeroDivisionError: division by zero"),
+    (NET.format(body="sys.exit(3)"), "the network's own code at user.py:8 in forward called sys.exit(3)"),
+    ("def build(:\n    pass\n", "syntax error in user.py line 1"),
+    ("raise ImportError('no weights here')\n", "running it raised ImportError: no weights here"),
+    ("def build():\n    raise KeyError('weights')\n", "calling 'build()' it raised KeyError"),
+], ids=["returns str", "returns None", "raises", "sys.exit", "syntax error", "import raises", "factory raises"])
+def test_the_users_network_code_failing_is_one_line_naming_where(tmp_path, command, source, words):
+    (tmp_path / "user.py").write_text(source)
+    p = subprocess.run([sys.executable, "-m", "cnnlab", command, f"{tmp_path / 'user.py'}:build", "--input", "4"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
+    assert words in p.stderr
+
+
+def test_a_target_file_named_like_a_library_does_not_replace_it(tmp_path):
+    import numpy
+
+    from cnnlab.targets import load_module_target
+
+    (tmp_path / "numpy.py").write_text("from torch import nn\ndef build():\n    return nn.Linear(4, 2)\n")
+    net = load_module_target(f"{tmp_path / 'numpy.py'}:build")
+    assert net.in_features == 4 and sys.modules["numpy"] is numpy
+
+
+def test_ctrl_c_while_torch_is_still_loading_is_one_line():
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "cnnlab", "analyze", "resnet50"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)                        # the parser is built; torch and torchvision are being imported
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=TIMEOUT)
+    assert p.returncode == 130 and err == "cnnlab: interrupted\n", (p.returncode, err[-1500:])

@@ -87,6 +87,14 @@ def prime_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
 
 
 
+def output_tensor(out: object) -> torch.Tensor:
+    """The network's output, which must be a tensor (TypeError naming what it was otherwise)."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the network's forward returned {type(out).__name__}, not a tensor; return the output "
+                        "tensor from forward")
+    return out
+
+
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy for ``(N, classes)`` logits or ``(N, classes, H, W)`` per-pixel scores against
     ``(N, H, W)`` masks (255 ignored); the mean output otherwise (a network without a head)."""
@@ -119,7 +127,7 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
     """forward → loss → backward → optimizer step → ``zero_grad(set_to_none=True)``."""
     phase("forward")
     with cfg.autocast():
-        out = model(x)
+        out = output_tensor(model(x))
         phase("loss")
         loss = loss_of(out, y)
     del out
@@ -138,7 +146,7 @@ def inference_step(model: nn.Module, x: torch.Tensor, cfg: StepConfig,
     """One prediction under ``torch.no_grad()`` (eval mode set by the caller); returns the output's shape."""
     phase("forward")
     with torch.no_grad(), cfg.autocast():
-        out = model(x)
+        out = output_tensor(model(x))
     shape = out.shape
     del out
     phase("done")

@@ -235,9 +235,9 @@ def _run_meta(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: 
     x = torch.empty(full_shape, dtype=dtype, device="meta")
     with counter:
         if _on_meta(model):
-            model(x)
+            _check_output(model(x))
         else:
-            torch.func.functional_call(model, _meta_state(model), (x,))
+            _check_output(torch.func.functional_call(model, _meta_state(model), (x,)))
 
 
 def _run_fake(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: MacCounter) -> None:
@@ -246,7 +246,13 @@ def _run_fake(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: 
     with _quiet_fake_tensor_log(), FakeTensorMode(allow_non_fake_inputs=True):
         x = torch.empty(full_shape, dtype=dtype, device=device)
         with counter:
-            model(x)
+            _check_output(model(x))
+
+
+def _check_output(out: object) -> None:
+    if next(iter(_tensors(out)), None) is None:
+        raise ShapeError(f"the network's forward returned {type(out).__name__}, not a tensor; "
+                         "return the output tensor (or a tuple/list/dict of tensors)")
 
 
 def _own_params(module: nn.Module) -> list[tuple[int, int, bool]]:
@@ -326,6 +332,8 @@ def _walk_once(rows: list[tuple[str, str, nn.Module]], owned: dict[int, list], i
         handles.append(module.register_forward_hook(make_post_hook(name, kind)))
     try:
         run(counter)
+    except ShapeError:
+        raise
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as err:
         where = f" in {entered[-1]}" if entered else ""
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -13,9 +14,28 @@ from cnnlab.errors import ShapeError
 from cnnlab.shapes import parse_shape
 
 
+# Control characters other than newline and tab: an ESC sequence in a layer or key name could
+# otherwise clear or rewrite the terminal when a table shows it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class SafeConsole(Console):
+    """A rich console that prints text as given: no markup, control characters shown as escapes (``\\x1b``).
+
+    Names in cnnlab's tables come from files and modules the user did not write
+    by hand (a module's ``add_module`` name, a YAML key); ``[bold]`` in one is
+    text, and an ESC sequence in one must not reach the terminal raw. Every
+    string a command prints, a table cell included, passes through ``render_str``.
+    """
+
+    def render_str(self, text: str, **kwargs: Any):  # type: ignore[override]  # noqa: ANN201 - rich's Text
+        return super().render_str(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text), **kwargs)
+
+
 def console() -> Console:
     """A console on stdout; plain text when stdout is not a terminal."""
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    return SafeConsole(highlight=False, markup=False, soft_wrap=False,
+                       width=None if sys.stdout.isatty() else 160)
 
 
 def print_json(data: Any) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
+from types import TracebackType
 from typing import Sequence
 
 from cnnlab import __version__
@@ -84,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # Ctrl-C anywhere, start-up (importing torch) included: one line
+        sys.stderr.write("cnnlab: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:   # name the sub-command whose --help lists what it accepts
@@ -96,11 +106,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnlabError as err:
         sys.stderr.write(f"cnnlab: error: {printable(str(err))}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("cnnlab: interrupted\n")
-        return 130
     except BrokenPipeError:  # `cnnlab analyze ... | head`
         return 0
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - re-raised unless the user's own code raised it
+        where = users_frame(err.__traceback__)
+        if where is None:
+            raise       # a bug of cnnlab's: the traceback is what to report
+        what = (f"called sys.exit({err.code!r})" if isinstance(err, SystemExit)
+                else f"raised {type(err).__name__}" + (f": {str(err).strip().splitlines()[0][:300]}"
+                                                       if str(err).strip() else ""))
+        sys.stderr.write(f"cnnlab: error: the network's own code at {printable(where)} {printable(what)}; "
+                         "fix it there\n")
+        return EXIT_USAGE
+
+
+def users_frame(tb: TracebackType | None) -> str | None:
+    """``file.py:line in function`` of the innermost traceback frame in the user's code (not cnnlab's, not an
+    installed library's or Python's), or ``None`` when the error did not pass through the user's code."""
+    import sysconfig
+    import traceback
+
+    own = Path(__file__).resolve().parents[1]
+    system = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    found = None
+    for frame, line in traceback.walk_tb(tb):
+        name = frame.f_code.co_filename
+        if name.startswith("<"):
+            continue
+        path = Path(name).resolve()
+        if path.is_relative_to(own) or any(path.is_relative_to(d) for d in system):
+            continue
+        found = f"{path.name}:{line} in {frame.f_code.co_name}"
+    return found
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -128,6 +128,7 @@ def run_memory(args: argparse.Namespace) -> int:
                           args.checkpointing, args.device, name=target.name, kernels=_kernels(args),
                           weight_decay=args.weight_decay)
     if args.measure:
+        _room_for(est, args.device)
         _measure(target, est)
     if args.json:
         print_json(est.to_dict())
@@ -150,6 +151,22 @@ def run_memory(args: argparse.Namespace) -> int:
     if args.explain:
         _explain(target, est)
     return 0
+
+
+def _room_for(est, device: str) -> None:  # type: ignore[no-untyped-def]
+    """Before --measure runs a real step: the predicted peak must fit in what the device has free now."""
+    fix = "lower --batch, or drop --measure to keep the prediction alone"
+    if device == "cuda":
+        import torch
+
+        free = torch.cuda.mem_get_info()[0]
+        if est.training.peak_bytes > free:
+            raise CnnlabError(f"the real step of --measure needs about {human_bytes(est.training.peak_bytes)} "
+                              f"(predicted) but the GPU has {human_bytes(free)} free; {fix}")
+        return
+    from cnnlab.machine import require_ram
+
+    require_ram(est.training.peak_bytes, "the real step of --measure (predicted)", fix)
 
 
 def _measure(target: Target, est) -> None:  # type: ignore[no-untyped-def]

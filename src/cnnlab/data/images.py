@@ -22,6 +22,7 @@ from cnnlab.data.sources import (
     load_folder,
 )
 from cnnlab.data.splits import TEST_FRACTION, random_split, three_way
+from cnnlab.machine import require_ram
 
 NAMED = ("digits", "fashion-mnist")
 
@@ -52,6 +53,9 @@ def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Sp
         else:
             raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels (use 1 or 3)")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        # the resized stack, and the float copy the antialiased resize makes of it
+        require_ram(5 * x.shape[0] * x.shape[1] * size[0] * size[1], f"resizing {x.shape[0]:,} images to "
+                    f"{size[0]}×{size[1]}", "choose a smaller --size")
         x = TF.resize(x, list(size), antialias=True)
     return Split(x, s.labels)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image, require_regular_file
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
@@ -68,6 +68,7 @@ def read_mask(path: Path) -> np.ndarray:
     """A mask PNG as (H, W) uint8 class indices; palette PNGs give their indices. ValueError if unusable."""
     from PIL import Image, UnidentifiedImageError
 
+    require_regular_file(path)
     try:
         with Image.open(path) as im:
             im.load()

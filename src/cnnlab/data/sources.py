@@ -125,6 +125,12 @@ def _wide_grey(im) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8)
 
 
+def require_regular_file(path: Path) -> None:
+    """ValueError for a path that exists but is not a regular file: opening a FIFO waits for a writer forever."""
+    if path.exists() and not path.is_file():
+        raise ValueError("not a regular file (a directory, FIFO or device); give an image file")
+
+
 def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     """An image file as uint8 (C, H, W): 1 channel (grey), 3 (RGB), or its own (None); ValueError if undecodable.
 
@@ -134,6 +140,7 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     """
     from PIL import Image, UnidentifiedImageError
 
+    require_regular_file(path)
     try:
         with Image.open(path) as im:
             im.load()

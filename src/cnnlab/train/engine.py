@@ -67,17 +67,63 @@ class Dist:
         return self.rank == 0
 
 
+def _env_int(name: str, default: str, low: int) -> int:
+    raw = os.environ.get(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise CnnlabError(f"{name}={raw[:40]!r} is not an integer ≥ {low}; start multi-process training with "
+                          "torchrun --nproc-per-node N (it sets WORLD_SIZE, RANK and the rest), or unset it")
+    return value
+
+
 def dist_setup(device: str) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the other processes of a multi-process run (``WORLD_SIZE`` > 1), or run alone.
+
+    Under torchrun the rendezvous is torchrun's. Processes started by hand with
+    ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` wait at most
+    ``CNNLAB_JOIN_TIMEOUT`` seconds (default 60) for each other, then stop with
+    one line instead of waiting for torch's 30-minute timeout.
+    """
+    world = _env_int("WORLD_SIZE", "1", 1)
+    if world == 1:
         return Dist()
     import torch.distributed as tdist
 
     if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if device == "cuda" else "gloo")
+        backend = "nccl" if device == "cuda" else "gloo"
+        if os.environ.get("TORCHELASTIC_RUN_ID"):          # torchrun: its agent holds the rendezvous
+            tdist.init_process_group(backend)
+        else:
+            _join_by_hand(tdist, backend, world)
     if device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(_env_int("LOCAL_RANK", "0", 0))
     return Dist(tdist.get_rank(), tdist.get_world_size())
+
+
+def _join_by_hand(tdist, backend: str, world: int) -> None:  # noqa: ANN001 - torch.distributed
+    """Processes started without torchrun: rank 0 hosts the store, the others connect, with a bounded wait."""
+    from datetime import timedelta
+
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise CnnlabError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start multi-process training with "
+                          f"torchrun --nproc-per-node {world} (it sets them), or unset WORLD_SIZE")
+    rank, port = _env_int("RANK", "0", 0), _env_int("MASTER_PORT", "0", 1)
+    wait = _env_int("CNNLAB_JOIN_TIMEOUT", "60", 1)
+    if rank >= world:
+        raise CnnlabError(f"RANK={rank} but WORLD_SIZE={world}: ranks go from 0 to {world - 1}")
+    try:
+        store = tdist.TCPStore(os.environ["MASTER_ADDR"], port, world, rank == 0,
+                               timeout=timedelta(seconds=wait), wait_for_workers=True)
+        tdist.init_process_group(backend, store=store, rank=rank, world_size=world)
+    except (RuntimeError, ValueError, OSError) as err:   # DistStoreError and DistNetworkError are RuntimeErrors
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CnnlabError(f"process {rank} of {world} could not join the others within {wait} s at "
+                          f"{os.environ['MASTER_ADDR']}:{port} ({first}); start all {world} processes (torchrun "
+                          "--nproc-per-node N does), or unset WORLD_SIZE; CNNLAB_JOIN_TIMEOUT sets the wait") from err
 
 
 def all_reduce(values: dict[str, float], dist: Dist, device: torch.device | str = "cpu") -> dict[str, float]:

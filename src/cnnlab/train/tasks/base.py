@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
+
 
 class Task(ABC):
     """One kind of training problem, plugged into the engine."""
@@ -57,7 +59,11 @@ class Task(ABC):
 
     def forward(self, net: nn.Module, inputs: torch.Tensor, targets: Any) -> Any:
         """The network's training-mode output for a batch (what :meth:`loss` and :meth:`step_stats` read)."""
-        return net(inputs)
+        out = net(inputs)
+        if not isinstance(out, torch.Tensor):
+            raise CnnlabError(f"the network's forward returned {type(out).__name__}, not a tensor of scores; "
+                              "return the output tensor from forward")
+        return out
 
     @abstractmethod
     def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
