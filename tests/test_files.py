@@ -40,3 +40,23 @@ def test_new_files_get_the_usual_permissions_and_old_files_keep_theirs(tmp_path)
         assert stat.S_IMODE(old.stat().st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+def test_a_killed_writes_temporary_is_removed_by_the_next_write_but_a_recent_one_is_not(tmp_path):
+    import os
+    import time
+
+    from cnnlab.files import STALE_AFTER_S
+
+    target = tmp_path / "metrics.csv"
+    stale, recent, other = (tmp_path / ".metrics.csv.abc123.tmp", tmp_path / ".metrics.csv.def456.tmp",
+                            tmp_path / ".log.txt.abc123.tmp")
+    for p in (stale, recent, other):
+        p.write_text("half")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write_text(target, "epoch,acc\n")
+    assert target.read_text() == "epoch,acc\n"
+    assert not stale.exists() and recent.exists()   # a write in progress elsewhere keeps its temporary
+    assert other.exists()                            # another file's temporaries are its own writes' business

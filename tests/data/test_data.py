@@ -131,6 +131,13 @@ def test_a_split_folder_without_readable_images_is_an_error(tmp_path):
         load_data(str(tmp_path / "set"))
 
 
+def test_a_test_class_the_training_images_lack_is_an_error_not_dropped(tmp_path):
+    make_folder(tmp_path / "set" / "train")
+    make_folder(tmp_path / "set" / "test", classes=("cat", "dog", "bird"), per_class=2)
+    with pytest.raises(DataError, match=r"set/test: class folder\(s\) bird not in .*set/train"):
+        load_data(str(tmp_path / "set"))
+
+
 @pytest.mark.parametrize("make, needle", [
     (lambda root: make_folder(root, classes=("only",)), "at least two"),
     (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], "no readable images"),

@@ -235,6 +235,11 @@ def load_folder(root: Path, channels: int | None, size: tuple[int, int] | None, 
     if len(classes) < 2:
         raise DataError(f"{class_root}: found {len(classes)} class folder(s); a classifier needs at least two "
                         "(<folder>/<class>/<image>)")
+    for name, path in subsets.items():
+        extra = sorted({p.name for p in _class_dirs(path)} - set(classes))
+        if extra:   # a class the network never trains on cannot be predicted: its images would vanish
+            raise DataError(f"{path}: class folder(s) {', '.join(extra[:5])} not in {class_root}; add training "
+                            "images for them or remove them")
     skipped: list[tuple[str, str]] = []
     splits = {name: _read_class_tree(path, classes, channels, size, strict, skipped) for name, path in subsets.items()}
     first = splits.get("train", splits.get("all"))
