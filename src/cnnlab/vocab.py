@@ -32,6 +32,12 @@ IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss and the m
 
 AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong")
 
+TTA_MODES: dict[str, str] = {   # test-time augmentation of a classifier's evaluation
+    "none": "each test image once",
+    "flip": "each test image and its mirror image, class probabilities averaged (for data whose classes "
+            "survive a left-right mirror, e.g. Fashion-MNIST; not digits)",
+}
+
 
 def choices_help(vocab: dict[str, str]) -> str:
     """``name: meaning; ...`` for an option's --help."""

@@ -302,3 +302,38 @@ def test_an_out_that_is_a_file_is_one_line_and_untouched(tmp_path, capsys):
     assert main(["train", "--out", str(target), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and "is a file, not a folder" in err and target.read_text() == "mine"
+
+
+def test_mirror_tta_averages_the_probabilities_of_an_image_and_its_mirror_image():
+    from cnnlab.train.tasks.classification import class_log_probs
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 5, 3)).eval()
+    x = torch.randn(5, 1, 8, 7)
+    plain = class_log_probs(model, x)
+    with torch.no_grad():                                   # the arithmetic by hand: a mean of two softmaxes
+        by_hand = (model(x).softmax(1) + model(torch.flip(x, dims=[3])).softmax(1)) / 2
+    assert torch.allclose(class_log_probs(model, x, "flip").exp(), by_hand, atol=1e-6)
+    assert not torch.allclose(plain.exp(), by_hand, atol=1e-3)           # the model is not mirror-symmetric
+    # mirroring the input cannot change a mirror-averaged prediction (a flip along the wrong axis would)
+    assert torch.allclose(class_log_probs(model, x, "flip"), class_log_probs(model, x.flip(-1), "flip"), atol=1e-6)
+
+
+def test_tta_flip_in_train_and_eval_and_refused_for_digits(tmp_path, capsys):
+    from tests.data.test_data import make_folder
+
+    make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")
+    assert main(["train", "--model", str(_tiny_spec(tmp_path)), "--data", str(tmp_path / "imgs"), "--epochs", "1",
+                 "--batch", "4", "--no-progress", "--tta", "flip", "--out", str(tmp_path / "r")]) == 0
+    assert "mirror-image test-time augmentation" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r" / "test.json").read_text())
+    assert report["tta"] == "flip"
+    assert main(["eval", str(tmp_path / "r"), "--json"]) == 0                  # the run's own TTA by default
+    flip = json.loads(capsys.readouterr().out)
+    assert flip["tta"] == "flip" and flip["accuracy"] == report["test_acc"] and flip["loss"] == pytest.approx(
+        report["test_loss"])
+    assert main(["eval", str(tmp_path / "r"), "--json", "--tta", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == "none"
+    assert main(["train", "--epochs", "1", "--tta", "flip", "--no-progress", "--out", str(tmp_path / "d")]) == 2
+    assert "the classes of digits change when mirrored" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -194,9 +194,6 @@ class MacCounter(TorchDispatchMode):
         super().__init__()
         self.flops = 0
 
-    def get_total_flops(self) -> int:
-        return self.flops
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
         kwargs = kwargs or {}
         if func in _NOT_OPS or isinstance(func, torch._ops.HigherOrderOperator):

@@ -55,6 +55,7 @@ def _float(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
+    from cnnlab.vocab import TTA_MODES, choices_help
 
     from cnnlab.train.config import TrainConfig
 
@@ -75,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
     t.add_argument("--label-smoothing", type=_float, default=d.label_smoothing,
                    help="share of the target spread over all classes (0 turns it off)")
+    t.add_argument("--tta", choices=tuple(TTA_MODES), default=d.tta,
+                   help="test-time augmentation of the final test evaluation: " + choices_help(TTA_MODES))
     t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded "
                    "(default: skip it and list it in the run's log.txt)")
     t.add_argument("--train-size", type=positive_int, metavar="N",
@@ -91,6 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", metavar="NAME|DIR", help="evaluate on this data's test split instead "
                    "(default: the run's own)")
     e.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are (default: the run's)")
+    e.add_argument("--tta", choices=tuple(TTA_MODES), default=None,
+                   help="test-time augmentation (default: the run's own --tta): " + choices_help(TTA_MODES))
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=run_eval)
 
@@ -211,7 +216,7 @@ def _fresh_folder(base: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     return run_engine(args, label_smoothing=args.label_smoothing, strict=args.strict, train_size=args.train_size,
-                      permute_pixels=args.permute_pixels)
+                      permute_pixels=args.permute_pixels, tta=args.tta)
 
 
 def _load_run(run: Path):  # type: ignore[no-untyped-def]
@@ -222,7 +227,7 @@ def _load_run(run: Path):  # type: ignore[no-untyped-def]
 
 def run_eval(args: argparse.Namespace) -> int:
     from cnnlab.data import load_data
-    from cnnlab.train.tasks.classification import confusion_matrix, evaluate, per_class
+    from cnnlab.train.tasks.classification import check_tta, confusion_matrix, evaluate, per_class
 
     run = Path(args.run)
     doc, model, mean, std = _load_run(run)
@@ -236,19 +241,22 @@ def run_eval(args: argparse.Namespace) -> int:
         from cnnlab.train.tasks.classification import transform_data
 
         data = transform_data(data, None, True, cfg["seed"])
-    loss, acc, preds = evaluate(model, data.test, mean, std, "cpu")
+    tta = args.tta or cfg.get("tta", "none")
+    check_tta(tta, data)
+    loss, acc, preds = evaluate(model, data.test, mean, std, "cpu", tta=tta)
     cm = confusion_matrix(data.test.labels, preds, len(data.classes))
     pc = per_class(cm)
     if args.json:
         def num(v: float) -> float | None:   # JSON has no NaN: a class never predicted has no precision
             return None if math.isnan(v) else v
 
-        print_json({"accuracy": acc, "loss": loss, "images": len(data.test), "classes": data.classes,
+        print_json({"accuracy": acc, "loss": loss, "tta": tta, "images": len(data.test), "classes": data.classes,
                     "precision": [num(p) for p, _ in pc], "recall": [num(r) for _, r in pc],
                     "confusion": cm.tolist()})
         return 0
     con = console()
-    con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}")
+    con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}"
+              + (" (each with its mirror image, probabilities averaged)" if tta == "flip" else ""))
     con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
     for name, (p, r), row in zip(data.classes, pc, cm):
         con.print(f"{name:<16} {p:>9.3f} {r:>7.3f} {int(row.sum()):>7}")

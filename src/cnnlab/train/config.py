@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, OPTIMIZERS, TRAIN_PRECISIONS
+from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, OPTIMIZERS, TRAIN_PRECISIONS, TTA_MODES
 
 @dataclass
 class TrainConfig:
@@ -25,6 +25,7 @@ class TrainConfig:
     optimizer: str = "adam"
     augment: str = "none"
     label_smoothing: float = 0.0
+    tta: str = "none"                 # classification: test-time augmentation of the test report (cnnlab.vocab)
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
@@ -51,6 +52,7 @@ class TrainConfig:
             (self.weight_decay < 0, f"--weight-decay must be ≥ 0 (got {self.weight_decay})"),
             (not 0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})"),
             (self.optimizer not in OPTIMIZERS, f"unknown optimizer '{self.optimizer}'; use {', '.join(OPTIMIZERS)}"),
+            (self.tta not in TTA_MODES, f"unknown --tta '{self.tta}'; use {', '.join(TTA_MODES)}"),
             (self.augment not in AUGMENT_PRESETS,
              f"unknown augmentation '{self.augment}'; use {', '.join(AUGMENT_PRESETS)}"),
             (self.precision not in TRAIN_PRECISIONS,

@@ -18,6 +18,7 @@ from torch import nn
 
 from cnnlab.data import ImageData, Split, load_data
 from cnnlab.data.augment import make_augment
+from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 from cnnlab.train.model import build_model
 from cnnlab.train.tasks.base import Task
@@ -74,9 +75,21 @@ def standardiser(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
+@torch.no_grad()
+def class_log_probs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Log class probabilities for a normalised batch; ``tta="flip"`` averages the probabilities of each
+    image and its mirror image (test-time augmentation, cnnlab.vocab.TTA_MODES)."""
+    logp = F.log_softmax(model(x).float(), dim=1)
+    if tta == "flip":
+        mirrored = F.log_softmax(model(x.flip(-1)).float(), dim=1)
+        logp = torch.logsumexp(torch.stack([logp, mirrored]), dim=0) - math.log(2.0)
+    return logp
+
+
 def evaluate(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tensor, device: str,
-             batch: int = 512, channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
-    """(mean cross-entropy, accuracy, predicted labels) of ``model`` on ``split``."""
+             batch: int = 512, channels_last: bool = False, tta: str = "none") -> tuple[float, float, torch.Tensor]:
+    """(mean cross-entropy, accuracy, predicted labels) of ``model`` on ``split`` (with ``tta``, of the
+    averaged probabilities)."""
     was = model.training
     model.eval()
     total, preds = 0.0, []
@@ -84,13 +97,20 @@ def evaluate(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tens
     for i in range(0, len(split), batch):
         x = normalise(split.images[i:i + batch], mean, std).to(device, memory_format=fmt)
         y = split.labels[i:i + batch].to(device)
-        out = model(x)
-        total += float(F.cross_entropy(out.float(), y, reduction="sum"))
+        out = class_log_probs(model, x, tta)
+        total += float(F.nll_loss(out, y, reduction="sum"))
         preds.append(out.argmax(1).cpu())
     model.train(was)
     p = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
     n = max(len(split), 1)
     return total / n, float((p == split.labels).float().mean()) if len(split) else 0.0, p
+
+
+def check_tta(tta: str, data: ImageData) -> None:
+    """A mirror-image TTA only where a mirrored image keeps its class (not digits: a mirrored 2 is no 2)."""
+    if tta == "flip" and not data.flip_ok:
+        raise CnnlabError(f"--tta flip mirrors the test images, and the classes of {data.name} change when mirrored; "
+                          "use --tta none for it")
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
@@ -128,6 +148,7 @@ class Classification(Task):
         data = transform_data(data, c.train_size, c.permute_pixels, c.seed)
         self.mean, self.std = standardiser(data.train)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
+        check_tta(c.tta, data)
         return data
 
     def describe_data(self, data: ImageData) -> dict[str, Any]:
@@ -166,23 +187,23 @@ class Classification(Task):
         from cnnlab.viz.train import plot_confusion, plot_curves
 
         loss, acc, preds = evaluate(model, data.test, self.mean, self.std, device,
-                                    channels_last=self.cfg.channels_last)
+                                    channels_last=self.cfg.channels_last, tta=self.cfg.tta)
         cm = confusion_matrix(data.test.labels, preds, len(data.classes))
-        report = {"test_loss": loss, "test_acc": acc, "confusion": cm.tolist(), "classes": data.classes,
-                  "best_epoch": best_epoch(history, self.monitor)}
+        report = {"test_loss": loss, "test_acc": acc, "tta": self.cfg.tta, "confusion": cm.tolist(),
+                  "classes": data.classes, "best_epoch": best_epoch(history, self.monitor)}
         atomic_write_text(folder / "test.json", json.dumps(report, indent=2))
         plot_curves(history, folder / "curves.png")
         plot_confusion(cm, data.classes, folder / "confusion.png", title=f"test accuracy {acc:.4f}")
         return report
 
     def summary(self, report: dict[str, Any]) -> str:
-        return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f} "
+        tta = " with mirror-image test-time augmentation" if report.get("tta") == "flip" else ""
+        return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f}{tta} "
                 f"(best epoch {report['best_epoch']})")
 
 
 def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
     """(config document, model with the best weights in eval mode, mean, std) of a classification run folder."""
-    from cnnlab.errors import CnnlabError
     from cnnlab.train.checkpoint import load_weights
     from cnnlab.train.config import load_run_config
 
