@@ -49,14 +49,15 @@ def test_a_killed_writes_temporary_is_removed_by_the_next_write_but_a_recent_one
     from cnnlab.files import STALE_AFTER_S
 
     target = tmp_path / "metrics.csv"
-    stale, recent, other = (tmp_path / ".metrics.csv.abc123.tmp", tmp_path / ".metrics.csv.def456.tmp",
-                            tmp_path / ".log.txt.abc123.tmp")
-    for p in (stale, recent, other):
+    stale, recent, other, users = (tmp_path / ".metrics.csv.abc12345.tmp", tmp_path / ".metrics.csv.def45678.tmp",
+                                   tmp_path / ".log.txt.k2j3h4g5.tmp", tmp_path / ".notes.tmp")
+    for p in (stale, recent, other, users):
         p.write_text("half")
     old = time.time() - STALE_AFTER_S - 60
-    os.utime(stale, (old, old))
-    os.utime(other, (old, old))
+    for p in (stale, other, users):
+        os.utime(p, (old, old))
     atomic_write_text(target, "epoch,acc\n")
     assert target.read_text() == "epoch,acc\n"
-    assert not stale.exists() and recent.exists()   # a write in progress elsewhere keeps its temporary
-    assert other.exists()                            # another file's temporaries are its own writes' business
+    assert not stale.exists() and not other.exists()  # killed writes' leftovers in this folder
+    assert recent.exists()                            # a write in progress elsewhere keeps its temporary
+    assert users.exists()                             # not named like ours: not ours to remove

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import tempfile
 import time
@@ -37,12 +36,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 STALE_AFTER_S = 3600   # a temporary older than this was left by a write that was killed
+_SWEPT: set[Path] = set()   # folders already cleaned in this process: one scan each, not one per write
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporaries of earlier writes to ``path`` that were killed before renaming (never a running write's)."""
+    """Temporaries that writes into ``path``'s folder left when killed before renaming: ``.NAME.XXXXXXXX.tmp``
+    (mkstemp's 8 random characters) more than an hour old; a write still running is never that old."""
+    folder = path.parent.resolve()
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
     now = time.time()
-    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for old in folder.glob(".*.tmp"):
+        if len(old.name.split(".")[-2]) != 8:     # not one of ours: .NAME.XXXXXXXX.tmp
+            continue
         with contextlib.suppress(OSError):
             if now - old.stat().st_mtime > STALE_AFTER_S:
                 old.unlink()

@@ -22,7 +22,11 @@ def available_ram() -> int | None:
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         if limit != "max":
-            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            stat = dict(line.split() for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines())
+            # page cache the kernel can drop counts as used in memory.current: take it off, as container
+            # tools' "working set" does
+            found.append(int(limit) - (used - int(stat.get("inactive_file", 0))))
     except (OSError, ValueError):
         pass
     if not found:

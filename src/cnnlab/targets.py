@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import inspect
 import sys
 import zlib
 from collections.abc import Iterator
@@ -33,11 +34,15 @@ PACKAGED_SPECS = {   # spec networks that ship inside the package, usable by nam
 }
 
 
+USER_CODE: list[Path] = []   # folders of the target modules loaded: where an error is the user's to fix
+
+
 def _import_module(module_name: str, target: str):
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
             raise TargetError(f"{target}: no such file '{module_name}'")
+        USER_CODE.append(path.resolve().parent)
         # registered under a name of its own: a file called numpy.py must not replace numpy for everyone
         name = f"cnnlab_target_{zlib.crc32(str(path.resolve()).encode()):08x}_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
@@ -50,7 +55,11 @@ def _import_module(module_name: str, target: str):
         sys.path.insert(0, "")  # like `python -m`: modules in the current directory import
     try:
         with _users_code(target, "importing"):
-            return importlib.import_module(module_name)
+            module = importlib.import_module(module_name)
+        top = sys.modules[module_name.partition(".")[0]]
+        if getattr(top, "__file__", None):   # the package's folder (or the module's own)
+            USER_CODE.append(Path(top.__file__).resolve().parent)
+        return module
     except ModuleNotFoundError as err:
         raise TargetError(f"{target}: cannot import module '{module_name}' ({err}); "
                           "check the spelling and that it is on PYTHONPATH") from err
@@ -91,13 +100,14 @@ def load_module_target(target: str) -> nn.Module:
     if not callable(obj):
         raise TargetError(f"{target}: '{attr}' is neither an nn.Module nor callable")
     try:
-        with _users_code(target, f"calling '{attr}()'"):
-            result = obj()
-    except TargetError as err:
-        if isinstance(err.__cause__, TypeError) and "argument" in str(err.__cause__):
-            raise TargetError(f"{target}: calling '{attr}()' with no arguments failed ({err.__cause__}); "
-                              "point at a factory that needs no arguments") from err.__cause__
-        raise
+        inspect.signature(obj).bind()
+    except TypeError as err:
+        raise TargetError(f"{target}: '{attr}' cannot be called with no arguments ({err}); "
+                          "point at a factory that needs none") from err
+    except ValueError:   # a builtin without a signature: just call it
+        pass
+    with _users_code(target, f"calling '{attr}()'"):
+        result = obj()
     if not isinstance(result, nn.Module):
         raise TargetError(f"{target}: '{attr}()' returned {type(result).__name__}, not an "
                           "nn.Module; return the network from the callable")

@@ -155,6 +155,7 @@ def test_counting_macs_does_not_change_the_memory_figure(checkpointing):
     ("googlenet", "adamw", "cuda", False),         # concatenations; CUDA's foreach optimizer and 512-byte blocks
     ("vgg11", "sgd", "cpu", True),                 # checkpointed segments recompute in backward
     ("unet", "adam", "cpu", False),                # per-pixel targets, transposed convolutions
+    ("vit", "adam", "cpu", False),                 # attention: meta's math path is not the CPU's flash kernel
 ])
 def test_meta_step_allocates_exactly_what_the_fake_tensor_step_allocates(name, optimizer, device, checkpointing):
     """A float32 step runs on meta (fast); FakeTensorMode is the reference: every allocation must agree."""
@@ -162,7 +163,14 @@ def test_meta_step_allocates_exactly_what_the_fake_tensor_step_allocates(name, o
     from cnnlab.analysis.walk import paused_gc
 
     shape = (3, 32, 32)
-    net = _as_meta(meta(name, input_size=32) if name != "unet" else meta(name, in_channels=3, num_classes=4))
+    if name == "vit":
+        from torchvision.models import VisionTransformer
+
+        with torch.device("meta"):
+            net = VisionTransformer(image_size=32, patch_size=4, num_layers=2, num_heads=2, hidden_dim=32,
+                                    mlp_dim=64, num_classes=10)
+    else:
+        net = _as_meta(meta(name, input_size=32) if name != "unet" else meta(name, in_channels=3, num_classes=4))
     cfg = StepConfig(optimizer, checkpointing=checkpointing, device=device)
     with paused_gc():
         fast = _run(net, shape, 3, cfg, count_macs=True)

@@ -216,11 +216,13 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("env, words", [
     ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "70000"},
+     "MASTER_PORT='70000' is not an integer from 1 to 65535"),
     ({"WORLD_SIZE": "2"}, "RANK, MASTER_ADDR, MASTER_PORT not set"),
     ({"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}, "ranks go from 0 to 1"),
     ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "CNNLAB_JOIN_TIMEOUT": "2"},
      "could not join the others within 2 s"),                          # the peer never comes: no 30-minute hang
-], ids=["malformed", "no peers named", "rank past world", "peer never comes"])
+], ids=["malformed", "port out of range", "no peers named", "rank past world", "peer never comes"])
 def test_a_multi_process_environment_without_its_peers_is_one_line(tmp_path, env, words):
     import os
 
@@ -255,7 +257,10 @@ NET = ("import sys\nfrom torch import nn\n"
     ("def build(:\n    pass\n", "syntax error in user.py line 1"),
     ("raise ImportError('no weights here')\n", "running it raised ImportError: no weights here"),
     ("def build():\n    raise KeyError('weights')\n", "calling 'build()' it raised KeyError"),
-], ids=["returns str", "returns None", "raises", "sys.exit", "syntax error", "import raises", "factory raises"])
+    ("from torch import nn\ndef build():\n    return nn.Conv2d(3, 8, kernel=3)\n",
+     "calling 'build()' it raised TypeError"),                    # a TypeError inside, not a signature problem
+], ids=["returns str", "returns None", "raises", "sys.exit", "syntax error", "import raises", "factory raises",
+        "TypeError inside the factory"])
 def test_the_users_network_code_failing_is_one_line_naming_where(tmp_path, command, source, words):
     (tmp_path / "user.py").write_text(source)
     p = subprocess.run([sys.executable, "-m", "cnnlab", command, f"{tmp_path / 'user.py'}:build", "--input", "4"],
@@ -279,9 +284,20 @@ def test_ctrl_c_while_torch_is_still_loading_is_one_line():
     import signal
     import time
 
+    # a shell's background job ignores SIGINT, and the child inherits that: give it the default back
     p = subprocess.Popen([sys.executable, "-m", "cnnlab", "analyze", "resnet50"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.0)                        # the parser is built; torch and torchvision are being imported
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=TIMEOUT)
     assert p.returncode == 130 and err == "cnnlab: interrupted\n", (p.returncode, err[-1500:])
+
+
+def test_an_error_inside_cnnlab_keeps_its_traceback_even_under_the_users_forward(tmp_path):
+    """Only the user's own frames make a one-line 'fix it there'; cnnlab's are a bug report (traceback)."""
+    (tmp_path / "user.py").write_text(NET.format(body="from cnnlab.analysis.walk import count_params; "
+                                                      "return self.fc(x) * count_params(None)[0]"))
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 1 and "Traceback" in p.stderr and "walk.py" in p.stderr, p.stderr[-800:]

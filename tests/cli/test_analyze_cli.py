@@ -74,7 +74,7 @@ def test_file_module_target(capsys, factories):
 
 @pytest.mark.parametrize("argv,needle", [
     (["analyze", "my_nets:not_a_module", "--input", "3,2,2"], "returned int, not an nn.Module"),
-    (["analyze", "my_nets:needs_args", "--input", "3,2,2"], "with no arguments failed"),
+    (["analyze", "my_nets:needs_args", "--input", "3,2,2"], "cannot be called with no arguments"),
     (["analyze", "my_nets:CONSTANT", "--input", "3,2,2"], "neither an nn.Module nor callable"),
     (["analyze", "my_nets:missing", "--input", "3,2,2"], "has no attribute 'missing'"),
     (["analyze", "no_such_pkg.mod:f", "--input", "3,2,2"], "cannot import module 'no_such_pkg.mod'"),

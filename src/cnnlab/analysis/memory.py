@@ -23,8 +23,10 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.overrides import TorchFunctionMode
 
 from cnnlab.analysis.checkpoint import checkpoint_segments
 from cnnlab.analysis.step import (
@@ -135,22 +137,56 @@ class _FakeRun:
     step_macs: int | None
 
 
+class _CpuAttention(Exception):
+    """The network calls ``scaled_dot_product_attention``, whose meta path is not the CPU's."""
+
+
+# the calls a function mode sees (it does not see inside them): attention itself, and the functions
+# of nn.MultiheadAttention / nn.TransformerEncoderLayer that call it
+_ATTENTION = frozenset(f for f in (F.scaled_dot_product_attention, F.multi_head_attention_forward,
+                                   getattr(torch, "_native_multi_head_attention", None),
+                                   getattr(torch, "_transformer_encoder_layer_fwd", None)) if f is not None)
+
+
+class _AttentionProbe(TorchFunctionMode):
+    """Stops a meta step at attention: on meta, ``scaled_dot_product_attention`` takes its math path,
+    which keeps an L×L score matrix per head for backward; a CPU step runs a flash-attention kernel that
+    keeps none (a small ViT's training peak came out 2.9× too high). Such steps run on fake CPU tensors."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
+        if func in _ATTENTION:
+            raise _CpuAttention
+        return func(*args, **(kwargs or {}))
+
+
 def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
          inference: bool = True, count_macs: bool = True, kernels: CpuKernels | None = None,
          fake: bool | None = None) -> _FakeRun:
     """One fake model: a prediction (if asked), then a steady-state training step, each tracked.
 
-    A float32 step runs on the meta device; mixed precision runs on fake CPU tensors
-    (``FakeTensorMode``, 3–5× slower) because autocast only acts on a real device's
-    tensors. ``fake=True`` forces FakeTensorMode (the tests compare the two).
+    A float32 step runs on the meta device, unless the network uses attention (see
+    :class:`_AttentionProbe`); mixed precision runs on fake CPU tensors (``FakeTensorMode``,
+    3–5× slower) because autocast only acts on a real device's tensors. ``fake=True``
+    forces FakeTensorMode (the tests compare the two).
     """
+    fake = cfg.precision != "fp32" if fake is None else fake
+    if not fake:
+        try:
+            with _AttentionProbe():
+                return _run_once(meta_model, input_shape, batch, cfg, inference, count_macs, kernels, fake=False)
+        except _CpuAttention:
+            pass
+    return _run_once(meta_model, input_shape, batch, cfg, inference, count_macs, kernels, fake=True)
+
+
+def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
+              inference: bool, count_macs: bool, kernels: CpuKernels | None, fake: bool) -> _FakeRun:
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
     workspace = None if cfg.device == "cuda" else partial(onednn_conv_workspace,
                                                           kernels=kernels or CpuKernels.current())
-    fake = cfg.precision != "fp32" if fake is None else fake
     # torch imports its compiler the first time an op reaches a Python dispatch mode or a Python meta
     # kernel; inside the tracked step that import would keep the frames it ran from (and their
     # tensors) alive past their last use. Import it before anything is tracked.
@@ -158,8 +194,9 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
     mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext()
     dev = "cpu" if fake else "meta"
     counter = MacCounter()
-    # CUDA is simulated on fake CPU tensors (fake CUDA tensors need a GPU to exist): the same
-    # autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA allocator's rounding.
+    # CUDA is simulated on the CPU code path, on meta or fake CPU tensors (fake CUDA tensors need a GPU
+    # to exist): the same autograd graph, PyTorch's CUDA default of foreach optimizers, and the CUDA
+    # allocator's rounding.
     on_cuda = cfg.device == "cuda"
     cfg = replace(cfg, device="cpu")
 

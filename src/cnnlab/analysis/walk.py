@@ -85,7 +85,7 @@ def _quiet_fake_tensor_log():
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the duration, as it was afterwards.
+    """Python's cyclic garbage collector off for the duration, then back to how it was.
 
     After ``import torch, torchvision`` a process holds ~340,000 objects, and the
     thousands of small objects a walk makes trigger a full collection that scans

@@ -20,7 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class SafeConsole(Console):
-    """A rich console that prints text as given: no markup, control characters shown as escapes (``\\x1b``).
+    """A rich console that prints text as given: no markup or emoji codes, control characters shown as
+    escapes (``\\x1b``).
 
     Names in cnnlab's tables come from files and modules the user did not write
     by hand (a module's ``add_module`` name, a YAML key); ``[bold]`` in one is
@@ -34,7 +35,7 @@ class SafeConsole(Console):
 
 def console() -> Console:
     """A console on stdout; plain text when stdout is not a terminal."""
-    return SafeConsole(highlight=False, markup=False, soft_wrap=False,
+    return SafeConsole(highlight=False, markup=False, emoji=False, soft_wrap=False,
                        width=None if sys.stdout.isatty() else 160)
 
 

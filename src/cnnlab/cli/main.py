@@ -121,23 +121,31 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def users_frame(tb: TracebackType | None) -> str | None:
-    """``file.py:line in function`` of the innermost traceback frame in the user's code (not cnnlab's, not an
-    installed library's or Python's), or ``None`` when the error did not pass through the user's code."""
+    """``file.py:line in function`` where the user's own code raised: the innermost traceback frame that
+    is in a target module's folder (cnnlab.targets.USER_CODE), passing over library frames below it.
+    ``None`` when that innermost frame is cnnlab's own (a bug: its traceback is what to report) or no
+    user code is on the traceback."""
     import sysconfig
     import traceback
 
+    targets = sys.modules.get("cnnlab.targets")
+    user = list(getattr(targets, "USER_CODE", []))
+    if not user:
+        return None
     own = Path(__file__).resolve().parents[1]
-    system = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    found = None
-    for frame, line in traceback.walk_tb(tb):
-        name = frame.f_code.co_filename
-        if name.startswith("<"):
+    libraries = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for frame, line in reversed(list(traceback.walk_tb(tb))):
+        if frame.f_code.co_filename.startswith("<"):
             continue
-        path = Path(name).resolve()
-        if path.is_relative_to(own) or any(path.is_relative_to(d) for d in system):
+        path = Path(frame.f_code.co_filename).resolve()
+        if path.is_relative_to(own):
+            return None
+        if any(path.is_relative_to(d) for d in libraries):   # torch, numpy, Python: pass over them
             continue
-        found = f"{path.name}:{line} in {frame.f_code.co_name}"
-    return found
+        if any(path.is_relative_to(d) for d in user):
+            return f"{path.name}:{line} in {frame.f_code.co_name}"
+    return None
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,8 +53,9 @@ def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Sp
         else:
             raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels (use 1 or 3)")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        # the resized stack, and the float copy the antialiased resize makes of it
-        require_ram(5 * x.shape[0] * x.shape[1] * size[0] * size[1], f"resizing {x.shape[0]:,} images to "
+        # the resized uint8 stack, and the float copies the antialiased resize makes of input and output
+        n, c, h, w = x.shape
+        require_ram(n * c * (5 * size[0] * size[1] + 4 * h * w), f"resizing {n:,} images to "
                     f"{size[0]}×{size[1]}", "choose a smaller --size")
         x = TF.resize(x, list(size), antialias=True)
     return Split(x, s.labels)

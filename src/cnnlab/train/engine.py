@@ -67,15 +67,16 @@ class Dist:
         return self.rank == 0
 
 
-def _env_int(name: str, default: str, low: int) -> int:
+def _env_int(name: str, default: str, low: int, high: int = 1 << 31) -> int:
     raw = os.environ.get(name, default)
     try:
         value = int(raw)
     except ValueError:
         value = low - 1
-    if value < low:
-        raise CnnlabError(f"{name}={raw[:40]!r} is not an integer ≥ {low}; start multi-process training with "
-                          "torchrun --nproc-per-node N (it sets WORLD_SIZE, RANK and the rest), or unset it")
+    if not low <= value <= high:
+        raise CnnlabError(f"{name}={raw[:40]!r} is not an integer from {low} to {high}; start multi-process "
+                          "training with torchrun --nproc-per-node N (it sets WORLD_SIZE, RANK and the rest), "
+                          "or unset it")
     return value
 
 
@@ -84,7 +85,7 @@ def dist_setup(device: str) -> Dist:
 
     Under torchrun the rendezvous is torchrun's. Processes started by hand with
     ``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` wait at most
-    ``CNNLAB_JOIN_TIMEOUT`` seconds (default 60) for each other, then stop with
+    ``CNNLAB_JOIN_TIMEOUT`` seconds (default 300) for each other, then stop with
     one line instead of waiting for torch's 30-minute timeout.
     """
     world = _env_int("WORLD_SIZE", "1", 1)
@@ -111,8 +112,8 @@ def _join_by_hand(tdist, backend: str, world: int) -> None:  # noqa: ANN001 - to
     if missing:
         raise CnnlabError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start multi-process training with "
                           f"torchrun --nproc-per-node {world} (it sets them), or unset WORLD_SIZE")
-    rank, port = _env_int("RANK", "0", 0), _env_int("MASTER_PORT", "0", 1)
-    wait = _env_int("CNNLAB_JOIN_TIMEOUT", "60", 1)
+    rank, port = _env_int("RANK", "0", 0), _env_int("MASTER_PORT", "0", 1, 65535)
+    wait = _env_int("CNNLAB_JOIN_TIMEOUT", "300", 1)
     if rank >= world:
         raise CnnlabError(f"RANK={rank} but WORLD_SIZE={world}: ranks go from 0 to {world - 1}")
     try:

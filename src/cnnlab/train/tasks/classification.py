@@ -75,7 +75,6 @@ def standardiser(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def class_log_probs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
     """Log class probabilities for a normalised batch; ``tta="flip"`` averages the probabilities of each
     image and its mirror image (test-time augmentation, cnnlab.vocab.TTA_MODES)."""
