@@ -9,6 +9,7 @@ excluded on both sides).
 
     python benchmarks/train_overhead.py                 # needs Debian's dataset-fashion-mnist
     python benchmarks/train_overhead.py --data digits --epochs 20
+    python benchmarks/train_overhead.py --loops minimal none --repeats 5     # the loop's overhead alone
 """
 
 from __future__ import annotations
@@ -76,9 +77,13 @@ def main() -> None:
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=2, help="rounds of the four runs, alternated")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds of the runs, alternated")
+    ap.add_argument("--loops", nargs="+", default=["minimal", "none", "basic", "strong"],
+                    choices=["minimal", "none", "basic", "strong"],
+                    help="which runs (minimal and none are always kept: the others are compared with them)")
     args = ap.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"minimal": [], "none": [], "basic": [], "strong": []}
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in ("minimal", "none", "basic", "strong")
+                                                  if k in {"minimal", "none", *args.loops}}
     for r in range(args.repeats):
         for name in results:
             res = ({"images_per_s": minimal(args.data, args.epochs, args.batch), "data_s": 0.0, "compute_s": 0.0}
