@@ -9,32 +9,44 @@ from cnnlab.errors import CnnlabError
 from cnnlab.units import human_bytes
 
 
-def available_ram() -> int | None:
+def available_ram(root: Path = Path("/")) -> int | None:
     """Bytes of RAM a new allocation can get without swapping: Linux's ``MemAvailable``, lowered to the
-    room left under a cgroup (container) memory limit; ``None`` where neither can be read."""
-    found: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            stat = dict(line.split() for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines())
-            # page cache the kernel can drop counts as used in memory.current: take it off, as container
-            # tools' "working set" does
-            found.append(int(limit) - (used - int(stat.get("inactive_file", 0))))
-    except (OSError, ValueError):
-        pass
-    if not found:
+    room left under a cgroup (container) memory limit; ``None`` where neither can be read. (``root``:
+    where ``/proc`` and ``/sys`` are, for tests.)"""
+    found = [v for v in (_mem_available(root), _cgroup_room(root)) if v is not None]
+    if not found and root == Path("/"):      # not Linux: what the C library reports, if anything
         try:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (OSError, ValueError, AttributeError):
             return None
-    return max(0, min(found))
+    return max(0, min(found)) if found else None
+
+
+def _mem_available(root: Path) -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes; ``None`` without one (not Linux, or a kernel before 3.14)."""
+    try:
+        for line in (root / "proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room(root: Path) -> int | None:
+    """A cgroup v2 memory limit minus the group's working set; ``None`` without a limit (or cgroup v2)."""
+    cgroup = root / "sys/fs/cgroup"
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int((cgroup / "memory.current").read_text())
+        stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+    except (OSError, ValueError):
+        return None
+    # page cache the kernel can drop counts as used in memory.current: take it off, as container tools'
+    # "working set" does
+    return int(limit) - (used - int(stat.get("inactive_file", 0)))
 
 
 def require_ram(need: int, what: str, fix: str) -> None:

@@ -37,12 +37,17 @@ PACKAGED_SPECS = {   # spec networks that ship inside the package, usable by nam
 USER_CODE: list[Path] = []   # folders of the target modules loaded: where an error is the user's to fix
 
 
+def _note_user_code(folder: Path) -> None:
+    if folder not in USER_CODE:
+        USER_CODE.append(folder)
+
+
 def _import_module(module_name: str, target: str):
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
             raise TargetError(f"{target}: no such file '{module_name}'")
-        USER_CODE.append(path.resolve().parent)
+        _note_user_code(path.resolve().parent)
         # registered under a name of its own: a file called numpy.py must not replace numpy for everyone
         name = f"cnnlab_target_{zlib.crc32(str(path.resolve()).encode()):08x}_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
@@ -58,7 +63,7 @@ def _import_module(module_name: str, target: str):
             module = importlib.import_module(module_name)
         top = sys.modules[module_name.partition(".")[0]]
         if getattr(top, "__file__", None):   # the package's folder (or the module's own)
-            USER_CODE.append(Path(top.__file__).resolve().parent)
+            _note_user_code(Path(top.__file__).resolve().parent)
         return module
     except ModuleNotFoundError as err:
         raise TargetError(f"{target}: cannot import module '{module_name}' ({err}); "

@@ -174,7 +174,7 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
         try:
             with _AttentionProbe():
                 return _run_once(meta_model, input_shape, batch, cfg, inference, count_macs, kernels, fake=False)
-        except _CpuAttention:
+        except _CpuAttention:   # attention: its CPU kernels are not meta's, so the fake CPU step below
             pass
     return _run_once(meta_model, input_shape, batch, cfg, inference, count_macs, kernels, fake=True)
 

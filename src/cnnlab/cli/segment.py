@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cnnlab.cli.common import command_group, console, positive_int, print_json
@@ -222,12 +223,9 @@ def run_segment_eval(args: argparse.Namespace) -> int:
 
 
 def run_segment_predict(args: argparse.Namespace) -> int:
-    import sys
-
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    from cnnlab.data.sources import read_images
     from cnnlab.files import atomic_path
     from cnnlab.train.tasks.semantic import load_run, predict_masks
     from cnnlab.viz.segmentation import PALETTE, overlay
@@ -238,14 +236,10 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     c, h, w = doc["data"]["shape"]
     classes = doc["data"]["classes"]
     out = Path(args.out)
-    _check_out_names(out, args.images)
-    results, failed = [], []
-    for name, img in read_images(args.images, c):
-        if isinstance(img, str):
-            failed.append({"image": name, "error": img})
-            continue
+    results: list[dict] = []
+    failed: list[dict] = []
+    for name, img, x in _readable_images(args, (c, h, w), failed):
         size = tuple(img.shape[1:])
-        x = img if size == (h, w) else TF.resize(img, [h, w], antialias=True)
         pred, _ = predict_masks(model, x.unsqueeze(0), mean, std, "cpu")
         mask = pred[0] if size == (h, w) else TF.resize(pred, list(size),
                                                         interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]
@@ -267,15 +261,36 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         for r in results:
             shares = ", ".join(f"{k} {v}" for k, v in r["pixels"].items())
             con.print(f"{r['image']}: {r['mask']}, {r['overlay']} (pixels: {shares})")
-    for f in failed:
-        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
-    return 0 if results else 2
+    return _unreadable(results, failed)
 
 
 def _run_task(run: Path) -> str:
     from cnnlab.train.config import load_run_config
 
     return str(load_run_config(run)["config"].get("task", "classification"))
+
+
+def _readable_images(args: argparse.Namespace, shape: tuple[int, int, int], failed: list[dict]):  # noqa: ANN202
+    """``(name, image, image at the run's H×W)`` for each readable file of ``args.images``, one at a time;
+    the unreadable ones are added to ``failed``. Checks ``--out`` first."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.data.sources import read_images
+
+    c, h, w = shape
+    _check_out_names(Path(args.out), args.images)
+    for name, img in read_images(args.images, c):
+        if isinstance(img, str):
+            failed.append({"image": name, "error": img})
+            continue
+        yield name, img, img if tuple(img.shape[1:]) == (h, w) else TF.resize(img, [h, w], antialias=True)
+
+
+def _unreadable(results: list[dict], failed: list[dict]) -> int:
+    """Name each image that could not be read on stderr; exit status 2 when none could."""
+    for f in failed:
+        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
+    return 0 if results else 2
 
 
 def _check_out_names(out: Path, images: list[str]) -> None:
@@ -322,14 +337,11 @@ def run_instance_eval(args: argparse.Namespace) -> int:
 
 
 def run_instance_predict(args: argparse.Namespace) -> int:
-    import sys
-
     import numpy as np
     import torch
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    from cnnlab.data.sources import read_images
     from cnnlab.files import atomic_path
     from cnnlab.train.tasks.instance import load_run, predict_instances
     from cnnlab.viz.common import plt, save_figure
@@ -339,14 +351,10 @@ def run_instance_predict(args: argparse.Namespace) -> int:
     c, h, w = doc["data"]["shape"]
     classes = doc["data"]["classes"]
     out = Path(args.out)
-    _check_out_names(out, args.images)
-    results, failed = [], []
-    for name, img in read_images(args.images, c):
-        if isinstance(img, str):
-            failed.append({"image": name, "error": img})
-            continue
+    results: list[dict] = []
+    failed: list[dict] = []
+    for name, img, x in _readable_images(args, (c, h, w), failed):
         size = tuple(img.shape[1:])
-        x = img if size == (h, w) else TF.resize(img, [h, w], antialias=True)
         det = predict_instances(model, x.unsqueeze(0), mean, std)[0]
         keep = det["scores"] >= args.score_threshold
         det = {k: v[keep] for k, v in det.items()}
@@ -379,7 +387,5 @@ def run_instance_predict(args: argparse.Namespace) -> int:
         for r in results:
             found = ", ".join(f"{d['class']} {d['score']:.2f}" for d in r["detections"]) or "nothing"
             con.print(f"{r['image']}: {len(r['detections'])} objects ({found}); {r['instances']}, {r['overlay']}")
-    for f in failed:
-        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
-    return 0 if results else 2
+    return _unreadable(results, failed)
 
