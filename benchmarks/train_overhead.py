@@ -2,8 +2,9 @@
 
 All runs train cnnlab's small_cnn (src/cnnlab/train/small_cnn.yaml) for one epoch of Fashion-MNIST
 (54,000 images after the validation split) at the same batch, in fresh processes, alternated
-``--repeats`` times (these shared 2-core machines are noisy: only alternated, repeated runs are worth
-quoting). images/s counts every training step from the first to the last (cnnlab: its progress bar,
+``--repeats`` times in ABBA order (these shared 2-core machines drift by ±10 % over minutes: only
+alternated, repeated runs are worth quoting, and the ratio of the runs of one round says more than the
+ratio of medians). images/s counts every training step from the first to the last (cnnlab: its progress bar,
 prefetching thread, schedule, metrics and bookkeeping included; validation, test and file writing
 excluded on both sides).
 
@@ -85,24 +86,31 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {k: [] for k in ("minimal", "none", "basic", "strong")
                                                   if k in {"minimal", "none", *args.loops}}
     for r in range(args.repeats):
-        for name in results:
+        names = list(results) if r % 2 == 0 else list(results)[::-1]     # ABBA: drift hits every loop alike
+        for name in names:
             res = ({"images_per_s": minimal(args.data, args.epochs, args.batch), "data_s": 0.0, "compute_s": 0.0}
                    if name == "minimal" else cnnlab_run(args.data, args.epochs, args.batch, name))
             results[name].append(res)
             print(f"round {r + 1}: {name}: {json.dumps(res)}", file=sys.stderr, flush=True)
     speed = {k: statistics.median(x["images_per_s"] for x in v) for k, v in results.items()}
+    paired = {k: [x["images_per_s"] / m["images_per_s"] for x, m in zip(v, results["minimal"])]
+              for k, v in results.items()}
     print(f"machine: {platform.processor() or platform.machine()}, kernels {torch.backends.cpu.get_cpu_capability()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; {args.data}, batch {args.batch}, "
-          f"{args.epochs} epoch(s) per run, {args.repeats} alternated rounds (median)\n")
-    print("| loop | images/s (each round) | median | vs minimal | vs cnnlab, augment none | waiting for data |")
-    print("|---|---|---:|---:|---:|---:|")
+          f"{args.epochs} epoch(s) per run, {args.repeats} rounds in ABBA order (median)\n")
+    print("| loop | images/s (each round) | median | vs minimal (medians) | vs minimal, paired by round: median "
+          "(range) | vs cnnlab, augment none | waiting for data |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, runs in results.items():
         label = "minimal hand-written loop" if name == "minimal" else f"`cnnlab train --augment {name}`"
         each = ", ".join(f"{x['images_per_s']:,.0f}" for x in runs)
         waited = "" if name == "minimal" else (f"{statistics.fmean(x['data_s'] for x in runs):.2f} s of "
                                                f"{statistics.fmean(x['compute_s'] + x['data_s'] for x in runs):.1f} s")
         vs_none = "" if name == "minimal" else f"{speed[name] / speed['none']:.3f}"
-        print(f"| {label} | {each} | {speed[name]:,.0f} | {speed[name] / speed['minimal']:.3f} | {vs_none} | {waited} |")
+        pairs = paired[name]
+        pair = "" if name == "minimal" else f"{statistics.median(pairs):.3f} ({min(pairs):.3f}–{max(pairs):.3f})"
+        print(f"| {label} | {each} | {speed[name]:,.0f} | {speed[name] / speed['minimal']:.3f} | {pair} | {vs_none} "
+              f"| {waited} |")
 
 
 if __name__ == "__main__":

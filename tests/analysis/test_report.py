@@ -95,6 +95,28 @@ def test_module_called_twice_counts_params_once():
     assert [row.params for row in r.layers] == [20, 0]
     assert [row.macs for row in r.layers] == [16, 16]
     assert r.total_params == 20
+    assert r.outside_params == [] and r.outside_macs == 0
+
+
+def test_the_networks_own_parameters_and_operations_count_in_the_totals():
+    """A top-level weight used by a functional product in the network's own forward belongs to no row;
+    the totals still count it. Oracle: arithmetic (x @ w: 16 × 8 MACs per instance, Linear(8, 3): 24)."""
+    class OwnWeight(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(16, 8))
+            self.fc = nn.Linear(8, 3)
+            self.unused = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x @ self.w)
+
+    r = analyze(OwnWeight(), (16,), batch_size=4)
+    assert [(row.name, row.params, row.macs) for row in r.layers] == [("fc", 27, 24)]
+    assert r.outside_params == [("w", 128), ("unused.weight", 4), ("unused.bias", 2)]
+    assert r.outside_macs == 128 and r.total_macs == 152 and r.total_params == 27 + 128 + 6
+    assert r.to_dict()["outside_rows"] == {"params": 134, "param_names": ["w", "unused.weight", "unused.bias"],
+                                           "macs": 128}
 
 
 def test_module_with_wrong_input_is_a_clear_error():
@@ -151,16 +173,24 @@ def test_meta_walk_equals_the_fake_tensor_walk_and_torchvisions_published_operat
     and torchvision's own GMACs and parameters for each model at 224×224 (its weights' metadata)."""
     walk_module = importlib.import_module("cnnlab.analysis.walk")  # the package exports a function of that name
     model = getattr(torchvision.models, name)()
-    fast = walk_module.walk(model, (3, 224, 224), 2)
+    fast, outside = walk_module.walk(model, (3, 224, 224), 2)
     meta = getattr(torchvision.models, weights).DEFAULT.meta
-    assert round(sum(r.macs for r in fast) / 1e9, 3) == meta["_ops"]   # attention's products included
+    assert round((sum(r.macs for r in fast) + outside) / 1e9, 3) == meta["_ops"]   # attention's products included
     own = sum(p.numel() for p in model.parameters(recurse=False))  # ViT's class token: the root has no row
     assert sum(r.params for r in fast) + own == meta["num_params"]
+    report = analyze(model, (3, 224, 224))
+    assert round(report.total_macs / 1e9, 3) == meta["_ops"]
+    unrowed = dict(report.outside_params)   # ViT's class token; GoogLeNet's auxiliary heads, unused in eval
+    assert sum(r.params for r in report.layers) + sum(unrowed.values()) == report.total_params
+    assert report.total_params - sum(v for k, v in unrowed.items() if k.startswith("aux")) == meta["num_params"]
+    assert (list(unrowed) == ["class_token"] if name == "vit_b_16" else
+            {k.split(".")[0] for k in unrowed} == {"aux1", "aux2"} if name == "googlenet" else unrowed == {})
 
     def no_meta(*args, **kwargs):
         raise RuntimeError("meta refused")
     monkeypatch.setattr(walk_module, "_run_meta", no_meta)   # forces the FakeTensorMode path
-    fake = walk_module.walk(model, (3, 224, 224), 2)
+    fake, fake_outside = walk_module.walk(model, (3, 224, 224), 2)
+    assert fake_outside == outside
     strip = lambda rows: [(r.name, r.type, r.output_shape, r.params, r.trainable_params, r.macs,  # noqa: E731
                            r.output_elements) for r in rows]
     assert strip(fast) == strip(fake)

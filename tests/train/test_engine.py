@@ -61,10 +61,11 @@ def test_weight_decay_only_on_weights_of_two_or_more_dimensions():
 
 
 def test_prefetching_does_not_change_the_weights(tmp_path, monkeypatch):
+    """Batches made in a thread (CUDA's way) or in line (CPU's) give the same weights."""
     cfg = dict(model=SMALL, epochs=1, batch=64, augment="strong", seed=2)
     a = train(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False)
     real = engine_module.prefetch
-    monkeypatch.setattr(engine_module, "prefetch", lambda make, steps: real(make, steps, enabled=False))
+    monkeypatch.setattr(engine_module, "prefetch", lambda make, steps, ahead: real(make, steps, not ahead))
     b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), progress=False)
     assert same(weights(a), weights(b))
 

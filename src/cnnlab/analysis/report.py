@@ -78,6 +78,8 @@ class AnalysisReport:
     memory: TextbookMemory
     spec: NetworkSpec | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
+    outside_params: list[tuple[str, int]] = field(default_factory=list)  # parameters no row counts: (name, size)
+    outside_macs: int = 0    # MACs per instance of operations between the rows (in the network's own forward)
 
     @property
     def bytes_per_element(self) -> int:
@@ -104,6 +106,8 @@ class AnalysisReport:
             "layers": [layer.to_dict() for layer in self.layers],
             "memory": {"textbook": self.memory.to_dict()},
             "notes": list(self.notes),
+            "outside_rows": {"params": sum(n for _, n in self.outside_params),
+                             "param_names": [name for name, _ in self.outside_params], "macs": self.outside_macs},
         }
 
 
@@ -146,7 +150,7 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
             raise ShapeError("an nn.Module has no input shape of its own; give input_shape, "
                              "e.g. (3, 224, 224)")
         shape = tuple(int(s) for s in input_shape)
-        records = walk(model, shape, batch_size)
+        records, outside_macs = walk(model, shape, batch_size)
         label = name or type(model).__name__
     else:
         spec = _as_spec(model_or_spec)
@@ -156,7 +160,7 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
             notes = resized_layer_notes(original, spec)
         shape = spec.input_shape
         model = build(spec, device="meta")
-        records = walk(model, shape, batch_size, layers=model.analysis_layers())
+        records, outside_macs = walk(model, shape, batch_size, layers=model.analysis_layers())
         label = name or spec.name
 
     itemsize = dtype.itemsize
@@ -166,7 +170,18 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
     memory = textbook_memory([itemsize * math.prod(shape)] + [r.output_bytes for r in rows],
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
-                          sum(r.macs for r in rows), rows, memory, spec, notes)
+                          sum(r.macs for r in rows) + outside_macs, rows, memory, spec, notes,
+                          _outside_params(model, records), outside_macs)
+
+
+def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[str, int]]:
+    """Parameters no row counts: the network's own (ViT's class token) and those of modules never called."""
+    counted = {id(p) for rec in records if rec.module is not None for p in rec.module.parameters()}
+    named: dict[int, tuple[str, int]] = {}
+    for name, p in model.named_parameters():
+        if id(p) not in counted:
+            named.setdefault(id(p), (name, p.numel()))
+    return list(named.values())
 
 
 def resized_layer_notes(before: NetworkSpec, after: NetworkSpec) -> list[str]:

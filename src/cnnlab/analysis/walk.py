@@ -18,7 +18,7 @@ import contextlib
 import gc
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -44,6 +44,18 @@ class LayerRecord:
     macs: int                  # multiply-accumulates per instance, PyTorch's count
     output_elements: int       # per instance
     module: nn.Module | None = None
+
+
+class Walk(NamedTuple):
+    """The rows of a walk, and the multiply-accumulates per instance done outside every row.
+
+    Operations the network's own ``forward`` does between its layers (a
+    functional ``x @ self.weight`` at the top level, say) belong to no row;
+    ``rows' MACs + outside_macs`` is the network's total.
+    """
+
+    records: list[LayerRecord]
+    outside_macs: int
 
 
 def _leaf_layers(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
@@ -257,7 +269,7 @@ def _own_params(module: nn.Module) -> list[tuple[int, int, bool]]:
 
 
 def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
-         layers: list[tuple[str, str, nn.Module]] | None = None) -> list[LayerRecord]:
+         layers: list[tuple[str, str, nn.Module]] | None = None) -> Walk:
     """Run ``model`` on a fake batch of ``input_shape`` and record each layer.
 
     ``layers`` chooses the rows as ``(name, type, module)``; by default, every
@@ -287,11 +299,12 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
 
 
 def _walk_once(rows: list[tuple[str, str, nn.Module]], owned: dict[int, list], input_shape: Shape,
-               batch_size: int, run) -> list[LayerRecord]:  # noqa: ANN001 - run(counter) runs the forward
+               batch_size: int, run) -> Walk:  # noqa: ANN001 - run(counter) runs the forward
     records: list[LayerRecord] = []
     seen_params: set[int] = set()
     counter = MacCounter()
     stack: list[list[int]] = []  # [flops at entry, flops of nested recorded rows]
+    covered = [0]                # flops inside outermost rows
     entered: list[str] = []      # rows entered and not yet left: where an error happened
 
     def make_pre_hook(name: str, kind: str):
@@ -307,6 +320,8 @@ def _walk_once(rows: list[tuple[str, str, nn.Module]], owned: dict[int, list], i
             spent = counter.flops - start
             if stack:
                 stack[-1][1] += spent
+            else:
+                covered[0] += spent
             outs = list(_tensors(output))
             params = trainable = 0
             for key, numel, grad in owned[id(module)]:
@@ -340,7 +355,7 @@ def _walk_once(rows: list[tuple[str, str, nn.Module]], owned: dict[int, list], i
     finally:
         for h in handles:
             h.remove()
-    return records
+    return Walk(records, (counter.flops - covered[0]) // 2 // batch_size)
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

@@ -109,5 +109,27 @@ def print_table(report: AnalysisReport) -> None:
     con.print(f"textbook memory, training (batch {report.batch_size}): {mem.training_bytes:,} B "
               f"({mb(mem.training_bytes)}, {mib(mem.training_bytes)}) — all outputs + input, "
               "× batch, + parameters")
+    if report.outside_params or report.outside_macs:
+        con.print(_outside_line(report))
     for note in report.notes:
         con.print(f"note: {note}")
+
+
+def _outside_line(report: AnalysisReport) -> str:
+    """What the totals hold beyond the rows: the network's own parameters, those of modules never called, and
+    the MACs of operations in the network's own forward."""
+    own = [f"{name} ({n:,})" for name, n in report.outside_params if "." not in name]
+    uncalled: dict[str, int] = {}
+    for name, n in report.outside_params:
+        if "." in name:
+            top = name.split(".")[0]
+            uncalled[top] = uncalled.get(top, 0) + n
+    parts = []
+    if own:
+        parts.append(f"the network's own parameters {', '.join(own)}")
+    if uncalled:
+        parts.append("parameters of modules this forward never calls "
+                     + ", ".join(f"{top} ({n:,})" for top, n in uncalled.items()))
+    if report.outside_macs:
+        parts.append(f"{report.outside_macs:,} MACs of operations between the rows (in the network's own forward)")
+    return "not in any row, but in the totals: " + "; ".join(parts)
