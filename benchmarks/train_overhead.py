@@ -5,7 +5,7 @@ All runs train cnnlab's small_cnn (src/cnnlab/train/small_cnn.yaml) for one epoc
 ``--repeats`` times in ABBA order (these shared 2-core machines drift by ±10 % over minutes: only
 alternated, repeated runs are worth quoting, and the ratio of the runs of one round says more than the
 ratio of medians). images/s counts every training step from the first to the last (cnnlab: its progress bar,
-prefetching thread, schedule, metrics and bookkeeping included; validation, test and file writing
+batch making (between steps on CPU), schedule, metrics and bookkeeping included; validation, test and file writing
 excluded on both sides).
 
     python benchmarks/train_overhead.py                 # needs Debian's dataset-fashion-mnist
@@ -62,7 +62,7 @@ def minimal(data: str, epochs: int, batch: int) -> float:
 
 
 def cnnlab_run(data: str, epochs: int, batch: int, augment: str) -> dict[str, float]:
-    """images/s, seconds waiting for data and computing, from a ``cnnlab train`` run's metrics.csv."""
+    """images/s, seconds making or waiting for batches and computing, from a ``cnnlab train`` run's metrics.csv."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         subprocess.run([sys.executable, "-m", "cnnlab", "train", "--data", data, "--epochs", str(epochs),
@@ -99,7 +99,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; {args.data}, batch {args.batch}, "
           f"{args.epochs} epoch(s) per run, {args.repeats} rounds in ABBA order (median)\n")
     print("| loop | images/s (each round) | median | vs minimal (medians) | vs minimal, paired by round: median "
-          "(range) | vs cnnlab, augment none | waiting for data |")
+          "(range) | vs cnnlab, augment none | making or waiting for batches |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, runs in results.items():
         label = "minimal hand-written loop" if name == "minimal" else f"`cnnlab train --augment {name}`"

@@ -499,7 +499,7 @@ class Trainer:
                     + (f" (loss {val['val_loss']:.4f})" if "val_loss" in val else "")
                     + (f", train {metric} {row['train_' + metric]:.4f}" if f"train_{metric}" in row
                        else f", train loss {row['train_loss']:.4f}")
-                    + f", {row['images_per_s']:.0f} images/s (waiting for data {row['data_s']:.1f} s, "
+                    + f", {row['images_per_s']:.0f} images/s (batches {row['data_s']:.1f} s, "
                     f"compute {row['compute_s']:.1f} s)")
             self.folder.log(line.replace(f"epoch {epoch + 1}/{cfg.epochs}", f"epoch {epoch + 1}"))
             if bar is not None:
