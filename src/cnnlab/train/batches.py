@@ -9,8 +9,8 @@ uses, is never touched here). PyTorch operators release the GIL, so the
 thread's indexing, warping and standardising run beside the model's step
 while a GPU computes it. On a CPU the engine makes the batch between steps:
 there the thread would run on the cores computing the step, and on 2 cores
-it slowed training by 5-7 % while the batch itself (``strong`` augmentation
-included) costs ~1 % of a step (docs/benchmarks.md, "Overhead against a
+it slowed training by 3-8 % while the batch itself (``strong`` augmentation
+included) costs 0.5-2 % of a step (docs/benchmarks.md, "Overhead against a
 hand-written loop").
 """
 

@@ -417,7 +417,7 @@ class Trainer:
         steps = range(state.step, self.steps_per_epoch)
         waited = time.perf_counter()
         # On a GPU the next batch is made in a thread while the device computes. On a CPU the same cores would
-        # make it and compute the step: the thread only contends with the step's threads (measured 5-7 % slower
+        # make it and compute the step: the thread only contends with the step's threads (measured 3-8 % slower
         # than making the ~1 ms batch in line, docs/benchmarks.md), so the batch is made between steps.
         ahead = self.device.type == "cuda"
         for step, (x, y, made_s) in prefetch(lambda s: self._make_batch(order, epoch_start, s), steps, ahead):
