@@ -105,7 +105,8 @@ def load_task_run(run: Path, task: str, build: Any) -> tuple[dict[str, Any], nn.
     if found != task:
         hint = ("'cnnlab eval' / 'cnnlab predict'" if found == "classification"
                 else "'cnnlab segment eval' / 'cnnlab segment predict'")
-        raise CnnlabError(f"{run}: a {found} run, not a {task} run; use {hint} for it")
+        kind = {"semantic": "semantic segmentation", "instance": "instance segmentation"}
+        raise CnnlabError(f"{run}: a {kind.get(found, found)} run, not a {kind.get(task, task)} run; use {hint} for it")
     model = build(doc)
     load_weights(Path(run) / "model.safetensors", model)
     model.eval()

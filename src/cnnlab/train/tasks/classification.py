@@ -21,7 +21,7 @@ from cnnlab.data.augment import make_augment
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 from cnnlab.train.model import build_model
-from cnnlab.train.tasks.base import Task
+from cnnlab.train.tasks.base import Task, load_task_run
 
 
 def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -45,8 +45,6 @@ def permute_pixels(images: torch.Tensor) -> torch.Tensor:
 
 def transform_data(data: ImageData, train_size: int | None, permute: bool, seed: int) -> ImageData:
     """``data`` with a seeded subset of ``train_size`` training images and/or every split's pixels permuted."""
-    from cnnlab.errors import CnnlabError
-
     if train_size is not None:
         if train_size > len(data.train):
             raise CnnlabError(f"--train-size {train_size} is larger than the {len(data.train)} training images "
@@ -203,18 +201,9 @@ class Classification(Task):
 
 def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
     """(config document, model with the best weights in eval mode, mean, std) of a classification run folder."""
-    from cnnlab.train.checkpoint import load_weights
-    from cnnlab.train.config import load_run_config
+    def build(doc: dict[str, Any]) -> nn.Module:
+        target = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
+        return build_model(target, tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
+                           doc["model"].get("spec_text"))[0]
 
-    doc = load_run_config(run)
-    task = doc["config"].get("task", "classification")
-    if task != "classification":
-        raise CnnlabError(f"{run}: a {task} segmentation run; use 'cnnlab segment eval' / 'cnnlab segment predict'")
-    shape = tuple(doc["data"]["shape"])
-    model, _ = build_model(doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"],
-                           shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
-    load_weights(Path(run) / "model.safetensors", model)
-    model.eval()
-    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
-    return doc, model, mean, std
+    return load_task_run(run, "classification", build)
