@@ -76,6 +76,8 @@ def main() -> None:
                                                 out=f"{tmp}/{aug}"), progress=False)
                 for aug in dict.fromkeys(loop.split("-")[0] for loop in args.loops)}
     first = next(iter(trainers.values()))
+    if args.steps > first.steps_per_epoch:
+        ap.error(f"--steps {args.steps} is more than the {first.steps_per_epoch} steps of an epoch at batch {args.batch}")
     for t in trainers.values():
         t.net.train()
     model = copy.deepcopy(first.model).train()
@@ -86,6 +88,8 @@ def main() -> None:
         aug = loop.split("-")[0]
         runs[loop] = lambda t=trainers[aug], th=loop.endswith("-thread"): cnnlab_block(t, args.steps, th)
     times: dict[str, list[float]] = {k: [] for k in runs}
+    for run in runs.values():          # a discarded warm-up round: oneDNN's kernels, the allocator's pools
+        run()
     for b in range(args.blocks):
         for name in (list(runs) if b % 2 == 0 else list(runs)[::-1]):
             times[name].append(runs[name]())

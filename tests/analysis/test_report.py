@@ -99,24 +99,43 @@ def test_module_called_twice_counts_params_once():
 
 
 def test_the_networks_own_parameters_and_operations_count_in_the_totals():
-    """A top-level weight used by a functional product in the network's own forward belongs to no row;
-    the totals still count it. Oracle: arithmetic (x @ w: 16 × 8 MACs per instance, Linear(8, 3): 24)."""
+    """A top-level weight used by a functional product in the network's own forward belongs to no row, nor
+    does a module the forward never calls; the totals still count them. Oracle: arithmetic (x @ w: 16 × 8
+    MACs per instance; Linear(8, 3): 24 + 3 parameters; the unused head's Linear(2, 2) and Linear(2, 1): 9)."""
     class OwnWeight(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.w = nn.Parameter(torch.randn(16, 8))
             self.fc = nn.Linear(8, 3)
-            self.unused = nn.Linear(2, 2)
+            self.head = nn.Sequential(nn.Linear(3, 3))
+            self.unused = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
 
         def forward(self, x):
-            return self.fc(x @ self.w)
+            return self.head(self.fc(x @ self.w))
 
     r = analyze(OwnWeight(), (16,), batch_size=4)
-    assert [(row.name, row.params, row.macs) for row in r.layers] == [("fc", 27, 24)]
-    assert r.outside_params == [("w", 128), ("unused.weight", 4), ("unused.bias", 2)]
-    assert r.outside_macs == 128 and r.total_macs == 152 and r.total_params == 27 + 128 + 6
-    assert r.to_dict()["outside_rows"] == {"params": 134, "param_names": ["w", "unused.weight", "unused.bias"],
-                                           "macs": 128}
+    assert [(row.name, row.params, row.macs) for row in r.layers] == [("fc", 27, 24), ("head.0", 12, 9)]
+    assert r.outside_params == [("unused", 9, "module"), ("w", 128, "parameter")]
+    assert r.outside_macs == 128 and r.total_macs == 128 + 24 + 9 and r.total_params == 27 + 12 + 9 + 128
+    assert r.to_dict()["outside_rows"] == {"params": 137, "macs": 128, "groups": [
+        {"name": "unused", "kind": "module", "params": 9}, {"name": "w", "kind": "parameter", "params": 128}]}
+
+
+def test_a_timm_attention_block_s_products_count_in_the_total():
+    """timm's Attention holds no parameters of its own (qkv and proj are its children), so its q·k and
+    attention·v products happen outside every row. Oracle: PyTorch's FlopCounterMode over the whole
+    forward, and the products by hand (2 · heads · N² · head_dim per instance)."""
+    from timm.layers import Attention
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = nn.Sequential(Attention(64, num_heads=4))
+    net[0].fused_attn = False                 # explicit products; the fused kernel is counted the same way
+    r = analyze(net, (10, 64))
+    with FlopCounterMode(display=False) as counter:
+        net(torch.randn(1, 10, 64))
+    assert r.total_macs == counter.get_total_flops() // 2
+    assert r.outside_macs == 2 * 4 * 10 * 10 * 16
+    assert sum(row.macs for row in r.layers) == 10 * 64 * 192 + 10 * 64 * 64       # qkv and proj
 
 
 def test_module_with_wrong_input_is_a_clear_error():
@@ -175,22 +194,24 @@ def test_meta_walk_equals_the_fake_tensor_walk_and_torchvisions_published_operat
     model = getattr(torchvision.models, name)()
     fast, outside = walk_module.walk(model, (3, 224, 224), 2)
     meta = getattr(torchvision.models, weights).DEFAULT.meta
-    assert round((sum(r.macs for r in fast) + outside) / 1e9, 3) == meta["_ops"]   # attention's products included
+    assert outside == 0                      # every operation of these networks is inside a module with a row
+    assert round(sum(r.macs for r in fast) / 1e9, 3) == meta["_ops"]   # attention's products included
     own = sum(p.numel() for p in model.parameters(recurse=False))  # ViT's class token: the root has no row
     assert sum(r.params for r in fast) + own == meta["num_params"]
     report = analyze(model, (3, 224, 224))
     assert round(report.total_macs / 1e9, 3) == meta["_ops"]
-    unrowed = dict(report.outside_params)   # ViT's class token; GoogLeNet's auxiliary heads, unused in eval
-    assert sum(r.params for r in report.layers) + sum(unrowed.values()) == report.total_params
-    assert report.total_params - sum(v for k, v in unrowed.items() if k.startswith("aux")) == meta["num_params"]
-    assert (list(unrowed) == ["class_token"] if name == "vit_b_16" else
-            {k.split(".")[0] for k in unrowed} == {"aux1", "aux2"} if name == "googlenet" else unrowed == {})
+    unrowed = {n: (count, kind) for n, count, kind in report.outside_params}   # ViT's class token; GoogLeNet's
+    assert sum(r.params for r in report.layers) + sum(c for c, _ in unrowed.values()) == report.total_params
+    # torchvision's published count leaves out GoogLeNet's auxiliary heads (used in training only)
+    assert report.total_params - sum(c for k, (c, _) in unrowed.items() if k.startswith("aux")) == meta["num_params"]
+    assert unrowed == ({"class_token": (768, "parameter")} if name == "vit_b_16" else
+                       {"aux1": (3_188_968, "module"), "aux2": (3_191_016, "module")} if name == "googlenet" else {})
 
     def no_meta(*args, **kwargs):
         raise RuntimeError("meta refused")
     monkeypatch.setattr(walk_module, "_run_meta", no_meta)   # forces the FakeTensorMode path
     fake, fake_outside = walk_module.walk(model, (3, 224, 224), 2)
-    assert fake_outside == outside
+    assert fake_outside == 0
     strip = lambda rows: [(r.name, r.type, r.output_shape, r.params, r.trainable_params, r.macs,  # noqa: E731
                            r.output_elements) for r in rows]
     assert strip(fast) == strip(fake)
@@ -208,3 +229,10 @@ def test_a_forward_that_meta_cannot_run_is_walked_on_fake_tensors():
 
     r = analyze(MakesItsOwnTensors(), (8,), batch_size=4)
     assert [(row.name, row.output_shape, row.params, row.macs) for row in r.layers] == [("fc", (3,), 27, 24)]
+
+    class AlsoATopLevelProduct(MakesItsOwnTensors):
+        def forward(self, x):
+            return super().forward(x) @ torch.ones(3, 5)      # 3 × 5 MACs per instance outside every row
+
+    r = analyze(AlsoATopLevelProduct(), (8,), batch_size=4)        # the fake-tensor walk counts them too
+    assert r.outside_macs == 15 and r.total_macs == 24 + 15

@@ -64,9 +64,14 @@ def test_prefetching_does_not_change_the_weights(tmp_path, monkeypatch):
     """Batches made in a thread (CUDA's way) or in line (CPU's) give the same weights."""
     cfg = dict(model=SMALL, epochs=1, batch=64, augment="strong", seed=2)
     a = train(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False)
-    real = engine_module.prefetch
-    monkeypatch.setattr(engine_module, "prefetch", lambda make, steps, ahead: real(make, steps, not ahead))
+    real, asked = engine_module.prefetch, []
+
+    def the_other_way(make, steps, ahead):
+        asked.append(ahead)
+        return real(make, steps, not ahead)
+    monkeypatch.setattr(engine_module, "prefetch", the_other_way)
     b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), progress=False)
+    assert asked == [False]            # on a CPU the engine makes batches between steps
     assert same(weights(a), weights(b))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,21 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scen
     assert "resumed at epoch 2, step 3" in (tmp_path / "run" / "log.txt").read_text()
     a, b = load_file(str(tmp_path / "ref" / "last.safetensors")), load_file(str(tmp_path / "run" / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed next to this Python")
+def test_torchrun_two_processes_train_mask_rcnn(easy_scenes, tmp_path):
+    """A smoke test: DDP wraps Mask R-CNN (a forward that takes targets and returns a dict of losses), the run
+    finishes and rank 0 alone writes.
+    Not compared with one process: the mask loss averages over each process's positive RoIs."""
+    run = tmp_path / "two"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    p = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", "segment", "train", "--task", "instance",
+                        "--data", str(easy_scenes), "--epochs", "1", *TINY, "--out", str(run)],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (run / "log.txt").read_text().count("epoch 1:") == 1
+    report = json.loads((run / "test.json").read_text())
+    assert report["images"] == 6 and 0.0 <= report["mask"]["ap50"] <= 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,21 @@ def test_a_classifier_is_refused_as_a_segmentation_model(easy_scenes, tmp_path):
         build_semantic_model("resnet18", (1, 32, 32), 3, {})
     with pytest.raises(CnnlabError, match="divisible by 32.*--size 64,64"):
         build_semantic_model("fcn8s", (1, 48, 48), 3, {"width": 4})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed next to this Python")
+def test_torchrun_two_processes_train_a_segmentation_network(easy_scenes, tmp_path):
+    """A smoke test: DDP over a segmentation network finishes and rank 0 alone writes. Not compared with one
+    process: batch norm's statistics are each process's half batch (as in torchvision's and timm's references
+    without --sync-bn)."""
+    run = tmp_path / "two"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    p = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", "segment", "train", "--data",
+                        str(easy_scenes), "--model", "fcn8s", "--width", "4", "--epochs", "1", "--batch", "32",
+                        "--no-progress", "--out", str(run)],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (run / "log.txt").read_text().count("epoch 1:") == 1
+    assert 0.0 <= json.loads((run / "test.json").read_text())["miou"] <= 1.0

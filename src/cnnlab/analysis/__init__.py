@@ -2,7 +2,7 @@
 
 from cnnlab.analysis.report import DTYPES, AnalysisReport, LayerReport, analyze
 from cnnlab.analysis.textbook import TextbookMemory, textbook_memory
-from cnnlab.analysis.walk import LayerRecord, walk
+from cnnlab.analysis.walk import LayerRecord, Walk, walk
 
 __all__ = ["DTYPES", "AnalysisReport", "LayerRecord", "LayerReport", "TextbookMemory",
-           "analyze", "textbook_memory", "walk"]
+           "Walk", "analyze", "textbook_memory", "walk"]

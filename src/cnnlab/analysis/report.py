@@ -78,8 +78,9 @@ class AnalysisReport:
     memory: TextbookMemory
     spec: NetworkSpec | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
-    outside_params: list[tuple[str, int]] = field(default_factory=list)  # parameters no row counts: (name, size)
-    outside_macs: int = 0    # MACs per instance of operations between the rows (in the network's own forward)
+    # parameters no row counts, as (module or parameter name, count, "module" | "parameter")
+    outside_params: list[tuple[str, int, str]] = field(default_factory=list)
+    outside_macs: int = 0    # MACs per instance outside every row (the network's own forward, or a row-less module's)
 
     @property
     def bytes_per_element(self) -> int:
@@ -106,8 +107,10 @@ class AnalysisReport:
             "layers": [layer.to_dict() for layer in self.layers],
             "memory": {"textbook": self.memory.to_dict()},
             "notes": list(self.notes),
-            "outside_rows": {"params": sum(n for _, n in self.outside_params),
-                             "param_names": [name for name, _ in self.outside_params], "macs": self.outside_macs},
+            "outside_rows": {"params": sum(n for _, n, _ in self.outside_params),
+                             "groups": [{"name": name, "kind": kind, "params": n}
+                                        for name, n, kind in self.outside_params],
+                             "macs": self.outside_macs},
         }
 
 
@@ -174,14 +177,24 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
                           _outside_params(model, records), outside_macs)
 
 
-def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[str, int]]:
-    """Parameters no row counts: the network's own (ViT's class token) and those of modules never called."""
+def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[str, int, str]]:
+    """Parameters no row counts, as ``(name, count, kind)``: ``kind`` "module" for the outermost modules
+    whose parameters no row counts (layers the forward never calls, e.g. GoogLeNet's auxiliary heads in
+    eval mode), "parameter" for the rest (the network's own, e.g. ViT's class token)."""
     counted = {id(p) for rec in records if rec.module is not None for p in rec.module.parameters()}
-    named: dict[int, tuple[str, int]] = {}
+    outside = {id(p): p for p in model.parameters() if id(p) not in counted}
+    groups: list[tuple[str, int, str]] = []
+    grouped: set[int] = set()
+    for name, module in model.named_modules():
+        own = {id(p): p for p in module.parameters()}
+        if name and own and own.keys() <= outside.keys() and not own.keys() & grouped:
+            groups.append((name, sum(p.numel() for p in own.values()), "module"))
+            grouped |= own.keys()
     for name, p in model.named_parameters():
-        if id(p) not in counted:
-            named.setdefault(id(p), (name, p.numel()))
-    return list(named.values())
+        if id(p) in outside and id(p) not in grouped:
+            groups.append((name, p.numel(), "parameter"))
+            grouped.add(id(p))
+    return groups
 
 
 def resized_layer_notes(before: NetworkSpec, after: NetworkSpec) -> list[str]:

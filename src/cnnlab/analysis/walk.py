@@ -50,7 +50,9 @@ class Walk(NamedTuple):
     """The rows of a walk, and the multiply-accumulates per instance done outside every row.
 
     Operations the network's own ``forward`` does between its layers (a
-    functional ``x @ self.weight`` at the top level, say) belong to no row;
+    functional ``x @ self.weight`` at the top level, say), or a module without
+    a row of its own does (a container without parameters, like timm's
+    ``Attention`` with its ``q @ k`` products), belong to no row;
     ``rows' MACs + outside_macs`` is the network's total.
     """
 

@@ -116,20 +116,15 @@ def print_table(report: AnalysisReport) -> None:
 
 
 def _outside_line(report: AnalysisReport) -> str:
-    """What the totals hold beyond the rows: the network's own parameters, those of modules never called, and
-    the MACs of operations in the network's own forward."""
-    own = [f"{name} ({n:,})" for name, n in report.outside_params if "." not in name]
-    uncalled: dict[str, int] = {}
-    for name, n in report.outside_params:
-        if "." in name:
-            top = name.split(".")[0]
-            uncalled[top] = uncalled.get(top, 0) + n
+    """What the totals hold beyond the rows: parameters no row counts and MACs outside every row."""
+    own = [f"{name} ({n:,})" for name, n, kind in report.outside_params if kind == "parameter"]
+    uncalled = [f"{name} ({n:,})" for name, n, kind in report.outside_params if kind == "module"]
     parts = []
     if own:
-        parts.append(f"the network's own parameters {', '.join(own)}")
+        parts.append(f"parameters {', '.join(own)}")
     if uncalled:
-        parts.append("parameters of modules this forward never calls "
-                     + ", ".join(f"{top} ({n:,})" for top, n in uncalled.items()))
+        parts.append(f"modules this forward never calls {', '.join(uncalled)}")
     if report.outside_macs:
-        parts.append(f"{report.outside_macs:,} MACs of operations between the rows (in the network's own forward)")
+        parts.append(f"{report.outside_macs:,} MACs outside every row (operations in the network's own forward or "
+                     "in a module without a row)")
     return "not in any row, but in the totals: " + "; ".join(parts)

@@ -15,7 +15,7 @@ examples:
   cnnlab train                                             # small CNN on scikit-learn's digits, ~10 s
   cnnlab train --data fashion-mnist --out runs/fashion     # about 93.6 % in about 7 min on 2 cores
   cnnlab train --data fashion-mnist --augment flip --precision bf16-amp --channels-last --batch 128 \\
-      --epochs 24 --tta flip                               # 94.1 % in under 9 min (CPUs with native bf16)
+      --epochs 24 --tta flip                               # 94.1 % in 7 min (CPUs with native bf16)
   cnnlab train --model resnet18 --data path/to/images --size 64,64 --augment strong
   cnnlab train --resume runs/fashion                      # continue a run that was stopped or killed
   cnnlab train --resume runs/fashion --epochs 20          # train a run longer (a new learning-rate segment)
