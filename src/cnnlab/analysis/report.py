@@ -183,6 +183,8 @@ def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[
     eval mode), "parameter" for the rest (the network's own, e.g. ViT's class token)."""
     counted = {id(p) for rec in records if rec.module is not None for p in rec.module.parameters()}
     outside = {id(p): p for p in model.parameters() if id(p) not in counted}
+    if not outside:
+        return []
     groups: list[tuple[str, int, str]] = []
     grouped: set[int] = set()
     for name, module in model.named_modules():
