@@ -202,7 +202,7 @@ def test_predict_on_a_fifo_names_it_and_goes_on(finished_run, tmp_path):
     Image.fromarray((np.arange(64 * 64) % 251).reshape(64, 64).astype(np.uint8)).save(tmp_path / "ok.png")
     p = subprocess.run([sys.executable, "-m", "cnnlab", "predict", str(finished_run), str(fifo), str(tmp_path / "ok.png")],
                        capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 0, p.stderr[-500:]
+    assert p.returncode == 1, p.stderr[-500:]          # some images could not be read, the others were predicted
     assert "pipe.png: not a regular file" in p.stderr and "ok.png:" in p.stdout
 
 

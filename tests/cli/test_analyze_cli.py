@@ -74,12 +74,12 @@ def test_file_module_target(capsys, factories):
 
 def test_the_table_says_what_the_totals_hold_beyond_its_rows(capsys):
     code, out, _ = run(capsys, "analyze", "torchvision.models:vit_b_16", "--input", "3,224,224")
-    assert code == 0 and "not in any row, but in the totals: parameters class_token (768)" in out
+    assert code == 0 and "not in any row, but in the totals: the network's own parameters: class_token (768 parameters)" in out
     code, out, _ = run(capsys, "analyze", "torchvision.models:googlenet", "--input", "3,224,224")
     # the auxiliary classifiers run only in training mode: 1×1 conv C→128 (no bias) + BN 128 + fc 2048→1024
     # + fc 1024→1000 = 128·C + 256 + 2,098,176 + 1,025,000, with C = 512 (aux1) and 528 (aux2)
-    assert ("not in any row, but in the totals: modules this forward never calls aux1 (3,188,968), "
-            "aux2 (3,191,016)") in out
+    assert ("not in any row, but in the totals: modules this forward never calls: aux1 (3,188,968 parameters), "
+            "aux2 (3,191,016 parameters), 6,379,984 parameters in all") in out
     code, out, _ = run(capsys, "analyze", "torchvision.models:resnet18", "--input", "3,224,224")
     assert "not in any row" not in out
 

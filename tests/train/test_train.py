@@ -156,7 +156,7 @@ def test_eval_and_predict(tmp_path, capsys):
     Image.fromarray(pixels, "L").save(img)
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
-    assert main(["predict", str(run), str(img), str(bad), "--top", "2", "--json"]) == 0
+    assert main(["predict", str(run), str(img), str(bad), "--top", "2", "--json"]) == 1   # one of two unreadable
     out, err = capsys.readouterr()
     doc = json.loads(out)
     with torch.no_grad():
@@ -165,7 +165,11 @@ def test_eval_and_predict(tmp_path, capsys):
     got = doc["predictions"][0]["top"]
     assert [t["class"] for t in got] == [cfg["data"]["classes"][int(i)] for i in top.indices]
     assert [t["probability"] for t in got] == pytest.approx(top.values.tolist(), abs=1e-6)
-    assert doc["failed"][0]["image"] == str(bad) and "bad.png" in err
+    assert doc["failed"][0]["image"] == str(bad)
+    assert err.count("\n") == 1 and err.startswith(f"cnnlab: error: {bad}: ") and err.count(str(bad)) == 1, err
+    assert "the other images were predicted" in err
+    assert main(["predict", str(run), str(bad)]) == 2                        # nothing could be read
+    assert main(["predict", str(run), str(img)]) == 0
 
 
 def test_augment_preview_writes_a_png(tmp_path, capsys):

@@ -117,13 +117,14 @@ def print_table(report: AnalysisReport) -> None:
 
 def _outside_line(report: AnalysisReport) -> str:
     """What the totals hold beyond the rows: parameters no row counts and MACs outside every row."""
-    own = [f"{name} ({n:,})" for name, n, kind in report.outside_params if kind == "parameter"]
-    uncalled = [f"{name} ({n:,})" for name, n, kind in report.outside_params if kind == "module"]
+    own = [(name, n) for name, n, kind in report.outside_params if kind == "parameter"]
+    uncalled = [(name, n) for name, n, kind in report.outside_params if kind == "module"]
     parts = []
-    if own:
-        parts.append(f"parameters {', '.join(own)}")
-    if uncalled:
-        parts.append(f"modules this forward never calls {', '.join(uncalled)}")
+    for label, items in (("the network's own parameters", own), ("modules this forward never calls", uncalled)):
+        if items:
+            total = sum(n for _, n in items)
+            parts.append(f"{label}: " + ", ".join(f"{name} ({n:,} parameters)" for name, n in items)
+                         + (f", {total:,} parameters in all" if len(items) > 1 else ""))
     if report.outside_macs:
         parts.append(f"{report.outside_macs:,} MACs outside every row (operations in the network's own forward or "
                      "in a module without a row)")

@@ -68,3 +68,18 @@ def command_group(sub: argparse._SubParsersAction, name: str, epilog: str = "",
     group = parser.add_subparsers(dest=f"{name}_command", metavar=f"{name.upper()}_COMMAND", parser_class=type(parser))
     group.required = True
     return parser, group
+
+
+def report_unreadable(predicted: int, failed: list[dict]) -> int:
+    """Name each image a predict command could not read, one line each on stderr; the exit status.
+
+    0 when every image was read, 1 when some were not (the others were still predicted, as ``cat`` goes on
+    past a missing file), 2 when none could be read.
+    """
+    from cnnlab.cli.main import printable
+
+    for f in failed:
+        reason = str(f["error"]).replace(f" '{f['image']}'", "").replace(f" {f['image']}", "")
+        done = "skipped; the other images were predicted" if predicted else "nothing was predicted"
+        sys.stderr.write(f"cnnlab: error: {printable(str(f['image']))}: {printable(reason)} ({done})\n")
+    return 0 if not failed else 1 if predicted else 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.cli.common import command_group, console, positive_int, print_json
+from cnnlab.cli.common import command_group, console, positive_int, print_json, report_unreadable
 from cnnlab.cli.train import _size, add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 
@@ -261,7 +261,7 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         for r in results:
             shares = ", ".join(f"{k} {v}" for k, v in r["pixels"].items())
             con.print(f"{r['image']}: {r['mask']}, {r['overlay']} (pixels: {shares})")
-    return _unreadable(results, failed)
+    return report_unreadable(len(results), failed)
 
 
 def _run_task(run: Path) -> str:
@@ -284,13 +284,6 @@ def _readable_images(args: argparse.Namespace, shape: tuple[int, int, int], fail
             failed.append({"image": name, "error": img})
             continue
         yield name, img, img if tuple(img.shape[1:]) == (h, w) else TF.resize(img, [h, w], antialias=True)
-
-
-def _unreadable(results: list[dict], failed: list[dict]) -> int:
-    """Name each image that could not be read on stderr; exit status 2 when none could."""
-    for f in failed:
-        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
-    return 0 if results else 2
 
 
 def _check_out_names(out: Path, images: list[str]) -> None:
@@ -387,5 +380,5 @@ def run_instance_predict(args: argparse.Namespace) -> int:
         for r in results:
             found = ", ".join(f"{d['class']} {d['score']:.2f}" for d in r["detections"]) or "nothing"
             con.print(f"{r['image']}: {len(r['detections'])} objects ({found}); {r['instances']}, {r['overlay']}")
-    return _unreadable(results, failed)
+    return report_unreadable(len(results), failed)
 

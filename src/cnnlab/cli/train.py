@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from cnnlab.cli.common import command_group, console, positive_int, print_json
+from cnnlab.cli.common import command_group, console, positive_int, print_json, report_unreadable
 from cnnlab.errors import CnnlabError
 
 TRAIN_EPILOG = """\
@@ -302,9 +302,7 @@ def run_predict(args: argparse.Namespace) -> int:
         con = console()
         for r in results:
             con.print(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
-    for f in failed:
-        sys.stderr.write(f"cnnlab: cannot read {f['image']}: {f['error']}\n")
-    return 0 if results else 2
+    return report_unreadable(len(results), failed)
 
 
 def run_augment_preview(args: argparse.Namespace) -> int:

@@ -535,7 +535,7 @@ class Trainer:
         folder = self.folder.folder
         load_weights(folder / "model.safetensors", self.model)
         report = self.task.test_report(folder, self.model, self.data, self.cfg.device, self.state.history)
-        self.folder.log(f"test (best weights): {self.task.summary(report)}")
+        self.folder.log(f"best weights: {self.task.summary(report)}")
         return report
 
 
