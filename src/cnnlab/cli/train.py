@@ -203,7 +203,7 @@ def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
             what = "undecodable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
             con.print(f"skipped {skipped} {what}{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
-        con.print(f"run folder: {folder}  ({files})")
+        con.print(f"run folder: {folder}  ({files})", soft_wrap=True)
     return 0
 
 
