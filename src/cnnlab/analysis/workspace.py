@@ -73,6 +73,7 @@ from cnnlab.analysis.onednn_threads import (
 
 _conv = torch.ops.aten.convolution.default
 _conv_bw = torch.ops.aten.convolution_backward.default
+_batch_norm = torch.ops.aten.native_batch_norm.default
 _SCRATCH_ALIGN = 256
 _RTUS_ALIGN = 128
 _PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-padded bias
@@ -134,6 +135,8 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
 
     ``kernels`` defaults to this process's (:meth:`CpuKernels.current`).
     """
+    if func is _batch_norm:
+        return _batch_norm_eval(args)
     if func is not _conv and func is not _conv_bw:
         return 0
     if func is _conv:
@@ -151,6 +154,17 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
     if func is _conv:
         return _forward(x, w, out, stride, args[2] is not None, env)
     return _backward(args[0], x, w, stride, dilation, groups, args[10], env)
+
+
+def _batch_norm_eval(args) -> int:  # type: ignore[no-untyped-def]
+    """A CPU batch norm in eval mode folds the running statistics into per-channel ``alpha`` and ``beta``
+    (``aten/src/ATen/native/cpu/batch_norm_kernel.cpp``): two temporaries of one float per channel while
+    it runs (training mode is left to the measured grid: not modelled)."""
+    x, training = args[0], args[5]
+    if training or x.dim() < 2:
+        return 0
+    item = 4 if x.dtype in (torch.float16, torch.bfloat16) else x.element_size()   # opmath: float
+    return 2 * x.shape[1] * item
 
 
 def _forward(x, w, y, stride, bias: bool, env: CpuKernels) -> int:  # type: ignore[no-untyped-def]
