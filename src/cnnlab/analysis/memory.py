@@ -40,7 +40,7 @@ from cnnlab.analysis.step import (
 )
 from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
 from cnnlab.analysis.walk import MacCounter, _quiet_fake_tensor_log, paused_gc
-from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, onednn_conv_workspace
+from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, cpu_kernel_workspace
 from cnnlab.errors import ShapeError
 
 CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
@@ -183,9 +183,9 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
               inference: bool, count_macs: bool, kernels: CpuKernels | None, fake: bool) -> _FakeRun:
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
-    # CPU float32 convolutions allocate oneDNN buffers inside the op; CUDA's cuDNN workspaces are
+    # CPU convolutions (oneDNN buffers) and eval-mode batch norms allocate inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
-    workspace = None if cfg.device == "cuda" else partial(onednn_conv_workspace,
+    workspace = None if cfg.device == "cuda" else partial(cpu_kernel_workspace,
                                                           kernels=kernels or CpuKernels.current())
     # torch imports its compiler the first time an op reaches a Python dispatch mode or a Python meta
     # kernel; inside the tracked step that import would keep the frames it ran from (and their

@@ -130,13 +130,19 @@ def _im2col_bytes(x_shape, w_shape, y_shape, stride, padding, groups: int, item:
     return x_shape[0] * (x_shape[1] // groups) * kh * kw * math.prod(y_shape[-2:]) * item * groups
 
 
+def cpu_kernel_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Peak extra bytes a CPU op allocates inside itself, beyond its outputs: convolutions (oneDNN's or
+    PyTorch's own buffers) and eval-mode batch norm; 0 for every other op."""
+    if func is _batch_norm:
+        return _batch_norm_eval(args)
+    return onednn_conv_workspace(func, args, kwargs, out, kernels)
+
+
 def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
     """Peak extra bytes inside a CPU float32 convolution (forward or backward), beyond its outputs.
 
     ``kernels`` defaults to this process's (:meth:`CpuKernels.current`).
     """
-    if func is _batch_norm:
-        return _batch_norm_eval(args)
     if func is not _conv and func is not _conv_bw:
         return 0
     if func is _conv:
