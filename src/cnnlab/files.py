@@ -3,29 +3,90 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
-import tempfile
+import re
+import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+from cnnlab.text import printable
+
+
+TMP_TAG = "cnnlab-tmp"       # in every temporary's name: .NAME.cnnlab-tmp-RRRRRRRRRRRR-CCCCCCCC
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.cnnlab-tmp-(?P<nonce>[0-9a-f]{12})-(?P<check>[0-9a-f]{8})$")
+
+
+def _check(name: str, nonce: str) -> str:
+    """The 8-hex mark that proves a temporary's name was made by :func:`temporary_name` (BLAKE2b, keyed)."""
+    return hashlib.blake2b(f"{name}\0{nonce}".encode("utf-8", "surrogateescape"), digest_size=4,
+                           key=TMP_TAG.encode()).hexdigest()
+
+
+def temporary_name(name: str) -> str:
+    """A temporary's name for a write to ``name``: a random nonce and a keyed mark of (name, nonce).
+
+    No user chooses such a name, and a copy renamed by hand no longer carries a valid mark, so the sweep
+    (:func:`_remove_stale_temporaries`) can prove a file is one of cnnlab's before it removes it.
+    """
+    nonce = secrets.token_hex(6)
+    return f".{name}.cnnlab-tmp-{nonce}-{_check(name, nonce)}"
+
+
+def is_cnnlab_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary's name made by :func:`temporary_name` (its mark checks out)."""
+    m = _TMP_NAME.match(name)
+    return bool(m) and secrets.compare_digest(_check(m["name"], m["nonce"]), m["check"])
+
+
+FIXES = {errno.ENOSPC: "the disk is full: free some space or choose another place",
+         errno.EDQUOT: "your disk quota is used up: free some space or choose another place",
+         errno.EROFS: "the file system is read-only: choose a folder you can write",
+         errno.EACCES: "permission denied: choose a folder you can write",
+         errno.EPERM: "permission denied: choose a folder you can write"}
+
+
+class WriteError(CnnlabError):
+    """A file could not be written (disk full, read-only, no permission); nothing half-written was left."""
+
+
+def write_error(path: str | Path, err: OSError) -> WriteError:
+    """The one-line error for a failed write to ``path``, naming the file and what to do."""
+    fix = FIXES.get(err.errno or 0, f"{err.strerror or type(err).__name__}; check the folder")
+    return WriteError(f"{printable(str(path))}: cannot write it ({fix}); nothing of yours was changed")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it over ``path``.
 
-    If the body raises, the temporary file is removed and ``path`` is untouched.
+    If the body raises, the temporary file is removed and ``path`` is untouched. A write the system
+    refuses (disk full, read-only, no permission) is a :class:`WriteError` naming ``path``.
     """
     path = Path(path)
+    try:
+        with _atomic_path(path) as tmp:
+            yield tmp
+    except OSError as err:
+        raise write_error(path, err) from err
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; give the file the mode an ordinary write would (or the old file's)
+    tmp = path.parent / temporary_name(path.name)
+    # O_EXCL | O_NOFOLLOW: a new file, never an existing one or a link planted under that name
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~umask)
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    os.chmod(tmp, mode)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -40,18 +101,24 @@ _SWEPT: set[Path] = set()   # folders already cleaned in this process: one scan 
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporaries that writes into ``path``'s folder left when killed before renaming: ``.NAME.XXXXXXXX.tmp``
-    (mkstemp's 8 random characters) more than an hour old; a write still running is never that old."""
+    """Remove temporaries that cnnlab's own writes into ``path``'s folder left when killed before renaming.
+
+    Only a file that cnnlab can prove it made is removed: its name carries a valid keyed mark
+    (:func:`is_cnnlab_temporary`), it is a regular file (not a link: ``lstat``), owned by this user, and
+    more than an hour old (a write still running is never that old). Anything else, whatever its name,
+    is left alone.
+    """
     folder = path.parent.resolve()
     if folder in _SWEPT:
         return
     _SWEPT.add(folder)
     now = time.time()
-    for old in folder.glob(".*.tmp"):
-        if len(old.name.split(".")[-2]) != 8:     # not one of ours: .NAME.XXXXXXXX.tmp
+    for old in folder.glob(f".*.{TMP_TAG}-*"):
+        if not is_cnnlab_temporary(old.name):
             continue
         with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > STALE_AFTER_S:
+            st = old.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and now - st.st_mtime > STALE_AFTER_S:
                 old.unlink()
 
 

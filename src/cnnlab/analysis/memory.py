@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -277,6 +278,10 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
     cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
     shape = tuple(int(s) for s in input_shape)
+    values = batch_size * math.prod(shape)
+    if values >= 1 << 62:      # past a 64-bit element count: no allocator, real or simulated, can hold it
+        raise ShapeError(f"batch {batch_size:,} × input {list(shape)} is {values:.3g} values per batch, past what a "
+                         "tensor can hold (2^62); lower the batch size")
     meta = _as_meta(network)
     try:
         with _quiet_fake_tensor_log(), paused_gc():

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from cnnlab.cli.common import console, positive_int, print_json, shape_arg
+from cnnlab.cli.common import batch_size, console, print_json, shape_arg
 from cnnlab.errors import ShapeError
 from cnnlab.units import mb, mib, si
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "package.module:callable returning an nn.Module")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="shape of one instance (default: the spec's 'input' or the zoo model's usual input)")
-    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
+    p.add_argument("--batch", type=batch_size, default=1, metavar="N",
                    help="mini-batch size for the training figure (default: 1)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="element type for memory figures (default: float32)")

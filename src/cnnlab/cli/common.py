@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any
 
@@ -12,11 +11,9 @@ from rich.console import Console
 
 from cnnlab.errors import ShapeError
 from cnnlab.shapes import parse_shape
+from cnnlab.text import printable_block
 
 
-# Control characters other than newline and tab: an ESC sequence in a layer or key name could
-# otherwise clear or rewrite the terminal when a table shows it.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class SafeConsole(Console):
@@ -30,7 +27,7 @@ class SafeConsole(Console):
     """
 
     def render_str(self, text: str, **kwargs: Any):  # type: ignore[override]  # noqa: ANN201 - rich's Text
-        return super().render_str(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text), **kwargs)
+        return super().render_str(printable_block(text), **kwargs)
 
 
 def console() -> Console:
@@ -61,6 +58,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_BATCH = 1 << 31     # a batch past 2^31 images is no real run, and batch × C×H×W must stay a 64-bit count
+
+
+def batch_size(text: str) -> int:
+    """A mini-batch size, 1 to 2^31."""
+    value = positive_int(text)
+    if value > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"'{text[:30]}' is past the largest batch cnnlab takes ({MAX_BATCH:,} = 2^31)")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    try:
+        value = int(text) if len(text) <= 10 else 0
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' must be a port number from 1 to 65535")
+    return value
+
+
 def command_group(sub: argparse._SubParsersAction, name: str, epilog: str = "",
                   **kwargs: Any) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """``cnnlab NAME SUBCOMMAND``: the group's parser and its required sub-commands (dest ``<name>_command``)."""
@@ -76,7 +95,7 @@ def report_unreadable(predicted: int, failed: list[dict]) -> int:
     0 when every image was read, 1 when some were not (the others were still predicted, as ``cat`` goes on
     past a missing file), 2 when none could be read.
     """
-    from cnnlab.cli.main import printable
+    from cnnlab.text import printable
 
     for f in failed:
         reason = str(f["error"]).replace(f" '{f['image']}'", "").replace(f" {f['image']}", "")

@@ -24,6 +24,7 @@ from cnnlab.cli import study as study_cmd
 from cnnlab.cli import train as train_cmd
 from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
+from cnnlab.text import printable
 
 EXIT_USAGE = 2
 
@@ -56,13 +57,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters (newlines, ESC sequences from a file's keys or names) shown as escapes,
-    so an error stays one line and cannot rewrite the terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +102,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # `cnnlab analyze ... | head`
         return 0
+    except OSError as err:   # a write the system refused where no cnnlab writer named the file first
+        from cnnlab.files import FIXES, write_error
+
+        if err.errno not in FIXES:
+            raise
+        where = err.filename if err.filename is not None else "a file"
+        sys.stderr.write(f"cnnlab: error: {write_error(where, err)}\n")
+        return EXIT_USAGE
     except (Exception, SystemExit) as err:  # noqa: BLE001 - re-raised unless the user's own code raised it
         where = users_frame(err.__traceback__)
         if where is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cnnlab.cli.common import console, positive_int, print_json, shape_arg
+from cnnlab.cli.common import batch_size, console, positive_int, print_json, shape_arg
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.units import human_bytes, mb, mib, parse_bytes
 from cnnlab.vocab import OPTIMIZERS, PRECISIONS, choices_help
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "computed or allocated unless --measure.",
                        epilog=MEMORY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
-    p.add_argument("--batch", type=positive_int, default=1, metavar="N", help="mini-batch size (default: 1)")
+    p.add_argument("--batch", type=batch_size, default=1, metavar="N", help="mini-batch size (default: 1)")
     p.add_argument("--checkpointing", action="store_true", help="checkpoint the network's blocks")
     p.add_argument("--measure", action="store_true",
                    help="also run the real step (twice; the second is measured) and compare")
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(f)
     f.add_argument("--budget", required=True, metavar="SIZE",
                    help="memory per device: 8GiB (2^30 B), 8GB (10^9 B), 8000MiB, 0.5TiB")
-    f.add_argument("--batch", type=positive_int, default=32, metavar="N",
+    f.add_argument("--batch", type=batch_size, default=32, metavar="N",
                    help="the batch you want to train with (default: 32)")
     f.set_defaults(func=run_fit)
 

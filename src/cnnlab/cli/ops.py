@@ -147,9 +147,22 @@ def compute(args: argparse.Namespace) -> OpResult:
     return (ops.lrn_tf if tf_style else ops.lrn)(args.input, trace_limit=limit, **given)
 
 
+def read_files(args: argparse.Namespace) -> None:
+    """Replace a ``--input``/``--kernel``/``--bias`` that names a ``.npy`` or ``.json`` file by its numbers.
+
+    Only the command line reads files: the library's ops and the web page take typed numbers alone."""
+    from cnnlab.ops.parse import read_array
+
+    for name in ("input", "kernel", "bias"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.strip().endswith((".npy", ".json")):
+            setattr(args, name, read_array(value.strip(), f"--{name}", getattr(args, "exact", False)))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.trace_limit < 0:
         raise OpsInputError(f"--trace-limit must be >= 0 (got {args.trace_limit})")
+    read_files(args)
     result = compute(args)
     if args.json:
         print_json(result.to_dict(explain=args.explain))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.common import command_group, console, positive_int
+from cnnlab.cli.common import batch_size, command_group, console, positive_int
 
 EPILOG = """\
 examples:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are")
     c.add_argument("--quick", action="store_true", help="at most 5 epochs per network and coarser shift steps")
     c.add_argument("--epochs", type=positive_int, default=10, help="epochs per network (--quick: at most 5)")
-    c.add_argument("--batch", type=positive_int, default=64, help="batch size of every network")
+    c.add_argument("--batch", type=batch_size, default=64, help="batch size of every network")
     c.add_argument("--seed", type=int, default=0, help="seeds splits, weights, subsets and augmentation")
     c.add_argument("--out", default="study", metavar="DIR",
                    help="report folder (report.md, report.json, figures, runs/, specs/); an existing one is resumed")

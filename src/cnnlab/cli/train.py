@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from cnnlab.cli.common import command_group, console, positive_int, print_json, report_unreadable
+from cnnlab.cli.common import batch_size, command_group, console, positive_int, print_json, report_unreadable
 from cnnlab.errors import CnnlabError
 
 TRAIN_EPILOG = """\
@@ -136,7 +136,7 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--epochs", type=positive_int, default=None,
                    help=f"passes over the training images (default {d.epochs}); with --resume, a larger number "
                         "extends the run with a new learning-rate segment")
-    t.add_argument("--batch", type=positive_int, default=d.batch, help="global batch (split across torchrun processes)")
+    t.add_argument("--batch", type=batch_size, default=d.batch, help="global batch (split across torchrun processes)")
     t.add_argument("--lr", type=_float, help="peak learning rate of the warm-up + cosine schedule "
                    "(default 1e-3 for adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)")
     t.add_argument("--weight-decay", type=_float, default=d.weight_decay,
@@ -197,8 +197,7 @@ def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
         test = json.loads((folder / "test.json").read_text())
         con = console()
         con.print(trainer.task.summary(test))
-        log = (folder / "log.txt").read_text(encoding="utf-8") if (folder / "log.txt").exists() else ""
-        skipped = sum(line.startswith("skipped ") for line in log.splitlines())
+        skipped = len(getattr(trainer.data, "skipped", []))     # counted in memory, not read back from the log
         if skipped:
             what = "undecodable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
             con.print(f"skipped {skipped} {what}{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cnnlab.cli.common import command_group, console, positive_int, print_json, shape_arg
+from cnnlab.cli.common import batch_size, command_group, console, print_json, shape_arg
 from cnnlab.errors import CnnlabError
 from cnnlab.units import si
 
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--input", type=shape_arg, metavar="C,H,W",
                      help="one input shape for every model (default: each model's usual input: "
                           "3,224,224; 1,32,32 for LeNet-5; 1,28,28 for the MLP)")
-    cmp.add_argument("--batch", type=positive_int, default=1, metavar="N",
+    cmp.add_argument("--batch", type=batch_size, default=1, metavar="N",
                      help="mini-batch size for the training memory (default: 1)")
     cmp.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
     cmp.add_argument("--plot", metavar="FILE.png", help="also write a bar chart of parameters and MACs")

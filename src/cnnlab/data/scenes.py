@@ -36,6 +36,7 @@ Class index 0 is the background; source class *k* is index *k* + 1. 255
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,10 +284,12 @@ def check_out(out: Path) -> None:
     """A clear error, before any work, when ``out`` cannot become the new data set's folder."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CnnlabError(f"{out}: exists and is not an empty folder; choose another --out")
+    from cnnlab.files import temporary_name
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.probe"
-        probe.touch()
+        probe = out.parent / temporary_name(out.name)     # a new file of cnnlab's own: no user file is touched
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as err:
         raise CnnlabError(f"{out}: cannot write there ({err.strerror}); choose another --out") from None

@@ -28,10 +28,12 @@ the same update as one process on the whole batch. Only rank 0 logs and writes.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,7 +45,8 @@ from torch import nn
 
 from cnnlab.analysis.step import autocast
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text
+from cnnlab.files import atomic_write_text, write_error
+from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
 from cnnlab.train.batches import epoch_order, prefetch, step_generator
 from cnnlab.train.checkpoint import load_state, load_weights, save_state, save_weights
@@ -163,6 +166,23 @@ class RunState:
     stats: dict[str, float] = field(default_factory=dict)             # the task's step_stats sums
 
 
+def open_in_run(path: Path, flags: int) -> int:
+    """``os.open`` of a file inside a run folder that never follows a symbolic link and takes only a regular
+    file: a ``.lock`` or ``log.txt`` planted as a link (or a FIFO) is refused in one line, its target untouched."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise CnnlabError(f"{path}: is a symbolic link; cnnlab never writes through a link inside a run "
+                              f"folder (it would change the link's target): remove it ('rm {path}')") from None
+        raise CnnlabError(f"{path}: cannot open it ({err.strerror}); check the run folder's permissions") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CnnlabError(f"{path}: is not a regular file; remove it ('rm {path}')")
+    os.set_blocking(fd, True)
+    return fd
+
+
 class RunFolder:
     """One run folder: claimed by one process at a time; log, metrics."""
 
@@ -179,8 +199,11 @@ class RunFolder:
         if self.main and self.folder.exists() and not self.folder.is_dir():
             raise CnnlabError(f"{self.folder}: is a file, not a folder; give --out a folder to create")
         if self.main and self.folder.is_dir() and any(p.name != LOCK for p in self.folder.iterdir()):
-            raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
-                              "or choose another --out")
+            if (self.folder / "config.json").is_file():
+                raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
+                                  "or choose another --out")
+            raise CnnlabError(f"{self.folder}: is not empty and holds no cnnlab run (no config.json); cnnlab "
+                              "never writes into a folder of yours: choose a new or empty --out")
 
     def claim(self, fresh: bool) -> None:
         """Take the folder for this run: an exclusive ``flock`` on ``.lock``, held until :meth:`release`.
@@ -198,10 +221,10 @@ class RunFolder:
             if fresh:
                 self.check_empty()
                 self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as err:
             raise CnnlabError(f"{self.folder}: cannot create the run folder ({err.strerror}); choose another "
                               "--out") from None
+        fd = open_in_run(self.folder / LOCK, os.O_CREAT | os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -225,9 +248,16 @@ class RunFolder:
             self._lock_fd = None
 
     def log(self, text: str) -> None:
+        """Append one line to ``log.txt``: newlines, ESC and undecodable bytes of a file name are escaped, so a
+        name cannot forge a line; the file is never reached through a link."""
         if self.main:
-            with (self.folder / "log.txt").open("a", encoding="utf-8") as f:
-                f.write(text.rstrip() + "\n")
+            path = self.folder / "log.txt"
+            fd = open_in_run(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(printable(text.rstrip()) + "\n")
+            except OSError as err:
+                raise write_error(path, err) from err
 
     def write_metrics(self, history: list[dict[str, float]]) -> None:
         fields = list(dict.fromkeys(k for row in history for k in row))

@@ -21,7 +21,8 @@ framework, nothing from a CDN) calls a JSON API whose documents are the CLI's
 
 Safety: the server loads only the target and run the command line named —
 the browser may pick a *zoo* name (cnnlab's own code) but never a module path
-or a file; request bodies over :data:`MAX_BODY` bytes are refused (413); every
+or a file, and the ops playground takes numbers typed in the request, never a
+path (it reads nothing of the disk); request bodies over :data:`MAX_BODY` bytes are refused (413); every
 bad request is a 4xx JSON ``{"error": "one line"}``, never a traceback.
 """
 
@@ -39,13 +40,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from cnnlab import jsonsafe
 from cnnlab.errors import CnnlabError
+from cnnlab.text import printable
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024           # bytes: an ops request is a few hundred
 MAX_BATCH = 65536
+MAX_JSON_DEPTH = 16            # an ops body nests 4 levels at most; json.loads recurses once per level
 OPTIMIZERS_NOTE = "see 'cnnlab memory --help'"
 
 
@@ -57,8 +62,14 @@ class BadRequest(Exception):
         self.status = status
 
 
+MAX_MESSAGE = 400              # characters of an error message: never a long echo of what was sent
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+    text = printable(" ".join(str(message).split()))
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "…"
+    return JSONResponse({"error": text}, status_code=status)
 
 
 def create_app(target: str | None = None, run: str | Path | None = None,
@@ -96,6 +107,20 @@ def create_app(target: str | None = None, run: str | Path | None = None,
     @app.exception_handler(CnnlabError)
     async def user_error(_: Request, err: CnnlabError) -> JSONResponse:
         return _error(400, str(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # an unknown path or a wrong method: the same {"error": ...} shape as every other 4xx
+        if err.status_code == 404:
+            message = f"no such page or API: {request.url.path[:80]}; the API is under /api (see /api/info)"
+        elif err.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path[:80]}"
+        else:
+            message = str(err.detail)
+        response = _error(err.status_code, message)
+        if err.headers:
+            response.headers.update(err.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -147,7 +172,9 @@ def create_app(target: str | None = None, run: str | Path | None = None,
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise BadRequest("send the body as JSON (Content-Type: application/json)", 415)
         try:
-            body = json.loads(await request.body() or b"null")
+            body = jsonsafe.loads(await request.body() or b"null", MAX_JSON_DEPTH)
+        except jsonsafe.TooDeep as err:
+            raise BadRequest(f"the body is {err}") from None
         except ValueError:
             raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
         with lock:

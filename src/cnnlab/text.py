@@ -1,0 +1,41 @@
+"""Text from outside (file names, keys, layer names, a request) made safe to print: one place, every printer.
+
+A name can hold a newline (it would forge a line of a log or split an error),
+an ESC sequence (it would rewrite the terminal), a right-to-left override
+(it would show ``gpj.exe`` as ``exe.jpg``) or, from a file name that is not
+UTF-8, a lone surrogate (it cannot be encoded at all). :func:`printable` shows
+each as an escape; :func:`excerpt` also shortens what it quotes.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls (newline and tab included), the bidirectional overrides and isolates, zero-width
+# characters that hide text, and lone surrogates (Python's stand-in for undecodable bytes of a file name)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+_TABLE_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+                                "\ud800-\udfff]")
+
+
+def _escape(ch: str) -> str:
+    shown = repr(ch)[1:-1]            # Python's own escapes: \n, \x1b, \u202e, \udcff
+    return shown if shown != ch else f"\\u{ord(ch):04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control, bidi-override, zero-width and undecodable characters shown as escapes
+    (``\\n``, ``\\x1b``, ``\\u202e``), so it stays one line and cannot rewrite or reorder the terminal."""
+    return _UNPRINTABLE.sub(lambda m: _escape(m.group()), str(text))
+
+
+def printable_block(text: str) -> str:
+    """:func:`printable` that keeps newlines and tabs (a table or a multi-line report)."""
+    return _TABLE_UNPRINTABLE.sub(lambda m: _escape(m.group()), str(text))
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A short, quoted, printable excerpt of ``text`` for an error message: never the whole of a long value."""
+    text = str(text)
+    short = text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+    return "'" + printable(short) + "'"
