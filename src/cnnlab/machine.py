@@ -11,15 +11,33 @@ from cnnlab.units import human_bytes
 
 def available_ram(root: Path = Path("/")) -> int | None:
     """Bytes of RAM a new allocation can get without swapping: Linux's ``MemAvailable``, lowered to the
-    room left under a cgroup (container) memory limit; ``None`` where neither can be read. (``root``:
+    room left under a cgroup (container) memory limit and under this process's address-space limit
+    (``ulimit -v``); ``None`` where neither can be read. (``root``:
     where ``/proc`` and ``/sys`` are, for tests.)"""
-    found = [v for v in (_mem_available(root), _cgroup_room(root)) if v is not None]
+    found = [v for v in (_mem_available(root), _cgroup_room(root), _address_room(root)) if v is not None]
     if not found and root == Path("/"):      # not Linux: what the C library reports, if anything
         try:
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (OSError, ValueError, AttributeError):
             return None
     return max(0, min(found)) if found else None
+
+
+def _address_room(root: Path) -> int | None:
+    """Room left under this process's address-space limit (``ulimit -v``, ``RLIMIT_AS``): its soft limit
+    minus the ``VmSize`` already mapped; ``None`` when unlimited."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        for line in (root / "proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return soft - int(line.split()[1]) * 1024
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _mem_available(root: Path) -> int | None:
@@ -49,8 +67,8 @@ def _cgroup_room(root: Path) -> int | None:
     return int(limit) - (used - int(stat.get("inactive_file", 0)))
 
 
-def require_ram(need: int, what: str, fix: str) -> None:
-    """CnnlabError before ``what`` is allocated if it needs more than the RAM available now."""
+def require_ram(need: int, what: str, fix: str, error: type[CnnlabError] = CnnlabError) -> None:
+    """``error`` (a CnnlabError) before ``what`` is allocated if it needs more than the RAM available now."""
     free = available_ram()
     if free is not None and need > free:
-        raise CnnlabError(f"{what} needs about {human_bytes(need)} but {human_bytes(free)} of RAM is available; {fix}")
+        raise error(f"{what} needs about {human_bytes(need)} but {human_bytes(free)} of RAM is available; {fix}")

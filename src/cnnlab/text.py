@@ -10,12 +10,18 @@ each as an escape; :func:`excerpt` also shortens what it quotes.
 from __future__ import annotations
 
 import re
+import reprlib
+from typing import Any
 
 # C0 and C1 controls (newline and tab included), the bidirectional overrides and isolates, zero-width
 # characters that hide text, and lone surrogates (Python's stand-in for undecodable bytes of a file name)
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _TABLE_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
                                 "\ud800-\udfff]")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 40, 40, 6, 4, 3
 
 
 def _escape(ch: str) -> str:
@@ -34,8 +40,13 @@ def printable_block(text: str) -> str:
     return _TABLE_UNPRINTABLE.sub(lambda m: _escape(m.group()), str(text))
 
 
-def excerpt(text: str, limit: int = 40) -> str:
-    """A short, quoted, printable excerpt of ``text`` for an error message: never the whole of a long value."""
-    text = str(text)
-    short = text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
-    return "'" + printable(short) + "'"
+def excerpt(value: Any, limit: int = 40) -> str:
+    """A short, quoted, printable excerpt for an error message: never the whole of a long value.
+
+    A string is quoted as typed (cut after ``limit`` characters, with its length); any other value (a number,
+    a list from a JSON file) is shown by :mod:`reprlib`, which never builds the whole ``repr`` of a huge one."""
+    if isinstance(value, str):
+        short = value if len(value) <= limit else value[:limit] + f"… ({len(value):,} characters)"
+        return "'" + printable(short) + "'"
+    text = _REPR.repr(value)
+    return printable(text if len(text) <= limit else text[:limit - 1] + "…")

@@ -82,7 +82,7 @@ def test_category_ids_with_gaps_become_contiguous_classes_and_map_back(tmp_path)
     ({"id": 9, "image_id": 2, "category_id": 3, "segmentation": {"size": [10, 10], "counts": "0"}},
      "annotation 9: the RLE mask is 10×10 but the image is 20×30"),
     ({"id": 10, "image_id": 99, "category_id": 3, "segmentation": poly(1, 1, 5, 5)},
-     "annotation 10: refers to image 99"),
+     r"annotation 10 \(index 1\): field 'image_id': must be the integer id of an image that 'images' lists \(got 99\)"),
 ])
 def test_a_bad_annotation_is_named_by_its_id(tmp_path, bad, message):
     root = coco_folder(tmp_path / "d", [GOOD[0], bad])

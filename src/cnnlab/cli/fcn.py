@@ -142,7 +142,7 @@ def run_scan(args: argparse.Namespace) -> int:
     import torch
 
     from cnnlab.data.sources import decode_image
-    from cnnlab.fcn.scan import load_conversion, scan
+    from cnnlab.fcn.scan import check_scan_memory, load_conversion, scan
     from cnnlab.files import atomic_path, atomic_write_text
     from cnnlab.viz.fcn import plot_scan
 
@@ -158,6 +158,7 @@ def run_scan(args: argparse.Namespace) -> int:
         if image.shape[1] < h or image.shape[2] < w:
             raise CnnlabError(f"{name}: the image is {image.shape[1]}×{image.shape[2]}, smaller than the network's "
                               f"{h}×{w} window; give a larger image (nothing was written)")
+        check_scan_memory(fcn, tuple(image.shape), name)
         images.append((name, image))
     out.mkdir(parents=True, exist_ok=True)
     summaries = []

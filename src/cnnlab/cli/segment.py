@@ -193,6 +193,7 @@ def run_segment_train(args: argparse.Namespace) -> int:
 
 def run_segment_eval(args: argparse.Namespace) -> int:
     from cnnlab.data.segmentation import load_segmentation
+    from cnnlab.train.runs import check_split
     from cnnlab.train.tasks.semantic import evaluate, load_run, report_of
 
     run = Path(args.run)
@@ -203,6 +204,8 @@ def run_segment_eval(args: argparse.Namespace) -> int:
     c, h, w = doc["data"]["shape"]
     data = load_segmentation(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
                              cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
+    if not args.data and not args.data_dir:
+        check_split(run, doc, data)
     classes = doc["data"]["classes"]
     if args.data and len(data.classes) > len(classes):
         raise CnnlabError(f"{args.data}: has {len(data.classes)} classes but the run was trained on {len(classes)}")
@@ -298,6 +301,7 @@ def _check_out_names(out: Path, images: list[str]) -> None:
 
 def run_instance_eval(args: argparse.Namespace) -> int:
     from cnnlab.data.instances import load_instances
+    from cnnlab.train.runs import check_split
     from cnnlab.train.tasks.instance import evaluate, load_run, report_of
 
     run = Path(args.run)
@@ -306,6 +310,8 @@ def run_instance_eval(args: argparse.Namespace) -> int:
     c, h, w = doc["data"]["shape"]
     data = load_instances(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
                           cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
+    if not args.data and not args.data_dir:
+        check_split(run, doc, data)
     classes, ids = doc["data"]["classes"], doc["data"]["category_ids"]
     if args.data and data.classes != classes:
         raise CnnlabError(f"{args.data}: its classes ({', '.join(data.classes[1:])}) differ from the run's "

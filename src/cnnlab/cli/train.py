@@ -228,6 +228,7 @@ def _load_run(run: Path):  # type: ignore[no-untyped-def]
 
 def run_eval(args: argparse.Namespace) -> int:
     from cnnlab.data import load_data
+    from cnnlab.train.runs import check_split
     from cnnlab.train.tasks.classification import check_tta, confusion_matrix, evaluate, per_class
 
     run = Path(args.run)
@@ -242,6 +243,8 @@ def run_eval(args: argparse.Namespace) -> int:
         from cnnlab.train.tasks.classification import transform_data
 
         data = transform_data(data, None, True, cfg["seed"])
+    if not args.data and not args.data_dir:
+        check_split(run, doc, data)          # the test images this run never trained on, as recorded
     tta = args.tta or cfg.get("tta", "none")
     check_tta(tta, data)
     loss, acc, preds = evaluate(model, data.test, mean, std, "cpu", tta=tta)

@@ -20,9 +20,18 @@ Three sources, in this order of precedence for a folder (or for each of its
    most common class index under it; without, every instance is class 1. A ``classes.txt`` (line 1
    the background) in the folder or its parent names the classes (default "object", "class k").
 
-A bad annotation (its image missing, a mask reaching outside the image, an
-unknown category) is an error naming the annotation id — or, with
-``skip_bad``, that image is left out and listed in ``skipped``.
+``annotations.json`` is checked against COCO's format before use
+(:func:`cnnlab.data.coco_schema.validate_coco`): a malformed document is always an
+error. A bad annotation (its image missing or of another size than ``images``
+says, a mask reaching outside the image, an unknown category) or an image with
+more than :data:`MAX_INSTANCES` instances is an error naming the annotation or
+image id and file — or, with ``skip_bad``, that image is left out and listed in
+``skipped``.
+
+Memory is checked before it is taken: an annotations file past
+:data:`MAX_JSON_BYTES` is not read, and the RAM that parsing it and decoding
+its masks (one byte per pixel per instance) will take is compared with the
+RAM available first.
 """
 
 from __future__ import annotations
@@ -36,10 +45,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnlab import machine
+from cnnlab.data.coco_schema import validate_coco
 from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
+MAX_INSTANCES = 1000           # per image: COCO's densest image has under 100, LVIS's about 800
+MAX_JSON_BYTES = 2 * 10**9     # an annotations file's bytes (COCO train2017's is about 450 MB)
+JSON_RAM_FACTOR = 8            # RAM json.loads takes per byte of a COCO file (measured 6.7 on 187 MB)
 
 
 @dataclass
@@ -135,18 +149,18 @@ def coco_ground_truth(split: InstSplit, classes: list[str], category_ids: list[i
 
 
 def _decode_segmentation(seg: Any, h: int, w: int, where: str) -> np.ndarray:
-    """A COCO ``segmentation`` (polygons, RLE or uncompressed RLE) as an (h, w) uint8 mask."""
+    """A COCO ``segmentation`` (polygons, RLE or uncompressed RLE, checked by ``validate_coco``) as an (h, w)
+    uint8 mask."""
     from pycocotools import mask as mask_utils
 
     if isinstance(seg, list):
-        if not seg or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in seg):
-            raise DataError(f"{where}: a polygon needs at least 3 points as [x1, y1, x2, y2, ...]")
+        if not seg:
+            raise DataError(f"{where}: 'segmentation' has no polygons; give at least one [x1, y1, x2, y2, x3, y3, ...]")
         xy = np.concatenate([np.asarray(p, dtype=np.float64) for p in seg])
-        if not np.isfinite(xy).all() or xy[0::2].min() < 0 or xy[1::2].min() < 0 or xy[0::2].max() > w \
-                or xy[1::2].max() > h:
+        if xy[0::2].min() < 0 or xy[1::2].min() < 0 or xy[0::2].max() > w or xy[1::2].max() > h:
             raise DataError(f"{where}: the polygon reaches outside the {w}×{h} image; fix its coordinates")
         rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+    elif isinstance(seg, dict):
         if list(seg["size"]) != [h, w]:
             raise DataError(f"{where}: the RLE mask is {seg['size'][0]}×{seg['size'][1]} but the image is {h}×{w}")
         rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else \
@@ -159,61 +173,116 @@ def _decode_segmentation(seg: Any, h: int, w: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: cannot decode the mask ({err})") from None
 
 
-def read_coco(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]],
-              categories: dict[int, str] | None = None) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
-    """Images and (masks, category ids) of ``root/annotations.json``, and its categories {id: name}."""
-    path = root / "annotations.json"
+def require_ram(need: int, what: str, fix: str) -> None:
+    """:func:`cnnlab.machine.require_ram` raising a DataError (``--skip-bad`` treats it as the image's fault)."""
+    machine.require_ram(need, what, fix, DataError)
+
+
+def read_json(path: Path) -> Any:
+    """``path`` parsed, refused before reading when past :data:`MAX_JSON_BYTES` or the RAM parsing would take."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        images = {int(im["id"]): im for im in doc["images"]}
-        cats = {int(c["id"]): str(c["name"]) for c in doc.get("categories", [])}
-        anns = doc.get("annotations", [])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: not a COCO instances file ({type(err).__name__}: {err}); it needs 'images', "
-                        "'annotations' and 'categories' lists") from None
-    if categories is not None and cats != categories:
-        raise DataError(f"{path}: its categories differ from the train split's; every split needs the same list")
-    per_image: dict[int, list[dict]] = {i: [] for i in images}
+        size = path.stat().st_size
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err})") from None
+    if size > MAX_JSON_BYTES:
+        raise DataError(f"{path}: {size:,} B is past the limit of {MAX_JSON_BYTES:,} B (2 GB) for an annotations "
+                        "file; split the images into train/, val/ and test/ folders, each with its annotations.json")
+    require_ram(size * JSON_RAM_FACTOR, f"{path}: parsing its {size:,} B",
+                "split the images into train/, val/ and test/ folders, or use a machine with more memory")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"{path}: not a JSON file ({type(err).__name__}: {err}); a COCO instances file is a JSON "
+                        "object with 'images', 'annotations' and 'categories' lists") from None
+
+
+def _group(doc: dict[str, Any], cats: dict[int, str], path: Path) -> tuple[dict[int, list[dict]], dict[int, str]]:
+    """A checked document's annotations by image id, and why an image cannot be used: an annotation of an
+    unlisted category, or more than :data:`MAX_INSTANCES` instances (crowd regions are not instances)."""
+    per_image: dict[int, list[dict]] = {im["id"]: [] for im in doc["images"]}
     bad: dict[int, str] = {}
-    for a in anns:
-        where = f"{path}: annotation {a.get('id', '?')}"
-        if a.get("image_id") not in per_image:
-            raise DataError(f"{where}: refers to image {a.get('image_id')}, which 'images' does not list")
-        if a.get("category_id") not in cats:
-            why = (f"{where}: unknown category {a.get('category_id')} (the categories are "
-                   f"{', '.join(map(str, sorted(cats)))}; or add it to 'categories')")
-            bad.setdefault(a["image_id"], why)
+    for a in doc["annotations"]:
+        if a["category_id"] not in cats:
+            bad.setdefault(a["image_id"], f"{path}: annotation {a['id']}: unknown category {a['category_id']} (the "
+                                          f"categories are {', '.join(map(str, sorted(cats)))}; or add it to "
+                                          "'categories')")
             continue
         per_image[a["image_id"]].append(a)
+    for im in doc["images"]:
+        n = sum(1 for a in per_image[im["id"]] if not a.get("iscrowd", 0))
+        if n > MAX_INSTANCES:
+            bad.setdefault(im["id"], f"{path}: image {im['id']} ({im['file_name']}): {n:,} instances, past the "
+                                     f"limit of {MAX_INSTANCES:,} per image (COCO's densest image has under 100)")
+    return per_image, bad
+
+
+def _decoded_bytes(images: dict[int, dict], per_image: dict[int, list[dict]], bad: dict[int, str],
+                   channels: int | None) -> tuple[int, int]:
+    """(bytes, masks): what the usable images (uint8, ``channels`` or 3) and their masks (one byte a pixel) take
+    once decoded, at the sizes ``images`` gives."""
+    total = masks = 0
+    for image_id, im in images.items():
+        if image_id not in bad:
+            k = sum(1 for a in per_image[image_id] if not a.get("iscrowd", 0))
+            total += (k + (channels or 3)) * im["height"] * im["width"]
+            masks += k
+    return total, masks
+
+
+def _read_coco_image(root: Path, path: Path, im: dict[str, Any], anns: list[dict], channels: int | None
+                     ) -> tuple[torch.Tensor, tuple[torch.Tensor, list[int]]]:
+    """One image of a checked document and its (masks (K, H, W) bool, category ids), crowd regions left out."""
+    file = root / im["file_name"]
+    label = f"annotation {anns[0]['id']} (image {im['id']})" if anns else f"image {im['id']}"
+    if not file.is_file():
+        raise DataError(f"{path}: {label}: the image file {im['file_name']} is missing")
+    try:
+        x = decode_image(file, channels)
+    except ValueError as err:
+        raise DataError(f"{file}: cannot decode the image ({err})") from None
+    h, w = x.shape[1:]
+    if (h, w) != (im["height"], im["width"]):
+        raise DataError(f"{path}: image {im['id']}: {im['file_name']} is {w}×{h} pixels but 'images' gives "
+                        f"width {im['width']}, height {im['height']}; fix them")
+    masks, cat_ids = [], []
+    for a in anns:
+        if not a.get("iscrowd", 0):
+            masks.append(_decode_segmentation(a.get("segmentation"), h, w, f"{path}: annotation {a['id']}"))
+            cat_ids.append(a["category_id"])
+    m = torch.from_numpy(np.stack(masks)).bool() if masks else torch.zeros((0, h, w), dtype=torch.bool)
+    return x, (m, cat_ids)
+
+
+def read_coco(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]],
+              categories: dict[int, str] | None = None) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
+    """Images and (masks, category ids) of ``root/annotations.json``, and its categories {id: name}.
+
+    The document is checked whole first (always an error); then the RAM its masks need; then image by image
+    (with ``skip_bad`` a bad image is left out and listed in ``skipped``)."""
+    path = root / "annotations.json"
+    doc = read_json(path)
+    validate_coco(doc, str(path))
+    images = {im["id"]: im for im in doc["images"]}
+    cats = {c["id"]: c["name"] for c in doc["categories"]}
+    if categories is not None and cats != categories:
+        raise DataError(f"{path}: its categories differ from the train split's; every split needs the same list")
+    per_image, bad = _group(doc, cats, path)
+    need, n_masks = _decoded_bytes(images, per_image, bad, channels)
+    require_ram(need, f"{path}: decoding its images and {n_masks:,} instance masks",
+                "use fewer or smaller images, or a machine with more memory")
     xs, ys = [], []
     for image_id, im in sorted(images.items()):
-        file = root / str(im.get("file_name", ""))
-        first = per_image[image_id][0]["id"] if per_image[image_id] else None
-        label = f"annotation {first} (image {image_id})" if first is not None else f"image {image_id}"
         try:
             if image_id in bad:
                 raise DataError(bad[image_id])
-            if not file.is_file():
-                raise DataError(f"{path}: {label}: the image file {im.get('file_name')} is missing")
-            try:
-                x = decode_image(file, channels)
-            except ValueError as err:
-                raise DataError(f"{file}: cannot decode the image ({err})") from None
-            h, w = x.shape[1:]
-            masks, cat_ids = [], []
-            for a in per_image[image_id]:
-                if a.get("iscrowd", 0):
-                    continue
-                masks.append(_decode_segmentation(a.get("segmentation"), h, w, f"{path}: annotation {a['id']}"))
-                cat_ids.append(int(a["category_id"]))
+            x, y = _read_coco_image(root, path, im, per_image[image_id], channels)
         except DataError as err:
             if not skip_bad:
                 raise DataError(f"{err}; fix it, or pass --skip-bad to leave that image out") from None
-            skipped.append((str(file), str(err)))
+            skipped.append((str(root / im["file_name"]), str(err)))
             continue
         xs.append(x)
-        m = torch.from_numpy(np.stack(masks)).bool() if masks else torch.zeros((0, h, w), dtype=torch.bool)
-        ys.append((m, cat_ids))
+        ys.append(y)
     return xs, ys, cats
 
 
@@ -275,6 +344,12 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
         if owner.shape != tuple(x.shape[1:]) or (cls_img is not None and cls_img.shape != owner.shape):
             bad(labels[stem], f"is {owner.shape[0]}×{owner.shape[1]} but its image is {x.shape[1]}×{x.shape[2]}")
             continue
+        n = int(np.count_nonzero(np.unique(owner)))       # counted before (n, H, W) masks are built
+        if n > MAX_INSTANCES:
+            bad(labels[stem], f"{n:,} instances (distinct non-zero values), past the limit of {MAX_INSTANCES:,} per "
+                              "image (an instance label image holds one integer per object; is it a photo?)")
+            continue
+        require_ram(n * owner.size, f"{labels[stem]}: building its {n:,} instance masks", "use smaller images")
         masks, _ = from_label_image(owner)
         if cls_img is None:
             ids = [1] * masks.shape[0]

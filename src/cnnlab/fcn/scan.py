@@ -9,6 +9,7 @@ classes and normalisation, or the spec/zoo name).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         from cnnlab.train.checkpoint import load_weights
         from cnnlab.train.config import load_run_config
         from cnnlab.train.model import build_model
+        from cnnlab.train.runs import check_file_run
 
         doc = load_run_config(path)
         if doc["config"].get("task", "classification") != "classification":
@@ -52,7 +54,7 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         shape = tuple(doc["data"]["shape"])
         entry = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
         model, _ = build_model(entry, shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
-        load_weights(path / "model.safetensors", model)
+        check_file_run(path / "model.safetensors", load_weights(path / "model.safetensors", model), doc.get("run_id"))
         rebuild = {"kind": "run", "model": entry, "spec_text": doc["model"].get("spec_text"),
                    "classes": len(doc["data"]["classes"])}
         return Source(model.eval(), shape, list(doc["data"]["classes"]), doc["data"]["mean"], doc["data"]["std"],
@@ -172,6 +174,26 @@ def load_conversion(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
         raise CnnlabError(f"{folder / 'fcn.safetensors'}: unreadable or from another network "
                           f"({str(err).splitlines()[0]}); convert again") from None
     return fcn.eval(), doc
+
+
+def scan_bytes(fcn: nn.Module, shape: tuple[int, int, int]) -> int:
+    """Bytes a scan of an image of ``shape`` (C, H, W) needs: cnnlab's own inference prediction (meta tensors,
+    nothing allocated) of the FCN on it, plus the float image and the class probabilities it returns."""
+    from cnnlab.analysis.memory import estimate_memory
+
+    est = estimate_memory(fcn, shape, 1, include_inference=True)
+    with torch.no_grad():
+        out = to_meta(fcn)(torch.zeros(1, *shape, device="meta"))
+    return int(est.inference.peak_bytes) + 4 * math.prod(shape) + 8 * out.numel()  # type: ignore[union-attr]
+
+
+def check_scan_memory(fcn: nn.Module, shape: tuple[int, int, int], name: str) -> None:
+    """A one-line error before a scan that would need more RAM than is available (a 4000×4000 image once
+    ended in a 2 GB allocation traceback)."""
+    from cnnlab.machine import require_ram
+
+    require_ram(scan_bytes(fcn, shape), f"{name}: scanning this {shape[1]}×{shape[2]} image",
+                "scan a smaller image or a crop of it (nothing was written)")
 
 
 def scan(fcn: nn.Module, image: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:

@@ -7,8 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab import jsonsafe
 from cnnlab.errors import CnnlabError
 from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, OPTIMIZERS, TRAIN_PRECISIONS, TTA_MODES
+
+MAX_EPOCHS = 100_000        # a run of more epochs is a typo (or an edited config.json), not a plan
+MAX_BATCH = 1 << 31
+
+NONE = type(None)
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str,), "model": (str,), "data": (str,), "data_dir": (str, NONE), "epochs": (int,), "batch": (int,),
+    "lr": (int, float, NONE), "weight_decay": (int, float), "optimizer": (str,), "augment": (str,),
+    "label_smoothing": (int, float), "tta": (str,), "val_fraction": (int, float), "seed": (int,),
+    "device": (str,), "precision": (str,), "channels_last": (bool,), "size": (tuple, list, NONE),
+    "channels": (int, NONE), "train_size": (int, NONE), "permute_pixels": (bool,), "strict": (bool,),
+    "skip_bad": (bool,), "model_args": (dict,), "checkpoint_every": (int,), "warmup": (int, float),
+    "segments": (list,), "out": (str,),
+}
+
 
 @dataclass
 class TrainConfig:
@@ -44,10 +60,11 @@ class TrainConfig:
     out: str = "runs/run"
 
     def check(self) -> None:
-        """Raise :class:`CnnlabError` naming the first option out of range."""
+        """Raise :class:`CnnlabError` naming the first option of the wrong type or out of range."""
+        self._check_types()
         problems = [
-            (self.epochs < 1, f"--epochs must be at least 1 (got {self.epochs})"),
-            (self.batch < 1, f"--batch must be at least 1 (got {self.batch})"),
+            (not 1 <= self.epochs <= MAX_EPOCHS, f"--epochs must be from 1 to {MAX_EPOCHS:,} (got {self.epochs})"),
+            (not 1 <= self.batch <= MAX_BATCH, f"--batch must be from 1 to {MAX_BATCH:,} (got {self.batch})"),
             (self.lr is not None and not (0 < self.lr <= 10), f"--lr must be in (0, 10] (got {self.lr})"),
             (self.weight_decay < 0, f"--weight-decay must be ≥ 0 (got {self.weight_decay})"),
             (not 0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})"),
@@ -59,11 +76,16 @@ class TrainConfig:
              f"unknown precision '{self.precision}'; use {', '.join(TRAIN_PRECISIONS)}"),
             (self.device not in ("cpu", "cuda"), f"unknown device '{self.device}'; use cpu or cuda"),
             (not 0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1 (got {self.val_fraction})"),
-            (self.checkpoint_every < 0, f"--checkpoint-every must be ≥ 0 (got {self.checkpoint_every})"),
+            (not 0 <= self.checkpoint_every < 2**31, f"--checkpoint-every must be from 0 to 2^31 (got "
+                                                    f"{self.checkpoint_every})"),
+            (self.size is not None and not (len(self.size) == 2 and all(1 <= v <= 65536 for v in self.size)),
+             f"--size must be H,W with sizes 1..65536 (got {self.size})"),
+            (self.channels not in (None, 1, 3), f"--channels must be 1 or 3 (got {self.channels})"),
+            (any(not 0 <= e <= self.epochs for e in self.segments), "segments must be epochs of the run"),
             (not 0 <= self.warmup < 1, f"warmup must be in [0, 1) (got {self.warmup})"),
             (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
-            (self.train_size is not None and self.train_size < 1,
-             f"--train-size must be at least 1 (got {self.train_size})"),
+            (self.train_size is not None and not 1 <= self.train_size < 2**31,
+             f"--train-size must be from 1 to 2^31 (got {self.train_size})"),
         ]
         for bad, message in problems:
             if bad:
@@ -75,6 +97,17 @@ class TrainConfig:
                 raise CnnlabError("--device cuda needs a CUDA GPU and this machine has none; use --device cpu")
         if self.precision == "fp16-amp" and self.device != "cuda":
             raise CnnlabError("--precision fp16-amp needs --device cuda; on CPU use bf16-amp")
+
+    def _check_types(self) -> None:
+        """Every field has the type its annotation names (a config.json edited to ``"epochs": 1e30`` is refused)."""
+        for name, kinds in FIELD_TYPES.items():
+            value = getattr(self, name)
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            if name in ("size", "segments") and ok and value is not None:
+                ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            if not ok:
+                shown = repr(value)[:40]
+                raise CnnlabError(f"'{name}' must be {' or '.join(k.__name__ for k in kinds)} (got {shown})")
 
     @property
     def learning_rate(self) -> float:
@@ -89,19 +122,77 @@ class TrainConfig:
         return cls(**{**known, "out": out})
 
 
+MAX_CONFIG_BYTES = 64 << 20   # a run's config.json (a spec's text included) is a few KB
+
+NAMED_DATA = ("digits", "fashion-mnist", "fashionmnist")
+
+
+def anchored(source: str | None) -> str | None:
+    """A data source that means the same folder from anywhere: a path is made absolute (symbolic links kept);
+    named sets (``digits``, ``fashion-mnist``, ``scenes:digits``) are left as they are."""
+    import os
+
+    if source is None:
+        return None
+    prefix, rest = ("scenes:", source[7:]) if source.lower().startswith("scenes:") else ("", source)
+    if rest.lower().replace("_", "-") in NAMED_DATA or not Path(rest).exists():
+        return source
+    return prefix + os.path.abspath(rest)
+
+
+RUN_ID = "run_id"        # 16 hex digits drawn when a run is made; every file of the run carries it
+DIGEST = "digest"        # BLAKE2b of config.json's content (all but this key): an edit is refused
+
+
+def new_run_id() -> str:
+    """A fresh run id (64 random bits, hex)."""
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def document_digest(doc: dict[str, Any]) -> str:
+    """BLAKE2b of a run document's canonical JSON (sorted keys), the ``digest`` key left out."""
+    import hashlib
+
+    text = json.dumps({k: v for k, v in doc.items() if k != DIGEST}, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def seal(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with its ``digest``: what cnnlab writes as a run's ``config.json`` (and re-seals when it extends
+    the run itself)."""
+    return {**doc, DIGEST: document_digest(doc)}
+
+
+def _check_seal(path: Path, doc: dict[str, Any]) -> None:
+    """A run's config.json is as cnnlab wrote it: its split, model and data are facts of the run, not settings."""
+    if RUN_ID not in doc and DIGEST not in doc:
+        return       # a run made before cnnlab bound its files (kept readable; nothing to check against)
+    if not (isinstance(doc.get(RUN_ID), str) and len(doc[RUN_ID]) == 16):
+        raise CnnlabError(f"{path}: its '{RUN_ID}' is missing or malformed; the run folder is damaged")
+    if doc.get(DIGEST) != document_digest(doc):
+        raise CnnlabError(f"{path}: was edited after the run was made (its digest no longer matches); a run's "
+                          "seed, split, data and model are facts of the run, not settings: restore the file, or "
+                          "train a new run with the settings you want")
+
+
 def load_run_config(folder: Path) -> dict[str, Any]:
-    """The ``config.json`` of a run folder, or a clear error when ``folder`` is not a run."""
+    """The ``config.json`` of a run folder, or a clear error when ``folder`` is not a run (or was edited)."""
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CnnlabError(f"{folder}: not a cnnlab run folder (no config.json); give the --out folder of a "
                           "'cnnlab train' run")
     try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"over {MAX_CONFIG_BYTES:,} bytes")
+        doc = jsonsafe.loads(path.read_bytes(), 64)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise CnnlabError(f"{path}: unreadable ({type(err).__name__}); the run folder is damaged") from None
     missing = [k for k in ("config", "model", "data") if not isinstance(doc, dict) or not isinstance(doc.get(k), dict)]
     if missing:
         raise CnnlabError(f"{path}: no '{missing[0]}' section; the run folder is damaged or not cnnlab's")
+    _check_seal(path, doc)
     try:
         TrainConfig.from_saved(doc["config"], out=str(folder)).check()
     except (TypeError, ValueError, CnnlabError) as err:

@@ -50,7 +50,9 @@ from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
 from cnnlab.train.batches import epoch_order, prefetch, step_generator
 from cnnlab.train.checkpoint import load_state, load_weights, save_state, save_weights
-from cnnlab.train.config import TrainConfig, load_run_config
+from cnnlab.train.config import (DIGEST, MAX_EPOCHS, RUN_ID, TrainConfig, anchored, load_run_config, new_run_id,
+                                 seal)
+from cnnlab.train.runs import SPLITS, check_file_run, check_split, split_digests
 from cnnlab.train.schedule import make_scheduler
 from cnnlab.train.tasks import Task, create_task
 
@@ -281,6 +283,9 @@ class Trainer:
             if epochs is not None and not (Path(resume) / "state.safetensors").is_file():
                 cfg.epochs = epochs      # nothing was trained yet: any length
         cfg.check()
+        if saved is None:                # the data means the same folder from anywhere, for the run's life
+            cfg.data, cfg.data_dir = anchored(cfg.data) or cfg.data, anchored(cfg.data_dir)
+        self.run_id: str | None = saved.get(RUN_ID) if saved else new_run_id()   # None: a run from before ids
         self.cfg, self.progress = cfg, progress
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
         self._scaler_state: dict[str, Any] | None = None
@@ -295,6 +300,8 @@ class Trainer:
             self.folder.check_empty()        # early, before the data loads (claim() re-checks atomically)
         torch.manual_seed(cfg.seed)
         self.data = self.task.load_data()
+        if saved is not None:
+            check_split(Path(cfg.out), saved, self.data, SPLITS)     # the data the run was trained on, unchanged
         self.model, self.model_info = self.task.build_model(self.data, saved["model"] if saved else None)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=fmt)
@@ -316,6 +323,7 @@ class Trainer:
         try:
             if saved is not None and not restart:
                 meta = load_state(self.folder.state_path, self.model, self.optimizer, self.scheduler)
+                check_file_run(self.folder.state_path, meta, self.run_id)
                 self._restore(meta)
             else:
                 if restart:
@@ -343,8 +351,9 @@ class Trainer:
         params = sum(p.numel() for p in self.model.parameters())
         if not self.dist.main:
             return
-        doc = {"config": asdict(cfg), "model": self.model_info, "params": params,
-               "data": self.task.describe_data(data), "torch": torch.__version__}
+        doc = seal({RUN_ID: self.run_id, "config": asdict(cfg), "model": self.model_info, "params": params,
+                    "data": {**self.task.describe_data(data), "split_digest": split_digests(data)},
+                    "torch": torch.__version__})
         atomic_write_text(self.folder.folder / "config.json", json.dumps(doc, indent=2))
         if self.model_info["kind"] == "spec":
             atomic_write_text(self.folder.folder / "model_spec.yaml", self.model_info["spec_text"])
@@ -358,7 +367,7 @@ class Trainer:
     def _resume(self, epochs: int | None) -> None:
         """Checks before a resume; ``epochs`` larger than the saved one extends the run with a new segment."""
         cfg = self.cfg
-        meta_epoch = _saved_epoch(self.folder.state_path)
+        meta_epoch = _saved_epoch(self.folder.state_path, self.run_id)
         if epochs is not None and epochs < cfg.epochs:
             raise CnnlabError(f"--epochs {epochs} is fewer than the run's {cfg.epochs}; a run can only be extended")
         if epochs is not None and epochs > cfg.epochs:
@@ -385,10 +394,10 @@ class Trainer:
         folder = self.folder
         if self._extended is not None:
             cfg_path = folder.folder / "config.json"
-            doc = json.loads(cfg_path.read_text())
+            doc = load_run_config(folder.folder)
             doc["config"]["epochs"], doc["config"]["segments"] = self.cfg.epochs, self.cfg.segments
-            if self.dist.main:
-                atomic_write_text(cfg_path, json.dumps(doc, indent=2))
+            if self.dist.main:        # cnnlab's own change: sealed again
+                atomic_write_text(cfg_path, json.dumps(seal(doc) if DIGEST in doc else doc, indent=2))
             folder.log(f"extended to {self.cfg.epochs} epochs: a new warm-up + cosine segment of the learning rate "
                        f"from epoch {self._extended + 1} (step {self._extended * self.steps_per_epoch})")
         folder.log(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step} "
@@ -519,11 +528,12 @@ class Trainer:
         if dist.main:
             folder = self.folder.folder
             self.folder.write_metrics(state.history)
-            save_weights(folder / "last.safetensors", self.model, {"epoch": epoch + 1, **val})
+            save_weights(folder / "last.safetensors", self.model, {"epoch": epoch + 1, **val, RUN_ID: self.run_id})
             val_loss = val.get("val_loss", float("inf"))
             if monitor > state.best or (monitor == state.best and val_loss < state.best_loss):
                 state.best, state.best_loss = monitor, val_loss
-                save_weights(folder / "model.safetensors", self.model, {"epoch": epoch + 1, **val})
+                save_weights(folder / "model.safetensors", self.model, {"epoch": epoch + 1, **val,
+                                                                        RUN_ID: self.run_id})
             metric = self.task.metric
             line = (f"epoch {epoch + 1}/{cfg.epochs}: val {metric} {val['val_' + metric]:.4f}"
                     + (f" (loss {val['val_loss']:.4f})" if "val_loss" in val else "")
@@ -557,23 +567,33 @@ class Trainer:
             run["running"] = all_reduce(self.state.running, self.dist, self.device)
             run["stats"] = all_reduce(self.state.stats, self.dist, self.device)
         if self.dist.main:
-            meta = {"run": run, "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+            meta = {"run": run, "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                    RUN_ID: self.run_id}
             save_state(self.folder.state_path, self.model, self.optimizer, self.scheduler, meta)
 
     def finish(self) -> dict[str, Any]:
         """Test the best weights with the task's report; returns it."""
         folder = self.folder.folder
-        load_weights(folder / "model.safetensors", self.model)
+        check_file_run(folder / "model.safetensors", load_weights(folder / "model.safetensors", self.model),
+                       self.run_id)
         report = self.task.test_report(folder, self.model, self.data, self.cfg.device, self.state.history)
+        if self.run_id is not None:   # the report belongs to this run too
+            report = {**report, RUN_ID: self.run_id}
+            atomic_write_text(folder / "test.json", json.dumps(report, indent=2))
         self.folder.log(f"best weights: {self.task.summary(report)}")
         return report
 
 
-def _saved_epoch(path: Path) -> int:
-    """The epoch count a state file has finished (read from its metadata, no tensors loaded)."""
+def _saved_epoch(path: Path, run_id: str | None) -> int:
+    """The epoch count a state file of run ``run_id`` has finished (read from its metadata, no tensors loaded)."""
     from cnnlab.train.checkpoint import read_meta
 
-    return int(read_meta(path)["run"]["epoch"])
+    meta = read_meta(path)
+    check_file_run(path, meta, run_id)
+    epoch = meta.get("run", {}).get("epoch") if isinstance(meta.get("run"), dict) else None
+    if not (isinstance(epoch, int) and 0 <= epoch <= MAX_EPOCHS):
+        raise CnnlabError(f"{path}: its epoch count is missing or out of range; the checkpoint is damaged")
+    return epoch
 
 
 def _to(y: Any, device: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -36,6 +36,24 @@ def _adapt_spec(spec, shape: tuple[int, int, int], classes: int):  # type: ignor
     return replace(spec, layers=spec.layers[:-1] + (new_last,))
 
 
+TRAINING_COPIES = 4    # weights, gradients and Adam's two moments: what training holds per parameter at least
+
+
+def require_weights_fit(make: Callable[[], nn.Module], name: str) -> None:
+    """Build the network on the meta device (nothing allocated) and refuse it in one line when its parameters,
+    with their gradients and optimizer state, need more RAM than is available (a spec conv with
+    ``filters: 100000000000`` once ended in an allocation traceback)."""
+    import torch
+
+    from cnnlab.machine import require_ram
+
+    with torch.device("meta"):
+        meta = make()
+    weights = sum(p.numel() * p.element_size() for p in meta.parameters())
+    require_ram(TRAINING_COPIES * weights, f"{name}: training its {sum(p.numel() for p in meta.parameters()):,} "
+                "parameters (weights, gradients, optimizer state)", "make the network smaller")
+
+
 def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text: str | None = None
                 ) -> tuple[nn.Module, dict[str, Any]]:
     """``(module, info)``: the model on CPU with fresh weights, and how to rebuild it (for the run's config).
@@ -53,6 +71,7 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
             spec = load_spec(model)
             text = Path(model).read_text()
         spec = _adapt_spec(spec, shape, classes)
+        require_weights_fit(lambda: build(spec), spec.source or spec.name)
         return build(spec), {"kind": "spec", "name": spec.name, "source": model, "spec_text": text}
     from cnnlab.models import create_model, get_entry
 
@@ -60,6 +79,8 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
     if entry.task != "classification":
         raise CnnlabError(f"--model {entry.name} is a segmentation network; train it with "
                           f"'cnnlab segment train --model {entry.name}'")
+    require_weights_fit(lambda: create_model(entry.name, num_classes=classes, in_channels=c, input_size=h),
+                        entry.name)
     net = create_model(entry.name, num_classes=classes, in_channels=c, input_size=h)
     need = getattr(net, "min_input_size", 1)
     if min(h, w) < need:

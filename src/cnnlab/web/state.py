@@ -202,7 +202,9 @@ class Explorer:
             with open(self.run / "metrics.csv", newline="") as f:
                 out["metrics"] = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
         if (self.run / "test.json").is_file():
-            out["test"] = json.loads((self.run / "test.json").read_text())
+            from cnnlab.train.runs import read_test_report
+
+            out["test"] = read_test_report(self.run, doc)
         return out
 
     def _loaded(self) -> dict[str, Any]:
@@ -291,6 +293,8 @@ def run_target(run: Path, doc: dict[str, Any]) -> Any:
 
 def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
     """Model, mean/std and the test images (and labels or masks) of a classification or semantic run."""
+    from cnnlab.train.runs import check_split
+
     task = doc["config"].get("task", "classification")
     cfg = doc["config"]
     c, h, w = doc["data"]["shape"]
@@ -305,6 +309,7 @@ def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
             from cnnlab.train.tasks.classification import transform_data
 
             data = transform_data(data, None, True, cfg["seed"])
+        check_split(run, doc, data)
         truth = data.test.labels
         images = data.test.images
     elif task == "semantic":
@@ -314,6 +319,7 @@ def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
         _, model, mean, std = load_run(run)
         data = load_segmentation(cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"], channels=c,
                                  size=(h, w), skip_bad=cfg.get("skip_bad", False))
+        check_split(run, doc, data)
         truth, images = data.test.masks, data.test.images
     else:
         raise CnnlabError(f"{run}: explore shows classification and semantic runs; this is a {task} run "

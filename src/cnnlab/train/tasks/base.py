@@ -107,8 +107,11 @@ def load_task_run(run: Path, task: str, build: Any) -> tuple[dict[str, Any], nn.
                 else "'cnnlab segment eval' / 'cnnlab segment predict'")
         kind = {"semantic": "semantic segmentation", "instance": "instance segmentation"}
         raise CnnlabError(f"{run}: a {kind.get(found, found)} run, not a {kind.get(task, task)} run; use {hint} for it")
+    from cnnlab.train.runs import check_file_run
+
     model = build(doc)
-    load_weights(Path(run) / "model.safetensors", model)
+    check_file_run(Path(run) / "model.safetensors", load_weights(Path(run) / "model.safetensors", model),
+                   doc.get("run_id"))
     model.eval()
     mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
