@@ -47,7 +47,8 @@ FIXES = {errno.ENOSPC: "the disk is full: free some space or choose another plac
          errno.EDQUOT: "your disk quota is used up: free some space or choose another place",
          errno.EROFS: "the file system is read-only: choose a folder you can write",
          errno.EACCES: "permission denied: choose a folder you can write",
-         errno.EPERM: "permission denied: choose a folder you can write"}
+         errno.EPERM: "permission denied: choose a folder you can write",
+         errno.EFBIG: "the file would pass this process's file-size limit (ulimit -f): raise it or write less"}
 
 
 class WriteError(CnnlabError):
@@ -120,6 +121,18 @@ def _remove_stale_temporaries(path: Path) -> None:
             st = old.lstat()
             if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and now - st.st_mtime > STALE_AFTER_S:
                 old.unlink()
+
+
+def make_folder(path: str | Path, what: str = "--out") -> Path:
+    """``path`` as an existing folder (made with its parents when missing), or one line naming it and the fix."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{printable(str(path))}: exists and is not a folder; give {what} a folder (new or existing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(path, err) from err
+    return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -159,18 +159,25 @@ def test_tampered_checkpoint_metadata_is_refused_and_left_alone(finished_run, tm
     (("config", "batch"), "many", "'config' section does not fit"),
 ])
 def test_a_tampered_config_json_is_one_line(finished_run, tmp_path, path, value, words):
+    """An edit is refused by the digest; one that re-seals the document (deliberate) still meets the type and
+    range checks (the layer that also guards runs made before digests)."""
     import json
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    doc = json.loads((run / "config.json").read_text())
-    doc[path[0]][path[1]] = value
-    (run / "config.json").write_text(json.dumps(doc))
-    resume = ["train", "--resume", str(run), "--epochs", "3", "--no-progress"]
-    for argv in (["eval", str(run)], *([resume] if path[0] == "config" else [])):   # one reader: load_run_config
-        p = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True, timeout=TIMEOUT)
-        assert p.returncode == 2 and words in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr[-1500:])
+    from cnnlab.train.config import seal
+
+    resume = ["train", "--resume", "RUN", "--epochs", "3", "--no-progress"]
+    for resealed in (False, True):
+        run = tmp_path / f"run{int(resealed)}"
+        shutil.copytree(finished_run, run)
+        doc = json.loads((run / "config.json").read_text())
+        doc[path[0]][path[1]] = value
+        (run / "config.json").write_text(json.dumps(seal(doc) if resealed else doc))
+        expected = words if resealed else "was edited after the run was made"
+        for argv in (["eval", str(run)], *([resume] if path[0] == "config" else [])):   # one reader: load_run_config
+            argv = [str(run) if a == "RUN" else a for a in argv]
+            p = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True, timeout=TIMEOUT)
+            assert p.returncode == 2 and expected in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr[-1500:])
 
 
 def test_names_in_tables_reach_the_terminal_as_text(tmp_path):

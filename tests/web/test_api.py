@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -82,13 +83,51 @@ def test_ops_equals_the_cli_and_the_book(client, capsys):
      "integer"),
     ("post", "/api/ops", json.dumps({"op": "conv1d", "input": [1, 2], "kernel": "1"}).encode(), 400, "as text"),
     ("post", "/api/ops", b"x" * (MAX_BODY + 1), 413, "over"),
+    ("post", "/api/ops", b"[" * 30_000 + b"]" * 30_000, 400, "nested 30000 levels deep"),
+    ("post", "/api/ops", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400, "nested 10000 levels deep"),
+    ("post", "/api/ops", json.dumps({"op": "maxpool", "input": "[" * 3000 + "1" + "]" * 3000, "size": "1"}).encode(),
+     400, "nested more than 8 deep"),
+    ("get", "/api/nothing-here", None, 404, "no such page or API: /api/nothing-here"),
+    ("get", "/etc/passwd", None, 404, "no such page or API"),
+    ("delete", "/api/info", None, 405, "DELETE is not allowed on /api/info"),
+    ("get", "/api/ops", None, 405, "GET is not allowed on /api/ops"),
 ])
 def test_bad_requests_get_a_4xx_json_line(client, method, path, body, status, words):
-    r = client.get(path) if method == "get" else client.post(path, content=body,
-                                                             headers={"content-type": "application/json"})
+    r = client.request(method.upper(), path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
     message = r.json()["error"]
     assert words in message and "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npy"])
+def test_the_ops_playground_reads_no_file_of_the_server(client, tmp_path, suffix):
+    """Security: a path in an ops request once returned the file's numbers (200), echoed a non-numeric file's
+    text (an api_key) in the 400, and told a caller which files exist. The page takes typed numbers only: the
+    answer for an existing file of numbers, an existing secret and a missing file is the same refusal."""
+    from cnnlab.text import excerpt
+
+    numbers, secret = tmp_path / f"numbers{suffix}", tmp_path / f"secret{suffix}"
+    if suffix == ".json":
+        numbers.write_text("[[1, 2], [3, 4]]")
+        secret.write_text('{"api_key": "sk-LIVE-0123456789"}')
+    else:
+        np.save(numbers, np.array([[1.0, 2.0], [3.0, 4.0]]))
+        np.save(secret, np.array([[7.0, 7.0]]))
+    answers = []
+    for path in (numbers, secret, tmp_path / f"missing{suffix}"):
+        for field in ("input", "kernel"):
+            body = {"op": "conv2d", "input": "[[1,2],[3,4]]", "kernel": "[[1]]", field: str(path)}
+            r = client.post("/api/ops", json=body)
+            assert r.status_code == 400, r.text
+            message = r.json()["error"]
+            assert "sk-LIVE" not in message and "7.0" not in message and "is a file name, not numbers" in message
+            answers.append(message.replace(excerpt(str(path)), "PATH"))
+    assert len(set(answers)) == 2        # one answer per field, whatever the file
+
+
+def test_an_error_never_echoes_more_than_a_short_excerpt(client):
+    r = client.post("/api/ops", json={"op": "conv1d", "input": "1,2," + "x" * 20_000, "kernel": "1"})
+    assert r.status_code == 400 and len(r.json()["error"]) < 400 and "x" * 100 not in r.json()["error"]
 
 
 def test_the_page_and_its_assets_are_served_from_the_package(client):

@@ -90,6 +90,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from cnnlab.fcn.convert import convert
     from cnnlab.fcn.scan import load_source, save_conversion
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CnnlabError(f"{args.out}: exists and is not a folder; give --out a folder (new or existing)")
     if (Path(args.out) / "fcn.json").exists():
         raise CnnlabError(f"{args.out}: already holds a conversion; choose another --out or delete it first")
     source = load_source(args.source, args.input)
@@ -143,7 +145,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
     from cnnlab.data.sources import decode_image
     from cnnlab.fcn.scan import check_scan_memory, load_conversion, scan
-    from cnnlab.files import atomic_path, atomic_write_text
+    from cnnlab.files import atomic_path, atomic_write_text, make_folder
     from cnnlab.viz.fcn import plot_scan
 
     fcn, doc = load_conversion(Path(args.folder))
@@ -160,7 +162,7 @@ def run_scan(args: argparse.Namespace) -> int:
                               f"{h}×{w} window; give a larger image (nothing was written)")
         check_scan_memory(fcn, tuple(image.shape), name)
         images.append((name, image))
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     summaries = []
     for name, image in images:
         probs = torch.softmax(scan(fcn, image, doc["mean"], doc["std"]), dim=0)

@@ -102,13 +102,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # `cnnlab analyze ... | head`
         return 0
-    except OSError as err:   # a write the system refused where no cnnlab writer named the file first
-        from cnnlab.files import FIXES, write_error
+    except OSError as err:   # the system refused a file operation that no cnnlab reader or writer named first
+        from cnnlab.files import FIXES
 
-        if err.errno not in FIXES:
+        if err.errno not in FIXES and err.filename is None:
             raise
-        where = err.filename if err.filename is not None else "a file"
-        sys.stderr.write(f"cnnlab: error: {write_error(where, err)}\n")
+        where = printable(str(err.filename)) if err.filename is not None else "a file"
+        fix = FIXES.get(err.errno or 0, "check the path and try again")
+        sys.stderr.write(f"cnnlab: error: {where}: {err.strerror or type(err).__name__} ({fix})\n")
         return EXIT_USAGE
     except (Exception, SystemExit) as err:  # noqa: BLE001 - re-raised unless the user's own code raised it
         where = users_frame(err.__traceback__)

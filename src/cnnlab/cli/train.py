@@ -199,7 +199,7 @@ def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
         con.print(trainer.task.summary(test))
         skipped = len(getattr(trainer.data, "skipped", []))     # counted in memory, not read back from the log
         if skipped:
-            what = "undecodable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
+            what = "unreadable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
             con.print(f"skipped {skipped} {what}{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
         con.print(f"run folder: {folder}  ({files})", soft_wrap=True)

@@ -47,7 +47,7 @@ import torch
 
 from cnnlab import machine
 from cnnlab.data.coco_schema import validate_coco
-from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image
+from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
@@ -288,10 +288,6 @@ def read_coco(root: Path, channels: int | None, skip_bad: bool, skipped: list[tu
 
 # -- label images ----------------------------------------------------------------------------------------------
 
-def _files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-
-
 def read_label_image(path: Path) -> np.ndarray:
     """An instance label image (PNG 8/16-bit, TIFF via tifffile when installed) as (H, W) int64."""
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -304,11 +300,10 @@ def read_label_image(path: Path) -> np.ndarray:
             if arr.ndim != 2:
                 raise ValueError(f"a label image must be 2-D, this one is {arr.shape}")
             return arr.astype(np.int64)
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()
+        with open_image(path) as im:
             if im.mode not in ("L", "P", "I", "I;16", "I;16B", "1"):
                 raise ValueError(f"a label image holds one integer per pixel (mode L, I or I;16), this one is "
                                  f"mode {im.mode}")
@@ -322,13 +317,13 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
     """Images and (masks, class ids) of ``root/images`` + ``root/instances`` (+ ``root/masks``)."""
     from cnnlab.data.segmentation import read_mask
 
-    images, labels = _files(root / "images"), _files(root / "instances")
-    semantic = _files(root / "masks") if (root / "masks").is_dir() else None
-
     def bad(path: Path, why: str) -> None:
         if not skip_bad:
             raise DataError(f"{path}: {why}; fix it, or pass --skip-bad to leave it out")
         skipped.append((str(path), why))
+
+    images, labels = image_files(root / "images", bad), image_files(root / "instances", bad)
+    semantic = image_files(root / "masks", bad) if (root / "masks").is_dir() else None
 
     for stem in sorted(set(images) ^ set(labels)):
         bad(images.get(stem) or labels[stem], "has no partner with the same stem in images/ and instances/")
@@ -364,7 +359,7 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
         xs.append(x)
         ys.append((masks, ids))
     listed = next((p for p in (root / "classes.txt", root.parent / "classes.txt") if p.is_file()), None)
-    lines = [s.strip() for s in listed.read_text(encoding="utf-8").splitlines() if s.strip()] if listed else []
+    lines = read_class_names(listed) if listed else []
     top = max(seen, default=1) if semantic is not None else 1
     if lines and semantic is not None and top >= len(lines):
         raise DataError(f"{root}: an instance has class {top} but {listed} names only {len(lines)} classes "

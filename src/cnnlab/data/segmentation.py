@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.sources import IMAGE_SUFFIXES, DataError, decode_image, require_regular_file
+from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
@@ -66,22 +66,16 @@ class SegData:
 
 def read_mask(path: Path) -> np.ndarray:
     """A mask PNG as (H, W) uint8 class indices; palette PNGs give their indices. ValueError if unusable."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    require_regular_file(path)
     try:
-        with Image.open(path) as im:
-            im.load()
+        with open_image(path) as im:
             if im.mode not in ("L", "P", "1"):
                 raise ValueError(f"a mask must be an 8-bit index PNG (mode L or P), this one is mode {im.mode}; "
                                  "convert colour masks to class indices")
             return np.asarray(im, dtype=np.uint8).copy()    # mode 1 (bi-level): 0 and 1, not 0 and 255
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(str(err) or type(err).__name__) from None
-
-
-def _files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, skip_bad: bool,
@@ -91,12 +85,12 @@ def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, 
         if not (root / sub).is_dir():
             raise DataError(f"{root}: no '{sub}' folder; a segmentation folder holds images/ and masks/ "
                             "with the same file stems (or train/, val/, test/ folders that do)")
-    images, masks = _files(root / "images"), _files(root / "masks")
-
     def bad(path: Path, why: str) -> None:
         if not skip_bad:
             raise DataError(f"{path}: {why}; fix it, or pass --skip-bad to leave it out")
         skipped.append((str(path), why))
+
+    images, masks = image_files(root / "images", bad), image_files(root / "masks", bad)
 
     for stem in sorted(set(images) ^ set(masks)):
         path = images.get(stem) or masks[stem]
@@ -149,7 +143,7 @@ def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: i
 def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
     path = root / "classes.txt"
     if path.is_file():
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = read_class_names(path)
         if not 2 <= len(names) <= 255:
             raise DataError(f"{path}: lists {len(names)} classes; give 2 to 255 names, one per line "
                             "(line 1 is index 0, the background)")

@@ -6,11 +6,14 @@ labels, split into train / validation / test. Nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import struct
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,6 +134,33 @@ def require_regular_file(path: Path) -> None:
         raise ValueError("not a regular file (a directory, FIFO or device); give an image file")
 
 
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """``PIL.Image.open(path)``, loaded, for a regular file whose decoded pixels fit in the RAM available.
+
+    Pillow warns (two raw lines on stderr) for images past half its decompression-bomb limit; cnnlab
+    silences that warning and checks the decoded size against the RAM available instead (ValueError);
+    past the limit itself Pillow refuses the file (ValueError too)."""
+    from PIL import Image
+
+    from cnnlab.machine import available_ram
+
+    require_regular_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                need = im.width * im.height * max(len(im.getbands()), 1) * 4   # decoded, converted, copied
+                free = available_ram()
+                if free is not None and need > free:
+                    raise ValueError(f"{im.width}×{im.height} pixels need about {need:,} B to decode but "
+                                     f"{free:,} B of RAM is available")
+                im.load()
+                yield im
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"too large to decode safely ({err})") from None
+
+
 def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     """An image file as uint8 (C, H, W): 1 channel (grey), 3 (RGB), or its own (None); ValueError if undecodable.
 
@@ -138,12 +168,10 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     conversion; images past Pillow's decompression-bomb limit (about 179 M
     pixels) are refused like undecodable ones.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    require_regular_file(path)
     try:
-        with Image.open(path) as im:
-            im.load()
+        with open_image(path) as im:
             grey = im.mode in ("1", "L", *WIDE_GREY)
             mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if grey else "RGB")
             if im.mode in WIDE_GREY:
@@ -152,11 +180,52 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
                     arr = np.repeat(arr[..., None], 3, axis=2)
             else:
                 arr = np.asarray(im.convert(mode), dtype=np.uint8)
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"too large to decode safely ({err})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ValueError(str(err) or type(err).__name__) from None
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
+
+
+def read_class_names(path: Path) -> list[str]:
+    """The non-empty lines of a ``classes.txt`` (UTF-8, BOM allowed), or a DataError naming the file and fix."""
+    try:
+        if path.stat().st_size > MAX_CLASS_LIST_BYTES:
+            raise DataError(f"{path}: over {MAX_CLASS_LIST_BYTES:,} bytes; a class list holds one name per line")
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+                        "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def not_a_file(path: Path) -> str:
+    """Why a name with an image suffix is no readable file: a link to nothing, a loop of links, a folder, a FIFO."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "a loop of symbolic links"
+        except OSError:
+            return "a symbolic link to nothing (dangling)"
+    return "not a regular file (a directory, FIFO or device)"
+
+
+def image_files(folder: Path, bad: Callable[[Path, str], None]) -> dict[str, Path]:
+    """``{stem: path}`` of the image files in ``folder`` (sorted); a name with an image suffix that is no
+    readable file (dangling or looping link, folder, FIFO) is reported to ``bad(path, why)``, not dropped."""
+    found = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if p.is_file():
+            found[p.stem] = p
+        else:
+            bad(p, not_a_file(p))
+    return found
 
 
 def read_images(names: list[str], channels: int | None) -> Iterator[tuple[str, torch.Tensor | str]]:
@@ -183,7 +252,12 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.is_dir():
+                continue
+            if not path.is_file():          # a dangling or looping link: listed with the skipped images
+                if strict:
+                    raise DataError(f"{path}: {not_a_file(path)}; fix or remove it, or drop --strict to skip it")
+                skipped.append((str(path), not_a_file(path)))
                 continue
             try:
                 img = decode_image(path, channels)

@@ -137,9 +137,9 @@ def save_conversion(folder: Path, source: Source, conversion: Conversion, report
     """Write ``fcn.safetensors`` and ``fcn.json`` into ``folder`` (atomically, each)."""
     from safetensors.torch import save
 
-    from cnnlab.files import atomic_write_bytes
+    from cnnlab.files import atomic_write_bytes, make_folder
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in conversion.fcn.state_dict().items()}
     atomic_write_bytes(folder / "fcn.safetensors", save(state))
     doc = {"format": FORMAT, "source": source.rebuild, "name": source.name, "trained": source.trained,

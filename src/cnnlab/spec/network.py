@@ -159,6 +159,8 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # '<<: *defaults': merged by PyYAML, overridable
+                continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' is given twice in one mapping; "
@@ -212,9 +214,10 @@ def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
         raise SpecError("a spec must be a mapping with 'input' and 'layers' "
                         f"(got {type(data).__name__})", source=source)
     for key in data:
-        if key not in TOP_LEVEL_FIELDS:
+        if key not in TOP_LEVEL_FIELDS and not str(key).startswith("x-"):   # x-…: anchors for '<<: *name'
             raise SpecError(f"unknown top-level field '{key}'{_suggest(str(key), TOP_LEVEL_FIELDS)} "
-                            f"(allowed: {', '.join(TOP_LEVEL_FIELDS)})", source=source)
+                            f"(allowed: {', '.join(TOP_LEVEL_FIELDS)}, and x-… keys for YAML anchors)",
+                            source=source)
     if "input" not in data:
         raise SpecError("missing 'input: [C, H, W]' (the shape of one instance)", source=source)
     layers_raw = data.get("layers")

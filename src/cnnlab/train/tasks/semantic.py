@@ -114,6 +114,11 @@ class Semantic(Task):
     def load_data(self) -> SegData:
         c = self.cfg
         data = load_segmentation(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad)
+        for name in ("train", "val", "test"):
+            if not bool((getattr(data, name).masks != IGNORE).any()):
+                raise CnnlabError(f"{c.data}: every mask pixel of the {name} split is {IGNORE} (ignore): there is no "
+                                  "labelled pixel to learn from or score; label the masks (0 = background, 1… the "
+                                  f"classes, {IGNORE} only where a pixel is not to be scored)")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
         self.classes = len(data.classes)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)

@@ -1,0 +1,307 @@
+"""Issue 29 (robustness II): the classes of attacks a second sweep found, each fixed at its cause.
+
+Every CLI attack runs in a subprocess with a timeout and must end with exit status 2, exactly one line on
+stderr and no traceback; the user's files are compared byte for byte afterwards; a memory bomb runs under
+a bounded address space (``RLIMIT_AS``), so a regression fails the test instead of taking the machine.
+(The page's attacks live in tests/web/test_api.py; COCO documents and instance bombs in
+test_instance_attacks.py; the temporary sweep in tests/test_files.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TIMEOUT = 120
+ADDRESS_SPACE = 6 << 30        # torch maps ~3 GB of libraries; a bomb needs far more than the rest
+
+
+def cnnlab(*args: str, cwd: Path | None = None, limit_as: bool = False, fsize: int | None = None
+           ) -> subprocess.CompletedProcess:
+    def limits() -> None:
+        if limit_as:
+            resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=cwd, preexec_fn=limits,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+
+
+def refused(p: subprocess.CompletedProcess, *words: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stderr[-1500:])
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def image_folder(root: Path, names: dict[str, list[str]], size: int = 8) -> Path:
+    rng = np.random.default_rng(0)
+    for cls, files in names.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(root / cls / name, format="PNG")
+    return root
+
+
+def digits_run(folder: Path, seed: int = 0) -> Path:
+    p = cnnlab("train", "--epochs", "1", "--seed", str(seed), "--out", str(folder), "--no-progress")
+    assert p.returncode == 0, p.stderr[-1500:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return digits_run(root / "A"), digits_run(root / "B", seed=1)
+
+
+# -- 2. files cnnlab did not write ------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [".lock", "log.txt"])
+def test_a_link_planted_in_a_run_folder_is_refused_and_its_target_untouched(two_runs, tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    victim = tmp_path / "thesis.tex"
+    victim.write_bytes(b"\\section{precious}\n")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(victim)
+    p = cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress")
+    refused(p, f"{run / name}: is a symbolic link", "rm ")
+    assert victim.read_bytes() == b"\\section{precious}\n"
+
+
+def test_out_on_a_folder_of_yours_does_not_advise_resume(tmp_path):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep")
+    p = cnnlab("train", "--epochs", "1", "--out", str(mine), "--no-progress")
+    refused(p, "holds no cnnlab run", "choose a new or empty --out")
+    assert "--resume" not in p.stderr and snapshot(mine) == {"todo.txt": b"keep"}
+
+
+# -- 3. memory bombs -------------------------------------------------------------------------------------------
+
+def test_a_spec_too_large_to_train_is_refused_before_allocating(tmp_path):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("input: [1, 8, 8]\nlayers:\n  - conv: {filters: 100000000000, kernel: 3}\n"
+                    "  - flatten: {}\n  - dense: {units: 10}\n")
+    p = cnnlab("train", "--model", str(spec), "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress",
+               limit_as=True)
+    refused(p, "huge.yaml: training its", "parameters", "of RAM is available")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_scanning_an_image_too_large_for_the_ram_is_refused_before_allocating(two_runs, tmp_path):
+    fcn = tmp_path / "fcn"
+    assert cnnlab("fcn", "convert", str(two_runs[0]), "--out", str(fcn)).returncode == 0
+    Image.new("L", (4000, 4000)).save(tmp_path / "blank.png")        # 16 M pixels, a few KB
+    p = cnnlab("fcn", "scan", str(fcn), str(tmp_path / "blank.png"), "--out", str(tmp_path / "scan"), limit_as=True)
+    refused(p, "blank.png: scanning this 4000×4000 image needs about", "of RAM is available")
+    assert not (tmp_path / "scan").exists()
+
+
+# -- 5. a run's files belong together ------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_weights_copied_from_another_run_are_refused(two_runs, tmp_path):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    shutil.copy(two_runs[1] / "model.safetensors", run / "model.safetensors")
+    refused(cnnlab("eval", str(run)), "model.safetensors: belongs to run", "not to this run")
+
+
+@pytest.mark.slow
+def test_a_state_swapped_in_from_another_run_is_not_resumed(two_runs, tmp_path):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    shutil.copy(two_runs[1] / "state.safetensors", run / "state.safetensors")
+    before = snapshot(run)
+    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"),
+            "state.safetensors: belongs to run")
+    assert snapshot(run) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value", [("seed", 5), ("epochs", 1e30), ("val_fraction", 0.5)])
+def test_an_edited_config_cannot_move_the_split(two_runs, tmp_path, key, value):
+    """Editing the seed once made eval use another split whose test images overlapped the training ones."""
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    doc = json.loads((run / "config.json").read_text())
+    doc["config"][key] = value
+    (run / "config.json").write_text(json.dumps(doc, indent=2))
+    refused(cnnlab("eval", str(run)), "config.json: was edited after the run was made")
+    refused(cnnlab("train", "--resume", str(run), "--epochs", "3", "--no-progress"), "was edited")
+
+
+@pytest.mark.slow
+def test_a_relative_data_path_means_the_same_folder_from_anywhere(tmp_path):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    image_folder(work / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]})
+    image_folder(elsewhere / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]},
+                 size=6)                                   # another 'ds', as a relative path finds it from there
+    p = cnnlab("train", "--data", "ds", "--batch", "8", "--epochs", "1", "--out", "run", "--no-progress", cwd=work)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert json.loads((work / "run/config.json").read_text())["config"]["data"] == str(work / "ds")
+    p = cnnlab("eval", str(work / "run"), "--json", cwd=elsewhere)
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert json.loads(p.stdout)["confusion"] == json.loads((work / "run/test.json").read_text())["confusion"]
+    image_folder(work / "ds", {"a": ["new.png"]})          # the data changed since: its split moved
+    refused(cnnlab("eval", str(work / "run"), cwd=elsewhere), "no longer gives the test split")
+
+
+def test_config_numbers_are_typed_and_bounded():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.config import TrainConfig
+
+    for bad in ({"epochs": 1e30}, {"epochs": 10**9}, {"batch": True}, {"seed": "0"}, {"size": [8, "x"]},
+                {"checkpoint_every": 2**40}):
+        with pytest.raises(CnnlabError):
+            TrainConfig(**bad).check()            # type: ignore[arg-type]
+    TrainConfig(epochs=100_000, batch=2**31).check()
+
+
+# -- 6. the environment ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_odd_file_names_cannot_break_or_forge_the_log(tmp_path):
+    """A name that is not UTF-8 once made writing log.txt fail (the run could be neither resumed nor re-run);
+    a name with a newline and ESC forged a log line; 'skipped N' was counted from the log's lines."""
+    data = image_folder(tmp_path / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]})
+    os.symlink("nowhere", os.fsencode(data / "a") + b"/bad\xff.png")                 # undecodable name, dangling
+    (data / "b" / "x\nskipped forged\x1b[2J.png").write_bytes(b"not a png")
+    p = cnnlab("train", "--data", str(data), "--batch", "8", "--epochs", "1", "--out", str(tmp_path / "run"),
+               "--no-progress")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "skipped 2 unreadable images" in p.stdout
+    log = (tmp_path / "run/log.txt").read_text(encoding="utf-8")
+    skipped = [line for line in log.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 and "\x1b" not in log and "bad\\udcff.png" in log and "x\\nskipped forged" in log
+
+
+def test_a_class_list_that_is_not_utf8_is_one_line(tmp_path):
+    root = tmp_path / "seg"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(12):
+        Image.fromarray(np.full((8, 8), 40 * (i % 3), np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(np.full((8, 8), i % 2, np.uint8)).save(root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_bytes("background\ncaf\xe9\n".encode("latin-1"))
+    before = snapshot(root)
+    refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
+                   "--out", str(tmp_path / "run"), "--no-progress"),
+            "classes.txt: not UTF-8 text (byte 0xe9", "iconv")
+    assert snapshot(root) == before
+
+
+def test_masks_without_a_labelled_pixel_are_refused(tmp_path):
+    root = tmp_path / "seg"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(12):
+        Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(np.full((16, 16), 255, np.uint8)).save(root / "masks" / f"{i}.png")
+    refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
+                   "--out", str(tmp_path / "run"), "--no-progress"), "is 255 (ignore): there is no labelled pixel")
+
+
+@pytest.mark.slow
+def test_a_write_the_system_refuses_is_one_line_and_leaves_nothing_half_written(two_runs, tmp_path):
+    """A full disk, a read-only folder or a file-size limit: RLIMIT_FSIZE makes the kernel refuse the write
+    for real (EFBIG), as ENOSPC would on a full disk."""
+    fcn = tmp_path / "fcn"
+    assert cnnlab("fcn", "convert", str(two_runs[0]), "--out", str(fcn)).returncode == 0
+    Image.new("L", (64, 64), 90).save(tmp_path / "im.png")
+    p = cnnlab("fcn", "scan", str(fcn), str(tmp_path / "im.png"), "--out", str(tmp_path / "scan"), fsize=10_000)
+    refused(p, "cannot write it", "ulimit -f", "nothing of yours was changed")
+    assert not [f for f in (tmp_path / "scan").iterdir() if "cnnlab-tmp" in f.name]    # no temporary left
+
+
+def test_write_errors_name_the_file_and_the_fix():
+    import errno
+
+    from cnnlab.files import write_error
+
+    for code, words in ((errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only"),
+                        (errno.EACCES, "permission denied")):
+        message = str(write_error("out/x.png", OSError(code, os.strerror(code))))
+        assert message.startswith("out/x.png: cannot write it (") and words in message
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["explore", "--port", "70000"], "must be a port number from 1 to 65535"),
+    (["ops", "conv2d", "--input", "[" * 3000 + "1" + "]" * 3000, "--kernel", "1"], "nested more than 8 deep"),
+    (["memory", "examples/geron_ex2.yaml", "--batch", "1e23"], "argument --batch"),
+    (["memory", "examples/geron_ex2.yaml", "--batch", str(2**63)], "argument --batch"),
+])
+def test_command_line_values_out_of_range(argv, words):
+    p = cnnlab(*argv, cwd=Path(__file__).resolve().parents[2])
+    refused(p, words)
+    assert "--input" not in p.stderr or argv[1] == "conv2d"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: d.write_text("[" * 100_000 + "]" * 100_000), "nested 100000 levels deep"),
+    (lambda d: np.save(d.with_suffix(".npy"), np.array([1 + 2j, 3])), "complex128, not real numbers"),
+    (lambda d: np.save(d.with_suffix(".npy"), np.array([1.0, np.inf])), "must be finite"),
+    (lambda d: np.save(d.with_suffix(".npy"), np.array([np.nan, 1.0])), "must be finite"),
+])
+def test_ops_files_past_the_documented_limits(tmp_path, make, words):
+    target = tmp_path / "x.json"
+    make(target)
+    path = target if target.exists() else target.with_suffix(".npy")
+    refused(cnnlab("ops", "maxpool", "--input", str(path), "--size", "1"), words)
+
+
+# -- 7. what reaches the terminal ------------------------------------------------------------------------------
+
+def test_a_right_to_left_override_in_a_layer_name_is_shown_escaped(tmp_path):
+    (tmp_path / "named.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    net = nn.Sequential()\n"
+        "    net.add_module('conv\\u202egnp_exe', nn.Conv2d(1, 4, 3))\n"
+        "    return net\n")
+    p = cnnlab("analyze", f"{tmp_path / 'named.py'}:build", "--input", "1,8,8")
+    assert p.returncode == 0, p.stderr[-1000:]
+    assert "\u202e" not in p.stdout and "conv\\u202egnp_exe" in p.stdout
+
+
+def test_yaml_merge_keys_work_and_an_override_wins(tmp_path):
+    """'<<: *defaults' once gave an error about indentation; anchors may live under an x-… key."""
+    spec = tmp_path / "merge.yaml"
+    spec.write_text("x-conv: &c {filters: 8, kernel: 3, padding: same}\ninput: [1, 28, 28]\nlayers:\n"
+                    "  - conv: {<<: *c}\n  - conv: {<<: *c, filters: 16}\n")
+    p = cnnlab("analyze", str(spec), "--json")
+    assert p.returncode == 0, p.stderr[-1000:]
+    params = [row["params"] for row in json.loads(p.stdout)["layers"]]
+    assert params == [8 * 9 + 8, 16 * 8 * 9 + 16]           # 1→8 and 8→16 channels, 3×3 kernels with biases
+
+
+@pytest.mark.slow
+def test_a_huge_image_in_a_data_folder_prints_no_raw_warning(tmp_path):
+    """Past half of Pillow's decompression-bomb limit Pillow warns in two raw lines; cnnlab checks the RAM."""
+    data = image_folder(tmp_path / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]})
+    Image.new("L", (10_000, 9_500)).save(data / "a" / "huge.png")          # 95 M pixels, past Pillow's warning
+    p = cnnlab("train", "--data", str(data), "--size", "8,8", "--batch", "8", "--epochs", "1",
+               "--out", str(tmp_path / "run"), "--no-progress")
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert "DecompressionBombWarning" not in p.stderr and "warn" not in p.stderr.lower()
