@@ -37,8 +37,8 @@ DEFAULT_NETS = [
 
 CHILD = r"""
 import json, sys, time, torch
-from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
+from cnnlab.memory.measure import measure_memory
+from cnnlab.memory.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
 from cnnlab.models import create_model
 from cnnlab.spec import build, load_spec
 torch.set_num_threads(int(sys.argv[6]))
@@ -78,7 +78,7 @@ def _key(row: dict) -> tuple:
 
 def run_rows(args: argparse.Namespace, results: Path) -> None:
     from cnnlab import analyze
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
     from cnnlab.spec import NetworkSpec, build
     from cnnlab.targets import resolve_target
 

@@ -179,7 +179,7 @@ def load_conversion(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
 def scan_bytes(fcn: nn.Module, shape: tuple[int, int, int]) -> int:
     """Bytes a scan of an image of ``shape`` (C, H, W) needs: cnnlab's own inference prediction (meta tensors,
     nothing allocated) of the FCN on it, plus the float image and the class probabilities it returns."""
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
 
     est = estimate_memory(fcn, shape, 1, include_inference=True)
     with torch.no_grad():

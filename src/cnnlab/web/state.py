@@ -128,7 +128,7 @@ class Explorer:
         return net, t.input_shape, t.name
 
     def memory(self, model: str, input_text: str, batch: int, optimizer: str, precision: str) -> dict[str, Any]:
-        from cnnlab.analysis.memory import estimate_memory
+        from cnnlab.memory.estimate import estimate_memory
         from cnnlab.train.config import TrainConfig
 
         _check_choices(optimizer, precision)
@@ -141,7 +141,7 @@ class Explorer:
 
     def fit(self, model: str, input_text: str, budget: str, batch: int, optimizer: str, precision: str
             ) -> dict[str, Any]:
-        from cnnlab.analysis.fit import fit_target
+        from cnnlab.memory.fit import fit_target
         from cnnlab.train.config import TrainConfig
         from cnnlab.units import parse_bytes
 

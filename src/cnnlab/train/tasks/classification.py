@@ -20,6 +20,7 @@ from cnnlab.data import ImageData, Split, load_data
 from cnnlab.data.augment import make_augment
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
+from cnnlab.losses import classification_loss
 from cnnlab.train.model import build_model
 from cnnlab.train.tasks.base import Task, load_task_run
 
@@ -167,7 +168,7 @@ class Classification(Task):
         return normalise(images, self.mean, self.std), split.labels[idx]
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), targets, label_smoothing=self.cfg.label_smoothing)
+        return classification_loss(outputs, targets, self.cfg.label_smoothing)
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         return {"correct": float((outputs.detach().argmax(1) == targets).sum())}

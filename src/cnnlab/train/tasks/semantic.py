@@ -28,6 +28,7 @@ from cnnlab.data.augment import make_augment
 from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentation
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
+from cnnlab.losses import segmentation_loss
 from cnnlab.train.tasks.base import Task, load_task_run
 from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
 
@@ -144,9 +145,7 @@ class Semantic(Task):
         return normalise(images, self.mean, self.std), masks.long()
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        # the mean over labelled pixels; a batch with none gives 0, not NaN
-        total = F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE, reduction="sum")
-        return total / (targets != IGNORE).sum().clamp_min(1)
+        return segmentation_loss(outputs, targets)
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         cm = pixel_confusion(targets.cpu(), outputs.detach().argmax(1).cpu(), self.classes)

@@ -8,8 +8,8 @@ every tensor storage while it is alive. The step is the steady state: the
 optimizer's state exists before it starts (primed on zero gradients, without a
 first step), the previous step's gradients are already freed. CPU convolutions
 add the scratch buffers their oneDNN kernels allocate inside the op
-(:mod:`cnnlab.analysis.workspace`), for the kernels this process runs or for
-the ones a :class:`~cnnlab.analysis.workspace.CpuKernels` names.
+(:mod:`cnnlab.memory.onednn.workspace`), for the kernels this process runs or for
+the ones a :class:`~cnnlab.memory.onednn.workspace.CpuKernels` names.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.analysis.checkpoint import checkpoint_segments
-from cnnlab.analysis.step import (
+from cnnlab.memory.checkpointing import checkpoint_segments
+from cnnlab.memory.step import (
     StepConfig,
     inference_step,
     make_batch,
@@ -39,9 +39,10 @@ from cnnlab.analysis.step import (
     prime_optimizer,
     training_step,
 )
-from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
-from cnnlab.analysis.walk import MacCounter, _quiet_fake_tensor_log, paused_gc
-from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, cpu_kernel_workspace
+from cnnlab.memory.tracker import CATEGORIES, AllocationTracker
+from cnnlab.analysis.walk import MacCounter
+from cnnlab.fake import is_meta, paused_gc, quiet_fake_tensor_log
+from cnnlab.memory.onednn.workspace import MODELLED_TORCH, CpuKernels, cpu_kernel_workspace
 from cnnlab.errors import ShapeError
 
 CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
@@ -113,7 +114,7 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 def _as_meta(network: nn.Module) -> nn.Module:
     """The network itself if it already lives on the meta device, else a meta copy of it."""
-    return network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    return network if is_meta(network) else _meta_copy(network)
 
 
 def _output_shape(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[int, ...]:
@@ -284,7 +285,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                          "tensor can hold (2^62); lower the batch size")
     meta = _as_meta(network)
     try:
-        with _quiet_fake_tensor_log(), paused_gc():
+        with quiet_fake_tensor_log(), paused_gc():
             run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs,
                        kernels=kernels)
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
@@ -357,7 +358,7 @@ def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str =
     cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
-    with _quiet_fake_tensor_log():
+    with quiet_fake_tensor_log():
         t2 = _run(meta, shape, 2, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
         t3 = _run(meta, shape, 3, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
     if len(t2) != len(t3):

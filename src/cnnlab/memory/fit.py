@@ -12,15 +12,15 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.analysis.architecture import architecture_candidates, pair_candidates
-from cnnlab.analysis.memory import (
+from cnnlab.memory.remedies import architecture_candidates, pair_candidates
+from cnnlab.memory.estimate import (
     BatchModel,
     MemoryEstimate,
     batch_model,
     estimate_memory,
 )
-from cnnlab.analysis.step import StepConfig
-from cnnlab.analysis.workspace import CpuKernels
+from cnnlab.memory.step import StepConfig
+from cnnlab.memory.onednn.workspace import CpuKernels
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import NetworkSpec, build
 
