@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.cli.test_analyze_cli import run
+from tests.helpers import run
 
 
 def test_memory_json_has_training_and_inference_peaks(capsys, examples):

@@ -56,7 +56,6 @@ def _float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
     from cnnlab.vocab import TTA_MODES, choices_help
 
     from cnnlab.train.config import TrainConfig
@@ -89,6 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "eval and predict apply it too): what a CNN loses without pixel neighbourhoods")
     add_engine_options(t)
     t.set_defaults(func=run_train)
+    _register_eval_predict(sub)
+
+
+def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
+    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
+    from cnnlab.vocab import TTA_MODES, choices_help
 
     e = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run",
                        description="Evaluate a run's best weights on its test split (or on --data).")
@@ -220,84 +225,49 @@ def run_train(args: argparse.Namespace) -> int:
                       permute_pixels=args.permute_pixels, tta=args.tta)
 
 
-def _load_run(run: Path):  # type: ignore[no-untyped-def]
-    from cnnlab.train.tasks.classification import load_run
-
-    return load_run(run)
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_data
-    from cnnlab.train.runs import check_split
-    from cnnlab.train.tasks.classification import check_tta, confusion_matrix, evaluate, per_class
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import evaluation_report
 
-    run = Path(args.run)
-    doc, model, mean, std = _load_run(run)
-    cfg = doc["config"]
-    c, h, w = doc["data"]["shape"]
-    data = load_data(args.data or cfg["data"], args.data_dir or cfg["data_dir"], cfg["val_fraction"], cfg["seed"],
-                     channels=c, size=(h, w), strict=cfg["strict"])
-    if args.data and data.classes != doc["data"]["classes"]:
-        raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {doc['data']['classes']}")
-    if cfg.get("permute_pixels"):
-        from cnnlab.train.tasks.classification import transform_data
-
-        data = transform_data(data, None, True, cfg["seed"])
-    if not args.data and not args.data_dir:
-        check_split(run, doc, data)          # the test images this run never trained on, as recorded
-    tta = args.tta or cfg.get("tta", "none")
-    check_tta(tta, data)
-    loss, acc, preds = evaluate(model, data.test, mean, std, "cpu", tta=tta)
-    cm = confusion_matrix(data.test.labels, preds, len(data.classes))
-    pc = per_class(cm)
+    path = Path(args.run)
+    run = open_run(path, "classification")
+    data = run.load_data(args.data, args.data_dir)
+    if args.data and data.classes != run.classes:
+        raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {run.classes}")
+    report = evaluation_report(run, data, args.tta)
     if args.json:
-        def num(v: float) -> float | None:   # JSON has no NaN: a class never predicted has no precision
-            return None if math.isnan(v) else v
-
-        print_json({"accuracy": acc, "loss": loss, "tta": tta, "images": len(data.test), "classes": data.classes,
-                    "precision": [num(p) for p, _ in pc], "recall": [num(r) for _, r in pc],
-                    "confusion": cm.tolist()})
+        print_json(report)
         return 0
     con = console()
-    con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}"
-              + (" (each with its mirror image, probabilities averaged)" if tta == "flip" else ""))
+    con.print(f"{path}: {report['images']} test images of {data.name}: accuracy {report['accuracy']:.4f}, loss "
+              f"{report['loss']:.4f}" + (" (each with its mirror image, probabilities averaged)"
+                                         if report["tta"] == "flip" else ""))
     con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
-    for name, (p, r), row in zip(data.classes, pc, cm):
-        con.print(f"{name:<16} {p:>9.3f} {r:>7.3f} {int(row.sum()):>7}")
+    for name, p, r, row in zip(data.classes, report["precision"], report["recall"], report["confusion"]):
+        con.print(f"{name:<16} {_num(p):>9.3f} {_num(r):>7.3f} {sum(row):>7}")
     con.print("confusion matrix (rows: true class, columns: predicted class, by number):")
     con.print(f"  {'':<16} " + " ".join(f"{j:>5}" for j in range(len(data.classes))))
-    for i, (name, row) in enumerate(zip(data.classes, cm.tolist())):
+    for i, (name, row) in enumerate(zip(data.classes, report["confusion"])):
         con.print(f"  {i:>2} {name[:12]:<13} " + " ".join(f"{v:>5}" for v in row))
     return 0
 
 
+def _num(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
 def run_predict(args: argparse.Namespace) -> int:
-    import sys
-
-    import torch
-
     from cnnlab.data.sources import read_images
-    from torchvision.transforms.v2 import functional as TF
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import predict_top
 
-    doc, model, mean, std = _load_run(Path(args.run))
-    c, h, w = doc["data"]["shape"]
-    classes = doc["data"]["classes"]
+    run = open_run(Path(args.run), "classification")
     results, failed = [], []
-    for name, img in read_images(args.images, c):
+    for name, img in read_images(args.images, run.shape[0]):
         if isinstance(img, str):
             failed.append({"image": name, "error": img})
             continue
-        if tuple(img.shape[1:]) != (h, w):
-            img = TF.resize(img, [h, w], antialias=True)
-        if doc["config"].get("permute_pixels"):
-            from cnnlab.train.tasks.classification import permute_pixels
-
-            img = permute_pixels(img.unsqueeze(0))[0]
-        with torch.no_grad():
-            prob = torch.softmax(model(((img.float() / 255).unsqueeze(0) - mean) / std).float(), dim=1)[0]
-        top = prob.topk(min(args.top, len(classes)))
-        results.append({"image": name, "top": [{"class": classes[int(i)], "probability": float(p)}
-                                               for p, i in zip(top.values, top.indices)]})
+        results.append({"image": name, "top": predict_top(run, img, args.top)})
     if args.json:
         print_json({"predictions": results, "failed": failed})
     else:

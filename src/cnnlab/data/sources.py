@@ -150,7 +150,7 @@ def open_image(path: Path) -> Iterator[Any]:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as im:
-                need = im.width * im.height * max(len(im.getbands()), 1) * 4   # decoded, converted, copied
+                need = im.width * im.height * max(len(im.getbands()), 1) * DECODE_RAM_FACTOR
                 free = available_ram()
                 if free is not None and need > free:
                     raise ValueError(f"{im.width}×{im.height} pixels need about {need:,} B to decode but "
@@ -185,6 +185,7 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+DECODE_RAM_FACTOR = 4             # bytes of RAM per decoded sample: decoded, converted, copied
 MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
 
 

@@ -109,6 +109,23 @@ class TrainConfig:
                 shown = repr(value)[:40]
                 raise CnnlabError(f"'{name}' must be {' or '.join(k.__name__ for k in kinds)} (got {shown})")
 
+    @classmethod
+    def for_task(cls, task: str, **settings: Any) -> TrainConfig:
+        """A config with ``task``'s recipe (:mod:`cnnlab.train.recipes`) as its defaults; ``settings`` win."""
+        from cnnlab.train.recipes import RECIPES, model_options
+
+        recipe = RECIPES.get(task)
+        if recipe is None:
+            return cls(task=task, **settings)
+        defaults: dict[str, Any] = {"task": task, "model": recipe["model"], "batch": recipe["batch"],
+                                    "epochs": recipe["epochs"], "augment": recipe["augment"],
+                                    "data": "scenes:fashion-mnist"}
+        merged = {**defaults, **settings}
+        if merged.get("lr") is None and merged.get("optimizer", cls.optimizer) in ("adam", "adamw"):
+            merged["lr"] = recipe["adam_lr"]
+        merged.setdefault("model_args", model_options(task, merged["model"]))
+        return cls(**merged)
+
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]

@@ -298,6 +298,13 @@ class Trainer:
         self.folder = RunFolder(Path(cfg.out), self.dist.main)
         if saved is None:
             self.folder.check_empty()        # early, before the data loads (claim() re-checks atomically)
+        self._set_up_data_and_model(saved)
+        self._open_folder(saved, epochs)
+        self._set_up_step()
+
+    def _set_up_data_and_model(self, saved: dict[str, Any] | None) -> None:
+        """The data (checked against the run's record on a resume), the network on its device, the steps."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.data = self.task.load_data()
         if saved is not None:
@@ -312,6 +319,9 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
                               "use a smaller batch")
+
+    def _open_folder(self, saved: dict[str, Any] | None, epochs: int | None) -> None:
+        """Optimizer and schedule; the folder claimed; a new run started or a saved one restored."""
         self.state = RunState()
         restart = saved is not None and not self.folder.state_path.is_file()   # stopped before any checkpoint
         if saved is not None and not restart:
@@ -333,6 +343,10 @@ class Trainer:
         except BaseException:
             self.folder.release()
             raise
+
+    def _set_up_step(self) -> None:
+        """DistributedDataParallel under torchrun, the fp16 gradient scaler, and the step's settings."""
+        cfg = self.cfg
         self.net: nn.Module = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
