@@ -176,7 +176,7 @@ def test_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatc
 
 
 def test_the_default_run_folder_never_collides(tmp_path):
-    from cnnlab.cli.train import _fresh_folder
+    from cnnlab.cli.engine import _fresh_folder
 
     base = tmp_path / "runs" / "small_cnn-digits"
     assert _fresh_folder(str(base)) == str(base)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.cli.common import command_group, console, positive_int, print_json, report_unreadable
-from cnnlab.cli.train import _size, add_engine_options, run_engine
+from cnnlab.cli.common import size_arg
+from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 from cnnlab.train.recipes import MODELS, RECIPES, model_options
 
@@ -69,7 +70,7 @@ def _register_scenes(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                    "(default /usr/share/datasets/fashion-mnist)")
     m.add_argument("--count", type=positive_int, default=d.count, help="scenes in all (80/10/10 train/val/test)")
-    m.add_argument("--size", type=_size, default=d.size, metavar="H,W", help="canvas size")
+    m.add_argument("--size", type=size_arg, default=d.size, metavar="H,W", help="canvas size")
     m.add_argument("--objects", type=_range, default=d.objects, metavar="MIN..MAX", help="items per scene")
     m.add_argument("--item-px", type=_range, default=d.item_px, metavar="MIN..MAX",
                    help="longer side of each pasted item, in pixels")
