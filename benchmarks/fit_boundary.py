@@ -24,8 +24,8 @@ DEFAULT_CASES = ["examples/geron_ex2.yaml:3,100,150:250MB", "lenet5:1,32,32:8MB"
 
 CHILD = r"""
 import json, sys, torch
-from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.step import StepConfig
+from cnnlab.memory.measure import measure_memory
+from cnnlab.memory.step import StepConfig
 from cnnlab.models import create_model
 from cnnlab.spec import build, load_spec
 torch.set_num_threads(int(sys.argv[5]))
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    from cnnlab.analysis.fit import fit
+    from cnnlab.memory.fit import fit
     from cnnlab.spec import NetworkSpec, build
     from cnnlab.targets import resolve_target
     from cnnlab.units import parse_bytes

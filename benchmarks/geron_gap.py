@@ -15,7 +15,7 @@ import argparse
 from torch import nn
 
 from cnnlab import analyze
-from cnnlab.analysis.memory import estimate_memory
+from cnnlab.memory.estimate import estimate_memory
 from cnnlab.spec import build, load_spec
 
 

@@ -12,6 +12,7 @@ run that is stopped can be resumed; the table and plot are made from that file.
     python benchmarks/memory_accuracy.py --nets resnet18:3,64,64 --batches 8 --optimizers sgd
     python benchmarks/memory_accuracy.py --device cuda --results benchmarks/results/memory_cuda.jsonl
     python benchmarks/memory_accuracy.py --report-only --plot docs/img/memory_accuracy.png
+    python benchmarks/memory_accuracy.py --replay --results benchmarks/results/memory_cpu_avx512.jsonl
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -37,8 +38,8 @@ DEFAULT_NETS = [
 
 CHILD = r"""
 import json, sys, time, torch
-from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
+from cnnlab.memory.measure import measure_memory
+from cnnlab.memory.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
 from cnnlab.models import create_model
 from cnnlab.spec import build, load_spec
 torch.set_num_threads(int(sys.argv[6]))
@@ -78,7 +79,7 @@ def _key(row: dict) -> tuple:
 
 def run_rows(args: argparse.Namespace, results: Path) -> None:
     from cnnlab import analyze
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
     from cnnlab.spec import NetworkSpec, build
     from cnnlab.targets import resolve_target
 
@@ -114,6 +115,30 @@ def run_rows(args: argparse.Namespace, results: Path) -> None:
                 print(f"{target.name} b{batch} {opt}: predicted {row['predicted']:,} measured {row['measured']:,} "
                       f"({(row['predicted'] - row['measured']) / row['measured']:+.2%}) predict {row['predict_s']:.1f}s "
                       f"step {row['step_s']:.1f}s", file=sys.stderr, flush=True)
+
+
+def replay(results: Path) -> int:
+    """Predict every row of ``results`` again with this checkout's code (nothing measured); print the rows whose
+    prediction moved. After a refactor of the predictor, 0 moved rows means the same figures."""
+    from cnnlab.memory.estimate import estimate_memory
+    from cnnlab.spec import NetworkSpec, build
+    from cnnlab.targets import resolve_target
+
+    moved = 0
+    rows = load(results)
+    for r in rows:
+        name, _, dims = r["net"].rpartition(":")
+        shape = tuple(map(int, dims.split(",")))
+        target = resolve_target(name, shape)
+        module = build(target.network, device="meta") if isinstance(target.network, NetworkSpec) else target.network
+        est = estimate_memory(module, shape, r["batch"], r["optimizer"], device=r["device"])
+        now = (est.training.peak_bytes, est.inference.peak_bytes)
+        if now != (r["predicted"], r["predicted_inference"]):
+            moved += 1
+            print(f"{r['name']} b{r['batch']} {r['optimizer']}: recorded {r['predicted']:,} / "
+                  f"{r['predicted_inference']:,}, now {now[0]:,} / {now[1]:,}")
+    print(f"{len(rows) - moved} of {len(rows)} rows predict the recorded bytes exactly; {moved} moved")
+    return moved
 
 
 def load(results: Path) -> list[dict]:
@@ -195,10 +220,14 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=None,
                     help="JSON-lines file of finished rows (default benchmarks/results/memory_<device>.jsonl)")
     ap.add_argument("--report-only", action="store_true", help="print the table from the results file, run nothing")
+    ap.add_argument("--replay", action="store_true", help="predict every row of the results file again (nothing "
+                    "measured) and list the rows whose prediction moved")
     ap.add_argument("--plot", type=Path, help="write the predicted-vs-measured PNG here")
     args = ap.parse_args()
     results = args.results or Path(__file__).parent / "results" / f"memory_{args.device}.jsonl"
     torch.set_num_threads(args.threads)
+    if args.replay:
+        sys.exit(1 if replay(results) else 0)
     if not args.report_only:
         run_rows(args, results)
     rows = load(results)

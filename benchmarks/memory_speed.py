@@ -29,8 +29,8 @@ from memory_accuracy import DEFAULT_NETS  # noqa: E402  the same grid as the acc
 CHILD = r"""
 import json, statistics, sys, time, torch
 torch.set_num_threads(2)
-from cnnlab.analysis.memory import estimate_memory
-from cnnlab.analysis.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
+from cnnlab.memory.estimate import estimate_memory
+from cnnlab.memory.step import StepConfig, make_batch, make_optimizer, target_shape, training_step
 from cnnlab.models import create_model
 from cnnlab.spec import NetworkSpec, build, load_spec
 from cnnlab.targets import resolve_target

@@ -24,7 +24,7 @@ if what == "analyze":
     model = torchvision.models.resnet152()
     call = lambda: analyze(model, (3, 224, 224), batch_size=1)
 else:
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
     from cnnlab.models import create_model
     with torch.device("meta"):
         model = create_model("googlenet")

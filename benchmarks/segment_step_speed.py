@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cnnlab.analysis.step import autocast
+from cnnlab.memory.step import autocast
 from cnnlab.models import create_model
 
 NETS = [("unet", {"width": 16, "depth": 4}), ("fcn8s", {"width": 16, "fc_kernel": 3}),

@@ -25,7 +25,8 @@ import torch
 
 from cnnlab.analysis import analyze
 from cnnlab.data.segmentation import load_segmentation
-from cnnlab.train.tasks.semantic import evaluate, load_run
+from cnnlab.train.runs import open_run
+from cnnlab.train.tasks.semantic import evaluate
 from cnnlab.viz.segmentation import plot_overlays
 
 NAMES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s", "unet": "U-Net"}
@@ -66,7 +67,8 @@ def main() -> None:
     rows, preds = [], []
     data = None
     for m in args.models:
-        doc, model, mean, std = load_run(out / m)
+        run = open_run(out / m, "semantic")
+        doc, model, mean, std = run.doc, run.model, run.mean, run.std
         if data is None:
             data = load_segmentation(args.data)
         r = evaluate(model, data.test, len(data.classes), mean, std, "cpu")

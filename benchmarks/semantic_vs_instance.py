@@ -27,6 +27,7 @@ from cnnlab.data.scenes import SceneConfig, make_scenes, parse_scenes_source
 from cnnlab.study.semantic_vs_instance import PairCounts
 from cnnlab.train.tasks import instance as inst
 from cnnlab.train.tasks import semantic as sem
+from cnnlab.train.runs import open_run
 
 
 def figure(rows: list[dict], classes: list[str], path: Path, threshold: float, min_part: int) -> None:
@@ -79,8 +80,9 @@ def main() -> None:
     ap.add_argument("--min-part", type=int, default=20,
                     help="pixels a connected part of the U-Net mask needs to count as an object (items here have 60+)")
     args = ap.parse_args()
-    sdoc, smodel, smean, sstd = sem.load_run(args.semantic)
-    idoc, imodel, imean, istd = inst.load_run(args.instance)
+    srun, irun = open_run(args.semantic, "semantic"), open_run(args.instance, "instance")
+    sdoc, smodel, smean, sstd = srun.doc, srun.model, srun.mean, srun.std
+    idoc, imodel, imean, istd = irun.doc, irun.model, irun.mean, irun.std
     source = parse_scenes_source(sdoc["config"]["data"])
     if source is None or sdoc["config"]["data"] != idoc["config"]["data"]:
         raise SystemExit("both runs must be trained on the same in-memory scenes (scenes:SOURCE)")

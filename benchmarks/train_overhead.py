@@ -31,7 +31,7 @@ MINIMAL = r"""
 import sys, time, torch, torch.nn.functional as F
 from cnnlab.data import load_data
 from cnnlab.train.model import build_model
-from cnnlab.train.tasks.classification import channel_stats, normalise
+from cnnlab.data.normalise import channel_stats, normalise
 data_name, epochs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.manual_seed(0)
 data = load_data(data_name)

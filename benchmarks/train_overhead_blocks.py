@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import cnnlab.train.engine as engine
 from cnnlab.train import TrainConfig
 from cnnlab.train.batches import prefetch
-from cnnlab.train.tasks.classification import normalise
+from cnnlab.data.normalise import normalise
 
 
 def minimal_block(model: torch.nn.Module, opt: torch.optim.Optimizer, trainer: engine.Trainer, steps: int,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.analysis.memory import estimate_memory
-from cnnlab.analysis.step import make_optimizer as memory_optimizer
+from cnnlab.memory.estimate import estimate_memory
+from cnnlab.memory.step import make_optimizer as memory_optimizer
 from cnnlab.models import create_model
 from cnnlab.train import TrainConfig
 from cnnlab.train import make_optimizer as train_optimizer

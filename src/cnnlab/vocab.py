@@ -16,6 +16,7 @@ OPTIMIZERS: dict[str, str] = {
 }
 
 DEFAULT_LR: dict[str, float] = {"sgd": 0.05, "sgd-momentum": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_WEIGHT_DECAY = 5e-4   # cnnlab train's, on weights of >= 2 dimensions only; memory prediction assumes it too
 
 PRECISIONS: dict[str, str] = {
     "fp32": "float32 everywhere",

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.cli.test_analyze_cli import run
+from tests.helpers import run
 
 
 def test_memory_json_has_training_and_inference_peaks(capsys, examples):
@@ -33,7 +33,7 @@ def test_fit_json_gives_max_batch_and_remedies(capsys):
     """max_batch checked against direct predictions around it; the remedies are real ones."""
     import torch
 
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
     from cnnlab.models import create_model
 
     code, out, _ = run(capsys, "fit", "lenet5", "--batch", "64", "--budget", "2MB", "--json")
@@ -100,8 +100,8 @@ def test_cpu_and_threads_predict_another_machines_kernels(capsys):
     """--cpu avx2 on any machine = the Python API's CpuKernels("avx2", ...); the header names them."""
     import torch
 
-    from cnnlab.analysis.memory import estimate_memory
-    from cnnlab.analysis.workspace import CpuKernels
+    from cnnlab.memory.estimate import estimate_memory
+    from cnnlab.memory.onednn.workspace import CpuKernels
     from cnnlab.models import create_model
 
     code, out, _ = run(capsys, "memory", "resnet18", "--input", "3,32,32", "--batch", "8", "--cpu", "avx2",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.cli.test_analyze_cli import run
+from tests.helpers import run
 
 SEQ = ["--input", "1,2,3,4,5,6,7,8", "--kernel", "-1,0,1"]
 GRID = "[[1,2,3,-1],[4,5,6,-2],[7,8,9,-3],[10,0,0,3]]"

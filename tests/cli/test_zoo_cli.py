@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cnnlab.models import ZOO, analyzable_names
-from tests.cli.test_analyze_cli import run
+from tests.helpers import run
 
 FIELDS = {"name", "family", "year", "innovation", "depth", "params", "macs", "input_shape",
           "batch_size", "param_bytes", "inference_bytes", "training_bytes", "reference"}

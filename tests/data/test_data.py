@@ -14,6 +14,7 @@ from PIL import Image
 from cnnlab.data import DataError, load_data
 from cnnlab.data.augment import apply, make_augment
 from cnnlab.data.sources import read_idx
+from tests.helpers import make_folder
 
 
 def write_idx(path: Path, array: np.ndarray, truncate: int = 0) -> None:
@@ -60,15 +61,6 @@ def test_digits_split_is_seeded_and_complete():
     assert len(a.train) + len(a.val) + len(a.test) == 1797
     assert a.shape == (1, 8, 8) and not a.flip_ok
     assert load_data("digits", channels=3, size=(16, 16)).shape == (3, 16, 16)
-
-
-def make_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, size=(12, 10), mode="RGB") -> None:
-    rng = np.random.default_rng(1)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            arr = rng.integers(0, 256, (*size, 3) if mode == "RGB" else size, dtype=np.uint8)
-            Image.fromarray(arr, mode).save(root / c / f"{i}.png")
 
 
 def test_image_folder_with_a_seeded_split_and_skipped_bad_images(tmp_path):

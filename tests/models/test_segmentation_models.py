@@ -97,7 +97,7 @@ def test_unknown_builder_options_are_named():
 
 
 def test_memory_prediction_counts_the_per_pixel_target():
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
 
     with torch.device("meta"):
         model = create_model("unet", num_classes=4, in_channels=1, width=4, depth=2)
@@ -108,9 +108,9 @@ def test_memory_prediction_counts_the_per_pixel_target():
 
 @pytest.mark.parametrize("name, options", [("unet", {"width": 16, "depth": 3}), ("fcn8s", {"width": 4})])
 def test_predicted_training_peak_is_within_3_percent_of_the_measured_one(name, options):
-    from cnnlab.analysis.measure import measure_memory
-    from cnnlab.analysis.memory import estimate_memory
-    from cnnlab.analysis.step import StepConfig
+    from cnnlab.memory.measure import measure_memory
+    from cnnlab.memory.estimate import estimate_memory
+    from cnnlab.memory.step import StepConfig
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=11, in_channels=1, **options)

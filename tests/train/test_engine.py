@@ -17,7 +17,7 @@ from cnnlab.train import TrainConfig, Trainer, train
 from cnnlab.train import engine as engine_module
 from cnnlab.train.schedule import make_scheduler
 from cnnlab.train.tasks import TASKS, Task
-from tests.train.test_train import SMALL, TINY, same, weights
+from tests.helpers import SMALL, same, weights
 
 
 @pytest.mark.parametrize("epochs,steps", [(3, 7), (15, 421), (1, 2), (2, 1)])
@@ -151,6 +151,9 @@ class MeanBrightness(Task):
 
     def build_model(self, data: Any, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 1)), {"kind": "custom", "name": "linear"}
+
+    def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
+        return self.build_model(None)[0]
 
     def _xy(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = images.float() / 255

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from cnnlab.data.instances import InstSplit, coco_ground_truth, make_target
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.instance import coco_evaluate, coco_results
-from tests.train.test_semantic import cli, run_ok
+from tests.helpers import cli, run_ok
 
 CLASSES = ["background", "square", "ring"]
 

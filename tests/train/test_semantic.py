@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassJaccardIndex
 
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.semantic import boundary_band, iou_per_class, pixel_confusion, scores
+from tests.helpers import cli, run_ok, weights
 
 K = 5
 
@@ -69,16 +69,6 @@ def test_the_boundary_band_is_the_pixels_within_two_of_an_edge():
     assert torch.equal(band, expected)
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cnnlab", *args]
-
-
-def run_ok(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    p = subprocess.run(cli(*args), capture_output=True, text=True, env=env)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return p
-
-
 @pytest.fixture(scope="module")
 def easy_scenes(tmp_path_factory) -> Path:
     """Scenes of two easy item classes: filled squares and hollow rings, on black."""
@@ -123,10 +113,6 @@ def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
                                                                            str(tmp_path / "f")]):
         p = subprocess.run(cli(*wrong), capture_output=True, text=True)
         assert p.returncode == 2 and "segmentation" in p.stderr and p.stderr.count("\n") == 1, p.stderr
-
-
-def weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "last.safetensors"))
 
 
 @pytest.mark.slow

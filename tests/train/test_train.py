@@ -9,38 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import CheckpointError, load_state
 from cnnlab.train import KILL_HOOK, TrainConfig, train
+from tests.helpers import SMALL, TINY, cli, make_folder, same, weights
 
-TINY = """\
-input: [1, 8, 8]
-layers:
-  - conv: {filters: 8, kernel: 3, padding: same, activation: relu}
-  - maxpool: {size: 2}
-  - flatten
-  - dense: {units: 10}
-"""
-SMALL = "small_cnn"
-
-
-def weights(run: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:
-    return load_file(str(run / name))
-
-
-def same(a: dict, b: dict, atol: float = 0.0) -> bool:
-    return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
-
-
-def cli(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "cnnlab", *argv]
 
 
 def test_same_seed_same_weights_and_the_run_folder(tmp_path):
@@ -198,7 +176,7 @@ def test_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatc
 
 
 def test_the_default_run_folder_never_collides(tmp_path):
-    from cnnlab.cli.train import _fresh_folder
+    from cnnlab.cli.engine import _fresh_folder
 
     base = tmp_path / "runs" / "small_cnn-digits"
     assert _fresh_folder(str(base)) == str(base)
@@ -208,7 +186,6 @@ def test_the_default_run_folder_never_collides(tmp_path):
 
 
 def test_the_console_names_skipped_images_and_eval_labels_the_confusion_matrix(tmp_path, capsys):
-    from tests.data.test_data import make_folder
 
     make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")
     (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png")
@@ -324,7 +301,6 @@ def test_mirror_tta_averages_the_probabilities_of_an_image_and_its_mirror_image(
 
 
 def test_tta_flip_in_train_and_eval_and_refused_for_digits(tmp_path, capsys):
-    from tests.data.test_data import make_folder
 
     make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")
     assert main(["train", "--model", str(_tiny_spec(tmp_path)), "--data", str(tmp_path / "imgs"), "--epochs", "1",

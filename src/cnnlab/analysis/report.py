@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from cnnlab.analysis.textbook import TextbookMemory, textbook_memory
-from cnnlab.analysis.walk import LayerRecord, count_params, paused_gc, walk
+from cnnlab.analysis.walk import LayerRecord, count_params, walk
+from cnnlab.fake import paused_gc
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.spec import NetworkSpec, SpecNet, build, load_spec, parse_spec
 

@@ -14,11 +14,8 @@ multiply-accumulate, FLOPs = 2 × MACs.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import logging
 from dataclasses import dataclass
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, NamedTuple
 
 import torch
 from torch import nn
@@ -27,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from cnnlab.errors import ShapeError
+from cnnlab.fake import is_meta, quiet_fake_tensor_log
 
 Shape = tuple[int, ...]
 
@@ -83,41 +81,6 @@ def _tensors(obj: object) -> Iterable[torch.Tensor]:
     elif isinstance(obj, dict):
         for item in obj.values():
             yield from _tensors(item)
-
-
-@contextlib.contextmanager
-def _quiet_fake_tensor_log():
-    """FakeTensorMode logs a traceback before raising on a shape mismatch; we report it in one line."""
-    logger = logging.getLogger("torch._subclasses.fake_tensor")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the duration, then back to how it was.
-
-    After ``import torch, torchvision`` a process holds ~340,000 objects, and the
-    thousands of small objects a walk makes trigger a full collection that scans
-    them all: 0.2 s of a 0.4 s analysis of ResNet-152. The walk makes no cycles
-    worth collecting mid-way; whatever it leaves is collected later as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _on_meta(model: nn.Module) -> bool:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return bool(tensors) and all(t.is_meta for t in tensors)
 
 
 def _compute_dtype(model: nn.Module) -> torch.dtype:
@@ -245,7 +208,7 @@ def _run_meta(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: 
     """The forward pass on meta twins of the weights: the user's tensors are neither copied nor touched."""
     x = torch.empty(full_shape, dtype=dtype, device="meta")
     with counter:
-        if _on_meta(model):
+        if is_meta(model):
             _check_output(model(x))
         else:
             _check_output(torch.func.functional_call(model, _meta_state(model), (x,)))
@@ -254,7 +217,7 @@ def _run_meta(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: 
 def _run_fake(model: nn.Module, full_shape: Shape, dtype: torch.dtype, counter: MacCounter) -> None:
     """The forward pass under ``FakeTensorMode``: slower, but accepts forwards that make tensors of their own."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    with _quiet_fake_tensor_log(), FakeTensorMode(allow_non_fake_inputs=True):
+    with quiet_fake_tensor_log(), FakeTensorMode(allow_non_fake_inputs=True):
         x = torch.empty(full_shape, dtype=dtype, device=device)
         with counter:
             _check_output(model(x))
@@ -289,7 +252,7 @@ def walk(model: nn.Module, input_shape: Shape, batch_size: int = 1,
     full_shape = (batch_size, *input_shape)
     dtype = _compute_dtype(model)
     try:
-        if not _on_meta(model):
+        if not is_meta(model):
             try:
                 return _walk_once(rows, owned, input_shape, batch_size, lambda c: _run_meta(model, full_shape, dtype, c))
             except Exception:  # noqa: BLE001 - meta cannot run this forward; FakeTensorMode runs more

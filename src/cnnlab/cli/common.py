@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -67,6 +68,38 @@ def batch_size(text: str) -> int:
     if value > MAX_BATCH:
         raise argparse.ArgumentTypeError(f"'{text[:30]}' is past the largest batch cnnlab takes ({MAX_BATCH:,} = 2^31)")
     return value
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size; use H,W (e.g. 64,64) or one number")
+    return parts[0], parts[1]
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a non-negative integer")
+    return v
+
+
+def finite_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"'{text}' must be finite")
+    return v
 
 
 def port(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.common import console, port, positive_int, shape_arg
+from cnnlab.cli.common import console, port, shape_arg
 from cnnlab.errors import CnnlabError
 
 EPILOG = """\

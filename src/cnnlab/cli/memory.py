@@ -63,7 +63,7 @@ def _kernels(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The CpuKernels that --cpu/--threads name (None: this process's own)."""
     if args.cpu == "native" and args.threads is None:
         return None
-    from cnnlab.analysis.workspace import CpuKernels
+    from cnnlab.memory.onednn.workspace import CpuKernels
 
     native = CpuKernels.current()
     return CpuKernels(native.isa if args.cpu == "native" else args.cpu, args.threads or native.threads)
@@ -115,11 +115,11 @@ def _network(target: Target):  # type: ignore[no-untyped-def]
 
 
 def run_memory(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
 
     target = _target(args)
     if args.measure:
-        from cnnlab.analysis.measure import require_device
+        from cnnlab.memory.measure import require_device
         require_device(args.device)  # before the prediction, not after it
     net = _network(target)
     if args.measure and _kernels(args) is not None:
@@ -172,14 +172,15 @@ def _room_for(est, device: str) -> None:  # type: ignore[no-untyped-def]
 def _measure(target: Target, est) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    from cnnlab.analysis.checkpoint import checkpoint_segments
-    from cnnlab.analysis.measure import measure_memory
+    from cnnlab.fake import is_meta
+    from cnnlab.memory.checkpointing import checkpoint_segments
+    from cnnlab.memory.measure import measure_memory
     from cnnlab.models import create_model, get_entry
     from cnnlab.spec import NetworkSpec, build
 
     if isinstance(target.network, NetworkSpec):
         real = build(target.network, device="cpu")
-    elif any(p.is_meta for p in target.network.parameters()):
+    elif is_meta(target.network):
         real = create_model(get_entry(target.name).name, in_channels=target.input_shape[0],
                             input_size=target.input_shape[1])
     else:
@@ -228,7 +229,7 @@ def _explain(target: Target, est) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.fit import fit_target
+    from cnnlab.memory.fit import fit_target
 
     try:
         budget = parse_bytes(args.budget)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab import ops
 from cnnlab.cli.common import print_json
 from cnnlab.errors import OpsInputError
+from cnnlab.ops.compute import compute, parse_padding, parse_sizes
 from cnnlab.ops.result import TRACE_LIMIT, OpResult, grid
 
 EPILOG = """\
@@ -22,20 +22,11 @@ examples:
 """
 
 
-MAX_SIZE = 256    # the largest window, stride, padding or dilation ops accepts: numbers typed by hand
-
-
 def _ints(text: str) -> int | tuple[int, ...]:
     try:
-        values = tuple(int(v) for v in text.split(",")) if len(text) <= 200 else ()
-    except ValueError:
-        values = ()
-    if not values:
-        raise argparse.ArgumentTypeError(f"'{text[:40]}' must be an integer or comma-separated integers")
-    if any(abs(v) > MAX_SIZE for v in values):
-        raise argparse.ArgumentTypeError(f"'{text[:40]}': sizes, strides, paddings and dilations go up to "
-                                         f"{MAX_SIZE} in cnnlab ops (it works on numbers typed by hand)")
-    return values[0] if len(values) == 1 else values
+        return parse_sizes(text)
+    except OpsInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _int(text: str) -> int:
@@ -46,17 +37,10 @@ def _int(text: str) -> int:
 
 
 def _padding(text: str) -> str | int | tuple[int, ...]:
-    low = text.strip().lower()
-    if low in ("valid", "same"):
-        return low
     try:
-        return _ints(text)
-    except argparse.ArgumentTypeError as err:
-        if "go up to" in str(err):
-            raise
-        raise argparse.ArgumentTypeError(
-            f"'{text}' must be valid, same, an integer, or explicit amounts "
-            "(left,right for 1-D; top,bottom,left,right for 2-D)") from None
+        return parse_padding(text)
+    except OpsInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _common(p: argparse.ArgumentParser, exact: bool = True) -> None:
@@ -122,29 +106,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run)
 
 
-def compute(args: argparse.Namespace) -> OpResult:
-    """Run the op named on the command line (the CLI's only call into ``cnnlab.ops``)."""
-    exact = getattr(args, "exact", False)
-    limit = args.trace_limit
+def compute_args(args: argparse.Namespace) -> OpResult:
+    """The op named on the command line, through the library's one entry (:func:`cnnlab.ops.compute.compute`)."""
+    common = {"exact": getattr(args, "exact", False), "trace_limit": args.trace_limit}
     if args.op in ("conv1d", "conv2d"):
-        fn = ops.conv1d if args.op == "conv1d" else ops.conv2d
-        return fn(args.input, args.kernel, bias=args.bias, stride=args.stride, padding=args.padding,
-                  dilation=args.dilation, flip=args.flip, exact=exact, trace_limit=limit)
+        return compute(args.op, args.input, kernel=args.kernel, bias=args.bias, stride=args.stride,
+                       padding=args.padding, dilation=args.dilation, flip=args.flip, **common)
     if args.op in ("maxpool", "avgpool"):
-        fn = ops.maxpool if args.op == "maxpool" else ops.avgpool
-        return fn(args.input, args.size, stride=args.stride, padding=args.padding, exact=exact,
-                  trace_limit=limit)
-    if args.op == "global-avgpool":
-        return ops.global_avgpool(args.input, exact=exact)
-    if args.op == "global-maxpool":
-        return ops.global_maxpool(args.input, exact=exact)
-    tf_style = args.depth_radius is not None or args.bias is not None
-    if tf_style and (args.size is not None or args.k is not None):
-        raise OpsInputError("lrn: use PyTorch's --size/--k or TensorFlow's --depth-radius/--bias, not both")
-    given = {name: value for name, value in vars(args).items()
-             if name in ("size", "k", "depth_radius", "bias", "alpha", "beta") and value is not None}
-    # only what the user typed: the defaults live in ops.lrn / ops.lrn_tf alone
-    return (ops.lrn_tf if tf_style else ops.lrn)(args.input, trace_limit=limit, **given)
+        return compute(args.op, args.input, size=args.size, stride=args.stride, padding=args.padding, **common)
+    if args.op == "lrn":
+        return compute("lrn", args.input, size=args.size, bias=args.bias, k=args.k, depth_radius=args.depth_radius,
+                       alpha=args.alpha, beta=args.beta, trace_limit=args.trace_limit)
+    return compute(args.op, args.input, **common)
 
 
 def read_files(args: argparse.Namespace) -> None:
@@ -163,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trace_limit < 0:
         raise OpsInputError(f"--trace-limit must be >= 0 (got {args.trace_limit})")
     read_files(args)
-    result = compute(args)
+    result = compute_args(args)
     if args.json:
         print_json(result.to_dict(explain=args.explain))
         return 0

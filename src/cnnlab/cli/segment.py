@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import Any
 
 from cnnlab.cli.common import command_group, console, positive_int, print_json, report_unreadable
-from cnnlab.cli.train import _size, add_engine_options, run_engine
+from cnnlab.cli.common import size_arg
+from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
+from cnnlab.train.recipes import MODELS, RECIPES, model_options
 
-SEGMENT_ADAM_LR = 2e-3      # segment train's peak rate for Adam/AdamW (cnnlab train: 1e-3)
-SEMANTIC_MODELS = ("unet", "fcn8s", "fcn16s", "fcn32s")
-INSTANCE_MODELS = ("maskrcnn",)
 # each task's recipe (docs/segmentation.md): model, batch, peak Adam rate, epochs, width
-RECIPES = {"semantic": {"model": "unet", "batch": 32, "lr": SEGMENT_ADAM_LR, "epochs": 10, "width": 16},
-           "instance": {"model": "maskrcnn", "batch": 16, "lr": 1e-3, "epochs": 3, "width": 64}}
+SEMANTIC_MODELS, INSTANCE_MODELS = MODELS["semantic"], MODELS["instance"]
 
 SCENES_EPILOG = """\
 examples:
@@ -47,6 +45,18 @@ def _range(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_scenes(sub)
+    _, g_sub = command_group(sub, "segment", SEGMENT_EPILOG, help="semantic and instance segmentation: train, "
+                             "evaluate, predict",
+                             description="Per-pixel classes with FCN-32s/16s/8s or U-Net (--task semantic), or "
+                                         "every object's class, box and mask with Mask R-CNN (--task instance), on "
+                                         "the training engine of 'cnnlab train' (progress, validation, resume, "
+                                         "torchrun).")
+    _register_train(g_sub)
+    _register_eval_predict(g_sub)
+
+
+def _register_scenes(sub: argparse._SubParsersAction) -> None:
     from cnnlab.data.scenes import SceneConfig
 
     d = SceneConfig()
@@ -60,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                    "(default /usr/share/datasets/fashion-mnist)")
     m.add_argument("--count", type=positive_int, default=d.count, help="scenes in all (80/10/10 train/val/test)")
-    m.add_argument("--size", type=_size, default=d.size, metavar="H,W", help="canvas size")
+    m.add_argument("--size", type=size_arg, default=d.size, metavar="H,W", help="canvas size")
     m.add_argument("--objects", type=_range, default=d.objects, metavar="MIN..MAX", help="items per scene")
     m.add_argument("--item-px", type=_range, default=d.item_px, metavar="MIN..MAX",
                    help="longer side of each pasted item, in pixels")
@@ -69,12 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=run_scenes_make)
 
-    _, g_sub = command_group(sub, "segment", SEGMENT_EPILOG, help="semantic and instance segmentation: train, "
-                             "evaluate, predict",
-                             description="Per-pixel classes with FCN-32s/16s/8s or U-Net (--task semantic), or "
-                                         "every object's class, box and mask with Mask R-CNN (--task instance), on "
-                                         "the training engine of 'cnnlab train' (progress, validation, resume, "
-                                         "torchrun).")
+
+def _register_train(g_sub: argparse._SubParsersAction) -> None:
     t = g_sub.add_parser("train", help="train a segmentation network; mIoU, figures and weights in the run folder",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SEGMENT_EPILOG)
     t.add_argument("--task", choices=("semantic", "instance"), default=None,
@@ -106,13 +112,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     for action in t._actions:
         if action.dest == "lr":
             action.help = (f"peak learning rate of the warm-up + cosine schedule (default for adam/adamw: "
-                           f"{sem['lr']} semantic, {ins['lr']} instance; 0.05 for sgd, sgd-momentum, nesterov)")
+                           f"{sem['adam_lr']} semantic, {ins['adam_lr']} instance; 0.05 for sgd, sgd-momentum, "
+                           "nesterov)")
         elif action.dest == "batch":
             action.help = f"global batch (default {sem['batch']} semantic, {ins['batch']} instance)"
         elif action.dest == "epochs":
             action.help = (f"passes over the training images (default {sem['epochs']} semantic, {ins['epochs']} "
                            "instance); with --resume, a larger number extends the run")
 
+
+def _register_eval_predict(g_sub: argparse._SubParsersAction) -> None:
     e = g_sub.add_parser("eval", help="mIoU (semantic) or COCO box and mask AP (instance) of a run on its test split")
     e.add_argument("run", metavar="RUN", help="a run folder made by 'cnnlab segment train'")
     e.add_argument("--data", metavar="scenes:SOURCE|DIR", help="evaluate on this data's test split instead")
@@ -176,37 +185,23 @@ def run_segment_train(args: argparse.Namespace) -> int:
     args.batch = args.batch or recipe["batch"]
     args.epochs = args.epochs or recipe["epochs"]
     if args.lr is None and args.optimizer in ("adam", "adamw"):
-        args.lr = recipe["lr"]
-    width = args.width or recipe["width"]
-    if task == "instance":
-        if args.backbone == "vgg":
-            raise CnnlabError("--backbone vgg is for FCN; Mask R-CNN takes resnet18, resnet34 or resnet50")
-        options: dict[str, object] = {"fpn_channels": width, "backbone": args.backbone or "resnet18"}
-    elif args.model == "unet":
-        options = {"width": width, "depth": args.depth}
-    elif args.backbone not in (None, "vgg"):
-        options = {"backbone": args.backbone}
-    else:
-        options = {"width": width}
+        args.lr = recipe["adam_lr"]
+    if task == "instance" and args.backbone == "vgg":
+        raise CnnlabError("--backbone vgg is for FCN; Mask R-CNN takes resnet18, resnet34 or resnet50")
+    options = model_options(task, args.model, args.width, args.depth, args.backbone)
     return run_engine(args, task=task, skip_bad=args.skip_bad, model_args=options)
 
 
 def run_segment_eval(args: argparse.Namespace) -> int:
-    from cnnlab.data.segmentation import load_segmentation
-    from cnnlab.train.runs import check_split
-    from cnnlab.train.tasks.semantic import evaluate, load_run, report_of
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.semantic import evaluate, report_of
 
-    run = Path(args.run)
-    if _run_task(run) == "instance":
-        return run_instance_eval(args)
-    doc, model, mean, std = load_run(run)
-    cfg = doc["config"]
-    c, h, w = doc["data"]["shape"]
-    data = load_segmentation(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
-                             cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
-    if not args.data and not args.data_dir:
-        check_split(run, doc, data)
-    classes = doc["data"]["classes"]
+    run = open_run(Path(args.run))
+    if run.task_name == "instance":
+        return run_instance_eval(args, run)
+    run.require("semantic")
+    data = run.load_data(args.data, args.data_dir, args.skip_bad)
+    model, mean, std, classes = run.model, run.mean, run.std, run.classes
     if args.data and len(data.classes) > len(classes):
         raise CnnlabError(f"{args.data}: has {len(data.classes)} classes but the run was trained on {len(classes)}")
     r = evaluate(model, data.test, len(classes), mean, std, "cpu")
@@ -215,7 +210,7 @@ def run_segment_eval(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     con = console()
-    con.print(f"{run}: {len(data.test)} test images of {data.name}: mIoU {report['miou']:.4f} (background "
+    con.print(f"{run.folder}: {len(data.test)} test images of {data.name}: mIoU {report['miou']:.4f} (background "
               f"included), pixel accuracy {report['pixel_accuracy']:.4f}, boundary mIoU "
               f"{report['boundary_miou']:.4f} (pixels within {report['boundary_band_px']} px of an edge)")
     con.print(f"{'class':<16} {'IoU':>7} {'pixels':>9}")
@@ -230,14 +225,16 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     from torchvision.transforms.v2 import functional as TF
 
     from cnnlab.files import atomic_path
-    from cnnlab.train.tasks.semantic import load_run, predict_masks
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.semantic import predict_masks
     from cnnlab.viz.segmentation import PALETTE, overlay
 
-    if _run_task(Path(args.run)) == "instance":
-        return run_instance_predict(args)
-    doc, model, mean, std = load_run(Path(args.run))
-    c, h, w = doc["data"]["shape"]
-    classes = doc["data"]["classes"]
+    run = open_run(Path(args.run))
+    if run.task_name == "instance":
+        return run_instance_predict(args, run)
+    run.require("semantic")
+    model, mean, std, classes = run.model, run.mean, run.std, run.classes
+    c, h, w = run.shape
     out = Path(args.out)
     results: list[dict] = []
     failed: list[dict] = []
@@ -267,12 +264,6 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     return report_unreadable(len(results), failed)
 
 
-def _run_task(run: Path) -> str:
-    from cnnlab.train.config import load_run_config
-
-    return str(load_run_config(run)["config"].get("task", "classification"))
-
-
 def _readable_images(args: argparse.Namespace, shape: tuple[int, int, int], failed: list[dict]):  # noqa: ANN202
     """``(name, image, image at the run's H×W)`` for each readable file of ``args.images``, one at a time;
     the unreadable ones are added to ``failed``. Checks ``--out`` first."""
@@ -299,20 +290,12 @@ def _check_out_names(out: Path, images: list[str]) -> None:
                           "predict them in separate runs with different --out")
 
 
-def run_instance_eval(args: argparse.Namespace) -> int:
-    from cnnlab.data.instances import load_instances
-    from cnnlab.train.runs import check_split
-    from cnnlab.train.tasks.instance import evaluate, load_run, report_of
+def run_instance_eval(args: argparse.Namespace, run: Any) -> int:
+    from cnnlab.train.tasks.instance import evaluate, report_of
 
-    run = Path(args.run)
-    doc, model, mean, std = load_run(run)
-    cfg = doc["config"]
-    c, h, w = doc["data"]["shape"]
-    data = load_instances(args.data or cfg["data"], args.data_dir or cfg.get("data_dir"), cfg["val_fraction"],
-                          cfg["seed"], channels=c, size=(h, w), skip_bad=args.skip_bad or cfg.get("skip_bad", False))
-    if not args.data and not args.data_dir:
-        check_split(run, doc, data)
-    classes, ids = doc["data"]["classes"], doc["data"]["category_ids"]
+    data = run.load_data(args.data, args.data_dir, args.skip_bad)
+    model, mean, std = run.model, run.mean, run.std
+    classes, ids = run.classes, run.doc["data"]["category_ids"]
     if args.data and data.classes != classes:
         raise CnnlabError(f"{args.data}: its classes ({', '.join(data.classes[1:])}) differ from the run's "
                           f"({', '.join(classes[1:])})")
@@ -323,7 +306,7 @@ def run_instance_eval(args: argparse.Namespace) -> int:
         return 0
     con = console()
     m, b = report["mask"], report["box"]
-    con.print(f"{run}: {len(data.test)} test images of {data.name}, {report['instances']} instances, "
+    con.print(f"{run.folder}: {len(data.test)} test images of {data.name}, {report['instances']} instances, "
               f"{report['detections']} detections (COCO AP by pycocotools, up to 100 per image)")
     con.print(f"{'':<8} {'AP':>7} {'AP50':>7} {'AP75':>7}")
     for name, d in (("mask", m), ("box", b)):
@@ -335,20 +318,19 @@ def run_instance_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_instance_predict(args: argparse.Namespace) -> int:
+def run_instance_predict(args: argparse.Namespace, run: Any) -> int:
     import numpy as np
     import torch
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
     from cnnlab.files import atomic_path
-    from cnnlab.train.tasks.instance import load_run, predict_instances
+    from cnnlab.train.tasks.instance import predict_instances
     from cnnlab.viz.common import plt, save_figure
     from cnnlab.viz.segmentation import draw_instances
 
-    doc, model, mean, std = load_run(Path(args.run))
-    c, h, w = doc["data"]["shape"]
-    classes = doc["data"]["classes"]
+    model, mean, std, classes = run.model, run.mean, run.std, run.classes
+    c, h, w = run.shape
     out = Path(args.out)
     results: list[dict] = []
     failed: list[dict] = []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
-from cnnlab.cli.common import batch_size, command_group, console, positive_int, print_json, report_unreadable
+from cnnlab.cli.common import (command_group, console, finite_float, positive_int, print_json, report_unreadable,
+                               size_arg)
+from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 
 TRAIN_EPILOG = """\
@@ -23,40 +24,10 @@ examples:
 """
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in text.replace("x", ",").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size; use H,W (e.g. 64,64) or one number")
-    return parts[0], parts[1]
 
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be a non-negative integer")
-    return v
-
-
-def _float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"'{text}' must be finite")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
     from cnnlab.vocab import TTA_MODES, choices_help
 
     from cnnlab.train.config import TrainConfig
@@ -76,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(with train/val/test subfolders if it has them); default digits")
     t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                    "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
-    t.add_argument("--label-smoothing", type=_float, default=d.label_smoothing,
+    t.add_argument("--label-smoothing", type=finite_float, default=d.label_smoothing,
                    help="share of the target spread over all classes (0 turns it off)")
     t.add_argument("--tta", choices=tuple(TTA_MODES), default=d.tta,
                    help="test-time augmentation of the final test evaluation: " + choices_help(TTA_MODES))
@@ -89,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "eval and predict apply it too): what a CNN loses without pixel neighbourhoods")
     add_engine_options(t)
     t.set_defaults(func=run_train)
+    _register_eval_predict(sub)
+
+
+def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
+    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
+    from cnnlab.vocab import TTA_MODES, choices_help
 
     e = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run",
                        description="Evaluate a run's best weights on its test split (or on --data).")
@@ -116,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pv.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                     "(default /usr/share/datasets/fashion-mnist)")
     pv.add_argument("--preset", choices=PRESETS, default="strong", help="augmentation preset to preview")
-    pv.add_argument("--size", type=_size, metavar="H,W", help="resize the images first (default: as they are)")
+    pv.add_argument("--size", type=size_arg, metavar="H,W", help="resize the images first (default: as they are)")
     pv.add_argument("--images", type=positive_int, default=6, help="rows: original images")
     pv.add_argument("--copies", type=positive_int, default=5, help="augmented copies per image")
     pv.add_argument("--seed", type=int, default=0, help="seeds the image choice and the augmentation")
@@ -124,95 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pv.set_defaults(func=run_augment_preview)
 
 
-def add_engine_options(t: argparse.ArgumentParser) -> None:
-    """The training engine's options, shared by ``cnnlab train`` and ``cnnlab segment train``."""
-    from cnnlab.vocab import AUGMENT_PRESETS as PRESETS
-    from cnnlab.vocab import OPTIMIZERS, choices_help
-    from cnnlab.vocab import TRAIN_PRECISIONS as PRECISIONS
-
-    from cnnlab.train.config import TrainConfig
-
-    d = TrainConfig()
-    t.add_argument("--epochs", type=positive_int, default=None,
-                   help=f"passes over the training images (default {d.epochs}); with --resume, a larger number "
-                        "extends the run with a new learning-rate segment")
-    t.add_argument("--batch", type=batch_size, default=d.batch, help="global batch (split across torchrun processes)")
-    t.add_argument("--lr", type=_float, help="peak learning rate of the warm-up + cosine schedule "
-                   "(default 1e-3 for adam/adamw, 0.05 for sgd, sgd-momentum, nesterov)")
-    t.add_argument("--weight-decay", type=_float, default=d.weight_decay,
-                   help="weight decay on weights of 2 or more dimensions, none on biases and norm scales "
-                        "(decoupled for adamw, L2 for the others)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
-                   help=f"default: {d.optimizer}. {choices_help(OPTIMIZERS)}")
-    t.add_argument("--augment", choices=PRESETS, default=d.augment,
-                   help="augmentation preset (see 'cnnlab augment preview'); masks move with their images")
-    t.add_argument("--val-fraction", type=_float, default=d.val_fraction, help="share of the training images held "
-                   "out for validation when the data has no val split")
-    t.add_argument("--seed", type=int, default=d.seed, help="seeds weights, splits, shuffling and augmentation")
-    t.add_argument("--device", choices=("cpu", "cuda"), default=d.device, help="where to train")
-    t.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="fp32 or mixed precision")
-    t.add_argument("--channels-last", action="store_true",
-                   help="NHWC memory layout for the model and batches (faster for some CPUs and GPUs; "
-                        "'cnnlab memory' predicts the default NCHW layout)")
-    t.add_argument("--size", type=_size, metavar="H,W", help="resize every image to H×W")
-    t.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 (grey) or 3 (RGB) channels")
-    t.add_argument("--checkpoint-every", type=_nonneg_int, default=d.checkpoint_every, metavar="STEPS",
-                   help="also checkpoint every STEPS steps inside an epoch (0: at epoch ends only)")
-    t.add_argument("--out", default=None, metavar="DIR", help="run folder, which must not hold a run already "
-                   "(default runs/<model>-<data>, or -2, -3 … after it)")
-    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint "
-                   "(its saved settings are used; --epochs N extends it)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar: one line per epoch on stderr")
 
 
-def engine_config(args: argparse.Namespace, **task_fields: object):  # type: ignore[no-untyped-def]
-    """The :class:`TrainConfig` of the engine options in ``args`` plus the task's own fields."""
-    from cnnlab.train.config import TrainConfig
-
-    stem = Path(args.model).stem if args.model.endswith((".yaml", ".yml", ".json")) else args.model
-    data_name = Path(args.data.split(":", 1)[-1]).name or args.data
-    out = args.out or _fresh_folder(f"runs/{stem}-{data_name}")
-    return TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir,
-                       epochs=args.epochs or TrainConfig.epochs, batch=args.batch, lr=args.lr,
-                       weight_decay=args.weight_decay, optimizer=args.optimizer, augment=args.augment,
-                       val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                       precision=args.precision, channels_last=args.channels_last, size=args.size,
-                       channels=args.channels, checkpoint_every=args.checkpoint_every, out=out,
-                       **task_fields)  # type: ignore[arg-type]
-
-
-def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
-    """Train (or resume) with the engine and print the summary; shared by every task's train command."""
-    import os
-
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.engine import Trainer
-
-    if args.resume:
-        trainer = Trainer(TrainConfig(), resume=Path(args.resume), progress=not args.no_progress, epochs=args.epochs)
-    else:
-        trainer = Trainer(engine_config(args, **task_fields), progress=not args.no_progress)
-    folder = trainer.run()
-    if int(os.environ.get("RANK", "0")) == 0:
-        test = json.loads((folder / "test.json").read_text())
-        con = console()
-        con.print(trainer.task.summary(test))
-        skipped = len(getattr(trainer.data, "skipped", []))     # counted in memory, not read back from the log
-        if skipped:
-            what = "unreadable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
-            con.print(f"skipped {skipped} {what}{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")
-        files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
-        con.print(f"run folder: {folder}  ({files})", soft_wrap=True)
-    return 0
-
-
-def _fresh_folder(base: str) -> str:
-    """``base``, or ``base-2``, ``base-3`` … : the default run folder never collides with an earlier run."""
-    candidate, k = base, 1
-    while Path(candidate).exists() and any(Path(candidate).iterdir()):
-        k += 1
-        candidate = f"{base}-{k}"
-    return candidate
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -220,84 +110,49 @@ def run_train(args: argparse.Namespace) -> int:
                       permute_pixels=args.permute_pixels, tta=args.tta)
 
 
-def _load_run(run: Path):  # type: ignore[no-untyped-def]
-    from cnnlab.train.tasks.classification import load_run
-
-    return load_run(run)
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_data
-    from cnnlab.train.runs import check_split
-    from cnnlab.train.tasks.classification import check_tta, confusion_matrix, evaluate, per_class
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import evaluation_report
 
-    run = Path(args.run)
-    doc, model, mean, std = _load_run(run)
-    cfg = doc["config"]
-    c, h, w = doc["data"]["shape"]
-    data = load_data(args.data or cfg["data"], args.data_dir or cfg["data_dir"], cfg["val_fraction"], cfg["seed"],
-                     channels=c, size=(h, w), strict=cfg["strict"])
-    if args.data and data.classes != doc["data"]["classes"]:
-        raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {doc['data']['classes']}")
-    if cfg.get("permute_pixels"):
-        from cnnlab.train.tasks.classification import transform_data
-
-        data = transform_data(data, None, True, cfg["seed"])
-    if not args.data and not args.data_dir:
-        check_split(run, doc, data)          # the test images this run never trained on, as recorded
-    tta = args.tta or cfg.get("tta", "none")
-    check_tta(tta, data)
-    loss, acc, preds = evaluate(model, data.test, mean, std, "cpu", tta=tta)
-    cm = confusion_matrix(data.test.labels, preds, len(data.classes))
-    pc = per_class(cm)
+    path = Path(args.run)
+    run = open_run(path, "classification")
+    data = run.load_data(args.data, args.data_dir)
+    if args.data and data.classes != run.classes:
+        raise CnnlabError(f"{args.data}: its classes {data.classes} are not the run's {run.classes}")
+    report = evaluation_report(run, data, args.tta)
     if args.json:
-        def num(v: float) -> float | None:   # JSON has no NaN: a class never predicted has no precision
-            return None if math.isnan(v) else v
-
-        print_json({"accuracy": acc, "loss": loss, "tta": tta, "images": len(data.test), "classes": data.classes,
-                    "precision": [num(p) for p, _ in pc], "recall": [num(r) for _, r in pc],
-                    "confusion": cm.tolist()})
+        print_json(report)
         return 0
     con = console()
-    con.print(f"{run}: {len(data.test)} test images of {data.name}: accuracy {acc:.4f}, loss {loss:.4f}"
-              + (" (each with its mirror image, probabilities averaged)" if tta == "flip" else ""))
+    con.print(f"{path}: {report['images']} test images of {data.name}: accuracy {report['accuracy']:.4f}, loss "
+              f"{report['loss']:.4f}" + (" (each with its mirror image, probabilities averaged)"
+                                         if report["tta"] == "flip" else ""))
     con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
-    for name, (p, r), row in zip(data.classes, pc, cm):
-        con.print(f"{name:<16} {p:>9.3f} {r:>7.3f} {int(row.sum()):>7}")
+    for name, p, r, row in zip(data.classes, report["precision"], report["recall"], report["confusion"]):
+        con.print(f"{name:<16} {_num(p):>9.3f} {_num(r):>7.3f} {sum(row):>7}")
     con.print("confusion matrix (rows: true class, columns: predicted class, by number):")
     con.print(f"  {'':<16} " + " ".join(f"{j:>5}" for j in range(len(data.classes))))
-    for i, (name, row) in enumerate(zip(data.classes, cm.tolist())):
+    for i, (name, row) in enumerate(zip(data.classes, report["confusion"])):
         con.print(f"  {i:>2} {name[:12]:<13} " + " ".join(f"{v:>5}" for v in row))
     return 0
 
 
+def _num(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
 def run_predict(args: argparse.Namespace) -> int:
-    import sys
-
-    import torch
-
     from cnnlab.data.sources import read_images
-    from torchvision.transforms.v2 import functional as TF
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import predict_top
 
-    doc, model, mean, std = _load_run(Path(args.run))
-    c, h, w = doc["data"]["shape"]
-    classes = doc["data"]["classes"]
+    run = open_run(Path(args.run), "classification")
     results, failed = [], []
-    for name, img in read_images(args.images, c):
+    for name, img in read_images(args.images, run.shape[0]):
         if isinstance(img, str):
             failed.append({"image": name, "error": img})
             continue
-        if tuple(img.shape[1:]) != (h, w):
-            img = TF.resize(img, [h, w], antialias=True)
-        if doc["config"].get("permute_pixels"):
-            from cnnlab.train.tasks.classification import permute_pixels
-
-            img = permute_pixels(img.unsqueeze(0))[0]
-        with torch.no_grad():
-            prob = torch.softmax(model(((img.float() / 255).unsqueeze(0) - mean) / std).float(), dim=1)[0]
-        top = prob.topk(min(args.top, len(classes)))
-        results.append({"image": name, "top": [{"class": classes[int(i)], "probability": float(p)}
-                                               for p, i in zip(top.values, top.indices)]})
+        results.append({"image": name, "top": predict_top(run, img, args.top)})
     if args.json:
         print_json({"predictions": results, "failed": failed})
     else:

@@ -42,22 +42,17 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
     """A run folder (its best weights), a spec file or a zoo name (fresh weights) as a :class:`Source`."""
     path = Path(target)
     if path.is_dir():
-        from cnnlab.train.checkpoint import load_weights
-        from cnnlab.train.config import load_run_config
-        from cnnlab.train.model import build_model
-        from cnnlab.train.runs import check_file_run
+        from cnnlab.train.runs import open_run
 
-        doc = load_run_config(path)
-        if doc["config"].get("task", "classification") != "classification":
+        run = open_run(path)
+        if run.task_name != "classification":
             raise CnnlabError(f"{target}: a segmentation run; its network is fully convolutional already "
                               "(see 'cnnlab segment predict')")
-        shape = tuple(doc["data"]["shape"])
+        doc = run.doc
         entry = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
-        model, _ = build_model(entry, shape, len(doc["data"]["classes"]), doc["model"].get("spec_text"))
-        check_file_run(path / "model.safetensors", load_weights(path / "model.safetensors", model), doc.get("run_id"))
         rebuild = {"kind": "run", "model": entry, "spec_text": doc["model"].get("spec_text"),
-                   "classes": len(doc["data"]["classes"])}
-        return Source(model.eval(), shape, list(doc["data"]["classes"]), doc["data"]["mean"], doc["data"]["std"],
+                   "classes": len(run.classes)}
+        return Source(run.model, run.shape, run.classes, doc["data"]["mean"], doc["data"]["std"],
                       rebuild, True, path.name)
     from cnnlab.errors import TargetError
     from cnnlab.targets import resolve_target
@@ -179,7 +174,7 @@ def load_conversion(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
 def scan_bytes(fcn: nn.Module, shape: tuple[int, int, int]) -> int:
     """Bytes a scan of an image of ``shape`` (C, H, W) needs: cnnlab's own inference prediction (meta tensors,
     nothing allocated) of the FCN on it, plus the float image and the class probabilities it returns."""
-    from cnnlab.analysis.memory import estimate_memory
+    from cnnlab.memory.estimate import estimate_memory
 
     est = estimate_memory(fcn, shape, 1, include_inference=True)
     with torch.no_grad():
@@ -198,7 +193,9 @@ def check_scan_memory(fcn: nn.Module, shape: tuple[int, int, int], name: str) ->
 
 def scan(fcn: nn.Module, image: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
     """Class scores (logits) ``(classes, rows, cols)`` of a uint8 image ``(C, H, W)``, one per window position."""
-    m = torch.tensor(mean).view(-1, 1, 1)
-    s = torch.tensor(std).view(-1, 1, 1)
+    from cnnlab.data.normalise import normalise
+
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
     with torch.no_grad():
-        return fcn(((image.float() / 255 - m) / s).unsqueeze(0))[0]
+        return fcn(normalise(image.unsqueeze(0), m, s))[0]

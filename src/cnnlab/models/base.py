@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from cnnlab.fake import is_meta
+
 
 class ZooModel(nn.Module, ABC):
     """A classifier split into ``forward_features`` (the backbone) and ``forward_head``.
@@ -34,21 +36,13 @@ class ZooModel(nn.Module, ABC):
         return self.forward_head(self.forward_features(x))  # (B, num_classes)
 
 
-def on_meta(model: nn.Module) -> bool:
-    """True when the model was built on the meta device: shapes only, no values to initialise.
-
-    (Random initialisers on meta tensors also import ``torch._dynamo``, ~2 s.)
-    """
-    return any(p.is_meta for p in model.parameters())
-
-
 def init_kaiming(model: nn.Module, linear_std: float = 0.01) -> None:
     """He initialisation (He et al., 2015) for ReLU networks, as torchvision's VGG/ResNet do.
 
     Convolutions: normal with std ``sqrt(2 / fan_out)``; batch norm: γ = 1, β = 0;
     linear layers: normal(0, ``linear_std``); every bias 0.
     """
-    if on_meta(model):
+    if is_meta(model):
         return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):

@@ -26,7 +26,8 @@ from torch import nn
 from cnnlab.layers.conv_norm_act import ConvNormAct
 from cnnlab.layers.mbconv import BatchNormTF, MBConv
 from cnnlab.layers.squeeze_excite import make_divisible
-from cnnlab.models.base import ZooModel, on_meta
+from cnnlab.fake import is_meta
+from cnnlab.models.base import ZooModel
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class EfficientNet(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(scaling.dropout),
                                         nn.Linear(self.num_features, num_classes))
-        for m in ([] if on_meta(self) else self.modules()):  # the reference initialisation
+        for m in ([] if is_meta(self) else self.modules()):  # the reference initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
                 if m.bias is not None:

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers.inception import Inception, InceptionConv
-from cnnlab.models.base import ZooModel, on_meta
+from cnnlab.fake import is_meta
+from cnnlab.models.base import ZooModel
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class GoogLeNet(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
-        for m in ([] if on_meta(self) else self.modules()):  # torchvision's initialisation
+        for m in ([] if is_meta(self) else self.modules()):  # torchvision's initialisation
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
             elif isinstance(m, nn.BatchNorm2d):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from cnnlab.errors import TargetError
-from cnnlab.models import efficientnet as _eff
-from cnnlab.models import resnet as _resnet
-from cnnlab.models import vgg as _vgg
+import cnnlab.models.efficientnet as _eff
+import cnnlab.models.resnet as _resnet
+import cnnlab.models.vgg as _vgg
 from cnnlab.models.alexnet import alexnet, alexnet_paper
 from cnnlab.models.base import ZooModel
 from cnnlab.models.googlenet import googlenet

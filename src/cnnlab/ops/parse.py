@@ -8,7 +8,6 @@ sequences) · nested lists ``[[1,2],[3,4]]`` · NumPy's print format
 
 from __future__ import annotations
 
-import json
 import re
 from fractions import Fraction
 from pathlib import Path

@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnlab.layers.activations import activation_name, make_activation
 from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d, same_out, valid_out
-from cnnlab.spec import fields as F
+import cnnlab.spec.fields as F
 from cnnlab.spec.fields import Pair, Padding
 from cnnlab.vocab import LRN_TORCH_DEFAULTS
 

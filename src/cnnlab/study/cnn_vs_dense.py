@@ -170,9 +170,9 @@ SAME = ("data", "epochs", "batch", "seed", "augment", "train_size", "permute_pix
 
 def _check_same(folder: Path, tc: Any) -> None:
     """A run folder is reused only when it was made with the study's present settings."""
-    from cnnlab.train.config import load_run_config
+    from cnnlab.train.runs import open_run
 
-    saved = load_run_config(folder)["config"]
+    saved = open_run(folder, weights=False).doc["config"]
     diff = [k for k in SAME if saved.get(k) != getattr(tc, k)]
     if diff:
         raise CnnlabError(f"{folder}: made with other settings ({', '.join(f'{k} {saved.get(k)}' for k in diff)}); "
@@ -229,9 +229,11 @@ def _result(folder: Path) -> dict[str, float]:
 def _shift_curve(folder: Path, data: Any, shifts: list[int]) -> list[float]:
     """Test accuracy of a run's best weights at each shift, averaged over right, left, down and up."""
     from cnnlab.data import Split
-    from cnnlab.train.tasks.classification import evaluate, load_run
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import evaluate
 
-    _, model, mean, std = load_run(folder)
+    run = open_run(folder, "classification")
+    model, mean, std = run.model, run.mean, run.std
     test = data.test
     accs = []
     for s in shifts:

@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {"TrainConfig": "config", "load_run_config": "config", "KILL_HOOK": "engine", "Trainer": "engine",
-          "make_optimizer": "engine", "train": "engine"}
+          "make_optimizer": "engine", "train": "engine", "open_run": "runs", "Run": "runs"}
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cnnlab import jsonsafe
 from cnnlab.errors import CnnlabError
-from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, OPTIMIZERS, TRAIN_PRECISIONS, TTA_MODES
+from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TRAIN_PRECISIONS, TTA_MODES
 
 MAX_EPOCHS = 100_000        # a run of more epochs is a typo (or an edited config.json), not a plan
 MAX_BATCH = 1 << 31
@@ -37,7 +37,7 @@ class TrainConfig:
     epochs: int = 10
     batch: int = 64
     lr: float | None = None           # peak of the schedule; default cnnlab.optim.DEFAULT_LR[optimizer]
-    weight_decay: float = 5e-4        # on weights of ≥ 2 dimensions only (not on biases or norm scales)
+    weight_decay: float = DEFAULT_WEIGHT_DECAY   # on weights of ≥ 2 dimensions only (not on biases or norm scales)
     optimizer: str = "adam"
     augment: str = "none"
     label_smoothing: float = 0.0
@@ -108,6 +108,23 @@ class TrainConfig:
             if not ok:
                 shown = repr(value)[:40]
                 raise CnnlabError(f"'{name}' must be {' or '.join(k.__name__ for k in kinds)} (got {shown})")
+
+    @classmethod
+    def for_task(cls, task: str, **settings: Any) -> TrainConfig:
+        """A config with ``task``'s recipe (:mod:`cnnlab.train.recipes`) as its defaults; ``settings`` win."""
+        from cnnlab.train.recipes import RECIPES, model_options
+
+        recipe = RECIPES.get(task)
+        if recipe is None:
+            return cls(task=task, **settings)
+        defaults: dict[str, Any] = {"task": task, "model": recipe["model"], "batch": recipe["batch"],
+                                    "epochs": recipe["epochs"], "augment": recipe["augment"],
+                                    "data": "scenes:fashion-mnist"}
+        merged = {**defaults, **settings}
+        if merged.get("lr") is None and merged.get("optimizer", cls.optimizer) in ("adam", "adamw"):
+            merged["lr"] = recipe["adam_lr"]
+        merged.setdefault("model_args", model_options(task, merged["model"]))
+        return cls(**merged)
 
     @property
     def learning_rate(self) -> float:

@@ -43,9 +43,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.analysis.step import autocast
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text, write_error
+from cnnlab.memory.step import StepConfig, training_step
 from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
 from cnnlab.train.batches import epoch_order, prefetch, step_generator
@@ -298,6 +298,13 @@ class Trainer:
         self.folder = RunFolder(Path(cfg.out), self.dist.main)
         if saved is None:
             self.folder.check_empty()        # early, before the data loads (claim() re-checks atomically)
+        self._set_up_data_and_model(saved)
+        self._open_folder(saved, epochs)
+        self._set_up_step()
+
+    def _set_up_data_and_model(self, saved: dict[str, Any] | None) -> None:
+        """The data (checked against the run's record on a resume), the network on its device, the steps."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.data = self.task.load_data()
         if saved is not None:
@@ -312,6 +319,9 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
                               "use a smaller batch")
+
+    def _open_folder(self, saved: dict[str, Any] | None, epochs: int | None) -> None:
+        """Optimizer and schedule; the folder claimed; a new run started or a saved one restored."""
         self.state = RunState()
         restart = saved is not None and not self.folder.state_path.is_file()   # stopped before any checkpoint
         if saved is not None and not restart:
@@ -333,6 +343,10 @@ class Trainer:
         except BaseException:
             self.folder.release()
             raise
+
+    def _set_up_step(self) -> None:
+        """DistributedDataParallel under torchrun, the fp16 gradient scaler, and the step's settings."""
+        cfg = self.cfg
         self.net: nn.Module = self.model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -340,6 +354,7 @@ class Trainer:
             ids = [torch.cuda.current_device()] if cfg.device == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
         self.scaler = torch.amp.GradScaler(cfg.device) if cfg.precision == "fp16-amp" else None
+        self.step_cfg = StepConfig(cfg.optimizer, cfg.precision, False, cfg.device, cfg.weight_decay)
         if self.scaler is not None and self._scaler_state:
             self.scaler.load_state_dict(self._scaler_state)
 
@@ -461,17 +476,15 @@ class Trainer:
         ahead = self.device.type == "cuda"
         for step, (x, y, made_s) in prefetch(lambda s: self._make_batch(order, epoch_start, s), steps, ahead):
             t1 = time.perf_counter()
-            outputs, loss = self._step(x, y)
+            loss = self._step(x, y)
             t2 = time.perf_counter()
             r = state.running
             n = _rows(y)
-            r["loss"] += float(loss.detach()) * n
+            r["loss"] += float(loss) * n
             r["seen"] += n
             r["data_s"] += t1 - waited                 # time the step waited for its batch
             r["compute_s"] += t2 - t1
             r["time_s"] += t2 - waited
-            for k, v in self.task.step_stats(outputs, y).items():
-                state.stats[k] = state.stats.get(k, 0.0) + v
             state.step, state.global_step = step + 1, state.global_step + 1
             if bar is not None:
                 self._show(bar, epoch)
@@ -483,21 +496,20 @@ class Trainer:
         state.running["wall_s"] += time.perf_counter() - wall0
         state.running["wall_seen"] += state.running["seen"] - seen0
 
-    def _step(self, x: torch.Tensor, y: Any) -> tuple[Any, torch.Tensor]:
-        opt = self.optimizer
-        with autocast(self.cfg.precision, self.cfg.device):
-            outputs = self.task.forward(self.net, x, y)
-            loss = self.task.loss(outputs, y)
-        opt.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+    def _step(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        """One step of :func:`cnnlab.memory.step.training_step` — the step ``cnnlab memory`` predicts — with
+        the task's forward and loss; the task's step statistics are added up; returns the detached loss."""
+        kept: list[torch.Tensor] = []
+
+        def on_loss(outputs: Any, loss: torch.Tensor) -> None:
+            kept.append(loss.detach())
+            for k, v in self.task.step_stats(outputs, y).items():
+                self.state.stats[k] = self.state.stats.get(k, 0.0) + v
+
+        training_step(self.net, x, y, self.optimizer, self.step_cfg, forward=self.task.forward,
+                      loss_fn=self.task.loss, on_loss=on_loss, scaler=self.scaler)
         self.scheduler.step()
-        return outputs, loss
+        return kept[0]
 
     def _show(self, bar: Any, epoch: int) -> None:
         bar.update(1)

@@ -1,4 +1,15 @@
-"""What binds a run's files together: its id in every file, and the digests of the split it was trained on.
+"""A saved run, reopened one way (:func:`open_run`), and what binds its files together.
+
+    from cnnlab.train.runs import open_run
+    run = open_run("runs/fashion")              # any task; open_run(path, "semantic") insists on one
+    run.model, run.classes, run.normalise(images)
+    data = run.load_data()                      # its own data, the split checked against the record
+
+Every command that reads a run — ``eval``, ``predict``, ``segment eval/predict``,
+``fcn convert/scan``, ``explore``, the studies — goes through :func:`open_run`:
+the run's task (from its ``config.json``) rebuilds the network, the best
+weights are loaded and checked to be this run's, and the data is reloaded by
+the same task code that trained on it.
 
 A run folder's ``config.json`` carries a ``run_id`` and a digest of itself
 (:func:`cnnlab.train.config.seal`); every weights and state file of the run
@@ -16,11 +27,14 @@ split instead of a silent evaluation on images the network was trained on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnlab.errors import CnnlabError
 
@@ -94,3 +108,113 @@ def read_test_report(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
         raise CnnlabError(f"{path}: not a test report; the run folder is damaged")
     check_file_run(path, report, doc.get("run_id"))
     return report
+
+
+TASK_NAMES = {"classification": "classification", "semantic": "semantic segmentation",
+              "instance": "instance segmentation"}
+TASK_COMMANDS = {"classification": "'cnnlab eval' / 'cnnlab predict'",
+                 "semantic": "'cnnlab segment eval' / 'cnnlab segment predict'",
+                 "instance": "'cnnlab segment eval' / 'cnnlab segment predict'"}
+
+
+@dataclass
+class Run:
+    """A saved run: its folder, ``config.json`` (``doc``), task, network with the best weights (eval mode)."""
+
+    folder: Path
+    doc: dict[str, Any]
+    task: Any                                  # cnnlab.train.tasks.Task set up with the run's config
+    model: nn.Module
+    mean: torch.Tensor = field(repr=False)     # (1, C, 1, 1), the training images' statistics
+    std: torch.Tensor = field(repr=False)
+
+    @property
+    def config(self) -> Any:
+        return self.task.cfg
+
+    @property
+    def task_name(self) -> str:
+        return str(self.task.name)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.doc["data"]["classes"])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.doc["data"]["shape"])     # type: ignore[return-value]
+
+    def require(self, task: str) -> None:
+        """One line naming the right commands when this run is not a ``task`` run."""
+        require_task(self.folder, self.doc, task)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, C, H, W) as the network's input: scaled to [0, 1] and standardised."""
+        from cnnlab.data.normalise import normalise
+
+        return normalise(images, self.mean, self.std)
+
+    def load_data(self, source: str | None = None, data_dir: str | None = None, skip_bad: bool | None = None
+                  ) -> Any:
+        """The run's data reloaded by its task (``source``: other data at the run's size and channels, on
+        purpose; the run's own data is checked to give the split it was trained on)."""
+        from cnnlab.train.tasks import create_task
+
+        cfg = self.config
+        c, h, w = self.shape
+        changes: dict[str, Any] = {"channels": c, "size": (h, w)}
+        if source or data_dir:
+            changes.update(data=source or cfg.data, data_dir=data_dir or cfg.data_dir)
+        if skip_bad is not None:
+            changes["skip_bad"] = skip_bad or cfg.skip_bad
+        data = create_task(replace(cfg, **changes)).load_data()
+        if not (source or data_dir):
+            check_split(self.folder, self.doc, data)
+        return data
+
+    def target(self) -> Any:
+        """The network as a TARGET for analysis (:mod:`cnnlab.targets`): the saved spec adapted to the data, or
+        the zoo network with the saved options, on the meta device."""
+        from cnnlab.targets import Target
+
+        model = self.doc["model"]
+        if model["kind"] == "spec":
+            from cnnlab.train.model import saved_spec
+
+            spec = saved_spec(model["spec_text"], self.shape, len(self.classes), str(self.folder / "model_spec.yaml"))
+            return Target(spec, self.shape, spec.name)
+        with torch.device("meta"):
+            net = self.task.rebuild_model(self.doc)
+        return Target(net, self.shape, model["name"])
+
+
+def require_task(folder: Path, doc: dict[str, Any], task: str) -> None:
+    """One line naming the commands for the run's own kind when a command takes another kind of run."""
+    found = doc["config"].get("task", "classification")
+    if found != task:
+        raise CnnlabError(f"{folder}: a {TASK_NAMES.get(found, found)} run, not a {TASK_NAMES.get(task, task)} run; "
+                          f"use {TASK_COMMANDS.get(found, 'the commands of its kind')} for it")
+
+
+def open_run(path: str | Path, task: str | None = None, weights: bool = True) -> Run:
+    """The run in ``path``: its checked ``config.json``, its task, and its network with the best weights in eval
+    mode (``weights=False``: on the meta device, for analysis). ``task`` names the kind a command takes; another kind is one line naming the
+    commands for it."""
+    from cnnlab.train.checkpoint import load_weights
+    from cnnlab.train.config import TrainConfig, load_run_config
+    from cnnlab.train.tasks import create_task
+
+    folder = Path(path)
+    doc = load_run_config(folder)
+    if task is not None:
+        require_task(folder, doc, task)
+    run_task = create_task(TrainConfig.from_saved(doc["config"], out=str(folder)))
+    with contextlib.nullcontext() if weights else torch.device("meta"):   # no weights: shapes only
+        model = run_task.rebuild_model(doc)
+    if weights:
+        path_w = folder / "model.safetensors"
+        check_file_run(path_w, load_weights(path_w, model), doc.get("run_id"))
+    channels = doc["data"]["shape"][0]
+    mean = torch.tensor(doc["data"].get("mean") or [0.0] * channels).view(1, -1, 1, 1)
+    std = torch.tensor(doc["data"].get("std") or [1.0] * channels).view(1, -1, 1, 1)
+    return Run(folder, doc, run_task, model.eval(), mean, std)

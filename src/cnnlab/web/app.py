@@ -28,9 +28,6 @@ bad request is a 4xx JSON ``{"error": "one line"}``, never a traceback.
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +43,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from cnnlab import jsonsafe
 from cnnlab.errors import CnnlabError
 from cnnlab.text import printable
+from cnnlab.web.state import BadValue, Explorer, UnknownItem
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024           # bytes: an ops request is a few hundred
@@ -76,63 +74,68 @@ def create_app(target: str | None = None, run: str | Path | None = None,
                input_shape: tuple[int, ...] | None = None, host: str = "127.0.0.1") -> FastAPI:
     """The explore app for ``target`` (anything ``cnnlab analyze`` takes; default: a run's network, else
     small_cnn) at ``input_shape`` (default: its own), and an optional run folder."""
-    from cnnlab.web.state import Explorer
-
     ex = Explorer(target, Path(run) if run else None, input_shape)   # resolves and checks everything first
     app = FastAPI(title="cnnlab explore", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_guards(app, host)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_analysis_routes(app, ex, threading.Lock())
+    return app
+
+
+def _add_guards(app: FastAPI, host: str) -> None:
+    """Host check (DNS rebinding), the body limit, and every error as a 4xx ``{"error": "one line"}``."""
     # only requests addressed to this machine's name for the server: another site cannot reach the page
     # through a DNS name of its own (DNS rebinding); "testserver" is FastAPI's TestClient
     hosts = ["*"] if host in ("0.0.0.0", "::") else ["127.0.0.1", "localhost", "[::1]", host, "testserver"]
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
-    lock = threading.Lock()      # one computation at a time: the caches and the run model's hooks are shared
+    app.middleware("http")(_limit_body)
+    app.add_exception_handler(BadRequest, lambda _, err: _error(err.status, str(err)))
+    app.add_exception_handler(CnnlabError, lambda _, err: _error(STATUS.get(type(err), 400), str(err)))
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, lambda _, err: _error(
+        500, f"internal error ({type(err).__name__}); please report it with what you clicked"))
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error(413, f"request body over {MAX_BODY} bytes")
-        if request.method in ("POST", "PUT", "PATCH") and length is None:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    return _error(413, f"request body over {MAX_BODY} bytes")
-            request._body = body         # starlette reads the cached body later
-        return await call_next(request)
 
-    @app.exception_handler(BadRequest)
-    async def bad(_: Request, err: BadRequest) -> JSONResponse:
-        return _error(err.status, str(err))
+STATUS: dict[type, int] = {UnknownItem: 404, BadValue: 422}    # any other CnnlabError: 400
 
-    @app.exception_handler(CnnlabError)
-    async def user_error(_: Request, err: CnnlabError) -> JSONResponse:
-        return _error(400, str(err))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-        # an unknown path or a wrong method: the same {"error": ...} shape as every other 4xx
-        if err.status_code == 404:
-            message = f"no such page or API: {request.url.path[:80]}; the API is under /api (see /api/info)"
-        elif err.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path[:80]}"
-        else:
-            message = str(err.detail)
-        response = _error(err.status_code, message)
-        if err.headers:
-            response.headers.update(err.headers)
-        return response
+async def _limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return _error(413, f"request body over {MAX_BODY} bytes")
+    if request.method in ("POST", "PUT", "PATCH") and length is None:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _error(413, f"request body over {MAX_BODY} bytes")
+        request._body = body         # starlette reads the cached body later
+    return await call_next(request)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
-        return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, err: Exception) -> JSONResponse:
-        return _error(500, f"internal error ({type(err).__name__}); please report it with what you clicked")
+def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    """An unknown path or a wrong method: the same ``{"error": ...}`` shape as every other 4xx."""
+    if err.status_code == 404:
+        message = f"no such page or API: {request.url.path[:80]}; the API is under /api (see /api/info)"
+    elif err.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path[:80]}"
+    else:
+        message = str(err.detail)
+    response = _error(err.status_code, message)
+    if err.headers:
+        response.headers.update(err.headers)
+    return response
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+    first = err.errors()[0] if err.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+    return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
+
+
+def _add_analysis_routes(app: FastAPI, ex: Explorer, lock: threading.Lock) -> None:
+    """The JSON API: one computation at a time (the caches and the run model's hooks are shared)."""
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -169,16 +172,27 @@ def create_app(target: str | None = None, run: str | Path | None = None,
 
     @app.post("/api/ops")
     async def ops(request: Request) -> dict[str, Any]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise BadRequest("send the body as JSON (Content-Type: application/json)", 415)
-        try:
-            body = jsonsafe.loads(await request.body() or b"null", MAX_JSON_DEPTH)
-        except jsonsafe.TooDeep as err:
-            raise BadRequest(f"the body is {err}") from None
-        except ValueError:
-            raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
+        body = await _json_body(request)
         with lock:
             return ex.ops(body)
+
+    _add_run_routes(app, ex, lock)
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body, its nesting checked before it is parsed."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise BadRequest("send the body as JSON (Content-Type: application/json)", 415)
+    try:
+        return jsonsafe.loads(await request.body() or b"null", MAX_JSON_DEPTH)
+    except jsonsafe.TooDeep as err:
+        raise BadRequest(f"the body is {err}") from None
+    except ValueError:
+        raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
+
+
+def _add_run_routes(app: FastAPI, ex: Explorer, lock: threading.Lock) -> None:
+    """The zoo table and the run named on the command line."""
 
     @app.get("/api/zoo")
     def zoo() -> list[dict[str, Any]]:
@@ -200,8 +214,6 @@ def create_app(target: str | None = None, run: str | Path | None = None,
         with lock:
             return ex.run_predict(index)
 
-    return app
-
 
 def _check_batch(batch: int) -> None:
     if not 1 <= batch <= MAX_BATCH:
@@ -213,12 +225,3 @@ def _zoo_rows() -> list[dict[str, Any]]:
     from cnnlab.zoo import compare
 
     return [r.to_dict() for r in compare()]
-
-
-def png_data_url(array: Any) -> str:
-    """A (H, W) or (H, W, 3) uint8 array as a ``data:image/png;base64,…`` URL."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.train.tasks.classification import normalise
+from cnnlab.data.normalise import normalise
 
 SHOWN = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ConvTranspose2d)
+FEATURE_LAYERS = 24                # feature maps of at most this many layers per prediction
+FEATURE_CHANNELS = 16              # and this many channels per layer
+
+
+def png_data_url(array: Any) -> str:
+    """A (H, W) or (H, W, 3) uint8 array as a ``data:image/png;base64,…`` URL."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def feature_grid(maps: torch.Tensor, channels: int, columns: int = 8) -> np.ndarray:
@@ -32,9 +45,6 @@ def feature_grid(maps: torch.Tensor, channels: int, columns: int = 8) -> np.ndar
 @torch.no_grad()
 def predict_with_features(r: dict[str, Any], index: int) -> dict[str, Any]:
     """Prediction (top-5 classes, or the mask overlay) and feature maps of test image ``index`` of a loaded run."""
-    from cnnlab.web.app import png_data_url
-    from cnnlab.web.state import FEATURE_CHANNELS, FEATURE_LAYERS
-
     model: nn.Module = r["model"]
     img = r["images"][index]
     captured: list[tuple[str, nn.Module, torch.Tensor]] = []

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +11,20 @@ from cnnlab.errors import CnnlabError
 
 DEFAULT_TARGET = "small_cnn"       # cnnlab's own Fashion-MNIST-sized CNN, shipped in the package
 TIMELINE_POINTS = 400              # the memory curve is thinned to at most this many points (max per bucket)
-FEATURE_LAYERS = 24                # feature maps of at most this many layers per prediction
-FEATURE_CHANNELS = 16              # and this many channels per layer
 PLAYGROUND_OPS = ("conv1d", "conv2d", "maxpool", "avgpool")
 
 
-def _bad(message: str, status: int = 400) -> Exception:
-    from cnnlab.web.app import BadRequest
+class UnknownItem(CnnlabError):
+    """What a request names does not exist (a layer, a test image, a model, the run): the page answers 404."""
 
-    return BadRequest(message, status)
+
+class BadValue(CnnlabError):
+    """A request's value is out of range or of the wrong kind: the page answers 422."""
+
+
+def _bad(message: str, status: int = 400) -> CnnlabError:
+    """The error for ``message``, of the kind the page maps to ``status`` (404, 422, else 400)."""
+    return {404: UnknownItem, 422: BadValue}.get(status, CnnlabError)(message)
 
 
 def parse_input(text: str) -> tuple[int, ...] | None:
@@ -47,14 +50,15 @@ class Explorer:
         self.run_doc: dict[str, Any] | None = None
         self.target = None
         if run is not None:
-            from cnnlab.train.config import load_run_config
+            from cnnlab.train.runs import open_run
 
-            self.run_doc = load_run_config(run)
-            if self.run_doc["config"].get("task") == "instance":
+            opened = open_run(run, weights=False)
+            self.run_doc = opened.doc
+            if opened.task_name == "instance":
                 raise CnnlabError(f"{run}: an instance-segmentation run; explore shows classification and semantic "
                                   f"runs for now: use 'cnnlab segment eval {run}' and 'cnnlab segment predict'")
             if target is None:                   # the network the run trained, with its options and classes
-                self.target = run_target(run, self.run_doc)
+                self.target = opened.target()
         self.target_name = self.target.name if self.target is not None else (target or DEFAULT_TARGET)
         if self.target is None:
             self.target = resolve_target(self.target_name, input_shape or (
@@ -128,7 +132,7 @@ class Explorer:
         return net, t.input_shape, t.name
 
     def memory(self, model: str, input_text: str, batch: int, optimizer: str, precision: str) -> dict[str, Any]:
-        from cnnlab.analysis.memory import estimate_memory
+        from cnnlab.memory.estimate import estimate_memory
         from cnnlab.train.config import TrainConfig
 
         _check_choices(optimizer, precision)
@@ -141,7 +145,7 @@ class Explorer:
 
     def fit(self, model: str, input_text: str, budget: str, batch: int, optimizer: str, precision: str
             ) -> dict[str, Any]:
-        from cnnlab.analysis.fit import fit_target
+        from cnnlab.memory.fit import fit_target
         from cnnlab.train.config import TrainConfig
         from cnnlab.units import parse_bytes
 
@@ -156,8 +160,9 @@ class Explorer:
     # -- ops ------------------------------------------------------------------------------------------------
 
     def ops(self, body: Any) -> dict[str, Any]:
-        """``cnnlab ops OP --explain --json`` for the body's fields (strings as the command line takes them)."""
-        from cnnlab.cli.ops import _ints, _padding, compute
+        """``cnnlab ops OP --explain --json`` for the body's fields (numbers as text, as the command line takes
+        them; never a file: the page reads nothing of the disk)."""
+        from cnnlab.ops.compute import compute, parse_padding, parse_sizes
 
         if not isinstance(body, dict):
             raise _bad('the body must be a JSON object: {"op": "conv1d", "input": "1,2,3", "kernel": "1,0,-1"}')
@@ -170,21 +175,15 @@ class Explorer:
                 raise _bad(f"{key}: give numbers as text, as on the command line (e.g. \"1,2,3\")")
         if not text["input"]:
             raise _bad("input: required (e.g. \"1,2,3,4\" or \"[[1,2],[3,4]]\")")
-        try:
-            ns = argparse.Namespace(
-                op=op, input=str(text["input"]), exact=False, trace_limit=4096,
-                kernel=str(text["kernel"]) if text["kernel"] is not None else None, bias=None, flip=bool(body.get("flip")),
-                stride=_ints(str(text["stride"])) if text["stride"] not in (None, "") else (1 if "conv" in op else None),
-                padding=_padding(str(text["padding"] or "valid")),
-                dilation=_ints(str(text["dilation"] or 1)),
-                size=_ints(str(text["size"])) if text["size"] not in (None, "") else None)
-        except argparse.ArgumentTypeError as err:
-            raise _bad(str(err)) from None
-        if "conv" in op and not ns.kernel:
-            raise _bad("kernel: required for a convolution (e.g. \"-1,0,1\")")
-        if "pool" in op and ns.size is None:
-            raise _bad("size: required for pooling (e.g. 2)")
-        return compute(ns).to_dict(explain=True)
+
+        def sizes(key: str) -> Any:
+            return parse_sizes(str(text[key])) if text[key] not in (None, "") else None
+
+        result = compute(op, str(text["input"]), kernel=None if text["kernel"] is None else str(text["kernel"]),
+                         stride=sizes("stride"), padding=parse_padding(str(text["padding"] or "valid")),
+                         dilation=sizes("dilation") or 1, flip=bool(body.get("flip")), size=sizes("size"),
+                         trace_limit=4096)
+        return result.to_dict(explain=True)
 
     # -- run ------------------------------------------------------------------------------------------------
 
@@ -210,7 +209,8 @@ class Explorer:
     def _loaded(self) -> dict[str, Any]:
         """The run's model (best weights) and test split, loaded on first use."""
         if not self._run_cache:
-            self._run_cache.update(load_run_for_page(self.run, self._need_run()))   # type: ignore[arg-type]
+            self._need_run()
+            self._run_cache.update(load_run_for_page(self.run))   # type: ignore[arg-type]
         return self._run_cache
 
     def _test_index(self, index: int) -> int:
@@ -264,68 +264,18 @@ def thin(values: list[int], points: int) -> list[int]:
     return [max(values[int(k * step):max(int((k + 1) * step), int(k * step) + 1)]) for k in range(points)]
 
 
-def run_target(run: Path, doc: dict[str, Any]) -> Any:
-    """The network a run trained, as a TARGET: its spec adapted to the data, or its zoo model with the saved
-    options and the data's classes (built on the meta device: no weights)."""
-    import torch
-
-    from cnnlab.targets import Target
-
-    shape = tuple(doc["data"]["shape"])
-    classes = len(doc["data"]["classes"])
-    model = doc["model"]
-    if model["kind"] == "spec":
-        from cnnlab.train.model import saved_spec
-
-        spec = saved_spec(model["spec_text"], shape, classes, str(run / "model_spec.yaml"))  # type: ignore[arg-type]
-        return Target(spec, shape, spec.name)
-    with torch.device("meta"):
-        if doc["config"].get("task") == "semantic":
-            from cnnlab.train.tasks.semantic import build_semantic_model
-
-            net, _ = build_semantic_model(model["name"], shape, classes, model.get("options", {}))  # type: ignore[arg-type]
-        else:
-            from cnnlab.models import create_model
-
-            net = create_model(model["name"], num_classes=classes, in_channels=shape[0], input_size=shape[1])
-    return Target(net, shape, model["name"])
-
-
-def load_run_for_page(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
+def load_run_for_page(run: Path) -> dict[str, Any]:
     """Model, mean/std and the test images (and labels or masks) of a classification or semantic run."""
-    from cnnlab.train.runs import check_split
+    from cnnlab.train.runs import open_run
 
-    task = doc["config"].get("task", "classification")
-    cfg = doc["config"]
-    c, h, w = doc["data"]["shape"]
-    if task == "classification":
-        from cnnlab.data import load_data
-        from cnnlab.train.tasks.classification import load_run
-
-        _, model, mean, std = load_run(run)
-        data = load_data(cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"], channels=c,
-                         size=(h, w), strict=cfg.get("strict", False))
-        if cfg.get("permute_pixels"):
-            from cnnlab.train.tasks.classification import transform_data
-
-            data = transform_data(data, None, True, cfg["seed"])
-        check_split(run, doc, data)
-        truth = data.test.labels
-        images = data.test.images
-    elif task == "semantic":
-        from cnnlab.data.segmentation import load_segmentation
-        from cnnlab.train.tasks.semantic import load_run
-
-        _, model, mean, std = load_run(run)
-        data = load_segmentation(cfg["data"], cfg.get("data_dir"), cfg["val_fraction"], cfg["seed"], channels=c,
-                                 size=(h, w), skip_bad=cfg.get("skip_bad", False))
-        check_split(run, doc, data)
-        truth, images = data.test.masks, data.test.images
-    else:
-        raise CnnlabError(f"{run}: explore shows classification and semantic runs; this is a {task} run "
+    opened = open_run(run)
+    if opened.task_name not in ("classification", "semantic"):
+        raise CnnlabError(f"{run}: explore shows classification and semantic runs; this is a {opened.task_name} run "
                           "(use 'cnnlab segment eval/predict')")
-    return {"task": task, "model": model, "mean": mean, "std": std, "images": images, "truth": truth,
-            "classes": doc["data"]["classes"]}
+    test = opened.load_data().test
+    truth = test.labels if opened.task_name == "classification" else test.masks
+    return {"task": opened.task_name, "model": opened.model, "mean": opened.mean, "std": opened.std,
+            "images": test.images, "truth": truth, "classes": opened.classes}
 
 
-__all__ = ["Explorer", "load_run_for_page", "parse_input", "thin"]
+__all__ = ["BadValue", "Explorer", "UnknownItem", "load_run_for_page", "parse_input", "thin"]

@@ -116,11 +116,13 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, name: str, in_channels: int) -> None:
         super().__init__()
-        from cnnlab.models.registry import create_model
+        import cnnlab.models.resnet as resnet      # the ResNet builders by name (not the registry: no cycle)
 
-        net = create_model(name, num_classes=1, in_channels=in_channels)
-        if not hasattr(net, "layer4"):
+        build = getattr(resnet, name.lower().replace("-", ""), None) if name.lower().startswith(("resnet", "seresnet")) \
+            else None
+        if build is None:
             raise ValueError(f"backbone '{name}' is not a ResNet; use vgg or a zoo ResNet (resnet18, seresnet34, …)")
+        net = build(num_classes=1, in_channels=in_channels)
         self.stem, self.layer1, self.layer2 = net.stem, net.layer1, net.layer2
         self.layer3, self.layer4 = net.layer3, net.layer4
         e = net.num_features // 512

@@ -6,8 +6,9 @@ torchrun — and asks its :class:`Task` for the rest, in this order:
 
 1. ``load_data(cfg)``: the data, split three ways (``.train``/``.val``/``.test``, each with ``len``);
 2. ``describe_data(data)``: what the run's ``config.json`` records of it (classes, statistics, …);
-3. ``build_model(cfg, data, saved)``: the network for that data (``saved``: the ``model`` entry of a
-   saved config, when a run is rebuilt);
+3. ``build_model(data, saved)``: the network for that data (``saved``: the ``model`` entry of a
+   saved config, when a run is resumed); ``rebuild_model(doc)`` the same network from a saved
+   ``config.json`` alone (:func:`cnnlab.train.runs.open_run`);
 4. per step, ``batch(split, indices, rows, generator)``: the inputs and targets of the rows ``rows`` of
    the global batch ``indices`` (a process under torchrun gets its slice), augmented with draws from
    ``generator`` only; then ``forward(net, inputs, targets)`` (the network's output: ``net(inputs)``, or
@@ -90,29 +91,7 @@ class Task(ABC):
     def summary(self, report: dict[str, Any]) -> str:
         """One line for the console about a finished run's test report."""
 
-
-def load_task_run(run: Path, task: str, build: Any) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
-    """(config document, model with the best weights in eval mode, mean, std) of a ``task`` run folder.
-
-    ``build(doc)`` makes the fresh network from the run's config document; another task's run is a clear error.
-    """
-    from cnnlab.errors import CnnlabError
-    from cnnlab.train.checkpoint import load_weights
-    from cnnlab.train.config import load_run_config
-
-    doc = load_run_config(run)
-    found = doc["config"].get("task", "classification")
-    if found != task:
-        hint = ("'cnnlab eval' / 'cnnlab predict'" if found == "classification"
-                else "'cnnlab segment eval' / 'cnnlab segment predict'")
-        kind = {"semantic": "semantic segmentation", "instance": "instance segmentation"}
-        raise CnnlabError(f"{run}: a {kind.get(found, found)} run, not a {kind.get(task, task)} run; use {hint} for it")
-    from cnnlab.train.runs import check_file_run
-
-    model = build(doc)
-    check_file_run(Path(run) / "model.safetensors", load_weights(Path(run) / "model.safetensors", model),
-                   doc.get("run_id"))
-    model.eval()
-    mean = torch.tensor(doc["data"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(doc["data"]["std"]).view(1, -1, 1, 1)
-    return doc, model, mean, std
+    @abstractmethod
+    def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
+        """The network of a saved run, from its ``config.json`` alone (fresh weights; :func:`cnnlab.train.runs.
+        open_run` loads the best ones)."""

@@ -18,15 +18,12 @@ from torch import nn
 
 from cnnlab.data import ImageData, Split, load_data
 from cnnlab.data.augment import make_augment
+from cnnlab.data.normalise import normalise, standardiser
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
+from cnnlab.losses import classification_loss
 from cnnlab.train.model import build_model
-from cnnlab.train.tasks.base import Task, load_task_run
-
-
-def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) → float, per-channel standardised with the training set's statistics."""
-    return (images.float().div_(255) - mean) / std
+from cnnlab.train.tasks.base import Task
 
 
 PERMUTATION_SEED = 0    # one fixed pixel permutation for every run, so every model sees the same scramble
@@ -56,20 +53,6 @@ def transform_data(data: ImageData, train_size: int | None, permute: bool, seed:
                                            for s in (data.train, data.val, data.test))
         data.flip_ok = False        # a flip of scrambled pixels is not a flip of the object
     return data
-
-
-def channel_stats(train: Split) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of the training images, in [0, 1] units."""
-    x = train.images.float().div_(255)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
-
-
-def standardiser(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) of the training images as (1, C, 1, 1) tensors, for :func:`normalise`."""
-    mean, std = channel_stats(train)
-    return torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
 
 
 @torch.no_grad()
@@ -108,6 +91,38 @@ def check_tta(tta: str, data: ImageData) -> None:
     if tta == "flip" and not data.flip_ok:
         raise CnnlabError(f"--tta flip mirrors the test images, and the classes of {data.name} change when mirrored; "
                           "use --tta none for it")
+
+
+def evaluation_report(run: Any, data: ImageData, tta: str | None = None) -> dict[str, Any]:
+    """``cnnlab eval --json``: accuracy, loss, per-class precision and recall (None for a class never
+    predicted, or absent) and the confusion matrix (rows: true class) of ``run``'s model on ``data.test``."""
+    tta = tta or run.config.tta
+    check_tta(tta, data)
+    loss, acc, preds = evaluate(run.model, data.test, run.mean, run.std, "cpu", tta=tta)
+    cm = confusion_matrix(data.test.labels, preds, len(data.classes))
+    pc = per_class(cm)
+
+    def num(v: float) -> float | None:   # JSON has no NaN
+        return None if math.isnan(v) else v
+
+    return {"accuracy": acc, "loss": loss, "tta": tta, "images": len(data.test), "classes": data.classes,
+            "precision": [num(p) for p, _ in pc], "recall": [num(r) for _, r in pc], "confusion": cm.tolist()}
+
+
+@torch.no_grad()
+def predict_top(run: Any, image: torch.Tensor, k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of one uint8 image ``(C, H, W)`` (resized to the run's size first),
+    as ``[{"class", "probability"}]``, most probable first."""
+    from torchvision.transforms.v2 import functional as TF
+
+    _, h, w = run.shape
+    if tuple(image.shape[1:]) != (h, w):
+        image = TF.resize(image, [h, w], antialias=True)
+    if run.config.permute_pixels:
+        image = permute_pixels(image.unsqueeze(0))[0]
+    prob = torch.softmax(run.model(run.normalise(image.unsqueeze(0))).float(), dim=1)[0]
+    top = prob.topk(min(k, len(run.classes)))
+    return [{"class": run.classes[int(i)], "probability": float(p)} for p, i in zip(top.values, top.indices)]
 
 
 def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, classes: int) -> torch.Tensor:
@@ -167,7 +182,7 @@ class Classification(Task):
         return normalise(images, self.mean, self.std), split.labels[idx]
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), targets, label_smoothing=self.cfg.label_smoothing)
+        return classification_loss(outputs, targets, self.cfg.label_smoothing)
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         return {"correct": float((outputs.detach().argmax(1) == targets).sum())}
@@ -193,17 +208,12 @@ class Classification(Task):
         plot_confusion(cm, data.classes, folder / "confusion.png", title=f"test accuracy {acc:.4f}")
         return report
 
-    def summary(self, report: dict[str, Any]) -> str:
-        tta = " with mirror-image test-time augmentation" if report.get("tta") == "flip" else ""
-        return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f}{tta} "
-                f"(best epoch {report['best_epoch']})")
-
-
-def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
-    """(config document, model with the best weights in eval mode, mean, std) of a classification run folder."""
-    def build(doc: dict[str, Any]) -> nn.Module:
+    def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
         target = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
         return build_model(target, tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
                            doc["model"].get("spec_text"))[0]
 
-    return load_task_run(run, "classification", build)
+    def summary(self, report: dict[str, Any]) -> str:
+        tta = " with mirror-image test-time augmentation" if report.get("tta") == "flip" else ""
+        return (f"test accuracy {report['test_acc']:.4f}, loss {report['test_loss']:.4f}{tta} "
+                f"(best epoch {report['best_epoch']})")

@@ -29,10 +29,10 @@ from torch import nn
 from cnnlab.data.instances import InstData, InstSplit, coco_ground_truth, load_instances, make_target
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
-from cnnlab.train.tasks.base import Task, load_task_run
-from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
+from cnnlab.train.tasks.base import Task
+from cnnlab.data.normalise import normalise, standardiser
+from cnnlab.train.tasks.classification import best_epoch
 
-INSTANCE_MODELS = ("maskrcnn",)
 LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask")
 STATS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")   # COCOeval.stats[0:6], in its order
 SCORE_THRESHOLD = 0.5        # predict's default: detections shown in figures and overlays
@@ -209,6 +209,11 @@ class Instance(Task):
                        SCORE_THRESHOLD)
         return report
 
+    def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
+        m = doc["model"]
+        return build_instance_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
+                                    m.get("options", {}))[0]
+
     def summary(self, report: dict[str, Any]) -> str:
         m, b = report["mask"], report["box"]
         return (f"test mask AP50 {m['ap50']:.4f}, mask AP {m['ap']:.4f}, box AP50 {b['ap50']:.4f}, box AP "
@@ -240,12 +245,3 @@ def build_instance_model(name: str, shape: tuple[int, int, int], classes: int, o
     options = {**options, "image_size": max(shape[1], shape[2])}
     return create_model(entry.name, num_classes=classes, in_channels=shape[0], **options), \
         {"kind": "zoo", "name": entry.name, "options": options}
-
-
-def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
-    """(config document, model with the best weights in eval mode, mean, std) of an instance run folder."""
-    def build(doc: dict[str, Any]) -> nn.Module:
-        m = doc["model"]
-        return build_instance_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]), m.get("options", {}))[0]
-
-    return load_task_run(run, "instance", build)

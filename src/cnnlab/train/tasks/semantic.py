@@ -28,11 +28,12 @@ from cnnlab.data.augment import make_augment
 from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentation
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
-from cnnlab.train.tasks.base import Task, load_task_run
-from cnnlab.train.tasks.classification import best_epoch, normalise, standardiser
+from cnnlab.losses import segmentation_loss
+from cnnlab.train.tasks.base import Task
+from cnnlab.data.normalise import normalise, standardiser
+from cnnlab.train.tasks.classification import best_epoch
 
 BAND = 2                # pixels either side of a truth boundary for the boundary mIoU
-SEMANTIC_MODELS = ("unet", "fcn8s", "fcn16s", "fcn32s")
 
 
 def pixel_confusion(truth: torch.Tensor, pred: torch.Tensor, classes: int,
@@ -144,9 +145,7 @@ class Semantic(Task):
         return normalise(images, self.mean, self.std), masks.long()
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        # the mean over labelled pixels; a batch with none gives 0, not NaN
-        total = F.cross_entropy(outputs.float(), targets, ignore_index=IGNORE, reduction="sum")
-        return total / (targets != IGNORE).sum().clamp_min(1)
+        return segmentation_loss(outputs, targets)
 
     def step_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         cm = pixel_confusion(targets.cpu(), outputs.detach().argmax(1).cpu(), self.classes)
@@ -186,6 +185,11 @@ class Semantic(Task):
                       folder / "overlays.png", f"{self.cfg.model}: test images")
         return report
 
+    def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
+        m = doc["model"]
+        return build_semantic_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
+                                    m.get("options", {}))[0]
+
     def summary(self, report: dict[str, Any]) -> str:
         return (f"test mIoU {report['miou']:.4f} (background included), pixel accuracy "
                 f"{report['pixel_accuracy']:.4f}, boundary mIoU {report['boundary_miou']:.4f} "
@@ -218,12 +222,3 @@ def build_semantic_model(name: str, shape: tuple[int, int, int], classes: int, o
     except ValueError as err:
         raise CnnlabError(f"{entry.name}: {err}") from None
     return model, {"kind": "zoo", "name": entry.name, "options": options}
-
-
-def load_run(run: Path) -> tuple[dict[str, Any], nn.Module, torch.Tensor, torch.Tensor]:
-    """(config document, model with the best weights in eval mode, mean, std) of a semantic run folder."""
-    def build(doc: dict[str, Any]) -> nn.Module:
-        m = doc["model"]
-        return build_semantic_model(m["name"], tuple(doc["data"]["shape"]), len(doc["data"]["classes"]), m.get("options", {}))[0]
-
-    return load_task_run(run, "semantic", build)

@@ -16,7 +16,7 @@ from torch._C._profiler import _EventType
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.profiler import ProfilerActivity, profile
 
-from cnnlab.analysis.workspace import CpuKernels, onednn_conv_workspace, weight_grad_kernel
+from cnnlab.memory.onednn.workspace import CpuKernels, onednn_conv_workspace, weight_grad_kernel
 
 RECORDED = Path(__file__).resolve().parents[1] / "recorded" / "conv_allocs_avx512_avx2.jsonl"
 

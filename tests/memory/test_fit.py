@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.analysis.fit import fit, headroom
-from cnnlab.analysis.memory import estimate_memory
+from cnnlab.memory.fit import fit, headroom
+from cnnlab.memory.estimate import estimate_memory
 from cnnlab.models import create_model
 
 
@@ -67,7 +67,7 @@ def test_spec_networks_get_stride_and_layer_removal_remedies_with_shapes_and_par
 
 def test_pools_without_a_stride_get_both_remedies():
     """The packaged small CNN's pools step by their window (no ``stride`` field): fit used to crash on them."""
-    from cnnlab.analysis.architecture import architecture_candidates
+    from cnnlab.memory.remedies import architecture_candidates
     from cnnlab.spec import build, load_spec
 
     spec = load_spec(ROOT / "src" / "cnnlab" / "train" / "small_cnn.yaml")
@@ -97,8 +97,8 @@ def test_checkpointing_advice_uses_the_same_peak_as_memory():
 def test_a_flat_curve_is_bisected_not_counted_down():
     # CUDA rounds small tensors to 512-byte blocks: a tiny network's slope can come out 0, so the curve's answer
     # is its 2^24 cap; the real largest batch must be found in a few dozen predictions, not 16 million
-    from cnnlab.analysis.fit import _exact_max_batch
-    from cnnlab.analysis.memory import BatchModel
+    from cnnlab.memory.fit import _exact_max_batch
+    from cnnlab.memory.estimate import BatchModel
 
     calls = []
 
@@ -114,7 +114,7 @@ def test_a_flat_curve_is_bisected_not_counted_down():
 def test_fit_of_a_tiny_network_for_cuda_answers_at_once():
     import torch
 
-    from cnnlab.analysis.fit import fit
+    from cnnlab.memory.fit import fit
 
     r = fit(torch.nn.Linear(4, 2), (4,), 300 * 1024, 32, device="cuda")   # fake tensors: no GPU needed
     assert r.fits and r.max_batch > 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.analysis.checkpoint import checkpoint_segments, segment_bounds
+from cnnlab.memory.checkpointing import checkpoint_segments, segment_bounds
 
 
 def test_segments_start_after_in_place_layers():

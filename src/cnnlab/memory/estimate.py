@@ -8,8 +8,8 @@ every tensor storage while it is alive. The step is the steady state: the
 optimizer's state exists before it starts (primed on zero gradients, without a
 first step), the previous step's gradients are already freed. CPU convolutions
 add the scratch buffers their oneDNN kernels allocate inside the op
-(:mod:`cnnlab.analysis.workspace`), for the kernels this process runs or for
-the ones a :class:`~cnnlab.analysis.workspace.CpuKernels` names.
+(:mod:`cnnlab.memory.onednn.workspace`), for the kernels this process runs or for
+the ones a :class:`~cnnlab.memory.onednn.workspace.CpuKernels` names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import contextlib
 import copy
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -29,8 +29,8 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.analysis.checkpoint import checkpoint_segments
-from cnnlab.analysis.step import (
+from cnnlab.memory.checkpointing import checkpoint_segments
+from cnnlab.memory.step import (
     StepConfig,
     inference_step,
     make_batch,
@@ -39,9 +39,10 @@ from cnnlab.analysis.step import (
     prime_optimizer,
     training_step,
 )
-from cnnlab.analysis.tracker import CATEGORIES, AllocationTracker
-from cnnlab.analysis.walk import MacCounter, _quiet_fake_tensor_log, paused_gc
-from cnnlab.analysis.workspace import MODELLED_TORCH, CpuKernels, cpu_kernel_workspace
+from cnnlab.memory.tracker import CATEGORIES, AllocationTracker
+from cnnlab.analysis.walk import MacCounter
+from cnnlab.fake import is_meta, paused_gc, quiet_fake_tensor_log
+from cnnlab.memory.onednn.workspace import MODELLED_TORCH, CpuKernels, cpu_kernel_workspace
 from cnnlab.errors import ShapeError
 
 CUDA_BLOCK = 512  # the CUDA caching allocator hands out multiples of 512 bytes
@@ -113,7 +114,7 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 def _as_meta(network: nn.Module) -> nn.Module:
     """The network itself if it already lives on the meta device, else a meta copy of it."""
-    return network if all(t.is_meta for t in network.parameters()) else _meta_copy(network)
+    return network if is_meta(network) else _meta_copy(network)
 
 
 def _output_shape(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[int, ...]:
@@ -180,6 +181,24 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
     return _run_once(meta_model, input_shape, batch, cfg, inference, count_macs, kernels, fake=True)
 
 
+def _tracker_for(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
+                 round_bytes: Callable[[int], int], workspace: Any) -> AllocationTracker:
+    """A tracker that already counts the model's parameters and buffers and the batch."""
+    tracker = AllocationTracker(round_bytes, workspace)
+    tracker.track(model.parameters(), "parameters")
+    tracker.track(model.buffers(), "buffers")
+    tracker.track([x] + ([y] if y is not None else []), "input")
+    return tracker
+
+
+def _phases(tracker: AllocationTracker) -> Callable[[str], None]:
+    """The step's phase callback: names the tracker's phase and the category new tensors fall in."""
+    def phase(name: str) -> None:
+        tracker.phase = name
+        tracker.default_category = {"forward": "activations", "loss": "activations"}.get(name, "temporaries")
+    return phase
+
+
 def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
               inference: bool, count_macs: bool, kernels: CpuKernels | None, fake: bool) -> _FakeRun:
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
@@ -200,21 +219,6 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
     # allocator's rounding.
     on_cuda = cfg.device == "cuda"
     cfg = replace(cfg, device="cpu")
-
-    def tracker_for(x: torch.Tensor, y: torch.Tensor | None) -> AllocationTracker:
-        tracker = AllocationTracker(round_bytes, workspace)
-        tracker.track(model.parameters(), "parameters")
-        tracker.track(model.buffers(), "buffers")
-        tracker.track([x] + ([y] if y is not None else []), "input")
-        return tracker
-
-    def phases(tracker: AllocationTracker):  # type: ignore[no-untyped-def]
-        def phase(name: str) -> None:
-            tracker.phase = name
-            tracker.default_category = {"forward": "activations", "loss": "activations"}.get(
-                name, "temporaries")
-        return phase
-
     infer_report = None
     with mode:
         if fake:
@@ -222,37 +226,46 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
         if inference:
             model.eval()
             x = torch.empty((batch, *input_shape), dtype=cfg.param_dtype, device=dev)
-            tracker = tracker_for(x, None)
+            tracker = _tracker_for(model, x, None, round_bytes, workspace)
             with tracker:
                 tracker.reset_peak()
-                out_shape = inference_step(model, x, cfg, phases(tracker))
+                out_shape = inference_step(model, x, cfg, _phases(tracker))
             infer_report = _report(tracker)
             del x
         else:
             out_shape = _output_shape(model, input_shape, cfg.param_dtype)
         x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch,
-                          out_shape[1] if len(out_shape) > 1 else 1,
-                          cfg.param_dtype, dev)
+                          out_shape[1] if len(out_shape) > 1 else 1, cfg.param_dtype, dev)
         segments = checkpoint_segments(model) if cfg.checkpointing else []
-        model.train()
-        opt = make_optimizer(model, cfg.optimizer, foreach=True if on_cuda else None, weight_decay=cfg.weight_decay)
-        prime_optimizer(model, opt)       # the state a first step creates, without running one
-        tracker = tracker_for(x, y)
-        tracker.track((t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)),
-                      "optimizer_state")
-        for p in model.parameters():
-            if p.requires_grad:
-                p.register_post_accumulate_grad_hook(lambda p: tracker.track([p.grad], "gradients"))
-        with tracker:
-            tracker.reset_peak()
-            training_step(model, x, y, opt, cfg, phases(tracker))
+        tracker = _tracked_training_step(model, x, y, cfg, on_cuda, round_bytes, workspace)
         if count_macs:
             # a second, untracked step: the counter decomposes ops that have no formula, so
             # inside the tracked step the tracker would see other allocations than a real step's
             with counter:
-                training_step(model, x, y, opt, cfg, lambda name: None)
+                training_step(model, x, y, tracker.optimizer, cfg, lambda name: None)
     macs = counter.flops // 2 if count_macs else None
     return _FakeRun(_report(tracker), infer_report, segments, macs)
+
+
+def _tracked_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cfg: StepConfig,
+                           on_cuda: bool, round_bytes: Callable[[int], int], workspace: Any) -> AllocationTracker:
+    """One training step (:func:`cnnlab.memory.step.training_step`) in steady state, under a tracker that
+    counts parameters, buffers, batch, optimizer state and gradients by category; returns the tracker
+    (its ``optimizer`` attribute: the primed optimizer, for a second step)."""
+    model.train()
+    opt = make_optimizer(model, cfg.optimizer, foreach=True if on_cuda else None, weight_decay=cfg.weight_decay)
+    prime_optimizer(model, opt)       # the state a first step creates, without running one
+    tracker = _tracker_for(model, x, y, round_bytes, workspace)
+    tracker.track((t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)),
+                  "optimizer_state")
+    for p in model.parameters():
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(lambda p: tracker.track([p.grad], "gradients"))
+    with tracker:
+        tracker.reset_peak()
+        training_step(model, x, y, opt, cfg, _phases(tracker))
+    tracker.optimizer = opt           # type: ignore[attr-defined]
+    return tracker
 
 
 def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: int = 1,
@@ -284,7 +297,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                          "tensor can hold (2^62); lower the batch size")
     meta = _as_meta(network)
     try:
-        with _quiet_fake_tensor_log(), paused_gc():
+        with quiet_fake_tensor_log(), paused_gc():
             run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs,
                        kernels=kernels)
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
@@ -357,7 +370,7 @@ def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str =
     cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
-    with _quiet_fake_tensor_log():
+    with quiet_fake_tensor_log():
         t2 = _run(meta, shape, 2, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
         t3 = _run(meta, shape, 3, cfg, inference=False, count_macs=False, kernels=kernels).training.timeline
     if len(t2) != len(t3):

@@ -42,7 +42,7 @@ oneDNN ("mkldnn")
       more than one image), else one.
 
     The direct kernels' scratchpad (per-thread partial weight and bias sums,
-    a padded bias) follows oneDNN's thread balancing: :mod:`cnnlab.analysis.onednn_threads`.
+    a padded bias) follows oneDNN's thread balancing: :mod:`cnnlab.memory.onednn.threads`.
 
 PyTorch's own ``slow_conv2d`` ("THNN")
     for a single small image with kernels of at most 3×3 and no groups; it
@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnlab.analysis.onednn_threads import (
+from cnnlab.memory.onednn.threads import (
     WeightGradShape,
     avx2_scratchpad,
     avx512_1x1_scratchpad,

@@ -17,7 +17,7 @@ Scratchpad bookings follow ``memory_tracking::registrar_t::book``: each entry
 takes its size plus its alignment (at least 128 B); a barrier context
 (``simple_barrier::ctx_t``) is one 4 KiB-aligned 4 KiB block per group.
 Every figure here was checked against the profiler's allocation events at
-1–4 threads (``tests/analysis/test_workspace.py``).
+1–4 threads (``tests/memory/test_workspace.py``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""One training step and one prediction, written once and run two ways.
+"""One training step and one prediction, written once and run three ways.
 
-The prediction (``cnnlab memory``) runs these functions on fake tensors under
-an allocation tracker; ``--measure`` runs the very same functions on real
-tensors and reads the allocator. So the two can only differ where fake
-execution and real kernels allocate differently — which is what the
-benchmark measures.
+``cnnlab train`` runs :func:`training_step` on every batch (with the task's
+forward, loss and step statistics); the prediction (``cnnlab memory``) runs
+the same function on fake tensors under an allocation tracker; ``--measure``
+runs it on real tensors and reads the allocator. So prediction and training
+can only differ where fake execution and real kernels allocate differently —
+which is what the benchmark measures.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.losses import classification_loss, segmentation_loss
 from cnnlab.optim import create_optimizer, param_groups
-from cnnlab.train.config import TrainConfig
-from cnnlab.vocab import IGNORE_INDEX, OPTIMIZERS, PRECISIONS
+from cnnlab.precision import autocast, param_dtype
+from cnnlab.vocab import DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class StepConfig:
     precision: str = "fp32"
     checkpointing: bool = False
     device: str = "cpu"
-    weight_decay: float = TrainConfig.weight_decay   # as `cnnlab train` applies it (≥ 2-D weights only)
+    weight_decay: float = DEFAULT_WEIGHT_DECAY   # as `cnnlab train` applies it (≥ 2-D weights only)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -45,24 +47,14 @@ class StepConfig:
 
     @property
     def param_dtype(self) -> torch.dtype:
-        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+        return param_dtype(self.precision)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.precision, self.device)
 
 
-def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
-    """Mixed precision as ``--precision`` names it, for ``cnnlab train`` and memory prediction alike:
-    the forward pass runs matmuls/convolutions in 16 bits."""
-    if precision == "fp16-amp":
-        return torch.autocast(device, dtype=torch.float16)
-    if precision == "bf16-amp":
-        return torch.autocast(device, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def make_optimizer(model: nn.Module, name: str, foreach: bool | None = None,
-                   weight_decay: float = TrainConfig.weight_decay) -> torch.optim.Optimizer:
+                   weight_decay: float = DEFAULT_WEIGHT_DECAY) -> torch.optim.Optimizer:
     """The optimizer ``cnnlab train --optimizer NAME`` builds: the shared factory, the same parameter groups.
 
     Weight decay matters to memory: plain SGD and Adam add it to a copy of
@@ -96,11 +88,12 @@ def output_tensor(out: object) -> torch.Tensor:
 
 
 def loss_of(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """Cross-entropy for ``(N, classes)`` logits or ``(N, classes, H, W)`` per-pixel scores against
+    """The loss ``cnnlab train`` trains with for this output: the classification task's cross-entropy for
+    ``(N, classes)`` logits, the semantic task's per-pixel one for ``(N, classes, H, W)`` scores against
     ``(N, H, W)`` masks (255 ignored); the mean output otherwise (a network without a head)."""
-    if target is not None:
-        return F.cross_entropy(out.float(), target, ignore_index=IGNORE_INDEX)
-    return out.float().mean()
+    if target is None:
+        return out.float().mean()
+    return classification_loss(out, target) if target.dim() == 1 else segmentation_loss(out, target)
 
 
 def target_shape(model: nn.Module, out_shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -121,21 +114,40 @@ def make_batch(target: tuple[int, ...] | None, input_shape: tuple[int, ...], bat
     return x, y
 
 
-def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
-                  optimizer: torch.optim.Optimizer, cfg: StepConfig,
-                  phase: Callable[[str], None] = lambda _: None) -> None:
-    """forward → loss → backward → optimizer step → ``zero_grad(set_to_none=True)``."""
+def plain_forward(model: nn.Module, x: torch.Tensor, _targets: object) -> torch.Tensor:
+    """The network's output for a batch (the targets are for tasks whose networks take them, Mask R-CNN's)."""
+    return output_tensor(model(x))
+
+
+def training_step(model: nn.Module, x: torch.Tensor, y: Any, optimizer: torch.optim.Optimizer, cfg: StepConfig,
+                  phase: Callable[[str], None] = lambda _: None, *,
+                  forward: Callable[[nn.Module, torch.Tensor, Any], Any] = plain_forward,
+                  loss_fn: Callable[[Any, Any], torch.Tensor] = loss_of,
+                  on_loss: Callable[[Any, torch.Tensor], None] | None = None,
+                  scaler: torch.amp.GradScaler | None = None) -> None:
+    """forward → loss → backward → optimizer step → ``zero_grad(set_to_none=True)``: the one training step.
+
+    ``cnnlab train`` passes its task's ``forward`` and ``loss_fn``, an ``on_loss(outputs, loss)`` that
+    records the step's statistics before the outputs are let go, and (fp16-amp) a gradient scaler;
+    the memory predictor and ``--measure`` run it with the defaults, the same losses.
+    """
     phase("forward")
     with cfg.autocast():
-        out = output_tensor(model(x))
+        out = forward(model, x, y)
         phase("loss")
-        loss = loss_of(out, y)
+        loss = loss_fn(out, y)
+    if on_loss is not None:
+        on_loss(out, loss)
     del out
     phase("backward")
-    loss.backward()
+    (scaler.scale(loss) if scaler is not None else loss).backward()
     del loss
     phase("optimizer step")
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     phase("zero_grad")
     optimizer.zero_grad(set_to_none=True)
     phase("done")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.memory import (
+from cnnlab.memory.measure import measure_memory
+from cnnlab.memory.estimate import (
     CUDA_BLOCK,
     batch_model,
     cuda_block_bytes,
     estimate_memory,
 )
-from cnnlab.analysis.step import StepConfig
+from cnnlab.memory.step import StepConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 
@@ -84,7 +84,7 @@ def test_bad_configuration_is_a_clear_error():
     ("lenet5", 32, 8, False),        # single-channel input and 5x5 kernels on small maps (+48 % on AVX-512 once)
 ])
 def test_cnn_prediction_matches_a_real_cpu_step(name, size, batch, checkpointing):
-    from cnnlab.analysis.checkpoint import checkpoint_segments
+    from cnnlab.memory.checkpointing import checkpoint_segments
 
     channels = 1 if name == "lenet5" else 3
     kw = {} if name == "lenet5" else {"input_size": size}
@@ -112,7 +112,7 @@ def test_a_prediction_whose_peak_is_at_a_batch_norm_is_exact_to_the_byte():
 
 
 def test_kernels_the_rules_were_not_measured_on_are_flagged(monkeypatch):
-    from cnnlab.analysis import workspace
+    from cnnlab.memory.onednn import workspace
 
     native = estimate_memory(meta("lenet5"), (1, 32, 32), 4)
     assert any("unverified" in n for n in native.notes) == (not workspace.CpuKernels.current().verified)
@@ -123,8 +123,8 @@ def test_kernels_the_rules_were_not_measured_on_are_flagged(monkeypatch):
 
 AVX2_CHILD = """
 import json, sys, torch
-from cnnlab.analysis.measure import measure_memory
-from cnnlab.analysis.step import StepConfig
+from cnnlab.memory.measure import measure_memory
+from cnnlab.memory.step import StepConfig
 from cnnlab.models import create_model
 torch.set_num_threads(2); torch.manual_seed(0)
 assert torch.backends.cpu.get_cpu_capability() == "AVX2"
@@ -140,7 +140,7 @@ def test_predicting_for_another_cpus_kernels_matches_a_step_run_on_them():
     import subprocess
     import sys
 
-    from cnnlab.analysis.workspace import CpuKernels
+    from cnnlab.memory.onednn.workspace import CpuKernels
 
     est = estimate_memory(meta("resnet18", input_size=32), (3, 32, 32), 8, "sgd", kernels=CpuKernels("avx2", 2))
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
@@ -170,8 +170,8 @@ def test_counting_macs_does_not_change_the_memory_figure(checkpointing):
 ])
 def test_meta_step_allocates_exactly_what_the_fake_tensor_step_allocates(name, optimizer, device, checkpointing):
     """A float32 step runs on meta (fast); FakeTensorMode is the reference: every allocation must agree."""
-    from cnnlab.analysis.memory import _as_meta, _run
-    from cnnlab.analysis.walk import paused_gc
+    from cnnlab.memory.estimate import _as_meta, _run
+    from cnnlab.fake import paused_gc
 
     shape = (3, 32, 32)
     if name == "vit":

@@ -7,20 +7,21 @@ step, so its figure includes everything the step holds, not a rule of thumb.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torch import nn
 
-from cnnlab.analysis.architecture import architecture_candidates, pair_candidates
-from cnnlab.analysis.memory import (
+from cnnlab.memory.remedies import architecture_candidates, pair_candidates
+from cnnlab.memory.estimate import (
     BatchModel,
     MemoryEstimate,
     batch_model,
     estimate_memory,
 )
-from cnnlab.analysis.step import StepConfig
-from cnnlab.analysis.workspace import CpuKernels
+from cnnlab.memory.step import StepConfig
+from cnnlab.memory.onednn.workspace import CpuKernels
 from cnnlab.errors import CnnlabError
 from cnnlab.spec import NetworkSpec, build
 
@@ -97,6 +98,26 @@ def headroom(budget: int) -> int:
     return max(256 * 1024, budget // 200)
 
 
+@dataclass
+class _Predictor:
+    """Predictions of one network's training step with ``fit``'s settings, any of them changed per call."""
+
+    network: nn.Module
+    input_shape: tuple[int, ...]
+    name: str
+    settings: dict[str, Any]          # optimizer, precision, checkpointing, device, kernels, weight_decay
+
+    def est(self, batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
+        return estimate_memory(net or self.network, self.input_shape, batch, name=self.name,
+                               include_inference=False, **({"count_macs": False, **self.settings} | kw))
+
+    def curve(self, net: nn.Module | None = None, **kw: Any) -> BatchModel:
+        model = batch_model(net or self.network, self.input_shape, **(self.settings | kw))
+        if model is None:  # pragma: no cover - a step whose ops depend on the batch size
+            raise CnnlabError(f"{self.name}: the training step changes with the batch size; cannot fit it")
+        return model
+
+
 def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
         optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
         devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None,
@@ -110,41 +131,46 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
     ``kernels`` predicts for another CPU's oneDNN kernels (see :func:`estimate_memory`).
     """
     usable = budget - headroom(budget)
-
-    def est(batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
-        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-                "count_macs": False, "kernels": kernels, "weight_decay": weight_decay} | kw
-        return estimate_memory(net or network, input_shape, batch, name=name, include_inference=False, **args)
-
-    def curve(net: nn.Module | None = None, **kw: Any) -> BatchModel:
-        args = {"optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-                "kernels": kernels, "weight_decay": weight_decay} | kw
-        model = batch_model(net or network, input_shape, **args)
-        if model is None:  # pragma: no cover - a step whose ops depend on the batch size
-            raise CnnlabError(f"{name}: the training step changes with the batch size; cannot fit it")
-        return model
-
-    base = est(batch_size, count_macs=True)
+    pred = _Predictor(network, tuple(input_shape), name, {
+        "optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
+        "kernels": kernels, "weight_decay": weight_decay})
+    base = pred.est(batch_size, count_macs=True)
     base_peak = base.training.peak_bytes
-    base_curve = curve()
     remedies: list[Remedy] = []
 
     def add(rname: str, desc: str, p: int, cost: str, rank: int, mb: int | None = None, **details: Any) -> None:
         remedies.append(Remedy(rname, desc, p, p <= usable, base_peak - p, cost, rank, mb, details))
 
-    best = _exact_max_batch(base_curve, usable, lambda b: est(b).training.peak_bytes)
+    base_curve = pred.curve()
+    best = _exact_max_batch(base_curve, usable, lambda b: pred.est(b).training.peak_bytes)
+    notes = _step_remedies(pred, base, base_curve, batch_size, best, usable, add)
+    _device_remedies(base_curve, base, batch_size, devices, add)
+    if spec is not None:
+        notes += _architecture_remedies(spec, batch_size, usable, base_peak, pred.est, pred.curve, add)
+    remedies.sort(key=lambda r: (not r.fits, r.rank_cost, -r.saved_bytes))
+    fits = base_peak <= usable
+    first = None if fits else next((r.name for r in remedies if r.fits), None)
+    return FitReport(name or type(network).__name__, tuple(input_shape), batch_size, budget, usable, device,
+                     optimizer, precision, base_peak, fits, best, remedies, first, list(base.notes) + notes)
+
+
+def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchModel, batch_size: int, best: int,
+                   usable: int, add: Callable[..., None]) -> list[str]:
+    """A smaller batch, mixed precision, activation checkpointing and plain SGD; the notes they leave."""
+    base_peak = base.training.peak_bytes
+    optimizer, precision = pred.settings["optimizer"], pred.settings["precision"]
     if best < batch_size:
         add("smaller batch", f"train with batch {best} instead of {batch_size}" if best else
             "no batch fits as the step is now", base_curve.peak(max(best, 1)),
             "none in memory terms; fewer images per step (scale the learning rate with the batch)",
             1, best, batch=best)
     if precision == "fp32":
-        amp = curve(precision="bf16-amp")
+        amp = pred.curve(precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
             "with a GradScaler): same memory", amp.peak(batch_size),
             "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
     notes: list[str] = []
-    ck = est(batch_size, checkpointing=True, count_macs=True)
+    ck = pred.est(batch_size, checkpointing=True, count_macs=True)
     if ck.checkpointed and ck.training.peak_bytes >= base_peak:
         notes.append(f"activation checkpointing ({len(ck.checkpointed)} blocks) would not lower the peak "
                      f"here ({ck.training.peak_bytes:,} B vs {base_peak:,} B without): the recomputed block's "
@@ -154,12 +180,18 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
         add("activation checkpointing", f"checkpoint {len(ck.checkpointed)} blocks (keep their inputs, "
             "recompute their insides in backward)", ck.training.peak_bytes,
             f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs or 1, 1):.0f} % compute), no accuracy change",
-            2, curve(checkpointing=True).max_batch(usable), segments=ck.checkpointed, recompute_macs=extra)
+            2, pred.curve(checkpointing=True).max_batch(usable), segments=ck.checkpointed, recompute_macs=extra)
     if optimizer in ("adam", "adamw", "sgd-momentum"):
-        sgd = curve(optimizer="sgd")
+        sgd = pred.curve(optimizer="sgd")
         add("plain SGD", f"{optimizer} keeps {'2 copies' if 'adam' in optimizer else '1 copy'} of the "
             "parameters as state; SGD keeps none", sgd.peak(batch_size),
             "different training dynamics (tune the learning rate)", 3, sgd.max_batch(usable))
+    return notes
+
+
+def _device_remedies(base_curve: BatchModel, base: MemoryEstimate, batch_size: int, devices: tuple[int, ...],
+                     add: Callable[..., None]) -> None:
+    """Data parallel and fully sharded over ``devices`` devices: the batch split, FSDP's state split too."""
     bd = base.training.breakdown
     sharded = bd["parameters"] + bd["gradients"] + bd["optimizer_state"]
     for k in devices:
@@ -171,14 +203,6 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
         add(f"fully sharded ×{k}", f"{k} devices, batch {per} each, parameters/gradients/optimizer state "
             f"split {k} ways (FSDP)", p, f"needs {k} devices; more communication than data parallel",
             4, per_device_batch=per, devices=k)
-    if spec is not None:
-        notes += _architecture_remedies(spec, batch_size, usable, base_peak, est, curve, add)
-    remedies.sort(key=lambda r: (not r.fits, r.rank_cost, -r.saved_bytes))
-    fits = base_peak <= usable
-    first = None if fits else next((r.name for r in remedies if r.fits), None)
-    notes = list(base.notes) + notes
-    return FitReport(name or type(network).__name__, tuple(input_shape), batch_size, budget, usable, device,
-                     optimizer, precision, base_peak, fits, best, remedies, first, notes)
 
 
 def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base_peak: int,  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 @pytest.mark.slow
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512",
                     reason="this CPU has no AVX-512 (or already runs AVX2 kernels): its native run of "
-                           "test_workspace.py/test_memory.py is the AVX2 run, and the recorded AVX-512 "
+                           "test_workspace.py/test_estimate.py is the AVX2 run, and the recorded AVX-512 "
                            "allocations check the other ISA")
 def test_memory_prediction_holds_on_the_avx2_kernels_too():
     env = {**os.environ, **AVX2, "OMP_NUM_THREADS": str(torch.get_num_threads())}
@@ -34,6 +34,6 @@ def test_memory_prediction_holds_on_the_avx2_kernels_too():
                            env=env, capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "AVX2"
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(HERE / "test_workspace.py"), str(HERE / "test_memory.py")],
+                          str(HERE / "test_workspace.py"), str(HERE / "test_estimate.py")],
                          env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

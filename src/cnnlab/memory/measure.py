@@ -23,7 +23,7 @@ from torch import nn
 from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
-from cnnlab.analysis.step import (
+from cnnlab.memory.step import (
     StepConfig,
     inference_step,
     make_batch,
