@@ -123,6 +123,42 @@ def _remove_stale_temporaries(path: Path) -> None:
                 old.unlink()
 
 
+def open_in_run(path: str | Path, flags: int = os.O_RDONLY) -> int:
+    """``os.open`` of a file inside a run folder that never follows a symbolic link and takes only a regular
+    file: a ``.lock``, ``log.txt``, ``metrics.csv`` or weights file planted as a link (which could make cnnlab
+    write to, or the page serve, a file elsewhere) or as a FIFO (which would block forever) is refused in one
+    line, its target untouched."""
+    path = Path(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise CnnlabError(f"{printable(str(path))}: is a symbolic link; cnnlab never reads or writes a run's "
+                              f"files through a link (it would reach the link's target): remove it ('rm {path}')"
+                              ) from None
+        if err.errno == errno.ENXIO:     # a FIFO opened for writing with no reader
+            raise CnnlabError(f"{printable(str(path))}: is not a regular file (a FIFO or device); remove it") from None
+        if err.errno == errno.ENOENT:
+            raise CnnlabError(f"{printable(str(path))}: no such file") from None
+        raise CnnlabError(f"{printable(str(path))}: cannot open it ({err.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CnnlabError(f"{printable(str(path))}: is not a regular file (a FIFO, device or folder); remove it")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_run_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file inside a run folder (see :func:`open_in_run`), at most ``max_bytes``."""
+    fd = open_in_run(path)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise CnnlabError(f"{printable(str(path))}: {size:,} bytes, over the {max_bytes:,} a run's "
+                              f"{Path(path).name} can hold; the run folder is damaged")
+        return f.read(max_bytes + 1)
+
+
 def make_folder(path: str | Path, what: str = "--out") -> Path:
     """``path`` as an existing folder (made with its parents when missing), or one line naming it and the fix."""
     path = Path(path)

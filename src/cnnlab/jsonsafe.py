@@ -40,9 +40,23 @@ class TooDeep(ValueError):
     """A JSON document nested deeper than allowed."""
 
 
-def loads(text: str | bytes, max_depth: int) -> Any:
-    """``json.loads`` after checking the nesting; :class:`TooDeep` (a ValueError) past ``max_depth``."""
+class DuplicateKey(ValueError):
+    """A key given twice in one JSON object (``json`` keeps the last silently)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(f"the key '{key[:40]}' is given twice in one object; keep one")
+        seen[key] = value
+    return seen
+
+
+def loads(text: str | bytes, max_depth: int, unique_keys: bool = False) -> Any:
+    """``json.loads`` after checking the nesting; :class:`TooDeep` (a ValueError) past ``max_depth``; with
+    ``unique_keys``, :class:`DuplicateKey` for a key given twice."""
     depth = nesting(text)
     if depth > max_depth:
         raise TooDeep(f"nested {depth} levels deep; at most {max_depth} are allowed")
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=_unique if unique_keys else None)

@@ -50,3 +50,10 @@ def excerpt(value: Any, limit: int = 40) -> str:
         return "'" + printable(short) + "'"
     text = _REPR.repr(value)
     return printable(text if len(text) <= limit else text[:limit - 1] + "…")
+
+
+def label(text: str, limit: int = 80) -> str:
+    """A name from outside (a class, an image file) for one cell or line of output: :func:`printable`, and cut
+    after ``limit`` characters with an ellipsis (a 100,000-character category name is not printed whole)."""
+    shown = printable(str(text))
+    return shown if len(shown) <= limit else shown[:limit - 1] + "…"

@@ -305,3 +305,131 @@ def test_a_huge_image_in_a_data_folder_prints_no_raw_warning(tmp_path):
                "--out", str(tmp_path / "run"), "--no-progress")
     assert p.returncode == 0, p.stderr[-1500:]
     assert "DecompressionBombWarning" not in p.stderr and "warn" not in p.stderr.lower()
+
+
+# -- the closing sweep's failures (a second adversarial sweep of 308 attacks), one test per class ----------------
+
+@pytest.mark.slow
+def test_a_finished_run_without_its_state_is_not_restarted_over_its_results(two_runs, tmp_path):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    (run / "state.safetensors").unlink()
+    os.mkfifo(run / "state.safetensors")                 # a FIFO in its place: neither read nor restarted
+    before = snapshot(run)
+    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"), "state.safetensors")
+    (run / "state.safetensors").unlink()
+    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"),
+            "state.safetensors: missing, but the run has trained")
+    assert snapshot(run) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["eval", "RUN"], ["fcn", "convert", "RUN", "--out", "OUT"]])
+def test_a_fifo_in_place_of_the_weights_is_refused_not_waited_on(two_runs, tmp_path, command):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    (run / "model.safetensors").unlink()
+    os.mkfifo(run / "model.safetensors")
+    argv = [str(run) if a == "RUN" else str(tmp_path / "o") if a == "OUT" else a for a in command]
+    refused(cnnlab(*argv), "model.safetensors: is not a regular file")
+
+
+def test_a_study_never_writes_into_a_folder_of_yours(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my report")
+    refused(cnnlab("study", "cnn-vs-dense", "--data", "digits", "--quick", "--out", str(mine), "--no-progress"),
+            "holds no cnnlab study")
+    assert snapshot(mine) == {"report.md": b"my report"}
+
+
+@pytest.mark.slow
+def test_fcn_convert_never_overwrites_a_weights_file_of_yours(two_runs, tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "fcn.safetensors").write_bytes(b"mine")
+    refused(cnnlab("fcn", "convert", str(two_runs[0]), "--out", str(out)), "already holds fcn.safetensors")
+    assert (out / "fcn.safetensors").read_bytes() == b"mine"
+
+
+def test_a_training_step_too_large_for_the_ram_is_refused_before_the_run_folder(tmp_path):
+    """cnnlab's own step prediction against the RAM (ulimit -v here) before anything is written."""
+    p = cnnlab("train", "--model", "resnet18", "--size", "128,128", "--batch", "1024", "--epochs", "1",
+               "--out", str(tmp_path / "run"), "--no-progress", limit_as=True)
+    refused(p, "cnnlab's prediction of the step", "lower --batch or --size")
+    assert not (tmp_path / "run").exists()
+
+
+def test_full_size_images_past_the_ram_ask_for_size(tmp_path):
+    data = image_folder(tmp_path / "ds", {"a": ["0.png", "1.png"], "b": ["0.png", "1.png"]})
+    for cls in ("a", "b"):
+        for i in range(2):
+            Image.new("L", (9000, 9000)).save(data / cls / f"big{i}.png")   # 81 M pixels, a few KB each
+    refused(cnnlab("train", "--data", str(data), "--batch", "2", "--epochs", "1", "--out", str(tmp_path / "r"),
+                   "--no-progress", limit_as=True), "give --size H,W")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["scenes", "make", "--source", "digits", "--count", "1000000", "--size", "4096,4096", "--out", "OUT"],
+     "of RAM is available"),
+    (["augment", "preview", "--images", "100000"], "from 1 to 64"),
+    (["explore", "--host", ""], "is not a host address"),
+])
+def test_sizes_from_the_command_line_are_bounded(tmp_path, argv, words):
+    refused(cnnlab(*[str(tmp_path / "o") if a == "OUT" else a for a in argv], limit_as=True), words)
+
+
+@pytest.mark.parametrize("corrupt, words", [
+    (lambda d: _idx(d / "train-labels-idx1-ubyte.gz", [300], np.full(300, 200, np.uint8)), "a train label is 200"),
+    (lambda d: _idx(d / "train-images-idx3-ubyte.gz", [300, 28], np.zeros((300, 28), np.uint8)),
+     "2 dimensions where 3 are expected"),
+    (lambda d: (d / "train-images-idx3-ubyte.gz").write_bytes(__import__("gzip").compress(b"\0\0\x08\x03\0\0")),
+     "header is truncated"),
+    (lambda d: _idx(d / "t10k-images-idx3-ubyte.gz", [100, 14, 14], np.zeros((100, 14, 14), np.uint8)),
+     "the test images are 14×14"),
+    (lambda d: (d / "train-images-idx3-ubyte.gz").write_bytes(__import__("gzip").compress(
+        b"\0\0\x08\x03" + (100_000).to_bytes(4, "big") * 3)), "over 1,073,741,824"),
+])
+def test_corrupt_idx_files_are_one_line(tmp_path, corrupt, words):
+    d = tmp_path / "fm"
+    d.mkdir()
+    _idx(d / "train-images-idx3-ubyte.gz", [300, 28, 28], np.zeros((300, 28, 28), np.uint8))
+    _idx(d / "train-labels-idx1-ubyte.gz", [300], np.arange(300, dtype=np.uint8) % 10)
+    _idx(d / "t10k-images-idx3-ubyte.gz", [100, 28, 28], np.zeros((100, 28, 28), np.uint8))
+    _idx(d / "t10k-labels-idx1-ubyte.gz", [100], np.arange(100, dtype=np.uint8) % 10)
+    corrupt(d)
+    refused(cnnlab("train", "--data", "fashion-mnist", "--data-dir", str(d), "--epochs", "1",
+                   "--out", str(tmp_path / "r"), "--no-progress"), words)
+    assert not (tmp_path / "r").exists()
+
+
+def _idx(path: Path, dims: list[int], data: np.ndarray) -> None:
+    import gzip
+
+    header = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    path.write_bytes(gzip.compress(header + data.tobytes()))
+
+
+def test_a_spec_integer_of_5000_digits_is_one_line(tmp_path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text("input: [1, 28, 28]\nlayers:\n  - conv: {filters: " + "9" * 5000 + ", kernel: 3}\n")
+    refused(cnnlab("analyze", str(spec)), "big.yaml: invalid YAML: Exceeds the limit")
+
+
+def test_stdout_closed_or_ascii_only_is_no_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "zoo", "list"], stdout=subprocess.DEVNULL, timeout=TIMEOUT,
+                       capture_output=False, stderr=subprocess.PIPE, text=True,
+                       preexec_fn=lambda: os.close(1))
+    assert p.returncode == 0 and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", "examples/geron_ex2.yaml", "--explain"],
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd=Path(__file__).resolve().parents[2],
+                       env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "\\u2014" in p.stdout
+
+
+def test_a_class_name_with_a_newline_stays_on_its_line(tmp_path):
+    """Names from folders reach tables and prediction lines escaped and cut: never a real line break."""
+    from cnnlab.text import label
+
+    assert label("c\nnewline") == "c\\nnewline"
+    assert label("\x1b[2J" + "x" * 100_000).startswith("\\x1b[2J") and len(label("y" * 100_000)) == 80

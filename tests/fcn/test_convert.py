@@ -161,7 +161,7 @@ def test_a_global_max_pool_head_is_not_claimed_exact(capsys, tmp_path):
 def test_scan_checks_every_image_before_writing_and_convert_never_overwrites(tmp_path, capsys):
     assert main(["fcn", "convert", "small_cnn_valid", "--out", str(tmp_path / "f")]) == 0
     assert main(["fcn", "convert", "small_cnn_valid", "--out", str(tmp_path / "f")]) == 2
-    assert "already holds a conversion" in capsys.readouterr().err
+    assert "already holds fcn.json and fcn.safetensors" in capsys.readouterr().err
     Image.fromarray(np.zeros((40, 40), dtype=np.uint8)).save(tmp_path / "good.png")
     assert main(["fcn", "scan", str(tmp_path / "f"), str(tmp_path / "good.png"), str(tmp_path / "missing.png"),
                  "--out", str(tmp_path / "s")]) == 2

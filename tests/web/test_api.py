@@ -192,3 +192,63 @@ def test_a_run_is_analysed_with_its_own_options_and_classes(tmp_path, task, name
             else create_model(name, num_classes=3, in_channels=1, **options)
     assert got["total_params"] == sum(p.numel() for p in ref.parameters())
     assert got["input_shape"] == [1, 32, 32]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("webrun") / "run"
+    assert main(["train", "--epochs", "1", "--out", str(folder), "--no-progress"]) == 0
+    return folder
+
+
+def test_the_run_page_reads_no_file_through_a_link_in_the_run(digits_run, tmp_path):
+    """A metrics.csv planted as a link once returned the linked file's text (200)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    secret = tmp_path / "cred"
+    secret.write_text("dummyline\nAKIA-SECRET-KEY-123\n")
+    (run / "metrics.csv").unlink()
+    (run / "metrics.csv").symlink_to(secret)
+    r = TestClient(create_app(None, run=str(run))).get("/api/run")
+    assert r.status_code == 400 and "symbolic link" in r.json()["error"] and "AKIA" not in r.text
+
+
+@pytest.mark.parametrize("content", [b"epoch,train_loss\n1," + b"9" * 200_000 + b"\n", b"epoch,train_loss\n1,\xff\xfe\n",
+                                     b"epoch,x\n1,not-a-number\n"])
+def test_a_damaged_metrics_file_is_a_4xx_line(digits_run, tmp_path, content):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    (run / "metrics.csv").write_bytes(content)
+    r = TestClient(create_app(None, run=str(run))).get("/api/run")
+    assert r.status_code == 400 and "metrics.csv" in r.json()["error"]
+
+
+def test_the_playground_bounds_its_work_and_its_trace(client):
+    big = json.dumps([[1] * 64] * 64).replace(" ", "")
+    kernel = json.dumps([[1] * 160] * 160).replace(" ", "")
+    r = client.post("/api/ops", json={"op": "conv2d", "input": big, "kernel": kernel, "padding": "same"})
+    assert r.status_code == 422 and "more than the page computes" in r.json()["error"]
+    r = client.post("/api/ops", json={"op": "conv2d", "input": json.dumps([[1] * 40] * 40), "kernel":
+                                      json.dumps([[1] * 20] * 20), "padding": "same"})
+    assert r.status_code == 200 and len(r.content) < 20_000_000
+    trace = r.json()["trace"]
+    assert r.json()["trace_capped"] and len(trace) == 200_000 // 400          # 400 products per element
+    assert sum(len(step["products"]) for step in trace) <= 200_000
+
+
+@pytest.mark.parametrize("body, headers, status, words", [
+    (b'{"op":"conv1d","op":"maxpool","input":"1,2","size":"1"}', {"content-type": "application/json"}, 400,
+     "given twice"),
+    (b'{"op":"maxpool","input":"1,2","size":"1"}', {"content-type": "APPLICATION/JSON"}, 200, ""),
+    (b'{"op":"conv1d","input":"1,2","kernel":"1","flip":"no"}', {"content-type": "application/json"}, 422,
+     "flip: true or false"),
+])
+def test_ops_bodies_are_read_strictly(client, body, headers, status, words):
+    r = client.post("/api/ops", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    if words:
+        assert words in r.json()["error"]

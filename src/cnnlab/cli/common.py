@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -100,6 +101,27 @@ def finite_float(text: str) -> float:
     if not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"'{text}' must be finite")
     return v
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argument type: an integer from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) <= 20 else low - 1
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"'{text[:30]}' must be an integer from {low} to {high}")
+        return value
+    return parse
+
+
+def host_arg(text: str) -> str:
+    """An address to listen on: non-empty, no spaces (an empty one would listen on every interface)."""
+    if not text or len(text) > 253 or any(c.isspace() or ord(c) < 32 for c in text):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a host address; give e.g. 127.0.0.1 (this machine "
+                                         "only, the default) or 0.0.0.0 (every interface)")
+    return text
 
 
 def port(text: str) -> int:

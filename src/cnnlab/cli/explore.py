@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnlab.cli.common import console, port, shape_arg
+from cnnlab.cli.common import console, host_arg, port, shape_arg
 from cnnlab.errors import CnnlabError
 
 EPILOG = """\
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a zoo name, a spec file, 'package.module:callable' or a run folder of 'cnnlab train' or "
                         "'cnnlab segment train' (default: small_cnn)")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W", help="input shape (default: the target's own)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (other machines can reach the page "
+    p.add_argument("--host", default="127.0.0.1", type=host_arg, help="address to listen on (other machines can reach the page "
                    "only if you give 0.0.0.0)")
     p.add_argument("--port", type=port, default=8765, help="port to listen on, 1-65535 (default: 8765)")
     p.set_defaults(func=run)

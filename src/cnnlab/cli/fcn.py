@@ -92,8 +92,11 @@ def run_convert(args: argparse.Namespace) -> int:
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CnnlabError(f"{args.out}: exists and is not a folder; give --out a folder (new or existing)")
-    if (Path(args.out) / "fcn.json").exists():
-        raise CnnlabError(f"{args.out}: already holds a conversion; choose another --out or delete it first")
+    out = Path(args.out)
+    held = [n for n in ("fcn.json", "fcn.safetensors") if (out / n).exists() or (out / n).is_symlink()]
+    if held:
+        raise CnnlabError(f"{args.out}: already holds {' and '.join(held)}; choose another --out or delete "
+                          f"{'them' if len(held) > 1 else 'it'} first")
     source = load_source(args.source, args.input)
     conversion = convert(source.model, source.input_shape)
     report = conversion_report(source, conversion)

@@ -7,6 +7,7 @@ print one line, ``cnnlab: error: ...``, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stdout is None or sys.stderr is None:      # started with stdout or stderr closed (>&-)
+        sys.stdout = sys.stdout or open(os.devnull, "w")   # noqa: SIM115 - lives as long as the process
+        sys.stderr = sys.stderr or open(os.devnull, "w")   # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):    # an ASCII-only locale: escapes instead of UnicodeEncodeError
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return _main(argv)
     except KeyboardInterrupt:   # Ctrl-C anywhere, start-up (importing torch) included: one line

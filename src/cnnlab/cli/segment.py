@@ -10,6 +10,7 @@ from cnnlab.cli.common import command_group, console, positive_int, print_json, 
 from cnnlab.cli.common import size_arg
 from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
+from cnnlab.text import label
 from cnnlab.train.recipes import MODELS, RECIPES, model_options
 
 # each task's recipe (docs/segmentation.md): model, batch, peak Adam rate, epochs, width
@@ -210,13 +211,13 @@ def run_segment_eval(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     con = console()
-    con.print(f"{run.folder}: {len(data.test)} test images of {data.name}: mIoU {report['miou']:.4f} (background "
+    con.print(f"{label(str(run.folder), 200)}: {len(data.test)} test images of {label(data.name)}: mIoU {report['miou']:.4f} (background "
               f"included), pixel accuracy {report['pixel_accuracy']:.4f}, boundary mIoU "
               f"{report['boundary_miou']:.4f} (pixels within {report['boundary_band_px']} px of an edge)")
     con.print(f"{'class':<16} {'IoU':>7} {'pixels':>9}")
     for i, (name, iou) in enumerate(zip(classes, report["iou"])):
         pixels = sum(report["confusion"][i])
-        con.print(f"{name:<16} {'—' if iou is None else f'{iou:.4f}':>7} {pixels:>9,}")
+        con.print(f"{label(name):<16} {'—' if iou is None else f'{iou:.4f}':>7} {pixels:>9,}")
     return 0
 
 
@@ -260,7 +261,7 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         con = console()
         for r in results:
             shares = ", ".join(f"{k} {v}" for k, v in r["pixels"].items())
-            con.print(f"{r['image']}: {r['mask']}, {r['overlay']} (pixels: {shares})")
+            con.print(label(f"{r['image']}: {r['mask']}, {r['overlay']} (pixels: {shares})", 2000))
     return report_unreadable(len(results), failed)
 
 
@@ -306,7 +307,8 @@ def run_instance_eval(args: argparse.Namespace, run: Any) -> int:
         return 0
     con = console()
     m, b = report["mask"], report["box"]
-    con.print(f"{run.folder}: {len(data.test)} test images of {data.name}, {report['instances']} instances, "
+    con.print(f"{label(str(run.folder), 200)}: {len(data.test)} test images of {label(data.name)}, "
+              f"{report['instances']} instances, "
               f"{report['detections']} detections (COCO AP by pycocotools, up to 100 per image)")
     con.print(f"{'':<8} {'AP':>7} {'AP50':>7} {'AP75':>7}")
     for name, d in (("mask", m), ("box", b)):
@@ -314,7 +316,7 @@ def run_instance_eval(args: argparse.Namespace, run: Any) -> int:
     con.print(f"{'class':<16} {'mask AP':>8} {'box AP':>8}")
     for name in classes[1:]:
         ma, ba = m["per_class"].get(name), b["per_class"].get(name)
-        con.print(f"{name:<16} {'—' if ma is None else f'{ma:.4f}':>8} {'—' if ba is None else f'{ba:.4f}':>8}")
+        con.print(f"{label(name):<16} {'—' if ma is None else f'{ma:.4f}':>8} {'—' if ba is None else f'{ba:.4f}':>8}")
     return 0
 
 
@@ -367,6 +369,7 @@ def run_instance_predict(args: argparse.Namespace, run: Any) -> int:
         con = console()
         for r in results:
             found = ", ".join(f"{d['class']} {d['score']:.2f}" for d in r["detections"]) or "nothing"
-            con.print(f"{r['image']}: {len(r['detections'])} objects ({found}); {r['instances']}, {r['overlay']}")
+            con.print(label(f"{r['image']}: {len(r['detections'])} objects ({found}); {r['instances']}, {r['overlay']}",
+                            4000))
     return report_unreadable(len(results), failed)
 

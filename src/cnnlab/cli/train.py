@@ -6,10 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
-from cnnlab.cli.common import (command_group, console, finite_float, positive_int, print_json, report_unreadable,
+from cnnlab.cli.common import (bounded_int, command_group, console, finite_float, positive_int, print_json, report_unreadable,
                                size_arg)
 from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
+from cnnlab.text import label
 
 TRAIN_EPILOG = """\
 examples:
@@ -94,8 +95,9 @@ def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
                     "(default /usr/share/datasets/fashion-mnist)")
     pv.add_argument("--preset", choices=PRESETS, default="strong", help="augmentation preset to preview")
     pv.add_argument("--size", type=size_arg, metavar="H,W", help="resize the images first (default: as they are)")
-    pv.add_argument("--images", type=positive_int, default=6, help="rows: original images")
-    pv.add_argument("--copies", type=positive_int, default=5, help="augmented copies per image")
+    pv.add_argument("--images", type=bounded_int(1, 64), default=6, help="rows: original images (1-64, default 6)")
+    pv.add_argument("--copies", type=bounded_int(1, 16), default=5,
+                    help="augmented copies per image (1-16, default 5)")
     pv.add_argument("--seed", type=int, default=0, help="seeds the image choice and the augmentation")
     pv.add_argument("--out", default="augment_preview.png", metavar="FILE.png", help="the PNG to write")
     pv.set_defaults(func=run_augment_preview)
@@ -124,16 +126,16 @@ def run_eval(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     con = console()
-    con.print(f"{path}: {report['images']} test images of {data.name}: accuracy {report['accuracy']:.4f}, loss "
+    con.print(f"{label(str(path), 200)}: {report['images']} test images of {label(data.name)}: accuracy {report['accuracy']:.4f}, loss "
               f"{report['loss']:.4f}" + (" (each with its mirror image, probabilities averaged)"
                                          if report["tta"] == "flip" else ""))
     con.print(f"{'class':<16} {'precision':>9} {'recall':>7} {'images':>7}")
     for name, p, r, row in zip(data.classes, report["precision"], report["recall"], report["confusion"]):
-        con.print(f"{name:<16} {_num(p):>9.3f} {_num(r):>7.3f} {sum(row):>7}")
+        con.print(f"{label(name):<16} {_num(p):>9.3f} {_num(r):>7.3f} {sum(row):>7}")
     con.print("confusion matrix (rows: true class, columns: predicted class, by number):")
     con.print(f"  {'':<16} " + " ".join(f"{j:>5}" for j in range(len(data.classes))))
     for i, (name, row) in enumerate(zip(data.classes, report["confusion"])):
-        con.print(f"  {i:>2} {name[:12]:<13} " + " ".join(f"{v:>5}" for v in row))
+        con.print(f"  {i:>2} {label(name, 12):<13} " + " ".join(f"{v:>5}" for v in row))
     return 0
 
 
@@ -158,7 +160,8 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         con = console()
         for r in results:
-            con.print(f"{r['image']}: " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+            con.print(f"{label(r['image'], 200)}: " + ", ".join(f"{label(t['class'])} {t['probability']:.3f}"
+                                                               for t in r["top"]))
     return report_unreadable(len(results), failed)
 
 

@@ -36,6 +36,9 @@ RLE_ALPHABET = re.compile(r"[0-o]*")   # compressed RLE: 6-bit values written as
 
 
 
+MAX_CATEGORIES = 10_000      # classes of one instance-segmentation data set
+
+
 def _is_int(v: Any) -> bool:
     """A JSON integer (not ``true``/``false``) that fits int64."""
     return type(v) is int and -INT64 <= v < INT64
@@ -84,6 +87,9 @@ def validate_coco(doc: Any, where: str) -> None:
             raise DataError(f"{where}: '{key}' must be a list (got {excerpt(doc[key])}); {lists}")
     if not doc["categories"]:
         raise DataError(f"{where}: 'categories' is empty; list each class as {{\"id\": 1, \"name\": \"cat\"}}")
+    if len(doc["categories"]) > MAX_CATEGORIES:
+        raise DataError(f"{where}: {len(doc['categories']):,} categories, past the limit of {MAX_CATEGORIES:,} (LVIS "
+                        "has 1,203; a network's classifier grows with each); merge or drop categories")
     image_ids = _check_images(doc["images"], where)
     _check_categories(doc["categories"], where)
     _check_annotations(doc["annotations"], image_ids, where)

@@ -198,6 +198,12 @@ def make_scenes(cfg: SceneConfig = SceneConfig(), progress: bool = False) -> Sce
     if len(names) + 1 >= IGNORE_INDEX:
         raise CnnlabError(f"{cfg.source}: {len(names)} classes do not fit 8-bit masks (at most 254)")
     channels = 1 if pools["train"].images.ndim == 3 else 3
+    h, w = cfg.size
+    from cnnlab.machine import require_ram
+
+    # image, class mask and instance ids (uint8 each) per scene, drawn as lists, then stacked: twice
+    require_ram(2 * cfg.count * h * w * (channels + 2), f"{cfg.count:,} scenes of {h}×{w}",
+                "make fewer (--count) or smaller (--size) scenes")
     counts = [0, *(max(1, int(cfg.count * s)) for s in SPLIT_SHARE[1:])]   # val and test: at least one
     counts[0] = cfg.count - counts[1] - counts[2]
     bar = None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,21 +69,35 @@ class ImageData:
 
 # ----------------------------------------------------------------------------- IDX (Fashion-MNIST)
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzipped or not), checking its header against its size."""
+MAX_IDX_BYTES = 1 << 30     # an IDX file's data once decompressed: Fashion-MNIST's training images are 47 MB
+
+
+def read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzipped or not): the header (magic, ``ndim`` dimensions) is checked first, the data
+    is read only up to the size it announces (a gzip bomb cannot inflate past it) and must be exactly that."""
+    if path.exists() and not path.is_file():    # a FIFO would block forever
+        raise DataError(f"{path}: not a regular file (a FIFO, device or folder); reinstall the data set")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
+            head = f.read(4)
+            if len(head) < 4 or head[:3] != b"\x00\x00\x08":
+                raise DataError(f"{path}: not an unsigned-byte IDX file")
+            if ndim is not None and head[3] != ndim:
+                raise DataError(f"{path}: {head[3]} dimensions where {ndim} are expected; reinstall the data set")
+            raw_dims = f.read(4 * head[3])
+            if len(raw_dims) != 4 * head[3]:
+                raise DataError(f"{path}: its header is truncated; reinstall the data set")
+            dims = struct.unpack(f">{head[3]}I", raw_dims)
+            size = math.prod(dims)
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: the header announces {size:,} bytes of data, over {MAX_IDX_BYTES:,}; "
+                                "not a Fashion-MNIST file")
+            body = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot read it ({err}); reinstall the data set") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    body = raw[4 + 4 * ndim:]
-    if len(body) != int(np.prod(dims)):
-        raise DataError(f"{path}: truncated ({len(body):,} bytes of data, the header says {int(np.prod(dims)):,})")
+    if len(body) != size:
+        raise DataError(f"{path}: {len(body):,} bytes of data where the header says {size:,}; reinstall the data set")
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
@@ -96,12 +112,19 @@ def _idx_file(folder: Path, stem: str) -> Path:
 def load_fashion_mnist(folder: Path | None = None) -> tuple[Split, Split]:
     """The 60,000 training and 10,000 test images of Fashion-MNIST from the original IDX files."""
     folder = Path(folder or FASHION_MNIST_DIR)
-    parts = {k: read_idx(_idx_file(folder, v)) for k, v in FASHION_MNIST_FILES.items()}
+    parts = {k: read_idx(_idx_file(folder, v), 3 if k.endswith("images") else 1)
+             for k, v in FASHION_MNIST_FILES.items()}
     out = []
     for split in ("train", "test"):
         x, y = parts[f"{split}_images"], parts[f"{split}_labels"]
         if x.shape[0] != y.shape[0]:
             raise DataError(f"{folder}: {split} has {x.shape[0]} images but {y.shape[0]} labels")
+        if x.shape[1:] != parts["train_images"].shape[1:] or min(x.shape[1:]) < 1:
+            raise DataError(f"{folder}: the {split} images are {x.shape[1]}×{x.shape[2]}, the training images "
+                            f"{parts['train_images'].shape[1]}×{parts['train_images'].shape[2]}; reinstall the data set")
+        if y.size and int(y.max()) >= len(FASHION_MNIST_CLASSES):
+            raise DataError(f"{folder}: a {split} label is {int(y.max())}; Fashion-MNIST's are 0 to "
+                            f"{len(FASHION_MNIST_CLASSES) - 1}: reinstall the data set")
         out.append(Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))))
     return out[0], out[1]
 
@@ -247,7 +270,10 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
                      strict: bool, skipped: list[tuple[str, str]]) -> Split:
     from torchvision.transforms.v2 import functional as TF
 
+    from cnnlab.machine import available_ram
+
     images, labels = [], []
+    free, held = available_ram(), 0
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
@@ -270,6 +296,11 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
                 continue
             if size is not None and tuple(img.shape[1:]) != tuple(size):   # one image at a time, not all at full size
                 img = TF.resize(img, list(size), antialias=True)
+            held += img.numel()
+            if free is not None and 2 * held > free:       # the images, and their stacked copy
+                raise DataError(f"{root}: its images{'' if size else ' at full size'} need more than "
+                                f"{2 * held:,} B of RAM with the copy that stacks them, and {free:,} B are "
+                                f"available; {'give a smaller --size' if size else 'give --size H,W to resize them as they are read'}")
             images.append(img)
             labels.append(label)
     if not images:

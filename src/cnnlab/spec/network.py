@@ -237,7 +237,8 @@ def load_spec(path: str | Path) -> NetworkSpec:
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise SpecError("no such file; check the path", source=source)
+        raise SpecError("not a regular file (a FIFO, device or folder); give a spec file" if path.exists()
+                        else "no such file; check the path", source=source)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -251,12 +252,16 @@ def load_spec(path: str | Path) -> NetworkSpec:
         except json.JSONDecodeError as err:
             raise SpecError(f"line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}",
                             source=source) from None
+        except ValueError as err:        # an integer of more than 4,300 digits
+            raise SpecError(f"invalid JSON: {str(err).split(';')[0][:120]}", source=source) from None
     else:
         try:
             data = read_yaml(text)
         except RecursionError:
             raise SpecError(f"nests deeper than {MAX_SPEC_DEPTH} levels; a spec is a mapping of fields and a list "
                             "of layers", source=source) from None
+        except ValueError as err:        # an integer of more than 4,300 digits
+            raise SpecError(f"invalid YAML: {str(err).split(';')[0][:120]}", source=source) from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

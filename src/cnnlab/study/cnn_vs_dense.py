@@ -424,11 +424,35 @@ def write_report(r: dict[str, Any], out: Path) -> Path:
     return path
 
 
+STUDY_MARK = ".cnnlab-study"      # written into a study's folder: only such a folder is written into again
+
+
+def claim_study_folder(out: Path, name: str) -> None:
+    """``out`` for a study: new or empty (then marked as the study's), or already this study's folder.
+
+    A folder of the user's (non-empty, unmarked) is refused: the study would overwrite a report.md or
+    figure of theirs. Folders made before the mark (with the study's runs/ and specs/) are accepted."""
+    from cnnlab.files import atomic_write_text
+
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out}: is a file; give --out a folder")
+    mark = out / STUDY_MARK
+    if out.is_dir() and any(out.iterdir()):
+        legacy = (out / "runs").is_dir() and (out / "specs").is_dir()
+        if mark.is_file() and mark.read_text(encoding="utf-8", errors="replace").strip() != name:
+            raise CnnlabError(f"{out}: holds another study ({mark.read_text(errors='replace').strip()[:40]}); "
+                              "give this one another --out")
+        if not mark.is_file() and not legacy:
+            raise CnnlabError(f"{out}: is not empty and holds no cnnlab study; cnnlab never writes into a folder "
+                              "of yours: choose a new or empty --out")
+        return
+    atomic_write_text(mark, name + "\n")
+
+
 def study(cfg: StudyConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"{out}: is a file; give --out a folder")
+    claim_study_folder(out, "cnn-vs-dense")
     p = plan(cfg)
     run_all(p, progress)
     return write_report(measure(p), out)

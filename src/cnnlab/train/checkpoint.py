@@ -98,8 +98,18 @@ def save_weights(path: Path, model: torch.nn.Module, meta: dict[str, Any] | None
     _save(path, tensors, meta or {})
 
 
+def _require_regular(path: Path) -> None:
+    """A weights or state file that is a regular file of its run (not a link, FIFO or device: a FIFO would block)."""
+    from cnnlab.files import open_in_run
+
+    if not Path(path).exists() and not Path(path).is_symlink():
+        return                          # the readers' own "no such file" messages follow
+    os.close(open_in_run(path))
+
+
 def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load weights saved by :func:`save_weights` into ``model``; returns its metadata."""
+    _require_regular(path)
     try:
         tensors = load_file(str(path))
         from safetensors import safe_open
@@ -137,6 +147,7 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
 def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> dict[str, Any]:
     """Restore what :func:`save_state` wrote (RNG included); returns the metadata."""
+    _require_regular(path)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
@@ -169,6 +180,7 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
 
 def read_meta(path: Path) -> dict[str, Any]:
     """The metadata of a state file written by :func:`save_state`, read from its header only."""
+    _require_regular(path)
     try:
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")

@@ -197,13 +197,14 @@ def _check_seal(path: Path, doc: dict[str, Any]) -> None:
 def load_run_config(folder: Path) -> dict[str, Any]:
     """The ``config.json`` of a run folder, or a clear error when ``folder`` is not a run (or was edited)."""
     path = Path(folder) / "config.json"
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise CnnlabError(f"{folder}: not a cnnlab run folder (no config.json); give the --out folder of a "
                           "'cnnlab train' run")
+    from cnnlab.files import read_run_file
+
+    raw = read_run_file(path, MAX_CONFIG_BYTES)         # a regular file, not a link or a FIFO
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ValueError(f"over {MAX_CONFIG_BYTES:,} bytes")
-        doc = jsonsafe.loads(path.read_bytes(), 64)
+        doc = jsonsafe.loads(raw, 64)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise CnnlabError(f"{path}: unreadable ({type(err).__name__}); the run folder is damaged") from None
     missing = [k for k in ("config", "model", "data") if not isinstance(doc, dict) or not isinstance(doc.get(k), dict)]

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text, write_error
+from cnnlab.files import atomic_write_text, open_in_run, write_error
 from cnnlab.memory.step import StepConfig, training_step
 from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
@@ -166,23 +166,6 @@ class RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     running: dict[str, float] = field(default_factory=_new_running)   # sums of the epoch in progress
     stats: dict[str, float] = field(default_factory=dict)             # the task's step_stats sums
-
-
-def open_in_run(path: Path, flags: int) -> int:
-    """``os.open`` of a file inside a run folder that never follows a symbolic link and takes only a regular
-    file: a ``.lock`` or ``log.txt`` planted as a link (or a FIFO) is refused in one line, its target untouched."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise CnnlabError(f"{path}: is a symbolic link; cnnlab never writes through a link inside a run "
-                              f"folder (it would change the link's target): remove it ('rm {path}')") from None
-        raise CnnlabError(f"{path}: cannot open it ({err.strerror}); check the run folder's permissions") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CnnlabError(f"{path}: is not a regular file; remove it ('rm {path}')")
-    os.set_blocking(fd, True)
-    return fd
 
 
 class RunFolder:
@@ -319,11 +302,35 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
                               "use a smaller batch")
+        self._check_step_fits()
+
+    def _check_step_fits(self) -> None:
+        """cnnlab's own prediction of this run's training step (meta tensors, nothing allocated) against the RAM
+        available, before the first step: a batch or image size too large for the machine is one line, not an
+        allocation traceback after the run folder was made. Networks the predictor cannot run (Mask R-CNN's
+        detection losses) and GPU runs are not checked here."""
+        cfg = self.cfg
+        if cfg.device != "cpu" or self.task.name == "instance":
+            return
+        from cnnlab.machine import available_ram, require_ram
+        from cnnlab.memory.estimate import estimate_memory
+
+        if available_ram() is None:
+            return
+        shape = tuple(self.data.train.images.shape[1:])
+        batch = cfg.batch // self.dist.world
+        try:
+            est = estimate_memory(self.model, shape, batch, cfg.optimizer, cfg.precision,
+                                  weight_decay=cfg.weight_decay, include_inference=False)
+        except CnnlabError:
+            return                   # a network the predictor cannot trace: trained unchecked, as before
+        require_ram(est.training.peak_bytes, f"training {self.model_info['name']} on {list(shape)} images at batch "
+                    f"{batch} (cnnlab's prediction of the step)", "lower --batch or --size (see 'cnnlab fit')")
 
     def _open_folder(self, saved: dict[str, Any] | None, epochs: int | None) -> None:
         """Optimizer and schedule; the folder claimed; a new run started or a saved one restored."""
         self.state = RunState()
-        restart = saved is not None and not self.folder.state_path.is_file()   # stopped before any checkpoint
+        restart = saved is not None and not self._has_state()     # stopped before any checkpoint
         if saved is not None and not restart:
             self._resume(epochs)
         self.optimizer = make_optimizer(self.model, self.cfg)
@@ -343,6 +350,21 @@ class Trainer:
         except BaseException:
             self.folder.release()
             raise
+
+    def _has_state(self) -> bool:
+        """Whether the run has a checkpoint to resume from. None and no trained weights: it stopped before its
+        first checkpoint (start again). None but trained weights (the file was deleted or replaced): an error —
+        starting again would overwrite the run's results."""
+        path = self.folder.state_path
+        if path.exists() or path.is_symlink():
+            return True                   # read (and checked: a regular file of this run) by load_state
+        trained = [n for n in ("model.safetensors", "last.safetensors", "test.json")
+                   if (self.folder.folder / n).exists()]
+        if trained:
+            raise CnnlabError(f"{path}: missing, but the run has trained ({', '.join(trained)} exist); resuming "
+                              "would start again from step 0 and overwrite them: restore state.safetensors, or "
+                              "use the run as it is (cnnlab eval)")
+        return False
 
     def _set_up_step(self) -> None:
         """DistributedDataParallel under torchrun, the fp16 gradient scaler, and the step's settings."""

@@ -97,12 +97,13 @@ def read_test_report(run: Path, doc: dict[str, Any]) -> dict[str, Any]:
     """The run's ``test.json``, checked to be this run's own (bounded in size and nesting)."""
     from cnnlab import jsonsafe
 
+    from cnnlab.files import read_run_file
+
     path = Path(run) / "test.json"
+    raw = read_run_file(path, 64 << 20)               # a regular file of the run, not a link or a FIFO
     try:
-        if path.stat().st_size > 64 << 20:
-            raise ValueError("over 64 MiB")
-        report = jsonsafe.loads(path.read_bytes(), 64)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+        report = jsonsafe.loads(raw, 64)
+    except (ValueError, UnicodeDecodeError) as err:
         raise CnnlabError(f"{path}: unreadable ({str(err)[:80]}); the run folder is damaged") from None
     if not isinstance(report, dict):
         raise CnnlabError(f"{path}: not a test report; the run folder is damaged")

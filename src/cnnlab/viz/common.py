@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +13,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.files import atomic_path  # noqa: E402
+
+# a class or file name with a control character has no glyph: matplotlib would print the raw character in a
+# warning on stderr; the figure shows a blank for it instead
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:

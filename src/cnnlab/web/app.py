@@ -181,12 +181,14 @@ def _add_analysis_routes(app: FastAPI, ex: Explorer, lock: threading.Lock) -> No
 
 async def _json_body(request: Request) -> Any:
     """The request's JSON body, its nesting checked before it is parsed."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise BadRequest("send the body as JSON (Content-Type: application/json)", 415)
     try:
-        return jsonsafe.loads(await request.body() or b"null", MAX_JSON_DEPTH)
+        return jsonsafe.loads(await request.body() or b"null", MAX_JSON_DEPTH, unique_keys=True)
     except jsonsafe.TooDeep as err:
         raise BadRequest(f"the body is {err}") from None
+    except jsonsafe.DuplicateKey as err:
+        raise BadRequest(f"the body's JSON: {err}") from None
     except ValueError:
         raise BadRequest("the body must be JSON: {\"op\": \"conv1d\", \"input\": \"1,2,3\", ...}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from cnnlab.errors import CnnlabError
 DEFAULT_TARGET = "small_cnn"       # cnnlab's own Fashion-MNIST-sized CNN, shipped in the package
 TIMELINE_POINTS = 400              # the memory curve is thinned to at most this many points (max per bucket)
 PLAYGROUND_OPS = ("conv1d", "conv2d", "maxpool", "avgpool")
+MAX_PLAYGROUND_WORK = 2_000_000    # inputs × window: a page answer within a second or two
+MAX_TRACE_TERMS = 200_000          # products shown in the working (trace elements × window)
 
 
 class UnknownItem(CnnlabError):
@@ -163,6 +166,7 @@ class Explorer:
         """``cnnlab ops OP --explain --json`` for the body's fields (numbers as text, as the command line takes
         them; never a file: the page reads nothing of the disk)."""
         from cnnlab.ops.compute import compute, parse_padding, parse_sizes
+        from cnnlab.ops.parse import parse_array
 
         if not isinstance(body, dict):
             raise _bad('the body must be a JSON object: {"op": "conv1d", "input": "1,2,3", "kernel": "1,0,-1"}')
@@ -179,10 +183,18 @@ class Explorer:
         def sizes(key: str) -> Any:
             return parse_sizes(str(text[key])) if text[key] not in (None, "") else None
 
-        result = compute(op, str(text["input"]), kernel=None if text["kernel"] is None else str(text["kernel"]),
-                         stride=sizes("stride"), padding=parse_padding(str(text["padding"] or "valid")),
-                         dilation=sizes("dilation") or 1, flip=bool(body.get("flip")), size=sizes("size"),
-                         trace_limit=4096)
+        flip = body.get("flip", False)
+        if not isinstance(flip, bool):
+            raise _bad("flip: true or false", 422)
+        x = parse_array(str(text["input"]), "input")
+        k = parse_array(str(text["kernel"]), "kernel") if text["kernel"] is not None else None
+        window = k.size if k is not None else math.prod(_as_tuple(sizes("size") or 1))
+        if x.size * window > MAX_PLAYGROUND_WORK:      # a bound on the work (and on the trace below)
+            raise _bad(f"{x.size:,} inputs × a window of {window:,} is more than the page computes "
+                       f"({MAX_PLAYGROUND_WORK:,} products); use 'cnnlab ops {op}' on the command line", 422)
+        result = compute(op, x, kernel=k, stride=sizes("stride"), padding=parse_padding(str(text["padding"] or "valid")),
+                         dilation=sizes("dilation") or 1, flip=flip, size=sizes("size"),
+                         trace_limit=max(1, min(4096, MAX_TRACE_TERMS // max(window, 1))))
         return result.to_dict(explain=True)
 
     # -- run ------------------------------------------------------------------------------------------------
@@ -197,10 +209,9 @@ class Explorer:
         assert self.run is not None
         out: dict[str, Any] = {"folder": str(self.run), "config": doc["config"], "model": _public(doc["model"]),
                                "data": doc["data"], "params": doc.get("params"), "metrics": [], "test": None}
-        if (self.run / "metrics.csv").is_file():
-            with open(self.run / "metrics.csv", newline="") as f:
-                out["metrics"] = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
-        if (self.run / "test.json").is_file():
+        if (self.run / "metrics.csv").exists() or (self.run / "metrics.csv").is_symlink():
+            out["metrics"] = read_metrics(self.run / "metrics.csv")
+        if (self.run / "test.json").exists() or (self.run / "test.json").is_symlink():
             from cnnlab.train.runs import read_test_report
 
             out["test"] = read_test_report(self.run, doc)
@@ -240,11 +251,25 @@ def _public(model: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in model.items() if k != "spec_text"}
 
 
-def _num(v: str) -> Any:
+def _as_tuple(v: Any) -> tuple[int, ...]:
+    return v if isinstance(v, tuple) else (v,)
+
+
+MAX_METRICS_BYTES = 4 << 20        # a run's metrics.csv: one short line per epoch
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """A run's ``metrics.csv`` (a regular file of the run, never through a link), every value a number."""
+    from cnnlab.files import read_run_file
+
     try:
-        return float(v)
-    except ValueError:
-        return v
+        text = read_run_file(path, MAX_METRICS_BYTES).decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        return [{str(k)[:40]: float(v) for k, v in row.items() if k is not None and v not in (None, "")}
+                for row in rows]
+    except (UnicodeDecodeError, csv.Error, ValueError, TypeError) as err:
+        raise CnnlabError(f"{path}: not the metrics cnnlab writes ({type(err).__name__}); the run folder is "
+                          "damaged") from None
 
 
 def _check_choices(optimizer: str, precision: str) -> None:

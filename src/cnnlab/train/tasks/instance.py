@@ -243,5 +243,9 @@ def build_instance_model(name: str, shape: tuple[int, int, int], classes: int, o
         inst = ", ".join(n for n, e in ZOO.items() if e.task == "instance")
         raise CnnlabError(f"--model {entry.name} is not an instance-segmentation network; use {inst}")
     options = {**options, "image_size": max(shape[1], shape[2])}
+    from cnnlab.train.model import require_weights_fit
+
+    require_weights_fit(lambda: create_model(entry.name, num_classes=classes, in_channels=shape[0], **options),
+                        entry.name)
     return create_model(entry.name, num_classes=classes, in_channels=shape[0], **options), \
         {"kind": "zoo", "name": entry.name, "options": options}

@@ -216,6 +216,10 @@ def build_semantic_model(name: str, shape: tuple[int, int, int], classes: int, o
         # fc6 no larger than pool5's map (+ "same" padding): a 7×7 kernel on a 2×2 map trains only its 3×3 centre
         side = min(shape[1], shape[2]) // 32
         options = {**options, "fc_kernel": max(1, min(7, side + 1 - side % 2))}
+    from cnnlab.train.model import require_weights_fit
+
+    require_weights_fit(lambda: create_model(entry.name, num_classes=classes, in_channels=shape[0], **options),
+                        entry.name)
     model = create_model(entry.name, num_classes=classes, in_channels=shape[0], **options)
     try:
         model.check_size(shape[1], shape[2])
