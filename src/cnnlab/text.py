@@ -57,3 +57,12 @@ def label(text: str, limit: int = 80) -> str:
     after ``limit`` characters with an ellipsis (a 100,000-character category name is not printed whole)."""
     shown = printable(str(text))
     return shown if len(shown) <= limit else shown[:limit - 1] + "…"
+
+
+_LONG_WORD = re.compile(r"\S{121,}")
+
+
+def shorten_words(text: str, keep: int = 60) -> str:
+    """``text`` with every run of more than 120 non-space characters (a pasted value, a 4,000-character file
+    name) cut to its first ``keep`` characters and its length: an error never echoes a long value whole."""
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:keep]}…({len(m.group()):,} characters)", text)

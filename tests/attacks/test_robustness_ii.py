@@ -433,3 +433,27 @@ def test_a_class_name_with_a_newline_stays_on_its_line(tmp_path):
 
     assert label("c\nnewline") == "c\\nnewline"
     assert label("\x1b[2J" + "x" * 100_000).startswith("\\x1b[2J") and len(label("y" * 100_000)) == 80
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--model", "a" * 4000], "characters)"),
+    (["fit", "resnet18", "--budget", "9" * 3000 + "GB"], "characters)"),
+    (["analyze", "b" * 4000 + ".yaml"], "characters)"),
+    (["memory", "lenet5", "--threads", "100000000"], "from 1 to 4096"),
+])
+def test_a_long_value_is_never_echoed_whole(argv, words):
+    p = cnnlab(*argv)
+    refused(p, words)
+    assert len(p.stderr) < 600
+
+
+def test_two_images_with_one_stem_are_named_not_dropped(tmp_path):
+    root = tmp_path / "seg"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(12):
+        Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(np.full((16, 16), i % 2, np.uint8)).save(root / "masks" / f"{i}.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "images" / "0.jpg")
+    refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
+                   "--out", str(tmp_path / "run"), "--no-progress"), "0.png: has the same stem as 0.jpg")

@@ -61,5 +61,5 @@ def _check_port(host: str, port: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
     except OSError as err:
-        raise CnnlabError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port "
-                          "(or stop what uses it)") from None
+        raise CnnlabError(f"cannot listen on {host}:{port} ({err.strerror}); check --host (an address of this "
+                          "machine) or choose another --port (or stop what uses it)") from None

@@ -25,7 +25,7 @@ from cnnlab.cli import study as study_cmd
 from cnnlab.cli import train as train_cmd
 from cnnlab.cli import zoo as zoo_cmd
 from cnnlab.errors import CnnlabError
-from cnnlab.text import printable
+from cnnlab.text import printable, shorten_words
 
 EXIT_USAGE = 2
 
@@ -54,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-\.?\d[\d.,/eE+\-\s]*$")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"{self.prog}: error: {shorten_words(printable(message))} (see '{self.prog} --help')\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -105,7 +105,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args.func(args) or 0)
     except CnnlabError as err:
-        sys.stderr.write(f"cnnlab: error: {printable(str(err))}\n")
+        sys.stderr.write(f"cnnlab: error: {shorten_words(printable(str(err)))}\n")
         return EXIT_USAGE
     except BrokenPipeError:  # `cnnlab analyze ... | head`
         return 0
@@ -116,7 +116,8 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         where = printable(str(err.filename)) if err.filename is not None else "a file"
         fix = FIXES.get(err.errno or 0, "check the path and try again")
-        sys.stderr.write(f"cnnlab: error: {where}: {err.strerror or type(err).__name__} ({fix})\n")
+        line = f"cnnlab: error: {where}: {err.strerror or type(err).__name__} ({fix})"
+        sys.stderr.write(shorten_words(line) + "\n")
         return EXIT_USAGE
     except (Exception, SystemExit) as err:  # noqa: BLE001 - re-raised unless the user's own code raised it
         where = users_frame(err.__traceback__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cnnlab.cli.common import batch_size, console, positive_int, print_json, shape_arg
+from cnnlab.cli.common import batch_size, bounded_int, console, print_json, shape_arg
 from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.units import human_bytes, mb, mib, parse_bytes
 from cnnlab.vocab import OPTIMIZERS, PRECISIONS, choices_help
@@ -46,7 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", choices=("native", "avx2", "avx512"), default="native",
                    help="whose oneDNN kernels' scratch to model: this machine's, or an AVX2 / AVX-512 CPU's "
                         "(to predict for another machine)")
-    p.add_argument("--threads", type=positive_int, metavar="N",
+    p.add_argument("--threads", type=bounded_int(1, 4096), metavar="N",
                    help="CPU threads the kernels use (default: this process's torch threads)")
     p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
 

@@ -358,7 +358,7 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
         seen.update(ids)
         xs.append(x)
         ys.append((masks, ids))
-    listed = next((p for p in (root / "classes.txt", root.parent / "classes.txt") if p.is_file()), None)
+    listed = next((p for p in (root / "classes.txt", root.parent / "classes.txt") if p.exists()), None)
     lines = read_class_names(listed) if listed else []
     top = max(seen, default=1) if semantic is not None else 1
     if lines and semantic is not None and top >= len(lines):

@@ -142,7 +142,7 @@ def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: i
 
 def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
     path = root / "classes.txt"
-    if path.is_file():
+    if path.exists():
         names = read_class_names(path)
         if not 2 <= len(names) <= 255:
             raise DataError(f"{path}: lists {len(names)} classes; give 2 to 255 names, one per line "

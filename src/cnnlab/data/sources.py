@@ -214,6 +214,8 @@ MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
 
 def read_class_names(path: Path) -> list[str]:
     """The non-empty lines of a ``classes.txt`` (UTF-8, BOM allowed), or a DataError naming the file and fix."""
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a folder, FIFO or device); a class list is a text file")
     try:
         if path.stat().st_size > MAX_CLASS_LIST_BYTES:
             raise DataError(f"{path}: over {MAX_CLASS_LIST_BYTES:,} bytes; a class list holds one name per line")
@@ -245,10 +247,12 @@ def image_files(folder: Path, bad: Callable[[Path, str], None]) -> dict[str, Pat
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        if p.is_file():
-            found[p.stem] = p
-        else:
+        if not p.is_file():
             bad(p, not_a_file(p))
+        elif p.stem in found:          # 0.png and 0.jpg: which one pairs with 0.png in masks/ is not ours to guess
+            bad(p, f"has the same stem as {found[p.stem].name}; rename one of them")
+        else:
+            found[p.stem] = p
     return found
 
 

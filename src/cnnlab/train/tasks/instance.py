@@ -142,6 +142,9 @@ class Instance(Task):
             raise CnnlabError(f"--augment {c.augment}: instance segmentation supports none or flip (boxes and "
                               "masks are mirrored with the image)")
         data = load_instances(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad)
+        if not any(int(labels.numel()) for labels in data.train.labels):
+            raise CnnlabError(f"{c.data}: the training images hold no object (every image's annotation list is "
+                              "empty, or only crowd regions): there is nothing to learn; annotate the objects")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
         self.flip = c.augment == "flip" and data.flip_ok
         self.classes, self.category_ids = data.classes, data.category_ids
