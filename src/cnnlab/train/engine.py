@@ -28,12 +28,10 @@ the same update as one process on the whole batch. Only rank 0 logs and writes.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import os
 import signal
-import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
