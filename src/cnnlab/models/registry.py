@@ -116,7 +116,6 @@ _ENTRIES.append(ZooEntry("maskrcnn", "Mask R-CNN", 2017, _MASKRCNN, maskrcnn, (1
                          task="instance"))
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
-TASKS = ("classification", "semantic", "instance")
 
 
 def analyzable_names() -> list[str]:
