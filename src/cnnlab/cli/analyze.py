@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cnnlab.cli.common import batch_size, console, print_json, shape_arg
 from cnnlab.errors import ShapeError
+from cnnlab.text import label
 from cnnlab.units import mb, mib, si
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +81,7 @@ def print_table(report: AnalysisReport) -> None:
 
     con = console()
     dims = "×".join(map(str, report.input_shape))
-    table = Table(title=f"{report.name} — input {dims}, batch {report.batch_size}, "
+    table = Table(title=f"{label(report.name, 200)} — input {dims}, batch {report.batch_size}, "
                         f"{str(report.dtype).removeprefix('torch.')}", title_justify="left")
     for col, just in (("#", "right"), ("layer", "left"), ("type", "left"), ("output shape", "left"),
                       ("params", "right"), ("MACs", "right"), ("output bytes", "right"),
