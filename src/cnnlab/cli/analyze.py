@@ -121,10 +121,10 @@ def _outside_line(report: AnalysisReport) -> str:
     own = [(name, n) for name, n, kind in report.outside_params if kind == "parameter"]
     uncalled = [(name, n) for name, n, kind in report.outside_params if kind == "module"]
     parts = []
-    for label, items in (("the network's own parameters", own), ("modules this forward never calls", uncalled)):
+    for what, items in (("the network's own parameters", own), ("modules this forward never calls", uncalled)):
         if items:
             total = sum(n for _, n in items)
-            parts.append(f"{label}: " + ", ".join(f"{name} ({n:,} parameters)" for name, n in items)
+            parts.append(f"{what}: " + ", ".join(f"{name} ({n:,} parameters)" for name, n in items)
                          + (f", {total:,} parameters in all" if len(items) > 1 else ""))
     if report.outside_macs:
         parts.append(f"{report.outside_macs:,} MACs outside every row (operations in the network's own forward or "
