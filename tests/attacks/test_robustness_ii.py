@@ -457,3 +457,39 @@ def test_two_images_with_one_stem_are_named_not_dropped(tmp_path):
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "images" / "0.jpg")
     refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
                    "--out", str(tmp_path / "run"), "--no-progress"), "0.png: has the same stem as 0.jpg")
+
+
+@pytest.mark.slow
+def test_weights_from_another_run_are_refused_before_a_resume_trains(two_runs, tmp_path):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    shutil.copy(two_runs[1] / "model.safetensors", run / "model.safetensors")
+    before = snapshot(run)
+    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"), "model.safetensors: belongs to run")
+    assert snapshot(run) == before                        # nothing trained, nothing rewritten
+
+
+@pytest.mark.slow
+def test_a_run_without_its_id_does_not_take_weights_that_carry_one(two_runs, tmp_path):
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    doc = json.loads((run / "config.json").read_text())
+    doc.pop("run_id"), doc.pop("digest")
+    (run / "config.json").write_text(json.dumps(doc))
+    shutil.copy(two_runs[1] / "model.safetensors", run / "model.safetensors")
+    refused(cnnlab("eval", str(run)), "model.safetensors: belongs to run", "names no run")
+
+
+@pytest.mark.slow
+def test_an_extension_stopped_before_its_test_report_is_tested_on_resume(two_runs, tmp_path):
+    """Killed after the extension's last checkpoint, the run held the shorter run's test.json and resume said
+    'complete'. Simulated exactly: the 1-epoch report put back after the extension finished."""
+    run = tmp_path / "A"
+    shutil.copytree(two_runs[0], run)
+    short = (run / "test.json").read_bytes()
+    assert cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress").returncode == 0
+    assert json.loads((run / "test.json").read_text())["epochs"] == 2
+    (run / "test.json").write_bytes(short)
+    p = cnnlab("train", "--resume", str(run), "--no-progress")
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert json.loads((run / "test.json").read_text())["epochs"] == 2

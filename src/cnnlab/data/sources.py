@@ -262,7 +262,9 @@ def read_images(names: list[str], channels: int | None) -> Iterator[tuple[str, t
     for name in names:
         try:
             yield name, decode_image(Path(name), channels)
-        except (ValueError, FileNotFoundError, IsADirectoryError) as err:
+        except FileNotFoundError:
+            yield name, "no such file"
+        except (ValueError, IsADirectoryError) as err:
             yield name, str(err) or "cannot open"
 
 

@@ -167,7 +167,7 @@ def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchMode
     if precision == "fp32":
         amp = pred.curve(precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
-            "with a GradScaler): same memory", amp.peak(batch_size),
+            "with a GradScaler; the two take the same memory)", amp.peak(batch_size),
             "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
     notes: list[str] = []
     ck = pred.est(batch_size, checkpointing=True, count_macs=True)

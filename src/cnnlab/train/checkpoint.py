@@ -178,6 +178,22 @@ def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     return doc
 
 
+def read_weights_meta(path: Path) -> dict[str, Any]:
+    """The metadata of a weights file written by :func:`save_weights` (its header only, digest checked)."""
+    from safetensors import safe_open
+
+    _require_regular(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        _check_meta(Path(path), metadata)
+        meta = json.loads(metadata.get(META_KEY, "{}"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(err)[:120]}); it is truncated or "
+                              "corrupted") from None
+    return meta if isinstance(meta, dict) else {}
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The metadata of a state file written by :func:`save_state`, read from its header only."""
     _require_regular(path)

@@ -185,6 +185,9 @@ class RunFolder:
             if (self.folder / "config.json").is_file():
                 raise CnnlabError(f"{self.folder}: already holds a run; resume it with --resume {self.folder} "
                                   "or choose another --out")
+            if (self.folder / LOCK).exists():      # made by cnnlab: a run starting now, or one stopped that early
+                raise CnnlabError(f"{self.folder}: already holds a run being made (or one that stopped before "
+                                  "writing its config.json); choose another --out")
             raise CnnlabError(f"{self.folder}: is not empty and holds no cnnlab run (no config.json); cnnlab "
                               "never writes into a folder of yours: choose a new or empty --out")
 
@@ -399,10 +402,32 @@ class Trainer:
         for path, reason in getattr(data, "skipped", []):
             self.folder.log(f"skipped {path}: {reason}")
 
+    def _tested(self, epochs: int) -> bool:
+        """Whether ``test.json`` reports the run at ``epochs`` epochs (an extension killed after its last
+        checkpoint has the shorter run's report: it is tested again). Reports without ``epochs`` (older cnnlab)
+        count as the run's."""
+        path = self.folder.folder / "test.json"
+        if not path.exists():
+            return False
+        from cnnlab.train.runs import read_test_report
+
+        report = read_test_report(self.folder.folder, {"run_id": self.run_id})
+        return report.get("epochs", epochs) == epochs
+
+    def _check_weights_belong(self) -> None:
+        """The run's weights files carry its id (read from their headers before any training)."""
+        from cnnlab.train.checkpoint import read_weights_meta
+
+        for name in ("model.safetensors", "last.safetensors"):
+            path = self.folder.folder / name
+            if path.exists() or path.is_symlink():
+                check_file_run(path, read_weights_meta(path), self.run_id)
+
     def _resume(self, epochs: int | None) -> None:
         """Checks before a resume; ``epochs`` larger than the saved one extends the run with a new segment."""
         cfg = self.cfg
         meta_epoch = _saved_epoch(self.folder.state_path, self.run_id)
+        self._check_weights_belong()
         if epochs is not None and epochs < cfg.epochs:
             raise CnnlabError(f"--epochs {epochs} is fewer than the run's {cfg.epochs}; a run can only be extended")
         if epochs is not None and epochs > cfg.epochs:
@@ -410,7 +435,7 @@ class Trainer:
             cfg.segments = [*cfg.segments, start]
             cfg.epochs = epochs
             self._extended = start
-        elif meta_epoch >= cfg.epochs and not (Path(cfg.out) / "test.json").is_file():
+        elif meta_epoch >= cfg.epochs and not self._tested(cfg.epochs):
             self._finish_only = True        # stopped after its last checkpoint, before the test report
         elif meta_epoch >= cfg.epochs:
             raise CnnlabError(f"{cfg.out}: the run is complete ({meta_epoch} of {cfg.epochs} epochs; results in "
@@ -609,8 +634,8 @@ class Trainer:
         check_file_run(folder / "model.safetensors", load_weights(folder / "model.safetensors", self.model),
                        self.run_id)
         report = self.task.test_report(folder, self.model, self.data, self.cfg.device, self.state.history)
-        if self.run_id is not None:   # the report belongs to this run too
-            report = {**report, RUN_ID: self.run_id}
+        if self.run_id is not None:   # the report belongs to this run, at this length
+            report = {**report, RUN_ID: self.run_id, "epochs": self.cfg.epochs}
             atomic_write_text(folder / "test.json", json.dumps(report, indent=2))
         self.folder.log(f"best weights: {self.task.summary(report)}")
         return report

@@ -84,9 +84,13 @@ def check_split(run: Path, doc: dict[str, Any], data: Any, splits: tuple[str, ..
 
 def check_file_run(path: Path, meta: dict[str, Any], run_id: str | None) -> None:
     """A file of a run (weights, state, test report) carries the run's id, or one line naming the file."""
-    if run_id is None:
-        return
     found = meta.get("run_id") if isinstance(meta, dict) else None
+    if run_id is None:                 # a run from before run ids: a file that carries one came from elsewhere
+        if found is not None:
+            raise CnnlabError(f"{path}: belongs to run {str(found)[:16]}, but this run's config.json names no run "
+                              "(it was made by an older cnnlab, or its run_id was removed): restore the run's own "
+                              "files")
+        return
     if found != run_id:
         other = f"run {str(found)[:16]}" if found else "no run (or an older cnnlab)"
         raise CnnlabError(f"{path}: belongs to {other}, not to this run ({run_id}); it was copied in from "
