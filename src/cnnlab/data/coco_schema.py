@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from cnnlab.data.sources import DataError
@@ -102,16 +103,23 @@ def _check_unique(seen: dict[int, int], ident: int, index: int, place: _Place, k
     seen[ident] = index
 
 
+def _entries(items: list[Any], where: str, kind: str, fields: str, seen: dict[int, int]
+             ) -> Iterator[tuple[dict[str, Any], _Place]]:
+    """Each of ``items`` (an image or a category) as an object with a unique integer ``id``, and its place."""
+    for i, item in enumerate(items):
+        place = _Place(where, kind, i, item)
+        if not isinstance(item, dict):
+            place.fail(None, f"must be an object with {fields} (got {excerpt(item)})")
+        if not _is_int(item.get("id")):
+            place.want("id", "an integer")
+        _check_unique(seen, item["id"], i, place, kind)
+        yield item, place
+
+
 def _check_images(images: list[Any], where: str) -> dict[int, int]:
     """{image id: index} of well-formed ``images``."""
     seen: dict[int, int] = {}
-    for i, im in enumerate(images):
-        place = _Place(where, "image", i, im)
-        if not isinstance(im, dict):
-            place.fail(None, f"must be an object with 'id', 'file_name', 'width' and 'height' (got {excerpt(im)})")
-        if not _is_int(im.get("id")):
-            place.want("id", "an integer")
-        _check_unique(seen, im["id"], i, place, "image")
+    for im, place in _entries(images, where, "image", "'id', 'file_name', 'width' and 'height'", seen):
         _check_file_name(im.get("file_name"), place)
         for side in ("height", "width"):
             v = im.get(side)
@@ -135,14 +143,7 @@ def _check_file_name(name: Any, place: _Place) -> None:
 
 def _check_categories(categories: list[Any], where: str) -> None:
     """Objects with a unique integer ``id`` and a string ``name``."""
-    seen: dict[int, int] = {}
-    for i, cat in enumerate(categories):
-        place = _Place(where, "category", i, cat)
-        if not isinstance(cat, dict):
-            place.fail(None, f"must be an object with 'id' and 'name' (got {excerpt(cat)})")
-        if not _is_int(cat.get("id")):
-            place.want("id", "an integer")
-        _check_unique(seen, cat["id"], i, place, "category")
+    for cat, place in _entries(categories, where, "category", "'id' and 'name'", {}):
         if not isinstance(cat.get("name"), str) or not cat["name"].strip():
             place.want("name", "the class name, a non-empty string")
 
