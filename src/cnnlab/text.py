@@ -15,9 +15,9 @@ from typing import Any
 
 # C0 and C1 controls (newline and tab included), the bidirectional overrides and isolates, zero-width
 # characters that hide text, and lone surrogates (Python's stand-in for undecodable bytes of a file name)
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
-_TABLE_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
-                                "\ud800-\udfff]")
+_HIDDEN = "\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f{_HIDDEN}]")
+_TABLE_UNPRINTABLE = re.compile(f"[\x00-\x08\x0b-\x1f{_HIDDEN}]")     # newlines and tabs kept
 
 
 _REPR = reprlib.Repr()

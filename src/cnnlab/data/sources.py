@@ -67,6 +67,9 @@ class ImageData:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
 
+DECODE_RAM_FACTOR = 4             # bytes of RAM per decoded sample: decoded, converted, copied
+DECODE_CHECK_BYTES = 64 << 20     # images that need less are decoded without asking for the RAM available
+
 # ----------------------------------------------------------------------------- IDX (Fashion-MNIST)
 
 MAX_IDX_BYTES = 1 << 30     # an IDX file's data once decompressed: Fashion-MNIST's training images are 47 MB
@@ -174,7 +177,7 @@ def open_image(path: Path) -> Iterator[Any]:
         try:
             with Image.open(path) as im:
                 need = im.width * im.height * max(len(im.getbands()), 1) * DECODE_RAM_FACTOR
-                free = available_ram()
+                free = available_ram() if need > DECODE_CHECK_BYTES else None     # small images: no /proc read
                 if free is not None and need > free:
                     raise ValueError(f"{im.width}×{im.height} pixels need about {need:,} B to decode but "
                                      f"{free:,} B of RAM is available")
@@ -208,7 +211,6 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
-DECODE_RAM_FACTOR = 4             # bytes of RAM per decoded sample: decoded, converted, copied
 MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,6 @@ from cnnlab.vocab import AUGMENT_PRESETS, DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTI
 MAX_EPOCHS = 100_000        # a run of more epochs is a typo (or an edited config.json), not a plan
 MAX_BATCH = 1 << 31
 
-NONE = type(None)
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "task": (str,), "model": (str,), "data": (str,), "data_dir": (str, NONE), "epochs": (int,), "batch": (int,),
-    "lr": (int, float, NONE), "weight_decay": (int, float), "optimizer": (str,), "augment": (str,),
-    "label_smoothing": (int, float), "tta": (str,), "val_fraction": (int, float), "seed": (int,),
-    "device": (str,), "precision": (str,), "channels_last": (bool,), "size": (tuple, list, NONE),
-    "channels": (int, NONE), "train_size": (int, NONE), "permute_pixels": (bool,), "strict": (bool,),
-    "skip_bad": (bool,), "model_args": (dict,), "checkpoint_every": (int,), "warmup": (int, float),
-    "segments": (list,), "out": (str,),
-}
 
 
 @dataclass
@@ -100,7 +92,7 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Every field has the type its annotation names (a config.json edited to ``"epochs": 1e30`` is refused)."""
-        for name, kinds in FIELD_TYPES.items():
+        for name, kinds in _field_types().items():
             value = getattr(self, name)
             ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
             if name in ("size", "segments") and ok and value is not None:
@@ -137,6 +129,25 @@ class TrainConfig:
         if known.get("size"):
             known["size"] = tuple(known["size"])
         return cls(**{**known, "out": out})
+
+
+def _runtime_types(hint: Any) -> tuple[type, ...]:
+    """What ``isinstance`` accepts for a field annotated ``hint`` (JSON gives lists for tuples, ints for floats)."""
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(t for arg in typing.get_args(hint) for t in _runtime_types(arg))
+    base = origin or hint
+    return {float: (int, float), tuple: (tuple, list)}.get(base, (base,))
+
+
+@functools.cache
+def _field_types() -> dict[str, tuple[type, ...]]:
+    """Each TrainConfig field's accepted runtime types, read off its annotation."""
+    import typing
+
+    return {name: _runtime_types(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 
 MAX_CONFIG_BYTES = 64 << 20   # a run's config.json (a spec's text included) is a few KB

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import signal
 import sys
@@ -54,6 +55,7 @@ from cnnlab.train.runs import SPLITS, check_file_run, check_split, split_digests
 from cnnlab.train.schedule import make_scheduler
 from cnnlab.train.tasks import Task, create_task
 
+STEP_BOUND_FACTOR = 2000    # a training step's bytes per byte of float32 input batch, generously (see _check_step_fits)
 KILL_HOOK = "CNNLAB_TEST_SIGKILL_AFTER_STEP"   # tests: SIGKILL this process after that global step
 LOCK = ".lock"                                 # held by the process that owns a run folder
 
@@ -316,10 +318,16 @@ class Trainer:
         from cnnlab.machine import available_ram, require_ram
         from cnnlab.memory.estimate import estimate_memory
 
-        if available_ram() is None:
-            return
+        free = available_ram()
         shape = tuple(self.data.train.images.shape[1:])
         batch = cfg.batch // self.dist.world
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        # no prediction (~1 s at start-up) where even a generous bound fits twice over: on the memory grid of
+        # docs/benchmarks.md a step holds at most ~1,000× its float32 input batch beyond 4 copies of the weights
+        # (VGG-16 at batch 8) and never more than STEP_BOUND_FACTOR× beyond 6 copies (weights, gradients, Adam's
+        # two moments, weight decay's and the update's temporaries)
+        if free is None or 2 * (STEP_BOUND_FACTOR * 4 * batch * math.prod(shape) + 6 * weights) < free:
+            return
         try:
             est = estimate_memory(self.model, shape, batch, cfg.optimizer, cfg.precision,
                                   weight_decay=cfg.weight_decay, include_inference=False)
