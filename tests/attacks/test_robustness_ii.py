@@ -59,6 +59,17 @@ def image_folder(root: Path, names: dict[str, list[str]], size: int = 8) -> Path
     return root
 
 
+def segmentation_folder(root: Path, mask: int | None = None, size: int = 8, count: int = 12) -> Path:
+    """``root/images`` + ``root/masks``: grey images, masks of two classes (or all ``mask``)."""
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(np.full((size, size), 20 * i, np.uint8)).save(root / "images" / f"{i}.png")
+        value = i % 2 if mask is None else mask
+        Image.fromarray(np.full((size, size), value, np.uint8)).save(root / "masks" / f"{i}.png")
+    return root
+
+
 def digits_run(folder: Path, seed: int = 0) -> Path:
     p = cnnlab("train", "--epochs", "1", "--seed", str(seed), "--out", str(folder), "--no-progress")
     assert p.returncode == 0, p.stderr[-1500:]
@@ -121,22 +132,18 @@ def test_scanning_an_image_too_large_for_the_ram_is_refused_before_allocating(tw
 # -- 5. a run's files belong together ------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_weights_copied_from_another_run_are_refused(two_runs, tmp_path):
+@pytest.mark.parametrize("name, command", [
+    ("model.safetensors", ["eval", "RUN"]),
+    ("state.safetensors", ["train", "--resume", "RUN", "--epochs", "2", "--no-progress"]),
+    ("model.safetensors", ["train", "--resume", "RUN", "--epochs", "2", "--no-progress"]),   # before it trains
+])
+def test_a_file_copied_in_from_another_run_is_refused_and_nothing_changes(two_runs, tmp_path, name, command):
     run = tmp_path / "A"
     shutil.copytree(two_runs[0], run)
-    shutil.copy(two_runs[1] / "model.safetensors", run / "model.safetensors")
-    refused(cnnlab("eval", str(run)), "model.safetensors: belongs to run", "not to this run")
-
-
-@pytest.mark.slow
-def test_a_state_swapped_in_from_another_run_is_not_resumed(two_runs, tmp_path):
-    run = tmp_path / "A"
-    shutil.copytree(two_runs[0], run)
-    shutil.copy(two_runs[1] / "state.safetensors", run / "state.safetensors")
+    shutil.copy(two_runs[1] / name, run / name)
     before = snapshot(run)
-    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"),
-            "state.safetensors: belongs to run")
-    assert snapshot(run) == before
+    refused(cnnlab(*[str(run) if a == "RUN" else a for a in command]), f"{name}: belongs to run", "not to this run")
+    assert snapshot(run) == before                        # nothing trained, nothing rewritten
 
 
 @pytest.mark.slow
@@ -198,12 +205,7 @@ def test_odd_file_names_cannot_break_or_forge_the_log(tmp_path):
 
 
 def test_a_class_list_that_is_not_utf8_is_one_line(tmp_path):
-    root = tmp_path / "seg"
-    for sub in ("images", "masks"):
-        (root / sub).mkdir(parents=True)
-    for i in range(12):
-        Image.fromarray(np.full((8, 8), 40 * (i % 3), np.uint8)).save(root / "images" / f"{i}.png")
-        Image.fromarray(np.full((8, 8), i % 2, np.uint8)).save(root / "masks" / f"{i}.png")
+    root = segmentation_folder(tmp_path / "seg")
     (root / "classes.txt").write_bytes("background\ncaf\xe9\n".encode("latin-1"))
     before = snapshot(root)
     refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
@@ -213,12 +215,7 @@ def test_a_class_list_that_is_not_utf8_is_one_line(tmp_path):
 
 
 def test_masks_without_a_labelled_pixel_are_refused(tmp_path):
-    root = tmp_path / "seg"
-    for sub in ("images", "masks"):
-        (root / sub).mkdir(parents=True)
-    for i in range(12):
-        Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(root / "images" / f"{i}.png")
-        Image.fromarray(np.full((16, 16), 255, np.uint8)).save(root / "masks" / f"{i}.png")
+    root = segmentation_folder(tmp_path / "seg", mask=255, size=16)
     refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
                    "--out", str(tmp_path / "run"), "--no-progress"), "is 255 (ignore): there is no labelled pixel")
 
@@ -448,25 +445,10 @@ def test_a_long_value_is_never_echoed_whole(argv, words):
 
 
 def test_two_images_with_one_stem_are_named_not_dropped(tmp_path):
-    root = tmp_path / "seg"
-    for sub in ("images", "masks"):
-        (root / sub).mkdir(parents=True)
-    for i in range(12):
-        Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(root / "images" / f"{i}.png")
-        Image.fromarray(np.full((16, 16), i % 2, np.uint8)).save(root / "masks" / f"{i}.png")
+    root = segmentation_folder(tmp_path / "seg", size=16)
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "images" / "0.jpg")
     refused(cnnlab("segment", "train", "--data", str(root), "--model", "fcn32s", "--epochs", "1", "--batch", "2",
                    "--out", str(tmp_path / "run"), "--no-progress"), "0.png: has the same stem as 0.jpg")
-
-
-@pytest.mark.slow
-def test_weights_from_another_run_are_refused_before_a_resume_trains(two_runs, tmp_path):
-    run = tmp_path / "A"
-    shutil.copytree(two_runs[0], run)
-    shutil.copy(two_runs[1] / "model.safetensors", run / "model.safetensors")
-    before = snapshot(run)
-    refused(cnnlab("train", "--resume", str(run), "--epochs", "2", "--no-progress"), "model.safetensors: belongs to run")
-    assert snapshot(run) == before                        # nothing trained, nothing rewritten
 
 
 @pytest.mark.slow

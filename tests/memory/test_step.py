@@ -13,7 +13,7 @@ from cnnlab.memory.measure import _profiled_peak, _storage_bytes
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.engine import Trainer
 
-TOLERANCE = 16_384       # bytes: the documented training accuracy on CPU (docs/memory.md)
+TOLERANCE = 2_048        # bytes: exact on AVX-512, AVX512-BF16 and AVX2 kernels here; 16 KiB is the grid's bound
 
 
 def segmentation_folder(root) -> str:  # type: ignore[no-untyped-def]
