@@ -203,8 +203,8 @@ def require_task(folder: Path, doc: dict[str, Any], task: str) -> None:
 
 def open_run(path: str | Path, task: str | None = None, weights: bool = True) -> Run:
     """The run in ``path``: its checked ``config.json``, its task, and its network with the best weights in eval
-    mode (``weights=False``: on the meta device, for analysis). ``task`` names the kind a command takes; another kind is one line naming the
-    commands for it."""
+    mode (``weights=False``: on the meta device, for analysis). ``task`` names the kind a command takes; another
+    kind is one line naming the commands for it."""
     from cnnlab.train.checkpoint import load_weights
     from cnnlab.train.config import TrainConfig, load_run_config
     from cnnlab.train.tasks import create_task

@@ -25,11 +25,6 @@ class BadValue(CnnlabError):
     """A request's value is out of range or of the wrong kind: the page answers 422."""
 
 
-def _bad(message: str, status: int = 400) -> CnnlabError:
-    """The error for ``message``, of the kind the page maps to ``status`` (404, 422, else 400)."""
-    return {404: UnknownItem, 422: BadValue}.get(status, CnnlabError)(message)
-
-
 def parse_input(text: str) -> tuple[int, ...] | None:
     """``C,H,W`` (or empty: the target's own input)."""
     if not text:
@@ -39,7 +34,7 @@ def parse_input(text: str) -> tuple[int, ...] | None:
     except ValueError:
         shape = ()
     if not shape or any(v < 1 or v > 8192 for v in shape):
-        raise _bad(f"input '{text[:40]}' must be C,H,W with sizes 1..8192", 422)
+        raise BadValue(f"input '{text[:40]}' must be C,H,W with sizes 1..8192")
     return shape
 
 
@@ -90,8 +85,8 @@ class Explorer:
         try:
             entry = get_entry(model)           # only the zoo: the browser never names code or files
         except CnnlabError:
-            raise _bad(f"model '{model[:60]}' is neither the target named on the command line nor a zoo name",
-                       404) from None
+            raise UnknownItem(f"model '{model[:60]}' is neither the target named on the command line nor a zoo "
+                              "name") from None
         return zoo_target(entry.name, shape)
 
     def network(self, model: str, input_text: str) -> Any:
@@ -113,7 +108,7 @@ class Explorer:
         try:
             text = explain_layer(report, index)
         except IndexError as err:
-            raise _bad(str(err), 404) from None
+            raise UnknownItem(str(err)) from None
         return {**report.layers[index - 1].to_dict(), "explain": text}
 
     def info(self) -> dict[str, Any]:
@@ -156,7 +151,7 @@ class Explorer:
         try:
             limit = parse_bytes(budget)
         except ValueError as err:
-            raise _bad(f"budget: {err}", 422) from None
+            raise BadValue(f"budget: {err}") from None
         return fit_target(self._target(model, input_text), limit, batch, optimizer, precision,
                           weight_decay=TrainConfig.weight_decay).to_dict()
 
@@ -169,31 +164,31 @@ class Explorer:
         from cnnlab.ops.parse import parse_array
 
         if not isinstance(body, dict):
-            raise _bad('the body must be a JSON object: {"op": "conv1d", "input": "1,2,3", "kernel": "1,0,-1"}')
+            raise CnnlabError('the body must be a JSON object: {"op": "conv1d", "input": "1,2,3", "kernel": "1,0,-1"}')
         op = body.get("op")
         if op not in PLAYGROUND_OPS:
-            raise _bad(f"op must be one of {', '.join(PLAYGROUND_OPS)}")
+            raise CnnlabError(f"op must be one of {', '.join(PLAYGROUND_OPS)}")
         text = {k: body.get(k) for k in ("input", "kernel", "stride", "padding", "dilation", "size")}
         for key, value in text.items():
             if value is not None and not isinstance(value, (str, int)):
-                raise _bad(f"{key}: give numbers as text, as on the command line (e.g. \"1,2,3\")")
+                raise CnnlabError(f"{key}: give numbers as text, as on the command line (e.g. \"1,2,3\")")
         if not text["input"]:
-            raise _bad("input: required (e.g. \"1,2,3,4\" or \"[[1,2],[3,4]]\")")
+            raise CnnlabError("input: required (e.g. \"1,2,3,4\" or \"[[1,2],[3,4]]\")")
 
         def sizes(key: str) -> Any:
             return parse_sizes(str(text[key])) if text[key] not in (None, "") else None
 
         flip = body.get("flip", False)
         if not isinstance(flip, bool):
-            raise _bad("flip: true or false", 422)
+            raise BadValue("flip: true or false")
         x = parse_array(str(text["input"]), "input")
         k = parse_array(str(text["kernel"]), "kernel") if text["kernel"] is not None else None
         window = k.size if k is not None else math.prod(_as_tuple(sizes("size") or 1))
         if x.size * window > MAX_PLAYGROUND_WORK:      # a bound on the work (and on the trace below)
-            raise _bad(f"{x.size:,} inputs × a window of {window:,} is more than the page computes "
-                       f"({MAX_PLAYGROUND_WORK:,} products); use 'cnnlab ops {op}' on the command line", 422)
-        result = compute(op, x, kernel=k, stride=sizes("stride"), padding=parse_padding(str(text["padding"] or "valid")),
-                         dilation=sizes("dilation") or 1, flip=flip, size=sizes("size"),
+            raise BadValue(f"{x.size:,} inputs × a window of {window:,} is more than the page computes "
+                       f"({MAX_PLAYGROUND_WORK:,} products); use 'cnnlab ops {op}' on the command line")
+        result = compute(op, x, kernel=k, stride=sizes("stride"),
+                         padding=parse_padding(str(text["padding"] or "valid")), dilation=sizes("dilation") or 1, flip=flip, size=sizes("size"),
                          trace_limit=max(1, min(4096, MAX_TRACE_TERMS // max(window, 1))))
         return result.to_dict(explain=True)
 
@@ -201,7 +196,7 @@ class Explorer:
 
     def _need_run(self) -> dict[str, Any]:
         if self.run_doc is None:
-            raise _bad("no run folder was named: start 'cnnlab explore RUN' to see a run", 404)
+            raise UnknownItem("no run folder was named: start 'cnnlab explore RUN' to see a run")
         return self.run_doc
 
     def run_document(self) -> dict[str, Any]:
@@ -227,7 +222,7 @@ class Explorer:
     def _test_index(self, index: int) -> int:
         n = len(self._loaded()["images"])
         if not 0 <= index < n:
-            raise _bad(f"test image {index} does not exist; the run's test split has images 0..{n - 1}", 404)
+            raise UnknownItem(f"test image {index} does not exist; the run's test split has images 0..{n - 1}")
         return index
 
     def run_image_png(self, index: int) -> bytes:
@@ -276,9 +271,9 @@ def _check_choices(optimizer: str, precision: str) -> None:
     from cnnlab.vocab import OPTIMIZERS, PRECISIONS
 
     if optimizer not in OPTIMIZERS:
-        raise _bad(f"optimizer '{optimizer[:30]}' is not one of {', '.join(OPTIMIZERS)}", 422)
+        raise BadValue(f"optimizer '{optimizer[:30]}' is not one of {', '.join(OPTIMIZERS)}")
     if precision not in PRECISIONS:
-        raise _bad(f"precision '{precision[:30]}' is not one of {', '.join(PRECISIONS)}", 422)
+        raise BadValue(f"precision '{precision[:30]}' is not one of {', '.join(PRECISIONS)}")
 
 
 def thin(values: list[int], points: int) -> list[int]:
