@@ -218,7 +218,7 @@ def test_documents_cnnlab_writes_pass(tmp_path):
         path = tmp_path / "s" / split / "annotations.json"
         validate_coco(json.loads(path.read_text()), str(path))
     root = write_coco(tmp_path / "d", valid_doc())
-    xs, ys, cats = instances.read_coco(root, None, False, [])
+    xs, ys, cats = instances.read_coco(root / "annotations.json", None, None, False, [])
     assert len(xs) == 2 and cats == {3: "cat", 17: "dog"} and [int(m.sum()) for m, _ in ys] == [48, 20]
 
 
@@ -266,7 +266,7 @@ def test_an_image_of_another_size_than_images_says_is_a_data_error(tmp_path):
                                         "height 10; fix them; fix it, or pass --skip-bad"):
         load_instances(str(root))
     skipped: list = []
-    assert len(instances.read_coco(root, None, True, skipped)[0]) == 1 and "images/b.png is 30×20" in skipped[0][1]
+    assert len(instances.read_coco(root / "annotations.json", None, None, True, skipped)[0]) == 1 and "images/b.png is 30×20" in skipped[0][1]
 
 
 def test_too_many_instances_on_one_coco_image_is_named_before_decoding(tmp_path, monkeypatch):
@@ -283,11 +283,11 @@ def test_too_many_instances_on_one_coco_image_is_named_before_decoding(tmp_path,
         load_instances(str(root))
     assert len(decoded) == 1                                  # image 1's mask only: image 2's were never decoded
     skipped: list = []
-    xs, _, _ = instances.read_coco(root, None, True, skipped)
+    xs, _, _ = instances.read_coco(root / "annotations.json", None, None, True, skipped)
     assert len(xs) == 1 and "1,001 instances" in skipped[0][1]
     doc["annotations"].pop(2)                                   # exactly the limit is fine
     (root / "annotations.json").write_text(json.dumps(doc))
-    assert len(instances.read_coco(root, None, False, [])[0]) == 2
+    assert len(instances.read_coco(root / "annotations.json", None, None, False, [])[0]) == 2
 
 
 def test_masks_past_the_ram_available_are_refused_before_decoding(tmp_path, monkeypatch):
@@ -299,7 +299,7 @@ def test_masks_past_the_ram_available_are_refused_before_decoding(tmp_path, monk
                                         f"{need:,} B \\(0.00 MB, 0.00 MiB\\) but {need - 1:,} B"):
         load_instances(str(root))
     monkeypatch.setattr(machine, "available_ram", lambda: need)
-    instances.read_coco(root, None, False, [])
+    instances.read_coco(root / "annotations.json", None, None, False, [])
 
 
 def test_parsing_past_the_ram_available_is_refused_before_reading(tmp_path, monkeypatch):

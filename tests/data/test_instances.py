@@ -102,7 +102,8 @@ def test_skip_bad_leaves_the_image_out_and_lists_it(tmp_path):
 
 def test_a_missing_image_names_the_annotation(tmp_path):
     root = coco_folder(tmp_path / "d", GOOD, files=("a.png",))
-    with pytest.raises(DataError, match=r"annotation 6 \(image 2\): the image file images/b.png is missing"):
+    with pytest.raises(DataError, match=r"annotation 6 \(image 2\): the image file images/b.png is not in "
+                                        r".*/d \(the image folder searched\).*--images DIR"):
         load_instances(str(root))
 
 
@@ -153,17 +154,21 @@ def test_an_instance_on_background_only_is_named_and_ignored_pixels_do_not_vote(
     assert len(data.skipped) == 1 and data.classes == ["background", "class 1", "class 2"]
 
 
-def test_images_of_different_sizes_need_size(tmp_path):
+def test_images_of_different_sizes_keep_their_own_size(tmp_path):
     root = coco_folder(tmp_path / "d", GOOD)
     Image.fromarray(np.full((40, 30), 90, np.uint8)).save(root / "images" / "b.png")
     doc = json.loads((root / "annotations.json").read_text())
     doc["images"][1]["height"] = 40
     (root / "annotations.json").write_text(json.dumps(doc))
-    with pytest.raises(DataError, match="different sizes.*--size"):
-        load_instances(str(root))
     from cnnlab.data.instances import _stack, read_coco
 
-    xs, ys, _ = read_coco(root, None, False, [])
+    xs, ys, _ = read_coco(root / "annotations.json", None, None, False, [])
+    own = _stack(root, xs, ys, {3: 1, 17: 2}, 1, None)                 # no --size: a canvas, masks untouched
+    assert own.images.shape == (2, 1, 40, 30) and own.sizes.tolist() == [[20, 30], [40, 30]]
+    assert [tuple(m.shape[1:]) for m in own.masks] == [(20, 30), (40, 30)]
+    assert torch.equal(own.image(1), xs[1]) and torch.equal(own.masks[1], ys[1][0])
+    from cnnlab.data.instances import _stack, read_coco
+
     split = _stack(root, xs, ys, {3: 1, 17: 2}, 1, (20, 30))        # what --size 20,30 does
     assert split.images.shape == (2, 1, 20, 30) and split.masks[1].shape == (1, 20, 30)
     assert split.masks[1].sum() > 0                                    # nearest-neighbour keeps the object

@@ -82,11 +82,21 @@ def test_fcn_skips_start_at_zero_so_fcn8s_starts_as_a_coarse_net():
     assert [n for n, _ in model.named_parameters() if "up_final" in n] == []        # fixed, not learned
 
 
-@pytest.mark.parametrize("name, size, fix", [("fcn8s", 48, "64×64"), ("unet", 60, "64×64")])
-def test_a_size_the_network_cannot_take_is_a_clear_error(name, size, fix):
-    model = create_model(name, num_classes=3, in_channels=1, width=4)
-    with pytest.raises(ValueError, match=f"divisible by .*resize to {fix}"):
-        model(torch.zeros(1, 1, size, size))
+@pytest.mark.parametrize("name, multiple", [("fcn8s", 32), ("fcn32s", 32), ("unet", 16)])
+@pytest.mark.parametrize("h, w", [(40, 40), (50, 37), (33, 64)])
+def test_any_size_is_padded_to_the_output_stride_and_cropped_back(name, multiple, h, w):
+    """Oracle: the same network on the input zero-padded by hand (torch's F.pad) to the next multiple of its
+    output stride, its scores cut back to H×W: identical; a multiple goes through unpadded."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_channels=1, width=4).eval()
+    x = torch.randn(2, 1, h, w)
+    ph, pw = -(-h // multiple) * multiple - h, -(-w // multiple) * multiple - w
+    with torch.no_grad():
+        out = model(x)
+        by_hand = model(torch.nn.functional.pad(x, (0, pw, 0, ph)))[..., :h, :w]
+    assert out.shape == (2, 3, h, w)
+    assert torch.equal(out, by_hand)
+    assert model.pad_input(torch.zeros(1, 1, multiple, 2 * multiple))[1] is None
 
 
 def test_unknown_builder_options_are_named():

@@ -40,7 +40,12 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--channels-last", action="store_true",
                    help="NHWC memory layout for the model and batches (faster for some CPUs and GPUs; "
                         "'cnnlab memory' predicts the default NCHW layout)")
-    t.add_argument("--size", type=size_arg, metavar="H,W", help="resize every image to H×W")
+    t.add_argument("--images", metavar="DIR", help="the folder the image names of a COCO annotations file "
+                   "(segment --task instance) or of a labels CSV (train) are relative to, when the usual layouts "
+                   "do not find it")
+    t.add_argument("--size", type=size_arg, metavar="H,W", help="resize every image to H×W (default: "
+                   "segmentation keeps each image's own size; classification the one size of the images, or their "
+                   "median size when they differ)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 (grey) or 3 (RGB) channels")
     t.add_argument("--checkpoint-every", type=nonneg_int, default=d.checkpoint_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps inside an epoch (0: at epoch ends only)")
@@ -58,7 +63,7 @@ def engine_config(args: argparse.Namespace, **task_fields: object):  # type: ign
     stem = Path(args.model).stem if args.model.endswith((".yaml", ".yml", ".json")) else args.model
     data_name = Path(args.data.split(":", 1)[-1]).name or args.data
     out = args.out or _fresh_folder(f"runs/{stem}-{data_name}")
-    return TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir,
+    return TrainConfig(model=args.model, data=args.data, data_dir=args.data_dir, images=args.images,
                        epochs=args.epochs or TrainConfig.epochs, batch=args.batch, lr=args.lr,
                        weight_decay=args.weight_decay, optimizer=args.optimizer, augment=args.augment,
                        val_fraction=args.val_fraction, seed=args.seed, device=args.device,

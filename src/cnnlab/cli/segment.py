@@ -235,14 +235,14 @@ def run_segment_predict(args: argparse.Namespace) -> int:
         return run_instance_predict(args, run)
     run.require("semantic")
     model, mean, std, classes = run.model, run.mean, run.std, run.classes
-    c, h, w = run.shape
+    c = run.shape[0]
     out = Path(args.out)
     results: list[dict] = []
     failed: list[dict] = []
-    for name, img, x in _readable_images(args, (c, h, w), failed):
+    for name, img, x in _readable_images(args, c, run.config.size, failed):
         size = tuple(img.shape[1:])
         pred, _ = predict_masks(model, x.unsqueeze(0), mean, std, "cpu")
-        mask = pred[0] if size == (h, w) else TF.resize(pred, list(size),
+        mask = pred[0] if size == tuple(x.shape[1:]) else TF.resize(pred, list(size),
                                                         interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]
         stem = Path(name).stem
         m = mask.numpy()
@@ -265,20 +265,22 @@ def run_segment_predict(args: argparse.Namespace) -> int:
     return report_unreadable(len(results), failed)
 
 
-def _readable_images(args: argparse.Namespace, shape: tuple[int, int, int], failed: list[dict]):  # noqa: ANN202
-    """``(name, image, image at the run's H×W)`` for each readable file of ``args.images``, one at a time;
-    the unreadable ones are added to ``failed``. Checks ``--out`` first."""
+def _readable_images(args: argparse.Namespace, channels: int, size: tuple[int, int] | None,
+                     failed: list[dict]):  # noqa: ANN202
+    """``(name, image, network input)`` for each readable file of ``args.images``, one at a time: the input is
+    the image itself (segmentation networks take any size), or resized to ``size`` when the run was trained
+    with --size. The unreadable ones are added to ``failed``. Checks ``--out`` first."""
     from torchvision.transforms.v2 import functional as TF
 
     from cnnlab.data.sources import read_images
 
-    c, h, w = shape
     _check_out_names(Path(args.out), args.images)
-    for name, img in read_images(args.images, c):
+    for name, img in read_images(args.images, channels):
         if isinstance(img, str):
             failed.append({"image": name, "error": img})
             continue
-        yield name, img, img if tuple(img.shape[1:]) == (h, w) else TF.resize(img, [h, w], antialias=True)
+        resize = size is not None and tuple(img.shape[1:]) != tuple(size)
+        yield name, img, TF.resize(img, list(size), antialias=True) if resize else img
 
 
 def _check_out_names(out: Path, images: list[str]) -> None:
@@ -332,27 +334,28 @@ def run_instance_predict(args: argparse.Namespace, run: Any) -> int:
     from cnnlab.viz.segmentation import draw_instances
 
     model, mean, std, classes = run.model, run.mean, run.std, run.classes
-    c, h, w = run.shape
+    c = run.shape[0]
     out = Path(args.out)
     results: list[dict] = []
     failed: list[dict] = []
-    for name, img, x in _readable_images(args, (c, h, w), failed):
+    for name, img, x in _readable_images(args, c, run.config.size, failed):
         size = tuple(img.shape[1:])
         det = predict_instances(model, x.unsqueeze(0), mean, std)[0]
         keep = det["scores"] >= args.score_threshold
         det = {k: v[keep] for k, v in det.items()}
-        if size != (h, w):          # back to the image's own size: boxes scaled, masks nearest
+        h, w = x.shape[1:]
+        if size != (h, w):          # trained with --size: back to the image's own size (boxes scaled, masks nearest)
             sy, sx = size[0] / h, size[1] / w
             det["boxes"] = det["boxes"] * torch.tensor([sx, sy, sx, sy])
             det["masks"] = (TF.resize(det["masks"].to(torch.uint8), list(size),
                                       interpolation=TF.InterpolationMode.NEAREST_EXACT).bool()
                             if len(det["masks"]) else det["masks"].new_zeros((0, *size)))
         stem = Path(name).stem
-        label = np.zeros(size, dtype=np.uint16)       # instance label image: detection k (by score) is k + 1
+        owner = np.zeros(size, dtype=np.uint16)       # instance label image: detection k (by score) is k + 1
         for k in range(len(det["scores"]) - 1, -1, -1):
-            label[det["masks"][k].numpy()] = k + 1
+            owner[det["masks"][k].numpy()] = k + 1
         with atomic_path(out / f"{stem}_instances.png") as tmp:
-            Image.fromarray(label).save(tmp, format="PNG")
+            Image.fromarray(owner).save(tmp, format="PNG")
         fig, ax = plt.subplots(figsize=(4, 4 * size[0] / size[1]))
         draw_instances(ax, img, det, classes)
         ax.set_axis_off()

@@ -62,8 +62,10 @@ def _convert(s: Split, channels: int | None, size: tuple[int, int] | None) -> Sp
 
 
 def load_data(source: str, data_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-              channels: int | None = None, size: tuple[int, int] | None = None, strict: bool = False) -> ImageData:
-    """Load ``digits``, ``fashion-mnist`` (from ``data_dir``, default Debian's location) or a folder.
+              channels: int | None = None, size: tuple[int, int] | None = None, strict: bool = False,
+              images: str | None = None) -> ImageData:
+    """Load ``digits``, ``fashion-mnist`` (from ``data_dir``, default Debian's location), a folder
+    (``<class>/<image>``) or a labels CSV (``file,label``; its images in ``images`` or found beside it).
 
     Sets without a validation split lose a seeded ``val_fraction`` of their
     training images to one; sets without a test split (digits, a flat folder)
@@ -76,19 +78,31 @@ def load_data(source: str, data_dir: str | Path | None = None, val_fraction: flo
     if key == "digits":
         rest, test = random_split(load_digits(), TEST_FRACTION, seed)
         train, val = random_split(rest, val_fraction, seed + 1)
-        data = ImageData("digits", [str(i) for i in range(10)], train, val, test, flip_ok=False)
+        data = ImageData("digits", [str(i) for i in range(10)], train, val, test, flip_ok=False,
+                         layout="scikit-learn's digits", seen="8×8")
     elif key in ("fashion-mnist", "fashionmnist"):
         train_all, test = load_fashion_mnist(Path(data_dir) if data_dir else FASHION_MNIST_DIR)
         train, val = random_split(train_all, val_fraction, seed + 1)
-        data = ImageData("fashion-mnist", list(FASHION_MNIST_CLASSES), train, val, test, flip_ok=True)
+        data = ImageData("fashion-mnist", list(FASHION_MNIST_CLASSES), train, val, test, flip_ok=True,
+                         layout="Fashion-MNIST IDX files", seen="28×28")
     else:
         root = Path(source)
         if not root.exists() and "/" not in source and not source.startswith("."):
             raise DataError(f"unknown data set '{source}'; use {', '.join(NAMED)} or a folder of images "
                             "(<folder>/<class>/<image>)")
-        classes, splits, skipped = load_folder(root, channels, size, strict)
+        if root.is_file() and root.suffix.lower() == ".csv":
+            from cnnlab.data.tables import load_csv
+
+            classes, splits, skipped, layout = load_csv(root, Path(images) if images else None, channels, size,
+                                                        strict)
+        elif images:
+            raise DataError(f"--images {images}: names the image folder of a labels CSV (--data labels.csv); "
+                            f"{source} is no CSV file")
+        else:
+            classes, splits, skipped, layout = load_folder(root, channels, size, strict)
         train, val, test = _folder_splits(root, splits, val_fraction, seed)
-        data = ImageData(root.name or str(root), classes, train, val, test, flip_ok=True, skipped=skipped)
+        data = ImageData(root.stem if root.is_file() else root.name or str(root), classes, train, val, test,
+                         flip_ok=True, skipped=skipped, layout=layout.name, seen=layout.seen, note=layout.note)
     if len(data.train) == 0 or len(data.val) == 0:
         raise DataError(f"{source}: too few images to split into training and validation sets "
                         f"({len(data.train)} / {len(data.val)})")

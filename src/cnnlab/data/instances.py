@@ -46,6 +46,8 @@ import numpy as np
 import torch
 
 from cnnlab import machine
+from cnnlab.data.canvas import fill_padding, make_canvas, own_size
+from cnnlab.data.coco_layouts import CocoLayout, find_coco, image_path, image_root
 from cnnlab.data.coco_schema import validate_coco
 from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
 from cnnlab.data.splits import three_way
@@ -63,13 +65,20 @@ class InstSplit:
     images: torch.Tensor
     masks: list[torch.Tensor]
     labels: list[torch.Tensor]
+    sizes: torch.Tensor | None = None      # (N, 2) each image's own (H, W) on the canvas; None: all fill it
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def subset(self, idx: torch.Tensor) -> InstSplit:
         keep = idx.tolist()
-        return InstSplit(self.images[idx], [self.masks[i] for i in keep], [self.labels[i] for i in keep])
+        return InstSplit(self.images[idx], [self.masks[i] for i in keep], [self.labels[i] for i in keep],
+                         None if self.sizes is None else self.sizes[idx])
+
+    def image(self, i: int) -> torch.Tensor:
+        """Image ``i`` (C, h, w) at its own size (its masks' size)."""
+        h, w = own_size(self.images, self.sizes, i)
+        return self.images[i, :, :h, :w]
 
     def targets(self, i: int) -> dict[str, torch.Tensor]:
         """Image ``i``'s target in torchvision's detection format: boxes (x1, y1, x2, y2), labels, masks."""
@@ -90,10 +99,19 @@ class InstData:
     category_ids: list[int] = field(default_factory=list)
     flip_ok: bool = True
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    layout: str = "images/ + instances/ label images"
+    resized: tuple[int, int] | None = None     # --size: every image and mask was resized to it
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the training canvas: the largest training image's H and W when sizes differ."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def fill_padding(self, mean: torch.Tensor) -> None:
+        """Set the canvas padding of every split to the training mean pixel (standardised: 0)."""
+        value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
+        for split in (self.train, self.val, self.test):
+            fill_padding(split.images, split.sizes, value)
 
 
 def make_target(masks: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -128,12 +146,13 @@ def coco_ground_truth(split: InstSplit, classes: list[str], category_ids: list[i
     from pycocotools import mask as mask_utils
 
     ids = category_ids or list(range(len(classes)))
-    n, _, h, w = split.images.shape
+    n = len(split)
     doc: dict[str, Any] = {"info": {"description": "cnnlab", "version": "1"}, "images": [], "annotations": [],
                            "categories": [{"id": ids[k], "name": name, "supercategory": "object"}
                                           for k, name in enumerate(classes) if k > 0]}
     ann = 1
     for i in range(n):
+        h, w = own_size(split.images, split.sizes, i)
         doc["images"].append({"id": i + 1, "file_name": f"images/{i:05d}.png", "height": h, "width": w})
         for m, label in zip(split.masks[i], split.labels[i].tolist()):
             rle = mask_utils.encode(np.asfortranarray(m.numpy().astype(np.uint8)))
@@ -232,10 +251,11 @@ def _decoded_bytes(images: dict[int, dict], per_image: dict[int, list[dict]], ba
 def _read_coco_image(root: Path, path: Path, im: dict[str, Any], anns: list[dict], channels: int | None
                      ) -> tuple[torch.Tensor, tuple[torch.Tensor, list[int]]]:
     """One image of a checked document and its (masks (K, H, W) bool, category ids), crowd regions left out."""
-    file = root / im["file_name"]
+    file = image_path(root, im["file_name"])
     label = f"annotation {anns[0]['id']} (image {im['id']})" if anns else f"image {im['id']}"
     if not file.is_file():
-        raise DataError(f"{path}: {label}: the image file {im['file_name']} is missing")
+        raise DataError(f"{path}: {label}: the image file {im['file_name']} is not in {root} (the image folder "
+                        "searched); add it, or give --images DIR where the images are")
     try:
         x = decode_image(file, channels)
     except ValueError as err:
@@ -253,15 +273,17 @@ def _read_coco_image(root: Path, path: Path, im: dict[str, Any], anns: list[dict
     return x, (m, cat_ids)
 
 
-def read_coco(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]],
-              categories: dict[int, str] | None = None) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
-    """Images and (masks, category ids) of ``root/annotations.json``, and its categories {id: name}.
+def read_coco(path: Path, images: Path | None, channels: int | None, skip_bad: bool,
+              skipped: list[tuple[str, str]], categories: dict[int, str] | None = None
+              ) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
+    """Images and (masks, category ids) of the COCO file ``path``, and its categories {id: name}; the images
+    are under ``images``, or the folder :func:`cnnlab.data.coco_layouts.image_root` finds.
 
     The document is checked whole first (always an error); then the RAM its masks need; then image by image
     (with ``skip_bad`` a bad image is left out and listed in ``skipped``)."""
-    path = root / "annotations.json"
     doc = read_json(path)
     validate_coco(doc, str(path))
+    root = image_root(path, doc, images)
     images = {im["id"]: im for im in doc["images"]}
     cats = {c["id"]: c["name"] for c in doc["categories"]}
     if categories is not None and cats != categories:
@@ -279,7 +301,7 @@ def read_coco(root: Path, channels: int | None, skip_bad: bool, skipped: list[tu
         except DataError as err:
             if not skip_bad:
                 raise DataError(f"{err}; fix it, or pass --skip-bad to leave that image out") from None
-            skipped.append((str(root / im["file_name"]), str(err)))
+            skipped.append((str(image_path(root, im["file_name"])), str(err)))
             continue
         xs.append(x)
         ys.append(y)
@@ -373,97 +395,106 @@ def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped:
 
 def _read_part(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]],
                categories: dict[int, str] | None) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
-    if (root / "annotations.json").is_file():
-        return read_coco(root, channels, skip_bad, skipped, categories)
     if (root / "images").is_dir() and (root / "instances").is_dir():
         return read_label_folder(root, channels, skip_bad, skipped)
-    raise DataError(f"{root}: no annotations.json (COCO instances) and no images/ + instances/ folders "
-                    "(instance label images); see docs/segmentation.md for the layouts")
+    raise DataError(f"{root}: no COCO annotations (annotations.json, annotations/instances_<split>.json, "
+                    f"_annotations.coco.json) and no images/ + instances/ folders (instance label images); see "
+                    "docs/segmentation.md for the layouts")
+
+
+def _read_raw(root: Path, images: Path | None, channels: int | None, skip_bad: bool,
+              skipped: list[tuple[str, str]]) -> tuple[dict[str, tuple], dict[int, str], str]:
+    """{split: (images, (masks, category ids))} of a COCO layout or label-image folders, the categories, the
+    layout's name."""
+    layout = find_coco(root)
+    if layout is None and images is not None:
+        raise DataError(f"--images {images}: {root} holds no COCO annotations file; --images names the image "
+                        "folder of a COCO file")
+    parts: dict[str, Any] = dict(layout.parts) if layout else \
+        {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()} or {"all": root}
+    if "train" not in parts and "all" not in parts:
+        raise DataError(f"{root}: has {', '.join(parts)}/ but no train/ folder")
+    raw: dict[str, tuple] = {}
+    cats: dict[int, str] | None = None
+    for name, part in parts.items():
+        if layout is not None:
+            xs, ys, found = read_coco(part.annotations, images, channels, skip_bad, skipped, cats)
+        else:
+            xs, ys, found = _read_part(part, channels, skip_bad, skipped, cats)
+        if not xs:
+            raise DataError(f"{part.annotations if layout else part}: no images with annotations to read")
+        cats = found if cats is None else {**cats, **found}
+        raw[name] = (xs, ys)
+    assert cats is not None
+    return raw, cats, layout.name if layout else "images/ + instances/ label images"
 
 
 def _stack(root: Path, xs: list[torch.Tensor], ys: list[tuple], index: dict[int, int], channels: int,
            size: tuple[int, int] | None) -> InstSplit:
-    """One split from decoded images and (masks, category ids); resized to ``size`` when given."""
+    """One split from decoded images and (masks, category ids): resized to ``size`` when given (masks
+    nearest-neighbour), else each image at its own size on a shared canvas, its masks at that size."""
     from torchvision.transforms.v2 import functional as TF
 
-    if size is None:
-        shapes = {tuple(x.shape[1:]) for x in xs}
-        if len(shapes) > 1:
-            raise DataError(f"{root}: images have different sizes (e.g. {sorted(shapes)[:2]}); give --size H,W "
-                            "to resize them (masks are resized with nearest-neighbour)")
-        size = next(iter(shapes))  # type: ignore[assignment]
     images, masks, labels = [], [], []
     for x, (m, cats) in zip(xs, ys):
         if x.shape[0] != channels:
             x = x.expand(3, -1, -1) if channels == 3 else x.float().mean(0, keepdim=True).round().to(torch.uint8)
-        if tuple(x.shape[1:]) != tuple(size):  # type: ignore[arg-type]
-            x = TF.resize(x, list(size), antialias=True)  # type: ignore[arg-type]
+        if size is not None and tuple(x.shape[1:]) != tuple(size):
+            x = TF.resize(x, list(size), antialias=True)
             if m.shape[0]:
-                m = TF.resize(m.to(torch.uint8), list(size),  # type: ignore[arg-type]
-                              interpolation=TF.InterpolationMode.NEAREST_EXACT).bool()
+                m = TF.resize(m.to(torch.uint8), list(size), interpolation=TF.InterpolationMode.NEAREST_EXACT).bool()
             else:
-                m = torch.zeros((0, *size), dtype=torch.bool)  # type: ignore[misc]
+                m = torch.zeros((0, *size), dtype=torch.bool)
         images.append(x)
         masks.append(m)
         labels.append(torch.tensor([index[c] for c in cats], dtype=torch.int64))
-    return InstSplit(torch.stack(images), masks, labels)
+    canvas, _, sizes = make_canvas(images, None, str(root))
+    return InstSplit(canvas, masks, labels, sizes)
 
 
 def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None = None,
-                size: tuple[int, int] | None = None, skip_bad: bool = False) -> InstData:
-    """Read ``root`` (see the module notes) into memory, split three ways."""
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder; give scenes:fashion-mnist, scenes:digits or a folder with "
-                        "annotations.json (COCO) or images/ + instances/")
-    parts = [s for s in ("train", "val", "test") if (root / s).is_dir()]
-    if parts and "train" not in parts:
-        raise DataError(f"{root}: has {', '.join(parts)}/ but no train/ folder")
+                size: tuple[int, int] | None = None, skip_bad: bool = False, images: Path | None = None
+                ) -> InstData:
+    """Read ``root`` (a COCO file or folder, see :mod:`cnnlab.data.coco_layouts`, or label-image folders) into
+    memory, split three ways; images keep their own sizes (on a canvas) unless ``size`` resizes them."""
+    if not root.exists():
+        raise DataError(f"{root}: no such file or folder; give scenes:fashion-mnist, scenes:digits, a COCO "
+                        "annotations file or its folder, or a folder with images/ + instances/")
     skipped: list[tuple[str, str]] = []
-    raw: dict[str, tuple] = {}
-    cats: dict[int, str] | None = None
-    for name in parts or ["all"]:
-        xs, ys, found = _read_part(root / name if parts else root, channels, skip_bad, skipped, cats)
-        if not xs:
-            raise DataError(f"{root / name if parts else root}: no images with annotations to read")
-        cats = found if cats is None else {**cats, **found}
-        raw[name] = (xs, ys)
-    assert cats is not None
+    raw, cats, layout = _read_raw(root, images, channels, skip_bad, skipped)
     ids = sorted(cats)
     index = {cid: k + 1 for k, cid in enumerate(ids)}
     first = raw.get("train", raw.get("all"))
     c = channels or max(x.shape[0] for x in first[0])
-    if size is None:          # one size for all, or --size: images of different sizes are not squashed silently
-        shapes = sorted({tuple(x.shape[1:]) for xs, _ in raw.values() for x in xs})
-        if len(shapes) > 1:
-            raise DataError(f"{root}: images have different sizes (e.g. {shapes[0]} and {shapes[-1]}); give --size "
-                            "H,W to resize them (masks with nearest-neighbour)")
-        size = shapes[0]  # type: ignore[assignment]
-    splits = {name: _stack(root / name if parts else root, xs, ys, index, c, size) for name, (xs, ys) in raw.items()}
+    splits = {name: _stack(root, xs, ys, index, c, size) for name, (xs, ys) in raw.items()}
     train, val, test = three_way(splits, val_fraction, seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise DataError(f"{root}: too few images to split into train, validation and test "
                         f"({len(train)} / {len(val)} / {len(test)})")
-    return InstData(root.name or str(root), ["background", *(cats[i] for i in ids)], train, val, test,
-                    category_ids=[0, *ids], skipped=skipped)
+    name = root.stem if root.is_file() else root.name or str(root)
+    return InstData(name, ["background", *(cats[i] for i in ids)], train, val, test,
+                    category_ids=[0, *ids], skipped=skipped, layout=layout, resized=size)
 
 
 def load_instances(source: str, data_dir: str | None = None, val_fraction: float = 0.1, seed: int = 0,
                    channels: int | None = None, size: tuple[int, int] | None = None,
-                   skip_bad: bool = False) -> InstData:
+                   skip_bad: bool = False, images: str | None = None) -> InstData:
     """``scenes:fashion-mnist`` / ``scenes:digits`` / ``scenes:FOLDER`` (the default scenes, drawn in memory)
     or a folder (COCO instances or instance label images, see the module notes)."""
     from cnnlab.data.scenes import SceneConfig, make_scenes, parse_scenes_source
 
     scene_source = parse_scenes_source(source)
     if scene_source is None:
-        return load_folder(Path(source), val_fraction, seed, channels, size, skip_bad)
+        return load_folder(Path(source), val_fraction, seed, channels, size, skip_bad,
+                           Path(images) if images else None)
     scenes = make_scenes(SceneConfig(source=scene_source, data_dir=data_dir))
     splits = {}
     for name, s in scenes.splits.items():
         pairs = [from_label_image(s.instances[i].numpy(), s.instance_classes[i]) for i in range(len(s))]
         splits[name] = InstSplit(s.images, [m for m, _ in pairs], [lab for _, lab in pairs])
     data = InstData(source, scenes.classes, splits["train"], splits["val"], splits["test"],
-                    category_ids=list(range(len(scenes.classes))), flip_ok=scene_source.lower() != "digits")
+                    category_ids=list(range(len(scenes.classes))), flip_ok=scene_source.lower() != "digits",
+                    layout="scenes drawn in memory")
     if channels is not None or size is not None:
         index = {k: k for k in range(1, len(scenes.classes))}
         for name in ("train", "val", "test"):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnlab.data.canvas import fill_padding, make_canvas, own_size
 from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
@@ -35,17 +36,23 @@ IGNORE = IGNORE_INDEX
 
 @dataclass
 class SegSplit:
-    """Images (N, C, H, W) uint8 and masks (N, H, W) uint8 class indices (255 = ignore)."""
+    """Images (N, C, H, W) uint8 and masks (N, H, W) uint8 class indices (255 = ignore); images of different
+    sizes sit on a canvas with their own (H, W) in ``sizes`` (N, 2) (:mod:`cnnlab.data.canvas`)."""
 
     images: torch.Tensor
     masks: torch.Tensor
+    sizes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def subset(self, idx: torch.Tensor) -> SegSplit:
-        return SegSplit(self.images[idx], self.masks[idx])
+        return SegSplit(self.images[idx], self.masks[idx], None if self.sizes is None else self.sizes[idx])
 
+    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``i`` (C, h, w) and its mask (h, w) at their own size."""
+        h, w = own_size(self.images, self.sizes, i)
+        return self.images[i, :, :h, :w], self.masks[i, :h, :w]
 
 @dataclass
 class SegData:
@@ -58,10 +65,19 @@ class SegData:
     test: SegSplit
     flip_ok: bool = True
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    layout: str = "images/ + masks/ folders"
+    resized: tuple[int, int] | None = None     # --size: every image and mask was resized to it
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the training canvas: the largest training image's H and W when sizes differ."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def fill_padding(self, mean: torch.Tensor) -> None:
+        """Set the canvas padding of every split to the training mean pixel (standardised: 0)."""
+        value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
+        for split in (self.train, self.val, self.test):
+            fill_padding(split.images, split.sizes, value)
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -119,25 +135,23 @@ def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, 
 
 def _stack(root: Path, xs: list[torch.Tensor], ms: list[np.ndarray], channels: int,
            size: tuple[int, int] | None) -> SegSplit:
+    """One split: every image at ``channels``; resized to ``size`` when given (masks nearest-neighbour), else
+    each at its own size on a shared canvas (masks padded with 255, never resampled)."""
     from torchvision.transforms.v2 import functional as TF
 
-    if size is None:
-        shapes = {tuple(m.shape) for m in ms}
-        if len(shapes) > 1:
-            raise DataError(f"{root}: images have different sizes (e.g. {sorted(shapes)[:2]}); give --size H,W "
-                            "to resize them (masks are resized with nearest-neighbour)")
-        size = next(iter(shapes))  # type: ignore[assignment]
     images, masks = [], []
     for img, m in zip(xs, ms):
         if img.shape[0] != channels:
             img = img.expand(3, -1, -1) if channels == 3 else img.float().mean(0, keepdim=True).round().to(torch.uint8)
-        mt = torch.from_numpy(m)
-        if tuple(m.shape) != tuple(size):  # type: ignore[arg-type]
-            img = TF.resize(img, list(size), antialias=True)  # type: ignore[arg-type]
-            mt = TF.resize(mt[None], list(size), interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]  # type: ignore[arg-type]
+        mt = torch.from_numpy(m) if isinstance(m, np.ndarray) else m
+        if size is not None and tuple(mt.shape) != tuple(size):
+            img = TF.resize(img, list(size), antialias=True)
+            mt = TF.resize(mt[None], list(size), interpolation=TF.InterpolationMode.NEAREST_EXACT)[0]
         images.append(img)
         masks.append(mt)
-    return SegSplit(torch.stack(images), torch.stack(masks))
+    x, m, sizes = make_canvas(images, masks, str(root))
+    assert m is not None
+    return SegSplit(x, m, sizes)
 
 
 def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
@@ -153,31 +167,22 @@ def _classes(root: Path, splits: dict[str, SegSplit]) -> list[str]:
     return ["background", *[f"class {i}" for i in range(1, max(top, 1) + 1)]]
 
 
-def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None = None,
-                size: tuple[int, int] | None = None, skip_bad: bool = False) -> SegData:
-    """Read ``root`` (see the module notes) into memory, split three ways."""
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder; give scenes:fashion-mnist, scenes:digits or a folder with "
-                        "images/ and masks/")
+def _read_folder(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]]
+                 ) -> tuple[dict[str, tuple], list[str] | None, str]:
+    """The raw pairs of each split of an ``images/`` + ``masks/`` folder (or its train/, val/, test/), the
+    class list (None: from classes.txt or the masks) and the layout's name."""
     parts = [s for s in ("train", "val", "test") if (root / s).is_dir()]
     if parts and "train" not in parts:
         raise DataError(f"{root}: has {', '.join(parts)}/ but no train/ folder")
-    skipped: list[tuple[str, str]] = []
-    raw = {name: _read_pairs(root / name if parts else root, channels, size, skip_bad, skipped)
+    raw = {name: _read_pairs(root / name if parts else root, channels, None, skip_bad, skipped)
            for name in (parts or ["all"])}
-    for name, (xs, _, _) in raw.items():
-        if not xs:
-            raise DataError(f"{root / name if parts else root}: no image/mask pairs to read")
-    first = raw.get("train", raw.get("all"))
-    c = channels or max(x.shape[0] for x in first[0])  # type: ignore[index]
-    if size is None:
-        size = tuple(first[1][0].shape)  # type: ignore[index,assignment]
-        for name, (_, ms, _) in raw.items():
-            if any(tuple(m.shape) != size for m in ms):
-                raise DataError(f"{root / name if parts else root}: masks have different sizes; give --size H,W "
-                                "to resize them (nearest-neighbour for masks)")
-    splits = {name: _stack(root, xs, ms, c, size) for name, (xs, ms, _) in raw.items()}
-    classes = _classes(root, splits)
+    layout = f"{'/'.join(parts)} folders of images/ + masks/" if parts else "images/ + masks/ folders"
+    return raw, None, layout
+
+
+def _drop_out_of_range(root: Path, splits: dict[str, SegSplit], raw: dict[str, tuple], classes: list[str],
+                       skip_bad: bool, skipped: list[tuple[str, str]]) -> None:
+    """Masks with a class index past ``classes``: an error naming the file, or left out with ``skip_bad``."""
     for name, s in list(splits.items()):
         bad = ((s.masks != IGNORE) & (s.masks >= len(classes))).flatten(1).any(1)
         for i in bad.nonzero().flatten().tolist():
@@ -188,11 +193,37 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
             skipped.append((str(raw[name][2][i]), why))
         if bool(bad.any()):
             splits[name] = s.subset((~bad).nonzero().flatten())
+
+
+def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None = None,
+                size: tuple[int, int] | None = None, skip_bad: bool = False) -> SegData:
+    """Read ``root`` (an ``images/`` + ``masks/`` folder or the Pascal VOC devkit) into memory, split three
+    ways; images keep their own sizes (on a canvas) unless ``size`` resizes them."""
+    from cnnlab.data.voc import find_voc, read_voc
+
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; give scenes:fashion-mnist, scenes:digits, a folder with "
+                        "images/ and masks/, or the Pascal VOC devkit (VOC2012/)")
+    skipped: list[tuple[str, str]] = []
+    voc = find_voc(root)
+    if voc is not None:
+        raw, listed, layout = read_voc(voc, channels, skip_bad, skipped)
+    else:
+        raw, listed, layout = _read_folder(root, channels, skip_bad, skipped)
+    for name, (xs, _, _) in raw.items():
+        if not xs:
+            raise DataError(f"{root / name if name != 'all' else root}: no image/mask pairs to read")
+    first = raw.get("train", raw.get("all"))
+    c = channels or max(x.shape[0] for x in first[0])  # type: ignore[index]
+    splits = {name: _stack(root, xs, ms, c, size) for name, (xs, ms, _) in raw.items()}
+    classes = listed or _classes(root, splits)
+    _drop_out_of_range(root, splits, raw, classes, skip_bad, skipped)
     train, val, test = three_way(splits, val_fraction, seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise DataError(f"{root}: too few image/mask pairs to split into train, validation and test "
                         f"({len(train)} / {len(val)} / {len(test)})")
-    return SegData(root.name or str(root), classes, train, val, test, skipped=skipped)
+    return SegData(root.name or str(root), classes, train, val, test, skipped=skipped, layout=layout,
+                   resized=size)
 
 
 def load_segmentation(source: str, data_dir: str | None = None, val_fraction: float = 0.1, seed: int = 0,
@@ -207,12 +238,12 @@ def load_segmentation(source: str, data_dir: str | None = None, val_fraction: fl
         scenes = make_scenes(SceneConfig(source=scene_source, data_dir=data_dir))
         s = scenes.splits
         data = SegData(source, scenes.classes, *(SegSplit(s[k].images, s[k].masks) for k in ("train", "val", "test")),
-                       flip_ok=scene_source.lower() != "digits")
+                       flip_ok=scene_source.lower() != "digits", layout="scenes drawn in memory")
     else:
-        data = load_folder(Path(source), val_fraction, seed, channels, size, skip_bad)
-        return data
+        return load_folder(Path(source), val_fraction, seed, channels, size, skip_bad)
     if channels is not None or size is not None:
-        folder_like = [_stack(Path(source), list(sp.images), [m.numpy() for m in sp.masks],
-                              channels or data.shape[0], size) for sp in (data.train, data.val, data.test)]
+        folder_like = [_stack(Path(source), list(sp.images), list(sp.masks), channels or data.shape[0], size)
+                       for sp in (data.train, data.val, data.test)]
         data.train, data.val, data.test = folder_like
+        data.resized = size if size is not None and size != tuple(s["train"].images.shape[-2:]) else None
     return data

@@ -61,6 +61,9 @@ class ImageData:
     test: Split
     flip_ok: bool = True                 # is a horizontal flip a valid augmentation?
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason) of undecodable images
+    layout: str = ""                     # what was read, e.g. "image folders <class>/<image>"
+    seen: str = ""                       # the sizes found in the files, e.g. "H 28–96 × W 28–120"
+    note: str | None = None              # what was done about them, e.g. resized to the median size
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -214,13 +217,15 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
 MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
 
 
-def read_class_names(path: Path) -> list[str]:
-    """The non-empty lines of a ``classes.txt`` (UTF-8, BOM allowed), or a DataError naming the file and fix."""
+def read_lines(path: Path, what: str = "a class list holds one name per line",
+               limit: int = MAX_CLASS_LIST_BYTES) -> list[str]:
+    """The non-empty stripped lines of a small UTF-8 text file (BOM allowed), or a DataError naming the file and
+    the fix; ``what`` says what the file holds."""
     if not path.is_file():
-        raise DataError(f"{path}: not a regular file (a folder, FIFO or device); a class list is a text file")
+        raise DataError(f"{path}: not a regular file (a folder, FIFO or device); {what}")
     try:
-        if path.stat().st_size > MAX_CLASS_LIST_BYTES:
-            raise DataError(f"{path}: over {MAX_CLASS_LIST_BYTES:,} bytes; a class list holds one name per line")
+        if path.stat().st_size > limit:
+            raise DataError(f"{path}: over {limit:,} bytes; {what}")
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
@@ -228,6 +233,11 @@ def read_class_names(path: Path) -> list[str]:
     except OSError as err:
         raise DataError(f"{path}: cannot read it ({err.strerror})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_class_names(path: Path) -> list[str]:
+    """The non-empty lines of a ``classes.txt`` (UTF-8, BOM allowed), or a DataError naming the file and fix."""
+    return read_lines(path)
 
 
 def not_a_file(path: Path) -> str:
@@ -274,14 +284,10 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_class_tree(root: Path, classes: list[str], channels: int | None, size: tuple[int, int] | None,
-                     strict: bool, skipped: list[tuple[str, str]]) -> Split:
-    from torchvision.transforms.v2 import functional as TF
-
-    from cnnlab.machine import available_ram
-
-    images, labels = [], []
-    free, held = available_ram(), 0
+def _class_items(root: Path, classes: list[str], strict: bool, skipped: list[tuple[str, str]]
+                 ) -> list[tuple[Path, int]]:
+    """``(image file, class index)`` of ``root/<class>/…`` (sub-folders included), sorted per class."""
+    items = []
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
@@ -294,33 +300,64 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
                     raise DataError(f"{path}: {not_a_file(path)}; fix or remove it, or drop --strict to skip it")
                 skipped.append((str(path), not_a_file(path)))
                 continue
-            try:
-                img = decode_image(path, channels)
-            except ValueError as err:
-                if strict:
-                    raise DataError(f"{path}: cannot decode the image ({err}); fix or remove it, "
-                                    "or drop --strict to skip it") from None
-                skipped.append((str(path), str(err)))
-                continue
-            if size is not None and tuple(img.shape[1:]) != tuple(size):   # one image at a time, not all at full size
-                img = TF.resize(img, list(size), antialias=True)
-            held += img.numel()
-            if free is not None and 2 * held > free:       # the images, and their stacked copy
-                raise DataError(f"{root}: its images{'' if size else ' at full size'} need more than "
-                                f"{2 * held:,} B of RAM with the copy that stacks them, and {free:,} B are "
-                                f"available; {'give a smaller --size' if size else 'give --size H,W to resize them as they are read'}")
-            images.append(img)
-            labels.append(label)
+            items.append((path, label))
+    return items
+
+
+def median_size(images: list[torch.Tensor]) -> tuple[int, int]:
+    """The median height and the median width of ``images`` (each the lower middle value: a size that occurs)."""
+    import statistics
+
+    return (statistics.median_low(int(i.shape[1]) for i in images),
+            statistics.median_low(int(i.shape[2]) for i in images))
+
+
+def read_items(root: Path, items: list[tuple[Path, int]], channels: int | None, size: tuple[int, int] | None,
+               strict: bool, skipped: list[tuple[str, str]], seen: list[tuple[int, int]] | None = None
+               ) -> tuple[Split, str | None]:
+    """The images of ``items`` decoded and stacked, and what was done about their sizes (None: nothing); each
+    file's own (H, W) is added to ``seen``.
+
+    Images of different sizes without ``size`` are resized to their median size (said in the run's log);
+    grey, RGB, RGBA and palette images become ``channels`` (default: RGB if any image has colour)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from cnnlab.machine import available_ram
+
+    images, labels = [], []
+    free, held = available_ram(), 0
+    for path, label in items:
+        try:
+            img = decode_image(path, channels)
+        except ValueError as err:
+            if strict:
+                raise DataError(f"{path}: cannot decode the image ({err}); fix or remove it, "
+                                "or drop --strict to skip it") from None
+            skipped.append((str(path), str(err)))
+            continue
+        if seen is not None:
+            seen.append((int(img.shape[1]), int(img.shape[2])))
+        if size is not None and tuple(img.shape[1:]) != tuple(size):   # one image at a time, not all at full size
+            img = TF.resize(img, list(size), antialias=True)
+        held += img.numel()
+        if free is not None and 2 * held > free:       # the images, and their stacked copy
+            raise DataError(f"{root}: its images{'' if size else ' at full size'} need more than "
+                            f"{2 * held:,} B of RAM with the copy that stacks them, and {free:,} B are "
+                            f"available; {'give a smaller --size' if size else 'give --size H,W to resize them as they are read'}")
+        images.append(img)
+        labels.append(label)
     if not images:
-        return Split(torch.zeros((0, channels or 3, *(size or (1, 1))), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+        return Split(torch.zeros((0, channels or 3, *(size or (1, 1))), dtype=torch.uint8),
+                     torch.zeros(0, dtype=torch.int64)), None
     if channels is None:
         channels = max(i.shape[0] for i in images)
+    note = None
     if size is None:
         shapes = {tuple(i.shape[1:]) for i in images}
+        size = median_size(images) if len(shapes) > 1 else next(iter(shapes))  # type: ignore[assignment]
         if len(shapes) > 1:
-            raise DataError(f"{root}: images have different sizes ({len(shapes)} of them, e.g. "
-                            f"{sorted(shapes)[:2]}); give --size H,W to resize them")
-        size = next(iter(shapes))  # type: ignore[assignment]
+            note = (f"{len(shapes)} sizes: resized to {size[0]}×{size[1]}, their median height × median width "
+                    "(choose with --size H,W)")
     out = []
     for img in images:
         if img.shape[0] != channels:
@@ -328,11 +365,30 @@ def _read_class_tree(root: Path, classes: list[str], channels: int | None, size:
         if tuple(img.shape[1:]) != tuple(size):  # type: ignore[arg-type]
             img = TF.resize(img, list(size), antialias=True)  # type: ignore[arg-type]
         out.append(img)
-    return Split(torch.stack(out), torch.tensor(labels, dtype=torch.int64))
+    return Split(torch.stack(out), torch.tensor(labels, dtype=torch.int64)), note
+
+
+def size_range(sizes: list[tuple[int, int]]) -> str:
+    """``'H 28–96 × W 28–120'`` (or the one size ``'28×28'``) of (H, W) sizes."""
+    if not sizes:
+        return "none readable"
+    hs, ws = [h for h, _ in sizes], [w for _, w in sizes]
+    if len(set(sizes)) == 1:
+        return f"{hs[0]}×{ws[0]}"
+    return f"H {min(hs)}–{max(hs)} × W {min(ws)}–{max(ws)}"
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """What was read: the layout's name, the sizes seen in the files, and what was done about them."""
+
+    name: str
+    seen: str = ""
+    note: str | None = None
 
 
 def load_folder(root: Path, channels: int | None, size: tuple[int, int] | None, strict: bool
-                ) -> tuple[list[str], dict[str, Split], list[tuple[str, str]]]:
+                ) -> tuple[list[str], dict[str, Split], list[tuple[str, str]], FolderLayout]:
     """``root/<class>/<image>`` or ``root/{train,val,test}/<class>/<image>``; undecodable images skipped."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; give a data set name (digits, fashion-mnist) or a folder "
@@ -355,13 +411,18 @@ def load_folder(root: Path, channels: int | None, size: tuple[int, int] | None, 
             raise DataError(f"{path}: class folder(s) {', '.join(extra[:5])} not in {class_root}; add training "
                             "images for them or remove them")
     skipped: list[tuple[str, str]] = []
-    splits = {name: _read_class_tree(path, classes, channels, size, strict, skipped) for name, path in subsets.items()}
-    first = splits.get("train", splits.get("all"))
-    assert first is not None
+    items = {name: _class_items(path, classes, strict, skipped) for name, path in subsets.items()}
+    first_name = "train" if "train" in items else "all"
+    splits: dict[str, Split] = {}
+    sizes: list[tuple[int, int]] = []
+    first, note = read_items(subsets[first_name], items[first_name], channels, size, strict, skipped, sizes)
     if len(first) == 0:
         raise DataError(f"{class_root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
-    if channels is None or size is None:   # make every split match the training images
-        c, h, w = first.images.shape[1:]
-        splits = {k: v if k in ("train", "all") else _read_class_tree(subsets[k], classes, c, (h, w), strict, [])
-                  for k, v in splits.items()}
-    return classes, splits, skipped
+    c, h, w = first.images.shape[1:]
+    for name in items:        # every split at the training images' channels and size
+        splits[name] = first if name == first_name else \
+            read_items(subsets[name], items[name], c, (h, w), strict, skipped, sizes)[0]
+    seen = size_range(sizes)
+    layout = FolderLayout(f"image folders <class>/<image>{' in ' + '/, '.join(subsets) + '/' if first_name == 'train' else ''}",
+                          seen, note)
+    return classes, splits, skipped, layout

@@ -26,6 +26,7 @@ class TrainConfig:
     model: str = "small_cnn"
     data: str = "digits"
     data_dir: str | None = None
+    images: str | None = None         # the image folder of a COCO file or a labels CSV, when not where layouts put it
     epochs: int = 10
     batch: int = 64
     lr: float | None = None           # peak of the schedule; default cnnlab.optim.DEFAULT_LR[optimizer]

@@ -271,6 +271,7 @@ class Trainer:
         cfg.check()
         if saved is None:                # the data means the same folder from anywhere, for the run's life
             cfg.data, cfg.data_dir = anchored(cfg.data) or cfg.data, anchored(cfg.data_dir)
+            cfg.images = anchored(cfg.images)
         self.run_id: str | None = saved.get(RUN_ID) if saved else new_run_id()   # None: a run from before ids
         self.cfg, self.progress = cfg, progress
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
@@ -409,6 +410,10 @@ class Trainer:
                         f"{sizes['test']} test")
         for path, reason in getattr(data, "skipped", []):
             self.folder.log(f"skipped {path}: {reason}")
+        line = self.task.data_line(data, self.model)
+        self.folder.log(line)
+        if self.progress is not None:
+            print(printable(line), file=sys.stderr, flush=True)
 
     def _tested(self, epochs: int) -> bool:
         """Whether ``test.json`` reports the run at ``epochs`` epochs (an extension killed after its last
@@ -517,7 +522,7 @@ class Trainer:
     def train_one_epoch(self, epoch: int, bar: Any = None) -> None:
         """The remaining steps of ``epoch``: forward, loss, backward, update, schedule, bookkeeping."""
         cfg, state = self.cfg, self.state
-        order = epoch_order(len(self.data.train), cfg.seed, epoch)
+        order = self.task.order(self.data.train, epoch_order(len(self.data.train), cfg.seed, epoch), cfg.batch)
         epoch_start = epoch * self.steps_per_epoch
         kill_after = int(os.environ.get(KILL_HOOK, "0") or 0)
         wall0, seen0 = time.perf_counter(), state.running["seen"]

@@ -52,7 +52,7 @@ def split_digest(split: Any) -> str:
     """BLAKE2b of one split's images and targets (labels, masks, or per-image instance masks and classes)."""
     h = hashlib.blake2b(digest_size=16)
     _tensor_bytes(h, split.images)
-    for name in ("labels", "masks"):
+    for name in ("labels", "masks", "sizes"):           # sizes: images of different sizes (None otherwise)
         value = getattr(split, name, None)
         if isinstance(value, torch.Tensor):
             _tensor_bytes(h, value)
@@ -167,9 +167,12 @@ class Run:
 
         cfg = self.config
         c, h, w = self.shape
-        changes: dict[str, Any] = {"channels": c, "size": (h, w)}
+        # segmentation networks take any size (padded inside): images keep theirs unless the run chose --size
+        size = cfg.size if self.task_name in ("semantic", "instance") else (h, w)
+        changes: dict[str, Any] = {"channels": c, "size": size}
         if source or data_dir:
-            changes.update(data=source or cfg.data, data_dir=data_dir or cfg.data_dir)
+            changes.update(data=source or cfg.data, data_dir=data_dir or cfg.data_dir,
+                           images=None if source else cfg.images)
         if skip_bad is not None:
             changes["skip_bad"] = skip_bad or cfg.skip_bad
         data = create_task(replace(cfg, **changes)).load_data()

@@ -160,10 +160,12 @@ def draw_instances(ax: Any, image: torch.Tensor | np.ndarray, det: dict[str, tor
     return int(keep.sum())
 
 
-def plot_instances(images: torch.Tensor, truth: list[dict[str, torch.Tensor]], preds: list[dict[str, torch.Tensor]],
-                   classes: list[str], path: Path, title: str = "", threshold: float = 0.5) -> Path:
-    """One row per image: image | true instances | predicted instances (scores ≥ ``threshold``)."""
-    n = images.shape[0]
+def plot_instances(images: torch.Tensor | list[torch.Tensor], truth: list[dict[str, torch.Tensor]],
+                   preds: list[dict[str, torch.Tensor]], classes: list[str], path: Path, title: str = "",
+                   threshold: float = 0.5) -> Path:
+    """One row per image (a batch, or a list of images of their own sizes): image | true instances | predicted
+    instances (scores ≥ ``threshold``)."""
+    n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(7.2, 2.3 * n + 0.4), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(as_rgb(images[i]), interpolation="nearest")

@@ -28,7 +28,8 @@ learned from there, the final 8×/16×/32× step stays fixed bilinear (§3.3, §
 here ``F.interpolate``, see :class:`BilinearUp`).
 Score layers on the skips start at zero (§4.2), so a fresh FCN-8s predicts
 what a fresh FCN-32s does. "Same" padding replaces the paper's 100-pixel pad
-and crops: the output is exactly the input's size for sizes divisible by 32.
+and crops: the output is exactly the input's size; other sizes are padded to
+the next multiple of 32 and the scores cropped back.
 """
 
 from __future__ import annotations
@@ -176,14 +177,14 @@ class FCN(SegmentationModel):
                     nn.init.zeros_(getattr(self, name).bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:             # (B, C, H, W)
-        self._check(x)
+        x, size = self.pad_input(x)                                 # to a multiple of 32
         pool3, pool4, pool5 = self.backbone(x)
         score = self.score_fr(self.classifier(pool5))               # (B, K, H/32, W/32)
         if self.stride <= 16:
             score = self.up2_top(score) + self.score_pool4(pool4)   # (B, K, H/16, W/16)
         if self.stride == 8:
             score = self.up2_fuse4(score) + self.score_pool3(pool3)  # (B, K, H/8, W/8)
-        return self.up_final(score)                                  # (B, K, H, W)
+        return self.crop_output(self.up_final(score), size)          # (B, K, H, W)
 
 
 def fcn32s(num_classes: int = 21, in_channels: int = 3, width: int = 64, norm: bool = True,

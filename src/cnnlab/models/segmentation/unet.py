@@ -10,8 +10,9 @@ each pixel.
 
 The paper pads nothing ("valid" convolutions: a 572×572 input gives a
 388×388 output and the input is tiled with mirrored borders); here every 3×3
-convolution is "same"-padded so the output has the input's size (sizes must
-be divisible by 2^depth) and no crop is needed. Batch normalisation after each
+convolution is "same"-padded so the output has the input's size; an input whose sizes are
+not multiples of 2^depth is padded to the next one and the scores cropped back
+(:class:`~cnnlab.models.segmentation.base.SegmentationModel`). Batch normalisation after each
 convolution (``norm``, as most implementations add) speeds training from
 scratch; ``norm=False`` is the paper's network (31,030,658 parameters for one
 input channel and two classes at the paper's widths).
@@ -69,14 +70,14 @@ class UNet(SegmentationModel):
         init_kaiming(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:              # (B, C, H, W)
-        self._check(x)
+        x, size = self.pad_input(x)                                  # to a multiple of 2^depth
         skips = [self.inc(x)]                                        # (B, w, H, W)
         for down in self.down:
             skips.append(down(self.pool(skips[-1])))                 # (B, 2^i·w, H/2^i, W/2^i)
         x = skips.pop()                                              # the bottleneck
         for up in self.up:
             x = up(x, skips.pop())                                   # back up one level
-        return self.head(x)                                          # (B, K, H, W)
+        return self.crop_output(self.head(x), size)                  # (B, K, H, W)
 
 
 def unet(num_classes: int = 2, in_channels: int = 1, width: int = 64, depth: int = 4, norm: bool = True) -> UNet:

@@ -49,6 +49,20 @@ class Task(ABC):
     def describe_data(self, data: Any) -> dict[str, Any]:
         """JSON-ready facts about the data for ``config.json`` (shape, classes, sizes, statistics)."""
 
+    def data_line(self, data: Any, model: nn.Module) -> str:
+        """One line for the start of a run: what was read (layout), images per split, the classes with their
+        ids, the sizes seen, and what is padded or resized."""
+        counts = f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
+        ids = getattr(data, "category_ids", None)
+        return (f"read {getattr(data, 'layout', '') or data.name}: {counts}; {len(data.classes)} classes: "
+                f"{class_list(data.classes, ids)}; {self.size_line(data, model)}")
+
+    def size_line(self, data: Any, model: nn.Module) -> str:
+        """The sizes seen and what is done about them (the tasks say more)."""
+        seen = getattr(data, "seen", "") or "×".join(str(v) for v in data.shape[1:])
+        note = getattr(data, "note", None)
+        return f"sizes {seen}" + (f"; {note}" if note else "")
+
     @abstractmethod
     def build_model(self, data: Any, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
         """``(module, info)``: a fresh network for ``data`` and how to rebuild it."""
@@ -57,6 +71,11 @@ class Task(ABC):
     def batch(self, split: Any, indices: torch.Tensor, rows: slice,
               generator: torch.Generator) -> tuple[torch.Tensor, Any]:
         """``(inputs, targets)`` on CPU for rows ``rows`` of the global batch ``indices``."""
+
+    def order(self, split: Any, order: torch.Tensor, batch: int) -> torch.Tensor:
+        """The epoch's shuffled ``order`` of the training items, regrouped if the task batches better so (images
+        of one size together); a pure function of its arguments, so a resumed run makes the same batches."""
+        return order
 
     def forward(self, net: nn.Module, inputs: torch.Tensor, targets: Any) -> Any:
         """The network's training-mode output for a batch (what :meth:`loss` and :meth:`step_stats` read)."""
@@ -95,3 +114,10 @@ class Task(ABC):
     def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
         """The network of a saved run, from its ``config.json`` alone (fresh weights; :func:`cnnlab.train.runs.
         open_run` loads the best ones)."""
+
+
+def class_list(classes: list[str], category_ids: list[int] | None = None, limit: int = 12) -> str:
+    """``'0 background, 1 cat (COCO id 17), …'``: the first ``limit`` classes with their indices."""
+    shown = [f"{k} {name}" + (f" (id {category_ids[k]})" if category_ids and k and category_ids[k] != k else "")
+             for k, name in enumerate(classes[:limit])]
+    return ", ".join(shown) + (f", … ({len(classes) - limit} more)" if len(classes) > limit else "")

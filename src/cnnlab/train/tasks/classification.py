@@ -156,7 +156,7 @@ class Classification(Task):
 
     def load_data(self) -> ImageData:
         c = self.cfg
-        data = load_data(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.strict)
+        data = load_data(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.strict, c.images)
         data = transform_data(data, c.train_size, c.permute_pixels, c.seed)
         self.mean, self.std = standardiser(data.train)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.data.canvas import own_size, size_order
 from cnnlab.data.instances import InstData, InstSplit, coco_ground_truth, load_instances, make_target
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
@@ -40,14 +41,17 @@ SCORE_THRESHOLD = 0.5        # predict's default: detections shown in figures an
 
 @torch.no_grad()
 def predict_instances(model: nn.Module, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                      device: str = "cpu", batch: int = 32) -> list[dict[str, torch.Tensor]]:
-    """Per image: ``boxes`` (K, 4) x1 y1 x2 y2, ``labels`` (K,), ``scores`` (K,), ``masks`` (K, H, W) bool (> 0.5)."""
+                      device: str = "cpu", batch: int = 32, sizes: torch.Tensor | None = None
+                      ) -> list[dict[str, torch.Tensor]]:
+    """Per image: ``boxes`` (K, 4) x1 y1 x2 y2, ``labels`` (K,), ``scores`` (K,), ``masks`` (K, H, W) bool (> 0.5),
+    at the image's own size (``sizes``: images of different sizes on a canvas, :mod:`cnnlab.data.canvas`)."""
     was = model.training
     model.eval()
     out: list[dict[str, torch.Tensor]] = []
     for i in range(0, images.shape[0], batch):
         x = normalise(images[i:i + batch], mean, std).to(device)
-        for d in model(list(x)):
+        own = [own_size(images, sizes, j) for j in range(i, i + x.shape[0])]
+        for d in model([xi[:, :h, :w] for xi, (h, w) in zip(x, own)]):
             out.append({"boxes": d["boxes"].float().cpu(), "labels": d["labels"].cpu(), "scores": d["scores"].float().cpu(),
                         "masks": (d["masks"][:, 0] > 0.5).cpu()})
     model.train(was)
@@ -123,7 +127,7 @@ def _no_detections(gt: Any, cat_ids: list[int]) -> dict[str, Any]:
 def evaluate(model: nn.Module, split: InstSplit, classes: list[str], category_ids: list[int], mean: torch.Tensor,
              std: torch.Tensor, device: str = "cpu") -> dict[str, Any]:
     """Predictions on ``split`` and their COCO box and mask AP."""
-    preds = predict_instances(model, split.images, mean, std, device)
+    preds = predict_instances(model, split.images, mean, std, device, sizes=split.sizes)
     truth = coco_ground_truth(split, classes, category_ids)
     results = coco_results(preds, category_ids)
     return {"preds": preds, "truth": truth, "results": results, **coco_evaluate(truth, results)}
@@ -141,11 +145,12 @@ class Instance(Task):
         if c.augment not in ("none", "flip"):
             raise CnnlabError(f"--augment {c.augment}: instance segmentation supports none or flip (boxes and "
                               "masks are mirrored with the image)")
-        data = load_instances(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad)
+        data = load_instances(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad, c.images)
         if not any(int(labels.numel()) for labels in data.train.labels):
             raise CnnlabError(f"{c.data}: the training images hold no object (every image's annotation list is "
                               "empty, or only crowd regions): there is nothing to learn; annotate the objects")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
+        data.fill_padding(self.mean)
         self.flip = c.augment == "flip" and data.flip_ok
         self.classes, self.category_ids = data.classes, data.category_ids
         return data
@@ -171,13 +176,27 @@ class Instance(Task):
         for j, i in enumerate(idx):
             masks = split.masks[i]
             if self.flip and bool(flips[(rows.start or 0) + j]):
-                images[j] = images[j].flip(-1)
+                h, w = own_size(split.images, split.sizes, i)         # mirrored within its own width
+                images[j, :, :h, :w] = images[j, :, :h, :w].flip(-1)
                 masks = masks.flip(-1)
             targets.append(make_target(masks, split.labels[i]))
         return normalise(images, self.mean, self.std), targets
 
+    def order(self, split: InstSplit, order: torch.Tensor, batch: int) -> torch.Tensor:
+        return size_order(order, split.sizes, batch)
+
+    def size_line(self, data: InstData, model: nn.Module) -> str:
+        from cnnlab.train.tasks.semantic import segmentation_sizes
+
+        line = segmentation_sizes(data, model, "")
+        if data.resized is None:
+            line += f" (Mask R-CNN scales each to {model.transform.min_size[0]}–{model.transform.max_size} px " \
+                    "inside; masks come back at the image's size)" if hasattr(model, "transform") else ""
+        return line
+
     def forward(self, net: nn.Module, inputs: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
-        return net(list(inputs), targets)
+        # each image at its own size (its masks'): Mask R-CNN takes a list and resizes each itself
+        return net([x[:, :t["masks"].shape[-2], :t["masks"].shape[-1]] for x, t in zip(inputs, targets)], targets)
 
     def loss(self, outputs: dict[str, torch.Tensor], targets: Any) -> torch.Tensor:
         return sum((outputs[k].float() for k in LOSSES), torch.zeros(()))
@@ -207,7 +226,7 @@ class Instance(Task):
         atomic_write_text(folder / "test_annotations.json", json.dumps(r["truth"]))
         plot_curves(history, folder / "curves.png", metric="mask_ap50", label="mask AP50")
         n = min(6, len(data.test))
-        plot_instances(data.test.images[:n], [data.test.targets(i) for i in range(n)], r["preds"][:n], data.classes,
+        plot_instances([data.test.image(i) for i in range(n)], [data.test.targets(i) for i in range(n)], r["preds"][:n], data.classes,
                        folder / "overlays.png", f"{self.cfg.model}: test images (detections scoring ≥ {SCORE_THRESHOLD})",
                        SCORE_THRESHOLD)
         return report

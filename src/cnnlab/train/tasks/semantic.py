@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.augment import make_augment
+from cnnlab.data.canvas import by_size, extent, size_order
 from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentation
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
@@ -74,35 +75,52 @@ def boundary_band(masks: torch.Tensor, width: int = BAND) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_masks(model: nn.Module, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device: str,
-                  batch: int = 64, channels_last: bool = False,
-                  masks: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
-    """(predicted masks (N, H, W) uint8, mean per-pixel cross-entropy against ``masks`` or NaN)."""
+                  batch: int = 64, channels_last: bool = False, masks: torch.Tensor | None = None,
+                  sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """(predicted masks (N, H, W) uint8, mean per-pixel cross-entropy against ``masks`` or NaN).
+
+    Images of different sizes (``sizes``, :mod:`cnnlab.data.canvas`) are predicted size by size at their own
+    size, as each would be alone; their padding is predicted 0 and never scored (its masks hold 255)."""
     was = model.training
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    preds, loss_sum, counted = [], 0.0, 0
-    for i in range(0, images.shape[0], batch):
-        x = normalise(images[i:i + batch], mean, std).to(device, memory_format=fmt)
-        out = model(x).float()
-        if masks is not None:
-            y = masks[i:i + batch].long().to(device)
-            loss_sum += float(F.cross_entropy(out, y, ignore_index=IGNORE, reduction="sum"))
-            counted += int((y != IGNORE).sum())
-        preds.append(out.argmax(1).to(torch.uint8).cpu())
+    preds = torch.zeros((images.shape[0], *images.shape[2:]), dtype=torch.uint8)
+    loss_sum, counted = 0.0, 0
+    for group in by_size(sizes, images.shape[0]):
+        h, w = extent(images, sizes, group[:1])
+        for chunk in group.split(batch):
+            x = normalise(images[chunk][..., :h, :w], mean, std).to(device, memory_format=fmt)
+            out = model(x).float()
+            if masks is not None:
+                y = masks[chunk][..., :h, :w].long().to(device)
+                loss_sum += float(F.cross_entropy(out, y, ignore_index=IGNORE, reduction="sum"))
+                counted += int((y != IGNORE).sum())
+            preds[chunk, :h, :w] = out.argmax(1).to(torch.uint8).cpu()
     model.train(was)
-    p = torch.cat(preds) if preds else torch.zeros((0, *images.shape[2:]), dtype=torch.uint8)
-    return p, loss_sum / counted if counted else math.nan
+    return preds, loss_sum / counted if counted else math.nan
 
 
 def evaluate(model: nn.Module, split: SegSplit, classes: int, mean: torch.Tensor, std: torch.Tensor,
              device: str, channels_last: bool = False) -> dict[str, Any]:
-    """Loss, confusion matrices (all pixels, boundary band), scores and predictions on ``split``."""
+    """Loss, confusion matrices (all pixels, boundary band), scores and predictions on ``split``; images of
+    different sizes are scored on their own pixels only."""
     preds, loss = predict_masks(model, split.images, mean, std, device, channels_last=channels_last,
-                                masks=split.masks)
+                                masks=split.masks, sizes=split.sizes)
     cm = pixel_confusion(split.masks, preds, classes)
-    band = pixel_confusion(split.masks, preds, classes, boundary_band(split.masks))
+    band = pixel_confusion(split.masks, preds, classes, split_band(split))
     return {"loss": loss, "confusion": cm, "band_confusion": band, "preds": preds, **scores(cm),
             "boundary_miou": scores(band)["miou"]}
+
+
+def split_band(split: SegSplit) -> torch.Tensor:
+    """:func:`boundary_band` of each mask at its own size (a canvas's padding edge is no class boundary)."""
+    if split.sizes is None:
+        return boundary_band(split.masks)
+    band = torch.zeros(split.masks.shape, dtype=torch.bool)
+    for group in by_size(split.sizes, len(split)):
+        h, w = extent(split.images, split.sizes, group[:1])
+        band[group, :h, :w] = boundary_band(split.masks[group][..., :h, :w])
+    return band
 
 
 class Semantic(Task):
@@ -114,6 +132,10 @@ class Semantic(Task):
 
     def load_data(self) -> SegData:
         c = self.cfg
+        if c.images:
+            raise CnnlabError(f"--images {c.images}: names the image folder of a COCO file (--task instance) or of a "
+                              "labels CSV (cnnlab train); a semantic-segmentation folder holds images/ and masks/ "
+                              "(or is the VOC devkit): drop --images")
         data = load_segmentation(c.data, c.data_dir, c.val_fraction, c.seed, c.channels, c.size, c.skip_bad)
         for name in ("train", "val", "test"):
             if not bool((getattr(data, name).masks != IGNORE).any()):
@@ -121,6 +143,7 @@ class Semantic(Task):
                                   "labelled pixel to learn from or score; label the masks (0 = background, 1… the "
                                   f"classes, {IGNORE} only where a pixel is not to be scored)")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
+        data.fill_padding(self.mean)
         self.classes = len(data.classes)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
         return data
@@ -139,10 +162,17 @@ class Semantic(Task):
     def batch(self, split: SegSplit, indices: torch.Tensor, rows: slice,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = indices[rows]
-        images, masks = split.images[idx], split.masks[idx]
+        h, w = extent(split.images, split.sizes, idx)            # the batch's largest image
+        images, masks = split.images[idx][..., :h, :w], split.masks[idx][..., :h, :w]
         if self.augment is not None:
             images, masks = self.augment.warp(images, masks, generator, first=rows.start or 0, total=len(indices))
         return normalise(images, self.mean, self.std), masks.long()
+
+    def size_line(self, data: SegData, model: nn.Module) -> str:
+        return segmentation_sizes(data, model, "padding is never scored")
+
+    def order(self, split: SegSplit, order: torch.Tensor, batch: int) -> torch.Tensor:
+        return size_order(order, split.sizes, batch)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return segmentation_loss(outputs, targets)
@@ -181,7 +211,9 @@ class Semantic(Task):
         plot_iou_bars(report["iou"], data.classes, folder / "iou.png",
                       f"per-class IoU on the test split (mIoU {report['miou']:.3f}, background included)")
         n = min(6, len(data.test))
-        plot_overlays(data.test.images[:n], data.test.masks[:n], [r["preds"][:n]], ["prediction"], data.classes,
+        h, w = extent(data.test.images, data.test.sizes, torch.arange(n))
+        plot_overlays(data.test.images[:n, :, :h, :w], data.test.masks[:n, :h, :w], [r["preds"][:n, :h, :w]],
+                      ["prediction"], data.classes,
                       folder / "overlays.png", f"{self.cfg.model}: test images")
         return report
 
@@ -221,8 +253,22 @@ def build_semantic_model(name: str, shape: tuple[int, int, int], classes: int, o
     require_weights_fit(lambda: create_model(entry.name, num_classes=classes, in_channels=shape[0], **options),
                         entry.name)
     model = create_model(entry.name, num_classes=classes, in_channels=shape[0], **options)
-    try:
-        model.check_size(shape[1], shape[2])
-    except ValueError as err:
-        raise CnnlabError(f"{entry.name}: {err}") from None
     return model, {"kind": "zoo", "name": entry.name, "options": options}
+
+
+def segmentation_sizes(data: Any, model: nn.Module, why: str) -> str:
+    """The sizes of a segmentation data set's images and what is done about them (the start-of-run line)."""
+    splits = (data.train, data.val, data.test)
+    hw = [tuple(s.sizes[i].tolist()) if s.sizes is not None else tuple(s.images.shape[-2:])
+          for s in splits for i in range(len(s))]
+    hs, ws = [h for h, _ in hw], [w for _, w in hw]
+    seen = f"{hs[0]}×{ws[0]}" if len(set(hw)) == 1 else \
+        f"H {min(hs)}–{max(hs)} × W {min(ws)}–{max(ws)} ({len(set(hw))} sizes)"
+    if data.resized is not None:
+        return f"sizes {seen}, resized to {data.resized[0]}×{data.resized[1]} (--size; masks nearest-neighbour)"
+    m = getattr(model, "size_multiple", 1)
+    padded = any(h % m or w % m for h, w in set(hw))
+    inside = (f", padded to a multiple of {m} inside {type(model).__name__} and cropped back ({why})" if padded
+              else "")
+    mixed = ", batched by size" if len(set(hw)) > 1 else ""
+    return f"sizes {seen}: each image at its own size{inside}{mixed}"
