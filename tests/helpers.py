@@ -64,3 +64,68 @@ def make_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, size=(12
         for i in range(per_class):
             arr = rng.integers(0, 256, (*size, 3) if mode == "RGB" else size, dtype=np.uint8)
             Image.fromarray(arr, mode).save(root / c / f"{i}.png")
+
+
+COCO_SIZES = [(48, 40), (40, 56), (64, 48)]          # (W, H): mixed, non-square, none a multiple of 32
+
+
+def coco_images(folder: Path, n: int, name, seed: int = 0) -> dict:  # type: ignore[no-untyped-def]
+    """``n`` images written into ``folder`` (sizes cycling through :data:`COCO_SIZES`) and their COCO document:
+    categories 3 "square" and 7 "bar", one object each; ``name(i)`` is the ``file_name`` (sub-folders allowed)."""
+    rng = np.random.default_rng(seed)
+    doc: dict = {"images": [], "annotations": [], "categories": [{"id": 3, "name": "square"}, {"id": 7, "name": "bar"}]}
+    for i in range(n):
+        w, h = COCO_SIZES[i % 3]
+        img = np.full((h, w, 3), 20, np.uint8)
+        x0, y0 = int(rng.integers(2, w - 20)), int(rng.integers(2, h - 20))
+        cat, (bw, bh) = (3, (14, 14)) if i % 2 else (7, (16, 6))
+        img[y0:y0 + bh, x0:x0 + bw] = 200
+        path = folder.joinpath(*name(i).split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+        doc["images"].append({"id": i + 1, "file_name": name(i), "width": w, "height": h})
+        doc["annotations"].append({"id": i + 1, "image_id": i + 1, "category_id": cat, "iscrowd": 0,
+                                   "segmentation": [[x0, y0, x0 + bw, y0, x0 + bw, y0 + bh, x0, y0 + bh]],
+                                   "bbox": [x0, y0, bw, bh], "area": bw * bh})
+    return doc
+
+
+def voc_palette() -> list[int]:
+    """The devkit's colour map (VOCdevkit's VOClabelcolormap.m): bit-interleaved class index."""
+    pal = []
+    for k in range(256):
+        r = g = b = 0
+        c = k
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+def make_voc(root: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """``root/VOCdevkit/VOC2012`` as downloaded: JPEGs, palette PNG masks with 255 borders, split lists."""
+    voc = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation", "Annotations"):
+        (voc / sub).mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    ids = [f"2007_{i:06d}" for i in range(n_train + n_val)]
+    for k, i in enumerate(ids):
+        w, h = [(50, 37), (37, 50), (45, 45)][k % 3]
+        cls = 1 + k % 20
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:20, 6:25] = 255                                     # the object's white border
+        mask[7:18, 8:23] = cls
+        img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        img[mask == cls] = 220
+        Image.fromarray(img).save(voc / "JPEGImages" / f"{i}.jpg", quality=95)
+        pm = Image.fromarray(mask, "P")
+        pm.putpalette(voc_palette())
+        pm.save(voc / "SegmentationClass" / f"{i}.png")
+    (voc / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids[:n_train]) + "\n")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("\n".join(ids[n_train:]) + "\n")
+    return voc
+
+

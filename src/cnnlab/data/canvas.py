@@ -80,7 +80,7 @@ def size_order(order: torch.Tensor, sizes: torch.Tensor | None, batch: int) -> t
         return order
     keys = sizes[order, 0] * (1 << 20) + sizes[order, 1]
     grouped = order[torch.sort(keys, stable=True).indices]
-    position = torch.empty_like(order)
+    position = torch.empty(int(order.max()) + 1, dtype=torch.int64)
     position[order] = torch.arange(order.numel())
     chunks = list(grouped.split(batch))
     short = [chunks.pop()] if chunks[-1].numel() < batch else []     # the engine's dropped tail stays last
