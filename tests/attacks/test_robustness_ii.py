@@ -359,11 +359,12 @@ def test_a_training_step_too_large_for_the_ram_is_refused_before_the_run_folder(
 
 def test_full_size_images_past_the_ram_ask_for_size(tmp_path):
     data = image_folder(tmp_path / "ds", {"a": ["0.png", "1.png"], "b": ["0.png", "1.png"]})
+    Image.new("L", (12000, 12000)).save(tmp_path / "big.png")       # 144 M pixels in 140 KB
     for cls in ("a", "b"):
-        for i in range(2):
-            Image.new("L", (9000, 9000)).save(data / cls / f"big{i}.png")   # 81 M pixels, a few KB each
+        for i in range(7):            # 14 × 144 MB decoded, twice that to stack: past the ~3 GB left by ulimit -v
+            shutil.copyfile(tmp_path / "big.png", data / cls / f"big{i}.png")
     refused(cnnlab("train", "--data", str(data), "--batch", "2", "--epochs", "1", "--out", str(tmp_path / "r"),
-                   "--no-progress", limit_as=True), "give --size H,W")
+                   "--no-progress", limit_as=True), "of RAM with the copy that stacks them", "give --size H,W")
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -122,3 +122,9 @@ def test_a_folder_of_mixed_sizes_trains_and_its_eval_matches(tmp_path, capsys):
     code, out_json, err = run(capsys, "segment", "eval", str(out), "--json")
     assert code == 0, err
     assert json.loads(out_json)["miou"] == trained["miou"]
+    from cnnlab.web.state import load_run_for_page
+
+    page = load_run_for_page(out)                      # the page shows each test image at its own size
+    shapes = {tuple(x.shape[1:]) for x in page["images"]}
+    assert shapes <= {(37, 50), (40, 40), (48, 64)} and all(
+        tuple(x.shape[1:]) == tuple(m.shape) for x, m in zip(page["images"], page["truth"]))

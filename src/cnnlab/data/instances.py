@@ -49,7 +49,7 @@ from cnnlab import machine
 from cnnlab.data.canvas import fill_padding, make_canvas, own_size
 from cnnlab.data.coco_layouts import CocoLayout, find_coco, image_path, image_root
 from cnnlab.data.coco_schema import validate_coco
-from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
+from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names, read_mask
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
@@ -337,8 +337,6 @@ def read_label_image(path: Path) -> np.ndarray:
 def read_label_folder(root: Path, channels: int | None, skip_bad: bool, skipped: list[tuple[str, str]]
                       ) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
     """Images and (masks, class ids) of ``root/images`` + ``root/instances`` (+ ``root/masks``)."""
-    from cnnlab.data.segmentation import read_mask
-
     def bad(path: Path, why: str) -> None:
         if not skip_bad:
             raise DataError(f"{path}: {why}; fix it, or pass --skip-bad to leave it out")

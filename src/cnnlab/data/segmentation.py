@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.canvas import fill_padding, make_canvas, own_size
-from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names
+from cnnlab.data.sources import DataError, decode_image, image_files, read_class_names, read_mask
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
 
@@ -78,20 +78,6 @@ class SegData:
         value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
         for split in (self.train, self.val, self.test):
             fill_padding(split.images, split.sizes, value)
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """A mask PNG as (H, W) uint8 class indices; palette PNGs give their indices. ValueError if unusable."""
-    from PIL import UnidentifiedImageError
-
-    try:
-        with open_image(path) as im:
-            if im.mode not in ("L", "P", "1"):
-                raise ValueError(f"a mask must be an 8-bit index PNG (mode L or P), this one is mode {im.mode}; "
-                                 "convert colour masks to class indices")
-            return np.asarray(im, dtype=np.uint8).copy()    # mode 1 (bi-level): 0 and 1, not 0 and 255
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(str(err) or type(err).__name__) from None
 
 
 def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, skip_bad: bool,

@@ -214,6 +214,20 @@ def decode_image(path: Path, channels: int | None) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+def read_mask(path: Path) -> np.ndarray:
+    """A mask PNG as (H, W) uint8 class indices; palette PNGs give their indices. ValueError if unusable."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        with open_image(path) as im:
+            if im.mode not in ("L", "P", "1"):
+                raise ValueError(f"a mask must be an 8-bit index PNG (mode L or P), this one is mode {im.mode}; "
+                                 "convert colour masks to class indices")
+            return np.asarray(im, dtype=np.uint8).copy()    # mode 1 (bi-level): 0 and 1, not 0 and 255
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(str(err) or type(err).__name__) from None
+
+
 MAX_CLASS_LIST_BYTES = 1 << 20    # a classes.txt of 255 names is a few KB
 
 

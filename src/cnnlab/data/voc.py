@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.sources import DataError, decode_image, read_lines
+from cnnlab.data.sources import DataError, decode_image, read_lines, read_mask
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -62,8 +62,6 @@ def _split_lists(voc: Path) -> dict[str, Path]:
 
 def _read_ids(voc: Path, ids: list[str], list_file: Path | None, channels: int | None, skip_bad: bool,
               skipped: list[tuple[str, str]]) -> tuple[list[torch.Tensor], list[np.ndarray], list[Path]]:
-    from cnnlab.data.segmentation import read_mask
-
     def bad(path: Path, why: str) -> None:
         if not skip_bad:
             raise DataError(f"{path}: {why}; fix it, or pass --skip-bad to leave it out")

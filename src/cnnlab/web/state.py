@@ -293,9 +293,12 @@ def load_run_for_page(run: Path) -> dict[str, Any]:
         raise CnnlabError(f"{run}: explore shows classification and semantic runs; this is a {opened.task_name} run "
                           "(use 'cnnlab segment eval/predict')")
     test = opened.load_data().test
-    truth = test.labels if opened.task_name == "classification" else test.masks
+    images, truth = test.images, test.labels if opened.task_name == "classification" else test.masks
+    if getattr(test, "sizes", None) is not None:      # images of different sizes: each shown at its own size
+        pairs = [test.pair(i) for i in range(len(test))]
+        images, truth = [x for x, _ in pairs], [m for _, m in pairs]
     return {"task": opened.task_name, "model": opened.model, "mean": opened.mean, "std": opened.std,
-            "images": test.images, "truth": truth, "classes": opened.classes}
+            "images": images, "truth": truth, "classes": opened.classes}
 
 
 __all__ = ["BadValue", "Explorer", "UnknownItem", "load_run_for_page", "parse_input", "thin"]
