@@ -59,6 +59,7 @@ def test_coco_official_layout_val2017_is_the_test_split(tmp_path):
     write(root / "annotations" / "instances_val2017.json", val)
     data = load_instances(str(root), val_fraction=0.2)
     assert data.layout.startswith("COCO (annotations/instances_<split>.json")
+    assert load_instances(str(root / "annotations"), val_fraction=0.2).layout == data.layout   # its folder named
     assert (len(data.train), len(data.val), len(data.test)) == (8, 2, 4)
     assert data.classes == ["background", "square", "bar"] and data.category_ids == [0, 3, 7]
     check_masks(data, [train, val])
@@ -147,3 +148,19 @@ def test_two_voc_years_are_ambiguous(tmp_path):
     (tmp_path / "VOCdevkit" / "VOC2007" / "SegmentationClass").mkdir()
     with pytest.raises(DataError, match=r"holds 2 VOC folders \(VOC2007, VOC2012\); give --data .*VOC2012"):
         load_segmentation(str(tmp_path / "VOCdevkit"))
+
+
+def test_a_voc_id_in_two_lists_is_refused(tmp_path):
+    voc = make_voc(tmp_path)
+    with open(voc / "ImageSets/Segmentation/val.txt", "a") as f:
+        f.write("2007_000001\n")
+    with pytest.raises(DataError, match=r"val.txt: 2007_000001 is listed in train.txt too"):
+        load_segmentation(str(voc))
+
+
+def test_images_dir_with_coco_splits_looks_in_its_split_folders(tmp_path):
+    root, pics = tmp_path / "coco", tmp_path / "pictures"
+    write(root / "annotations" / "instances_train2017.json", coco_images(pics / "train2017", 8, lambda i: f"{i}.png"))
+    write(root / "annotations" / "instances_val2017.json", coco_images(pics / "val2017", 3, lambda i: f"{i}.png", 5))
+    data = load_instances(str(root), images=str(pics))
+    assert (len(data.train) + len(data.val), len(data.test)) == (8, 3)

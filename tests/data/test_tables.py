@@ -81,7 +81,7 @@ def test_a_csv_label_column_by_name_and_images_elsewhere(tmp_path):
     rows = "\n".join(f"{i},{Path(p).name},{c}" for i, (p, c, _) in enumerate(made))
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "t.csv").write_text(f"row,filename,breed\n{rows}\n")
-    with pytest.raises(DataError, match=r"row 2 \(0.png\) is in none of the folders searched.*--images DIR"):
+    with pytest.raises(DataError, match=r"line 2 \(0.png\) is in none of the folders searched.*--images DIR"):
         load_data(str(tmp_path / "meta" / "t.csv"))
     data = load_data(str(tmp_path / "meta" / "t.csv"), images=str(tmp_path / "pics"))
     assert data.classes == ["cat", "dog"]
@@ -93,3 +93,19 @@ def test_a_csv_whose_label_column_cannot_be_told_is_one_clear_error(tmp_path, ca
     code, _, err = run(capsys, "train", "--data", str(tmp_path / "t.csv"), "--out", str(tmp_path / "run"))
     assert code == 2 and "cannot tell the label column among a, b, c; name it 'label'" in err
     assert err.count("\n") == 1
+
+
+def test_a_csv_listing_an_image_twice(tmp_path):
+    """A file listed twice is read once (it cannot land in two splits); two labels for it, or none, is an error
+    naming the lines."""
+    made = mixed_images(lambda i, c: tmp_path / "images" / f"{i}.png", n=20)
+    rows = [f"{Path(p).name},{c}" for p, c, _ in made]
+    (tmp_path / "twice.csv").write_text("file,label\n" + "\n".join(rows + rows[:3] + ["7,%s" % made[7][1]]) + "\n")
+    data = load_data(str(tmp_path / "twice.csv"))
+    assert len(data.train) + len(data.val) + len(data.test) == 20
+    (tmp_path / "two.csv").write_text("file,label\n" + "\n".join(rows + ["3.png,other"]) + "\n")
+    with pytest.raises(DataError, match=r"lines 5 and 22 give 3.png two labels \('dog' and 'other'\)"):
+        load_data(str(tmp_path / "two.csv"))
+    (tmp_path / "none.csv").write_text("file,label\n\n" + "\n".join(rows[:4] + ["9.png,"]) + "\n")
+    with pytest.raises(DataError, match=r"none.csv: line 7 has no label"):
+        load_data(str(tmp_path / "none.csv"))

@@ -104,9 +104,21 @@ def test_size_order_batches_one_size_together_and_is_a_permutation():
     assert torch.equal(size_order(order, sizes, 4), got)         # a pure function of the order
     assert torch.equal(size_order(order, None, 4), order)
     odd_order = torch.randperm(23, generator=torch.Generator().manual_seed(1))
-    odd = size_order(odd_order, sizes[:23], 4)                   # 11 + 12 images: one short batch of 3
+    odd = size_order(odd_order, sizes[:23], 4)                   # the engine trains 20 and drops 3
     assert sorted(odd.tolist()) == list(range(23))
-    assert all(len({tuple(s) for s in sizes[b].tolist()}) == 1 for b in odd[:20].split(4))
+    assert torch.equal(odd[20:], odd_order[20:])                 # the dropped tail is the shuffle's, not a size's
+
+
+def test_size_order_leaves_no_image_out_of_every_epoch():
+    """One 20×20 image among nine 10×10 at batch 4: the engine trains 8 of 10 a epoch; over 50 epochs the
+    large image must be trained on (a tail cut after sorting by size would drop it every time)."""
+    from cnnlab.train.batches import epoch_order
+
+    sizes = torch.tensor([[10, 10]] * 9 + [[20, 20]])
+    trained = set()
+    for epoch in range(50):
+        trained |= set(size_order(epoch_order(10, 0, epoch), sizes, 4)[:8].tolist())
+    assert trained == set(range(10))
 
 
 def test_a_folder_of_mixed_sizes_trains_and_its_eval_matches(tmp_path, capsys):

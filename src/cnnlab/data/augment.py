@@ -81,7 +81,7 @@ class Augment:
         if n == 0:
             return images.clone(), None if masks is None else masks.clone()
         x = images.float()
-        theta = self.matrices(total, generator)[rows]
+        theta = self.matrices(total, generator, tuple(images.shape[-2:]))[rows]   # this batch's H, W
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode=self.mode, padding_mode="zeros", align_corners=False)
         if masks is not None:      # shift by one so that zero padding marks "outside"
@@ -96,9 +96,11 @@ class Augment:
             x = ((x - grey) * contrast + grey).clamp_(0, 255)
         return x.round_().to(torch.uint8), masks
 
-    def matrices(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, 2, 3) affine matrices mapping output coordinates to input coordinates ([-1, 1] units)."""
-        h, w = self.size
+    def matrices(self, n: int, generator: torch.Generator | None = None,
+                 size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(n, 2, 3) affine matrices mapping output coordinates to input coordinates ([-1, 1] units), for images
+        of ``size`` (default the preset's; a batch cropped from a canvas of mixed sizes gives its own)."""
+        size = size or self.size
         # random resized crop: the kept window's half-extent (sx, sy) and its centre (cx, cy)
         area = self._uniform(n, *self.crop_scale, generator)
         log_r = self._uniform(n, math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]), generator)
@@ -112,7 +114,7 @@ class Augment:
         flip = torch.ones(n)
         if self.flip:
             flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-        return compose(self.size, sx, sy, cx, cy, angle, tx, ty, flip)
+        return compose(size, sx, sy, cx, cy, angle, tx, ty, flip)
 
     @staticmethod
     def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:

@@ -78,16 +78,17 @@ def size_order(order: torch.Tensor, sizes: torch.Tensor | None, batch: int) -> t
     of ``order``, so an interrupted run resumes with the same batches."""
     if sizes is None:
         return order
-    keys = sizes[order, 0] * (1 << 20) + sizes[order, 1]
-    grouped = order[torch.sort(keys, stable=True).indices]
+    cut = order.numel() - order.numel() % batch
+    keep, tail = order[:cut], order[cut:]            # the engine drops the tail: a random set, as without grouping
+    if keep.numel() == 0:
+        return order
+    keys = sizes[keep, 0] * (1 << 20) + sizes[keep, 1]
+    grouped = keep[torch.sort(keys, stable=True).indices]
     position = torch.empty(int(order.max()) + 1, dtype=torch.int64)
     position[order] = torch.arange(order.numel())
     chunks = list(grouped.split(batch))
-    short = [chunks.pop()] if chunks[-1].numel() < batch else []     # the engine's dropped tail stays last
-    if not chunks:
-        return order
     rank = torch.tensor([int(position[c].min()) for c in chunks])
-    return torch.cat([chunks[i] for i in rank.argsort().tolist()] + short)
+    return torch.cat([chunks[i] for i in rank.argsort().tolist()] + [tail])
 
 
 def fill_padding(images: torch.Tensor, sizes: torch.Tensor | None, value: torch.Tensor) -> None:

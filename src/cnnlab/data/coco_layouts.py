@@ -20,7 +20,8 @@ Windows ``\\`` separators too) but never climbs out of the image folder.
 
 The image folder of each annotation file is the one place among the usual candidates (beside the file,
 its ``images/``, the split's own folder ``train2017/`` or ``images/train2017/`` next to ``annotations/``,
-the data set's root) that holds its images, or ``--images DIR``. Two candidates that both hold them are
+the data set's root) that holds its images, or with ``--images DIR`` the one of ``DIR/<split>/`` (e.g.
+``DIR/train2017/``, Roboflow's ``DIR/valid/``) and ``DIR`` that does. Two candidates that both hold them are
 ambiguous: a one-line error names both. A missing image names the folder searched.
 """
 
@@ -69,18 +70,20 @@ def _official_split(stem: str) -> str | None:
 
 
 def _official(root: Path) -> CocoLayout | None:
+    """COCO's own layout at ``root`` (or ``root`` is its ``annotations/`` folder)."""
     files = sorted((root / "annotations").glob("instances_*.json")) if (root / "annotations").is_dir() else []
+    files = files or sorted(root.glob("instances_*.json"))
     if not files:
         return None
     parts: dict[str, CocoPart] = {}
     for f in files:
         split = _official_split(f.stem)
         if split is None or split in parts:
-            raise DataError(f"{root / 'annotations'}: cannot tell the splits of {', '.join(p.name for p in files)}; "
+            raise DataError(f"{files[0].parent}: cannot tell the splits of {', '.join(p.name for p in files)}; "
                             "name them instances_train….json, instances_val….json (or give --data FILE.json)")
         parts[split] = CocoPart(f)
     if "all" in parts and len(parts) > 1:
-        raise DataError(f"{root / 'annotations'}: {parts['all'].annotations.name} beside split files; give --data "
+        raise DataError(f"{files[0].parent}: {parts['all'].annotations.name} beside split files; give --data "
                         "one of the files")
     if "test" in parts and "train" not in parts and "all" not in parts:
         parts = {"all": parts["test"]}
@@ -129,9 +132,16 @@ def candidates(annotations: Path) -> list[Path]:
 
 
 def image_root(annotations: Path, doc: dict[str, Any], images: Path | None) -> Path:
-    """The folder ``doc``'s (checked) file names are relative to: ``images`` when given, else the one candidate
-    (:func:`candidates`) that holds them (:func:`cnnlab.data.locate.image_root`)."""
+    """The folder ``doc``'s (checked) file names are relative to: the one candidate (:func:`candidates`, or with
+    ``--images DIR`` the split's ``DIR/train2017/`` and ``DIR`` itself) that holds them
+    (:func:`cnnlab.data.locate.image_root`)."""
     first = f"image {doc['images'][0]['id']}" if doc["images"] else "image"
-    return locate.image_root(annotations, [im["file_name"] for im in doc["images"]], candidates(annotations),
-                             images, lambda root, name: p if (p := image_path(root, name)).is_file() else None,
-                             first)
+    where = candidates(annotations)
+    if images is not None:
+        if not images.is_dir():
+            raise DataError(f"--images {images}: no such folder; give the folder the file names in {annotations} "
+                            "are relative to")
+        split = annotations.stem.removeprefix("instances_")
+        where = unique_folders([images / split, images / annotations.parent.name, images])
+    return locate.image_root(annotations, [im["file_name"] for im in doc["images"]], where, None,
+                             lambda root, name: p if (p := image_path(root, name)).is_file() else None, first)

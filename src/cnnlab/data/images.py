@@ -74,6 +74,8 @@ def load_data(source: str, data_dir: str | Path | None = None, val_fraction: flo
     if not 0 < val_fraction < 1:
         raise DataError(f"--val-fraction must be between 0 and 1 (got {val_fraction})")
     key = source.lower().replace("_", "-")
+    if images and key in ("digits", "fashion-mnist", "fashionmnist"):
+        raise DataError(f"--images {images}: names the image folder of a labels CSV; {source} brings its own images")
     skipped: list[tuple[str, str]] = []
     if key == "digits":
         rest, test = random_split(load_digits(), TEST_FRACTION, seed)

@@ -485,6 +485,8 @@ def load_instances(source: str, data_dir: str | None = None, val_fraction: float
     if scene_source is None:
         return load_folder(Path(source), val_fraction, seed, channels, size, skip_bad,
                            Path(images) if images else None)
+    if images:
+        raise DataError(f"--images {images}: names the image folder of a COCO file; {source} draws its own images")
     scenes = make_scenes(SceneConfig(source=scene_source, data_dir=data_dir))
     splits = {}
     for name, s in scenes.splits.items():

@@ -167,13 +167,14 @@ def _read_folder(root: Path, channels: int | None, skip_bad: bool, skipped: list
 
 
 def _drop_out_of_range(root: Path, splits: dict[str, SegSplit], raw: dict[str, tuple], classes: list[str],
-                       skip_bad: bool, skipped: list[tuple[str, str]]) -> None:
-    """Masks with a class index past ``classes``: an error naming the file, or left out with ``skip_bad``."""
+                       skip_bad: bool, skipped: list[tuple[str, str]], listed_by: str) -> None:
+    """Masks with a class index past ``classes`` (named by ``listed_by``): an error naming the file, or left out
+    with ``skip_bad``."""
     for name, s in list(splits.items()):
         bad = ((s.masks != IGNORE) & (s.masks >= len(classes))).flatten(1).any(1)
         for i in bad.nonzero().flatten().tolist():
             why = (f"class index {int(s.masks[i][(s.masks[i] != IGNORE)].max())} is outside the {len(classes)} "
-                   f"classes of {root / 'classes.txt'}; fix the mask or the class list (255 marks ignored pixels)")
+                   f"classes of {listed_by}; fix the mask or the class list (255 marks ignored pixels)")
             if not skip_bad:
                 raise DataError(f"{raw[name][2][i]}: {why}, or pass --skip-bad to leave it out")
             skipped.append((str(raw[name][2][i]), why))
@@ -203,7 +204,8 @@ def load_folder(root: Path, val_fraction: float, seed: int, channels: int | None
     c = channels or max(x.shape[0] for x in first[0])  # type: ignore[index]
     splits = {name: _stack(root, xs, ms, c, size) for name, (xs, ms, _) in raw.items()}
     classes = listed or _classes(root, splits)
-    _drop_out_of_range(root, splits, raw, classes, skip_bad, skipped)
+    _drop_out_of_range(root, splits, raw, classes, skip_bad, skipped,
+                       "Pascal VOC" if voc is not None else str(root / "classes.txt"))
     train, val, test = three_way(splits, val_fraction, seed)
     if len(train) == 0 or len(val) == 0 or len(test) == 0:
         raise DataError(f"{root}: too few image/mask pairs to split into train, validation and test "

@@ -10,8 +10,10 @@ or ``y`` (else the second of two). A CSV without a header row is read as ``file,
 sub-folders; a name without a suffix (Kaggle's ``id``) is looked up with each image suffix. The images
 are in the folder ``--images`` names, or the one of the CSV's folder, its ``images/``, or the folder named
 after the CSV (``train.csv`` → ``train/``) that holds them. The classes are the distinct labels, in
-numeric order when every label is an integer, else alphabetical. With no split in the CSV the images are
-split at random (20 % test, then ``--val-fraction`` of the rest for validation).
+numeric order when every label is an integer, else alphabetical. Other columns (a ``split`` or ``fold``
+column included) are not read: the images are split at random (20 % test, then ``--val-fraction`` of the
+rest for validation). A file listed twice is read once; with two different labels it is an error, as is a
+row without a label.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def resolve(root: Path, name: str) -> Path | None:
     return None
 
 
-def _rows(path: Path) -> list[list[str]]:
+def _rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
         if path.stat().st_size > MAX_CSV_BYTES:
             raise DataError(f"{path}: over {MAX_CSV_BYTES:,} bytes; split the table")
@@ -56,8 +58,9 @@ def _rows(path: Path) -> list[list[str]]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    try:
-        return [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    try:                           # (line number, cells) of the non-blank rows: messages name the file's own lines
+        return [(k, r) for k, r in enumerate(csv.reader(io.StringIO(text), dialect), start=1)
+                if any(c.strip() for c in r)]
     except csv.Error as err:
         raise DataError(f"{path}: not a CSV table ({err})") from None
 
@@ -83,6 +86,31 @@ def _classes(labels: list[str]) -> list[str]:
         return distinct
 
 
+def _items(path: Path, root: Path, rows: list[tuple[int, str, str]], index: dict[str, int], strict: bool,
+           skipped: list[tuple[str, str]]) -> list[tuple[Path, int]]:
+    """(image file, class index) of each row; a file listed twice is kept once (refused with two labels: the
+    same image in two classes, or in two splits, would leak)."""
+    items, first = [], {}
+    for line, name, lab in rows:
+        file = resolve(root, name)
+        if file is None:
+            why = f"line {line}: {name} is not in {root}"
+            if strict:
+                raise DataError(f"{path}: {why}; fix the row, or drop --strict to skip it")
+            skipped.append((str(root / name), why))
+            continue
+        key = file.resolve()
+        if key in first:
+            seen_line, seen_lab = first[key]
+            if seen_lab != lab:
+                raise DataError(f"{path}: lines {seen_line} and {line} give {name} two labels ({seen_lab!r} and "
+                                f"{lab!r}); one image, one class: remove one of the rows")
+            continue
+        first[key] = (line, lab)
+        items.append((file, index[lab]))
+    return items
+
+
 def load_csv(path: Path, images: Path | None, channels: int | None, size: tuple[int, int] | None, strict: bool
              ) -> tuple[list[str], dict[str, Split], list[tuple[str, str]], FolderLayout]:
     """The classes, ``{"all": split}``, the skipped images and the layout of a labels CSV (module notes)."""
@@ -90,32 +118,26 @@ def load_csv(path: Path, images: Path | None, channels: int | None, size: tuple[
     if not rows:
         raise DataError(f"{path}: an empty table; give one row per image: file,label")
     where = unique_folders([path.parent, path.parent / "images", path.parent / path.stem])
+    first = rows[0][1]
     # a first row whose first cell names an image is data (a CSV without a header row)
-    header = not any(resolve(p, rows[0][0].strip()) for p in ([images] if images else where))
-    file_col, label_col = _columns(path, rows[0]) if header else (0, 1)
+    header = not any(resolve(p, first[0].strip()) for p in ([images] if images else where))
+    file_col, label_col = _columns(path, first) if header else (0, 1)
     body = rows[1:] if header else rows
-    short = next((i for i, r in enumerate(body) if len(r) <= max(file_col, label_col)), None)
+    short = next(((k, r) for k, r in body if len(r) <= max(file_col, label_col)), None)
     if short is not None:
-        raise DataError(f"{path}: row {short + 1 + header} has {len(body[short])} cells; every row needs the file "
-                        "and its label")
-    names, labels = [r[file_col].strip() for r in body], [r[label_col].strip() for r in body]
-    if not names:
+        raise DataError(f"{path}: line {short[0]} has {len(short[1])} cells; every row needs the file and its label")
+    table = [(k, r[file_col].strip(), r[label_col].strip()) for k, r in body]
+    if not table:
         raise DataError(f"{path}: a header and no rows; give one row per image: file,label")
-    root = image_root(path, names, where, images, resolve, f"row {1 + header}")
-    classes = _classes(labels)
+    empty = next((k for k, _, lab in table if not lab), None)
+    if empty is not None:
+        raise DataError(f"{path}: line {empty} has no label; give every image its class (or remove the row)")
+    root = image_root(path, [n for _, n, _ in table], where, images, resolve, f"line {table[0][0]}")
+    classes = _classes([lab for *_, lab in table])
     if len(classes) < 2:
-        raise DataError(f"{path}: every row has the label {labels[0]!r}; a classifier needs at least two classes")
-    index = {c: i for i, c in enumerate(classes)}
-    items, skipped = [], []
-    for row, (name, lab) in enumerate(zip(names, labels), start=1 + header):
-        file = resolve(root, name)
-        if file is None:
-            why = f"row {row}: {name} is not in {root}"
-            if strict:
-                raise DataError(f"{path}: {why}; fix the row, or drop --strict to skip it")
-            skipped.append((str(root / name), why))
-            continue
-        items.append((file, index[lab]))
+        raise DataError(f"{path}: every row has the label {classes[0]!r}; a classifier needs at least two classes")
+    skipped: list[tuple[str, str]] = []
+    items = _items(path, root, table, {c: i for i, c in enumerate(classes)}, strict, skipped)
     seen: list[tuple[int, int]] = []
     split, note = read_items(root, items, channels, size, strict, skipped, seen)
     return classes, {"all": split}, skipped, FolderLayout(f"labels CSV {path.name} (file,label; images in {root})",

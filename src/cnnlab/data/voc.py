@@ -27,6 +27,7 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor"]
 MAX_LIST_BYTES = 64 << 20           # a split list of ids: VOC2012's trainval.txt is 34 KB
+LIST_WHAT = "a split list holds one image id per line (2007_000032)"
 
 
 def _is_year(folder: Path) -> bool:
@@ -38,8 +39,11 @@ def find_voc(root: Path) -> Path | None:
     None when ``root`` is no VOC layout; an error when it holds several years."""
     if _is_year(root):
         return root
-    years = sorted(p for base in (root, root / "VOCdevkit") if base.is_dir()
-                   for p in base.iterdir() if p.is_dir() and _is_year(p))
+    try:
+        years = sorted(p for base in (root, root / "VOCdevkit") if base.is_dir()
+                       for p in base.iterdir() if p.is_dir() and _is_year(p))
+    except OSError as err:
+        raise DataError(f"{root}: cannot list it ({err.strerror}); check its permissions") from None
     if len(years) > 1:
         raise DataError(f"{root}: holds {len(years)} VOC folders ({', '.join(p.name for p in years)}); give "
                         f"--data {years[-1]} (one year)")
@@ -53,9 +57,8 @@ def _split_lists(voc: Path) -> dict[str, Path]:
     if "train" not in found:
         return {}
     test = found.get("test")
-    if test is not None and all((voc / "SegmentationClass" / f"{i}.png").is_file()
-                                for i in read_lines(test, "a split list holds one image id per line",
-                                                    MAX_LIST_BYTES)[:1]):
+    first = read_lines(test, LIST_WHAT, MAX_LIST_BYTES)[:1] if test is not None else []
+    if first and (voc / "SegmentationClass" / f"{first[0].split()[0]}.png").is_file():
         return {"train": found["train"], **({"val": found["val"]} if "val" in found else {}), "test": test}
     return {"train": found["train"], **({"test": found["val"]} if "val" in found else {})}
 
@@ -101,9 +104,16 @@ def read_voc(voc: Path, channels: int | None, skip_bad: bool, skipped: list[tupl
         ids = sorted(p.stem for p in (voc / "SegmentationClass").glob("*.png"))
         raw = {"all": _read_ids(voc, ids, None, channels, skip_bad, skipped)}
         return raw, list(VOC_CLASSES), f"Pascal VOC devkit {voc.name} (no ImageSets/Segmentation lists: split at random)"
-    raw = {}
+    raw, listed = {}, {}
     for split, path in lists.items():
-        ids = read_lines(path, "a split list holds one image id per line", MAX_LIST_BYTES)
-        raw[split] = _read_ids(voc, [i.split()[0] for i in ids], path, channels, skip_bad, skipped)
+        ids = [line.split()[0] for line in read_lines(path, LIST_WHAT, MAX_LIST_BYTES)]
+        for i in ids:
+            if "/" in i or "\\" in i or i in (".", ".."):
+                raise DataError(f"{path}: '{i}' is no image id (ids name files in JPEGImages/, like 2007_000032)")
+            if i in listed and listed[i] != path:
+                raise DataError(f"{path}: {i} is listed in {listed[i].name} too; an image in two splits would be "
+                                "tested on what it was trained on: remove it from one list")
+            listed[i] = path
+        raw[split] = _read_ids(voc, ids, path, channels, skip_bad, skipped)
     roles = ", ".join(f"{p.name} → {s}" for s, p in lists.items())
     return raw, list(VOC_CLASSES), f"Pascal VOC devkit {voc.name} (ImageSets/Segmentation: {roles})"

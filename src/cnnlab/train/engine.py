@@ -352,6 +352,7 @@ class Trainer:
                 meta = load_state(self.folder.state_path, self.model, self.optimizer, self.scheduler)
                 check_file_run(self.folder.state_path, meta, self.run_id)
                 self._restore(meta)
+                self._say_data()
             else:
                 if restart:
                     self.folder.log("no checkpoint was written before the run stopped: starting again from step 0 "
@@ -410,9 +411,13 @@ class Trainer:
                         f"{sizes['test']} test")
         for path, reason in getattr(data, "skipped", []):
             self.folder.log(f"skipped {path}: {reason}")
-        line = self.task.data_line(data, self.model)
-        self.folder.log(line)
-        if self.progress is not None:
+        self._say_data()
+
+    def _say_data(self) -> None:
+        """What was read, in one line on stderr and in log.txt, at every start (a resume too)."""
+        if self.dist.main:
+            line = self.task.data_line(self.data, self.model)
+            self.folder.log(line)
             print(printable(line), file=sys.stderr, flush=True)
 
     def _tested(self, epochs: int) -> bool:

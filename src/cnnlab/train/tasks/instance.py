@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.canvas import own_size, size_order
+from cnnlab.data.canvas import extent, own_size, size_order
 from cnnlab.data.instances import InstData, InstSplit, coco_ground_truth, load_instances, make_target
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
@@ -171,7 +171,8 @@ class Instance(Task):
               generator: torch.Generator) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         flips = torch.rand(len(indices), generator=generator) < 0.5      # drawn for the global batch
         idx = indices[rows].tolist()
-        images = split.images[indices[rows]]
+        h, w = extent(split.images, split.sizes, indices[rows])     # the batch's largest image, not the canvas
+        images = split.images[indices[rows], :, :h, :w]
         targets = []
         for j, i in enumerate(idx):
             masks = split.masks[i]

@@ -89,10 +89,10 @@ def predict_masks(model: nn.Module, images: torch.Tensor, mean: torch.Tensor, st
     for group in by_size(sizes, images.shape[0]):
         h, w = extent(images, sizes, group[:1])
         for chunk in group.split(batch):
-            x = normalise(images[chunk][..., :h, :w], mean, std).to(device, memory_format=fmt)
+            x = normalise(images[chunk, :, :h, :w], mean, std).to(device, memory_format=fmt)
             out = model(x).float()
             if masks is not None:
-                y = masks[chunk][..., :h, :w].long().to(device)
+                y = masks[chunk, :h, :w].long().to(device)
                 loss_sum += float(F.cross_entropy(out, y, ignore_index=IGNORE, reduction="sum"))
                 counted += int((y != IGNORE).sum())
             preds[chunk, :h, :w] = out.argmax(1).to(torch.uint8).cpu()
@@ -163,7 +163,7 @@ class Semantic(Task):
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = indices[rows]
         h, w = extent(split.images, split.sizes, idx)            # the batch's largest image
-        images, masks = split.images[idx][..., :h, :w], split.masks[idx][..., :h, :w]
+        images, masks = split.images[idx, :, :h, :w], split.masks[idx, :h, :w]
         if self.augment is not None:
             images, masks = self.augment.warp(images, masks, generator, first=rows.start or 0, total=len(indices))
         return normalise(images, self.mean, self.std), masks.long()
