@@ -13,6 +13,8 @@ run that is stopped can be resumed; the table and plot are made from that file.
     python benchmarks/memory_accuracy.py --device cuda --results benchmarks/results/memory_cuda.jsonl
     python benchmarks/memory_accuracy.py --report-only --plot docs/img/memory_accuracy.png
     python benchmarks/memory_accuracy.py --replay --results benchmarks/results/memory_cpu_avx512.jsonl
+    python benchmarks/memory_accuracy.py --batches 8 --optimizers adam --precisions fp32 bf16-amp bf16 \
+        --layouts nchw nhwc --results benchmarks/results/memory_cpu_fastpath_zen5.jsonl    # the fast path
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -44,18 +46,20 @@ from cnnlab.models import create_model
 from cnnlab.spec import build, load_spec
 torch.set_num_threads(int(sys.argv[6]))
 target, shape, batch, opt, device = sys.argv[1], tuple(map(int, sys.argv[2].split(","))), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+precision, channels_last = sys.argv[7], sys.argv[8] == "nhwc"
 def make():
     torch.manual_seed(0)
     if target.endswith((".yaml", ".yml")):
         return build(load_spec(target).with_input(shape), device="cpu")
     return create_model(target, in_channels=shape[0], input_size=shape[1])
-cfg = StepConfig(opt, device=device)
+cfg = StepConfig(opt, precision, device=device, channels_last=channels_last)
 model = make()
 train, infer = measure_memory(model, shape, batch, cfg)
 # wall time of one more real step (same model, now warm)
 with torch.no_grad():
-    out = model(torch.zeros(2, *shape, device=device))
-x, y = make_batch(target_shape(model, tuple(out.shape)), shape, batch, out.shape[1], torch.float32, device)
+    out = model(torch.zeros(2, *shape, device=device, dtype=cfg.param_dtype).contiguous(memory_format=cfg.memory_format))
+x, y = make_batch(target_shape(model, tuple(out.shape)), shape, batch, out.shape[1], cfg.param_dtype, device,
+                  cfg.memory_format)
 o = make_optimizer(model, opt)
 model.train(); training_step(model, x, y, o, cfg)
 if device == "cuda": torch.cuda.synchronize()
@@ -74,12 +78,14 @@ print(json.dumps({"measured": train, "measured_inference": infer, "step_s": step
 
 
 def _key(row: dict) -> tuple:
-    return row["net"], row["batch"], row["optimizer"], row["device"]
+    return (row["net"], row["batch"], row["optimizer"], row["device"], row.get("precision", "fp32"),
+            row.get("layout", "nchw"))
 
 
 def run_rows(args: argparse.Namespace, results: Path) -> None:
     from cnnlab import analyze
     from cnnlab.memory.estimate import estimate_memory
+    from cnnlab.memory.onednn.workspace import CpuKernels
     from cnnlab.spec import NetworkSpec, build
     from cnnlab.targets import resolve_target
 
@@ -92,27 +98,33 @@ def run_rows(args: argparse.Namespace, results: Path) -> None:
         module = build(target.network, device="meta") if isinstance(target.network, NetworkSpec) else target.network
         for batch in args.batches:
             textbook = analyze(target.network, shape, batch_size=batch).memory.training_bytes
-            for opt in args.optimizers:
+            for opt, precision, layout in [(o, p, lay) for o in args.optimizers for p in args.precisions
+                                           for lay in args.layouts]:
                 row = {"net": net, "name": target.name, "input": list(shape), "batch": batch, "optimizer": opt,
-                       "device": args.device}
+                       "device": args.device, "precision": precision, "layout": layout}
                 if _key(row) in done:
                     continue
                 t = time.perf_counter()
-                est = estimate_memory(module, shape, batch, opt, device=args.device)
+                est = estimate_memory(module, shape, batch, opt, precision, device=args.device,
+                                      channels_last=layout == "nhwc")
+                dtype = {"fp32": "fp32", "fp16-amp": "fp16"}.get(precision, "bf16")
+                row["kernels"] = CpuKernels.current().family(dtype)
+                row["unverified"] = any("unverified" in n for n in est.notes)
                 row["predict_s"] = time.perf_counter() - t
                 row["macs"] = analyze(target.network, shape).total_macs
                 row["textbook"] = textbook
                 row["predicted"] = est.training.peak_bytes
                 row["predicted_inference"] = est.inference.peak_bytes
                 proc = subprocess.run([sys.executable, "-c", CHILD, name, dims, str(batch), opt, args.device,
-                                       str(args.threads)], capture_output=True, text=True, check=False)
+                                       str(args.threads), precision, layout], capture_output=True, text=True,
+                                      check=False)
                 if proc.returncode != 0:
                     print(f"{net} b{batch} {opt}: measurement failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
                     continue
                 row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
                 with results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"{target.name} b{batch} {opt}: predicted {row['predicted']:,} measured {row['measured']:,} "
+                print(f"{target.name} b{batch} {opt} {precision} {layout}: predicted {row['predicted']:,} measured {row['measured']:,} "
                       f"({(row['predicted'] - row['measured']) / row['measured']:+.2%}) predict {row['predict_s']:.1f}s "
                       f"step {row['step_s']:.1f}s", file=sys.stderr, flush=True)
 
@@ -131,7 +143,8 @@ def replay(results: Path) -> int:
         shape = tuple(map(int, dims.split(",")))
         target = resolve_target(name, shape)
         module = build(target.network, device="meta") if isinstance(target.network, NetworkSpec) else target.network
-        est = estimate_memory(module, shape, r["batch"], r["optimizer"], device=r["device"])
+        est = estimate_memory(module, shape, r["batch"], r["optimizer"], r.get("precision", "fp32"),
+                              device=r["device"], channels_last=r.get("layout", "nchw") == "nhwc")
         now = (est.training.peak_bytes, est.inference.peak_bytes)
         if now != (r["predicted"], r["predicted_inference"]):
             moved += 1
@@ -151,17 +164,35 @@ def _err(a: int | None, b: int) -> str:
     return "" if a is None else f"{(a - b) / b:+.1%}"
 
 
+def gaps(rows: list[dict]) -> str:
+    """Per (kernels, precision, layout): rows, the largest under-prediction (training, inference) and whether
+    cnnlab flags them unverified — what docs/memory.md's Known limits and ``KNOWN_GAPS`` record."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("kernels", "?"), r.get("precision", "fp32"), r.get("layout", "nchw")), []).append(r)
+    out = ["| kernels | precision | layout | rows | worst training error | worst inference error | flagged |",
+           "|---|---|---|---:|---:|---:|---|"]
+    for (k, p, lay), rs in sorted(groups.items()):
+        worst = min((r["predicted"] - r["measured"]) / r["measured"] for r in rs)
+        worst_i = min((r["predicted_inference"] - r["measured_inference"]) / r["measured_inference"] for r in rs)
+        flagged = "unverified" if all(r.get("unverified") for r in rs) else "no" if not any(
+            r.get("unverified") for r in rs) else "some"
+        out.append(f"| {k} | {p} | {lay} | {len(rs)} | {worst:+.1%} | {worst_i:+.1%} | {flagged} |")
+    return "\n".join(out)
+
+
 def table(rows: list[dict]) -> str:
-    out = [("| network | input | batch | opt | textbook MB | torchinfo MB (err) | predicted MB | measured MB | "
-            "error | predict s | step s | inference pred. / meas. MB | error |"),
-           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [("| network | input | batch | opt | precision, layout (kernels) | textbook MB | torchinfo MB (err) | "
+            "predicted MB | measured MB | error | predict s | step s | inference pred. / meas. MB | error |"),
+           "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         m, mi = r["measured"], r["measured_inference"]
         ti = r.get("torchinfo")
         ti_s = "–" if ti is None else f"{ti / 1e6:,.1f} ({_err(ti, m)})"
         out.append(
             f"| {r['name']} | {'×'.join(map(str, r['input']))} | {r['batch']} | {r['optimizer']} | "
-            f"{r['textbook'] / 1e6:,.1f} | {ti_s} | {r['predicted'] / 1e6:,.1f} | {m / 1e6:,.1f} | "
+            f"{r.get('precision', 'fp32')}, {r.get('layout', 'nchw')} ({r.get('kernels', '')})"
+            f"{' unverified' if r.get('unverified') else ''} | {r['textbook'] / 1e6:,.1f} | {ti_s} | {r['predicted'] / 1e6:,.1f} | {m / 1e6:,.1f} | "
             f"{_err(r['predicted'], m)} | {r['predict_s']:.1f} | {r['step_s']:.2f} | "
             f"{r['predicted_inference'] / 1e6:,.1f} / {mi / 1e6:,.1f} | {_err(r['predicted_inference'], mi)} |")
     errs = [abs(r["predicted"] - r["measured"]) / r["measured"] for r in rows]
@@ -215,6 +246,8 @@ def main() -> None:
     ap.add_argument("--nets", nargs="+", default=DEFAULT_NETS, metavar="NAME:C,H,W")
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     ap.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16-amp", "bf16", "fp16-amp"])
+    ap.add_argument("--layouts", nargs="+", default=["nchw"], choices=["nchw", "nhwc"])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads in the measuring process")
     ap.add_argument("--results", type=Path, default=None,
@@ -231,11 +264,15 @@ def main() -> None:
     if not args.report_only:
         run_rows(args, results)
     rows = load(results)
-    wanted = {(n, b, o) for n in args.nets for b in args.batches for o in args.optimizers}
-    rows = [r for r in rows if (r["net"], r["batch"], r["optimizer"]) in wanted and r["device"] == args.device]
+    wanted = {(n, b, o, p, lay) for n in args.nets for b in args.batches for o in args.optimizers
+              for p in args.precisions for lay in args.layouts}
+    rows = [r for r in rows if (r["net"], r["batch"], r["optimizer"], r.get("precision", "fp32"),
+                                r.get("layout", "nchw")) in wanted and r["device"] == args.device]
     print(f"machine: {platform.processor() or platform.machine()}, kernels {torch.backends.cpu.get_cpu_capability()}, "
           f"{args.threads} threads, torch {torch.__version__}\n")
     print(table(rows))
+    if any(r.get("precision", "fp32") != "fp32" or r.get("layout", "nchw") != "nchw" for r in rows):
+        print("\n" + gaps(rows))
     if args.plot and rows:
         plot(rows, args.plot)
         print(f"\nplot: {args.plot}")

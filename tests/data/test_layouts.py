@@ -72,7 +72,8 @@ def test_cvat_layout_annotations_json_beside_images_with_bare_names(tmp_path):
     doc = coco_images(root / "images", 12, lambda i: f"img_{i:03d}.png")
     write(root / "annotations.json", doc)
     data = load_instances(str(root))
-    assert data.layout == "annotations.json + images" and len(data.train) + len(data.val) + len(data.test) == 12
+    assert data.layout == f"annotations.json + images; images in {root / 'images'}"
+    assert len(data.train) + len(data.val) + len(data.test) == 12
     check_masks(data, [doc])
 
 
@@ -92,7 +93,7 @@ def test_one_file_with_sub_folders_in_file_name_and_windows_separators(tmp_path)
     doc = coco_images(root, 10, lambda i: f"images/batch{i % 2}/{i}.png")
     doc["images"][0]["file_name"] = doc["images"][0]["file_name"].replace("/", "\\")
     data = load_instances(str(write(root / "labels.json", doc)))
-    assert data.layout == "one COCO file" and len(data.train) + len(data.val) + len(data.test) == 10
+    assert data.layout == f"one COCO file; images in {root}" and len(data.train) + len(data.val) + len(data.test) == 10
 
 
 def test_images_elsewhere_need_images_dir_and_a_missing_one_names_the_folders_searched(tmp_path):

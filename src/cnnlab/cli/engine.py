@@ -31,7 +31,8 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                    help=f"default: {d.optimizer}. {choices_help(OPTIMIZERS)}")
     t.add_argument("--augment", choices=PRESETS, default=d.augment,
-                   help="augmentation preset (see 'cnnlab augment preview'); masks move with their images")
+                   help="augmentation preset (see 'cnnlab augment preview'); segmentation masks move with their "
+                        "images")
     t.add_argument("--val-fraction", type=finite_float, default=d.val_fraction, help="share of the training images held "
                    "out for validation when the data has no val split")
     t.add_argument("--seed", type=int, default=d.seed, help="seeds weights, splits, shuffling and augmentation")
@@ -90,7 +91,7 @@ def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
         con.print(trainer.task.summary(test))
         skipped = len(getattr(trainer.data, "skipped", []))     # counted in memory, not read back from the log
         if skipped:
-            what = "unreadable image" if trainer.cfg.task == "classification" else "bad image/mask pair"
+            what = "unreadable or missing image" if trainer.cfg.task == "classification" else "bad image/mask pair"
             con.print(f"skipped {skipped} {what}{'s' * (skipped != 1)} (listed in {folder / 'log.txt'})")
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
         con.print(f"run folder: {folder}  ({files})", soft_wrap=True)

@@ -41,6 +41,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(a temporary the size of the parameter); 0 removes it (default: cnnlab train's, %(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help=f"default: fp32. {choices_help(PRECISIONS)}")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC model and batches, as 'cnnlab train --channels-last' runs them (other oneDNN kernels)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="whose allocator to model (default: cpu)")
     p.add_argument("--cpu", choices=("native", "avx2", "avx512"), default="native",
@@ -126,7 +128,7 @@ def run_memory(args: argparse.Namespace) -> int:
         raise CnnlabError("--measure runs this machine's kernels; drop --cpu/--threads to compare with them")
     est = estimate_memory(net, target.input_shape, args.batch, args.optimizer, args.precision,
                           args.checkpointing, args.device, name=target.name, kernels=_kernels(args),
-                          weight_decay=args.weight_decay)
+                          weight_decay=args.weight_decay, channels_last=args.channels_last)
     if args.measure:
         _room_for(est, args.device)
         _measure(target, est)
@@ -135,7 +137,7 @@ def run_memory(args: argparse.Namespace) -> int:
         return 0
     con = console()
     con.print(f"{est.name} — input {'×'.join(map(str, est.input_shape))}, batch {est.batch_size}, "
-              f"{args.optimizer}, {args.precision}, {_where(args)}"
+              f"{args.optimizer}, {args.precision}{', channels-last' if args.channels_last else ''}, {_where(args)}"
               + (", checkpointing" if args.checkpointing else ""))
     for label, rep in (("training step", est.training), ("inference (no_grad)", est.inference)):
         con.print(f"\n{label}: peak {human_bytes(rep.peak_bytes)} in {rep.phase} ({rep.op})")
@@ -237,14 +239,15 @@ def run_fit(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--budget {err}") from None
     target = _target(args)
     report = fit_target(target, budget, args.batch, args.optimizer, args.precision, args.device,
-                        kernels=_kernels(args), weight_decay=args.weight_decay)
+                        kernels=_kernels(args), weight_decay=args.weight_decay, channels_last=args.channels_last)
     if args.json:
         print_json(report.to_dict())
         return 0
     con = console()
     verdict = "fits" if report.fits else "does NOT fit"
     dims = "×".join(map(str, target.input_shape))
-    con.print(f"{report.name} — input {dims}, batch {report.batch_size}, {args.optimizer}, {args.precision}, {_where(args)}: "
+    con.print(f"{report.name} — input {dims}, batch {report.batch_size}, {args.optimizer}, {args.precision}"
+              f"{', channels-last' if args.channels_last else ''}, {_where(args)}: "
               f"peak {human_bytes(report.peak_bytes)} {verdict} in {human_bytes(budget)}")
     con.print(f"largest batch that fits: {report.max_batch}")
     if report.fits:

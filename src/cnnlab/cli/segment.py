@@ -90,16 +90,18 @@ def _register_train(g_sub: argparse._SubParsersAction) -> None:
     t.add_argument("--model", default=None, choices=SEMANTIC_MODELS + INSTANCE_MODELS,
                    help="the network (see 'cnnlab zoo list'; default unet for semantic, maskrcnn for instance)")
     t.add_argument("--data", default="scenes:fashion-mnist", metavar="scenes:SOURCE|DIR",
-                   help="scenes:fashion-mnist / scenes:digits (the default scenes, drawn in memory) or a folder "
-                        "with images/ and masks/ (semantic), annotations.json or images/ + instances/ (instance), "
-                        "or train/, val/, test/ folders that have them")
+                   help="scenes:fashion-mnist / scenes:digits (the default scenes, drawn in memory); semantic: a "
+                        "folder with images/ and masks/ (or train/, val/, test/ that have them) or the Pascal VOC "
+                        "devkit (VOC2012/); instance: a COCO JSON file or a folder in COCO's layout "
+                        "(annotations/instances_<split>.json + <split>/), CVAT's, Roboflow's (_annotations.coco.json), "
+                        "annotations.json + images, or images/ + instances/ label images (docs/segmentation.md)")
     t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are")
     t.add_argument("--width", type=positive_int, default=None,
                    help="channels of the first level (default 16; the papers use 64; U-Net doubles them per level, "
                         "FCN's VGG blocks have width×1, 2, 4, 8, 8); Mask R-CNN: the feature pyramid's channels "
                         "(default 64; torchvision 256)")
-    t.add_argument("--depth", type=positive_int, default=4, help="U-Net: poolings (the paper's 4); sizes must be "
-                   "divisible by 2^depth (FCN: by 32)")
+    t.add_argument("--depth", type=positive_int, default=4, help="U-Net: poolings (the paper's 4); images of any "
+                   "size are padded inside to a multiple of 2^depth (FCN: 32) and the scores cropped back")
     t.add_argument("--backbone", default=None, metavar="vgg|RESNET",
                    help="FCN: vgg (VGG-16 blocks at --width, the default) or a zoo ResNet (resnet18, resnet34, …); "
                         "Mask R-CNN: resnet18 (default), resnet34 or resnet50, with a feature pyramid")

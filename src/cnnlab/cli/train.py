@@ -44,16 +44,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a zoo name (cnnlab zoo list), a spec file, or small_cnn (cnnlab's own, the default: "
                         "src/cnnlab/train/small_cnn.yaml); channels and classes follow the data")
     t.add_argument("--data", default=d.data, metavar="NAME|DIR",
-                   help="digits (scikit-learn, always there), fashion-mnist, or a folder <dir>/<class>/<image> "
-                        "(with train/val/test subfolders if it has them); default digits")
+                   help="digits (scikit-learn, always there), fashion-mnist, a folder <dir>/<class>/<image> "
+                        "(with train/val/test subfolders if it has them; mixed sizes go to their median size), or a "
+                        "labels CSV file,label (Kaggle; its images beside it, in images/ or --images); default digits")
     t.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are "
                    "(default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)")
     t.add_argument("--label-smoothing", type=finite_float, default=d.label_smoothing,
                    help="share of the target spread over all classes (0 turns it off)")
     t.add_argument("--tta", choices=tuple(TTA_MODES), default=d.tta,
                    help="test-time augmentation of the final test evaluation: " + choices_help(TTA_MODES))
-    t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded "
-                   "(default: skip it and list it in the run's log.txt)")
+    t.add_argument("--strict", action="store_true", help="fail on the first image that cannot be decoded, or "
+                   "that a labels CSV names but is missing (default: skip it and list it in the run's log.txt)")
     t.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on a seeded subset of N training images (default: all; for data-efficiency curves)")
     t.add_argument("--permute-pixels", action="store_true",

@@ -87,6 +87,8 @@ def _official(root: Path) -> CocoLayout | None:
                         "one of the files")
     if "test" in parts and "train" not in parts and "all" not in parts:
         parts = {"all": parts["test"]}
+    if "all" in parts:
+        return CocoLayout(f"COCO ({parts['all'].annotations.name}, splits drawn at random)", parts)
     return CocoLayout("COCO (annotations/instances_<split>.json + <split>/ images)", parts)
 
 
@@ -143,5 +145,7 @@ def image_root(annotations: Path, doc: dict[str, Any], images: Path | None) -> P
                             "are relative to")
         split = annotations.stem.removeprefix("instances_")
         where = unique_folders([images / split, images / annotations.parent.name, images])
+    fix = ("check --images: the file names must be relative to it or to its split folder" if images is not None
+           else "give --images DIR, the folder the file names are relative to")
     return locate.image_root(annotations, [im["file_name"] for im in doc["images"]], where, None,
-                             lambda root, name: p if (p := image_path(root, name)).is_file() else None, first)
+                             lambda root, name: p if (p := image_path(root, name)).is_file() else None, first, fix)

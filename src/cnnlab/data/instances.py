@@ -274,8 +274,8 @@ def _read_coco_image(root: Path, path: Path, im: dict[str, Any], anns: list[dict
 
 
 def read_coco(path: Path, images: Path | None, channels: int | None, skip_bad: bool,
-              skipped: list[tuple[str, str]], categories: dict[int, str] | None = None
-              ) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
+              skipped: list[tuple[str, str]], categories: dict[int, str] | None = None,
+              roots: list[Path] | None = None) -> tuple[list[torch.Tensor], list[tuple], dict[int, str]]:
     """Images and (masks, category ids) of the COCO file ``path``, and its categories {id: name}; the images
     are under ``images``, or the folder :func:`cnnlab.data.coco_layouts.image_root` finds.
 
@@ -284,6 +284,8 @@ def read_coco(path: Path, images: Path | None, channels: int | None, skip_bad: b
     doc = read_json(path)
     validate_coco(doc, str(path))
     root = image_root(path, doc, images)
+    if roots is not None:
+        roots.append(root)
     images = {im["id"]: im for im in doc["images"]}
     cats = {c["id"]: c["name"] for c in doc["categories"]}
     if categories is not None and cats != categories:
@@ -414,9 +416,10 @@ def _read_raw(root: Path, images: Path | None, channels: int | None, skip_bad: b
         raise DataError(f"{root}: has {', '.join(parts)}/ but no train/ folder")
     raw: dict[str, tuple] = {}
     cats: dict[int, str] | None = None
+    roots: list[Path] = []
     for name, part in parts.items():
         if layout is not None:
-            xs, ys, found = read_coco(part.annotations, images, channels, skip_bad, skipped, cats)
+            xs, ys, found = read_coco(part.annotations, images, channels, skip_bad, skipped, cats, roots)
         else:
             xs, ys, found = _read_part(part, channels, skip_bad, skipped, cats)
         if not xs:
@@ -424,7 +427,9 @@ def _read_raw(root: Path, images: Path | None, channels: int | None, skip_bad: b
         cats = found if cats is None else {**cats, **found}
         raw[name] = (xs, ys)
     assert cats is not None
-    return raw, cats, layout.name if layout else "images/ + instances/ label images"
+    if layout is None:
+        return raw, cats, "images/ + instances/ label images"
+    return raw, cats, f"{layout.name}; images in {', '.join(str(r) for r in dict.fromkeys(roots))}"
 
 
 def _stack(root: Path, xs: list[torch.Tensor], ys: list[tuple], index: dict[int, int], channels: int,

@@ -26,7 +26,8 @@ def unique_folders(paths: list[Path]) -> list[Path]:
 
 
 def image_root(owner: Path, names: list[str], candidates: list[Path], images: Path | None,
-               resolve: Callable[[Path, str], Path | None], first: str) -> Path:
+               resolve: Callable[[Path, str], Path | None], first: str,
+               fix: str = "give --images DIR, the folder the image names are relative to") -> Path:
     """The folder ``names`` are relative to (``resolve(folder, name)`` is the file, or None); ``owner`` is the
     file that lists them, ``first`` how its first entry is called in messages (``image 7``, ``row 2``)."""
     if images is not None:
@@ -47,6 +48,5 @@ def image_root(owner: Path, names: list[str], candidates: list[Path], images: Pa
     best = max(candidates, key=lambda p: held[p])
     if held[best] == 0:
         raise DataError(f"{owner}: {first} ({sample[0]}) is in none of the folders searched "
-                        f"({', '.join(str(p) for p in candidates)}); give --images DIR, the folder the image names "
-                        "are relative to")
+                        f"({', '.join(str(p) for p in candidates)}); {fix}")
     return best

@@ -140,5 +140,7 @@ def load_csv(path: Path, images: Path | None, channels: int | None, size: tuple[
     items = _items(path, root, table, {c: i for i, c in enumerate(classes)}, strict, skipped)
     seen: list[tuple[int, int]] = []
     split, note = read_items(root, items, channels, size, strict, skipped, seen)
-    return classes, {"all": split}, skipped, FolderLayout(f"labels CSV {path.name} (file,label; images in {root})",
+    columns = (f"column {first[file_col].strip()!r} → file, {first[label_col].strip()!r} → label" if header
+               else "no header: file,label")
+    return classes, {"all": split}, skipped, FolderLayout(f"labels CSV {path.name} ({columns}; images in {root})",
                                                           size_range(seen), note)

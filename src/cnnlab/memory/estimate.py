@@ -202,6 +202,7 @@ def _phases(tracker: AllocationTracker) -> Callable[[str], None]:
 def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: StepConfig,
               inference: bool, count_macs: bool, kernels: CpuKernels | None, fake: bool) -> _FakeRun:
     model = _meta_copy(meta_model).to(cfg.param_dtype)  # on meta: fake parameters cannot be re-typed
+    model = model.to(memory_format=cfg.memory_format)
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU convolutions (oneDNN buffers) and eval-mode batch norms allocate inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
@@ -226,6 +227,7 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
         if inference:
             model.eval()
             x = torch.empty((batch, *input_shape), dtype=cfg.param_dtype, device=dev)
+            x = x.contiguous(memory_format=cfg.memory_format) if x.dim() == 4 else x
             tracker = _tracker_for(model, x, None, round_bytes, workspace)
             with tracker:
                 tracker.reset_peak()
@@ -235,7 +237,7 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
         else:
             out_shape = _output_shape(model, input_shape, cfg.param_dtype)
         x, y = make_batch(target_shape(model, tuple(out_shape)), input_shape, batch,
-                          out_shape[1] if len(out_shape) > 1 else 1, cfg.param_dtype, dev)
+                          out_shape[1] if len(out_shape) > 1 else 1, cfg.param_dtype, dev, cfg.memory_format)
         segments = checkpoint_segments(model) if cfg.checkpointing else []
         tracker = _tracked_training_step(model, x, y, cfg, on_cuda, round_bytes, workspace)
         if count_macs:
@@ -273,7 +275,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                     device: str = "cpu", name: str | None = None,
                     include_inference: bool = True, count_macs: bool = False,
                     kernels: CpuKernels | None = None,
-                    weight_decay: float = StepConfig.weight_decay) -> MemoryEstimate:
+                    weight_decay: float = StepConfig.weight_decay, channels_last: bool = False) -> MemoryEstimate:
     """Predict the peak bytes of one steady-state training step and of one prediction.
 
     ``network`` is any ``nn.Module`` (with real weights or on the meta device);
@@ -286,10 +288,11 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     this process's, e.g. ``CpuKernels("avx2", 8)`` for an 8-thread AVX2 laptop.
     ``weight_decay`` is the training run's (``cnnlab train``'s default): plain SGD
     and Adam add it to a copy of each gradient, a temporary the size of the parameter.
+    ``channels_last``: the model and batches in NHWC, as ``cnnlab train --channels-last`` runs them.
     """
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
-    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
+    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay, channels_last)
     shape = tuple(int(s) for s in input_shape)
     values = batch_size * math.prod(shape)
     if values >= 1 << 62:      # past a 64-bit element count: no allocator, real or simulated, can hold it
@@ -312,7 +315,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                      "(~300-500 MiB per process), cuDNN/cuBLAS workspaces, and memory reserved "
                      "but not allocated by the cache (torch.cuda.memory_reserved)")
     if device == "cpu":
-        notes += _workspace_notes(kernels or CpuKernels.current(), training)
+        notes += _workspace_notes(kernels or CpuKernels.current(), cfg, training, inference)
     if checkpointing and not segments:
         notes.append("checkpointing: no block structure found to checkpoint; figures are without it")
     params = sum(p.numel() for p in {id(p): p for p in network.parameters()}.values())
@@ -320,16 +323,29 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                           training, inference, segments, macs, notes)
 
 
-def _workspace_notes(kernels: CpuKernels, training: PeakReport) -> list[str]:
-    """Say so when this CPU's kernels are not the ones the workspace rules were measured on."""
-    if kernels.verified:
+def _workspace_notes(kernels: CpuKernels, cfg: StepConfig, training: PeakReport,
+                     inference: PeakReport | None) -> list[str]:
+    """Say so, with the bytes at stake, when the step's convolutions run on kernels (family, precision, layout)
+    the workspace rules were not measured on: such a figure may be low, never silently."""
+    dtype = {"fp32": "fp32", "fp16-amp": "fp16"}.get(cfg.precision, "bf16")
+    if kernels.verified_for(dtype, cfg.channels_last):
         return []
-    scratch = training.breakdown.get("kernel_workspace", 0)
-    return [f"kernel workspace unverified on this machine: the oneDNN scratch rules were measured on "
-            f"x86-64 AVX2 and AVX-512 kernels of torch {MODELLED_TORCH} (oneDNN 3.12); this process runs "
-            f"{kernels.isa} kernels with torch {torch.__version__} on {platform.machine()}. The figure "
-            f"includes {scratch:,} B of modelled workspace at the peak, which may differ here; compare with "
-            f"a real step with --measure"]
+    at_stake = training.breakdown.get("kernel_workspace", 0)
+    if inference is not None:
+        at_stake = max(at_stake, inference.breakdown.get("kernel_workspace", 0))
+    layout = "NHWC (channels-last)" if cfg.channels_last else "NCHW"
+    family = kernels.family(dtype)
+    gap = KNOWN_GAPS.get((family, dtype, "nhwc" if cfg.channels_last else "nchw"))
+    measured = f"; on cnnlab's benchmark grid such steps measured up to {gap:.0%} above the prediction" if gap else ""
+    return [f"kernel workspace unverified: the oneDNN scratch rules were measured for float32 NCHW convolutions "
+            f"on x86-64 AVX2 and AVX-512 kernels of torch {MODELLED_TORCH}; this step runs {dtype} {layout} "
+            f"convolutions on {family} kernels ({kernels.isa}, torch {torch.__version__}, {platform.machine()}). "
+            f"The figure includes {at_stake:,} B of estimated kernel workspace at the peak, and the real one may "
+            f"be larger{measured} (docs/memory.md, Known limits); compare with a real step with --measure"]
+
+
+# (kernel family, dtype, layout) → the largest under-prediction measured on the benchmark grid (docs/benchmarks.md)
+KNOWN_GAPS: dict[tuple[str, str, str], float] = {}
 
 
 @dataclass(frozen=True)
@@ -364,10 +380,10 @@ class BatchModel:
 
 def batch_model(network: nn.Module, input_shape: Sequence[int], optimizer: str = "sgd",
                 precision: str = "fp32", checkpointing: bool = False, device: str = "cpu",
-                kernels: CpuKernels | None = None,
-                weight_decay: float = StepConfig.weight_decay) -> BatchModel | None:
+                kernels: CpuKernels | None = None, weight_decay: float = StepConfig.weight_decay,
+                channels_last: bool = False) -> BatchModel | None:
     """The :class:`BatchModel` of a network's training step; ``None`` if the step is not affine in the batch."""
-    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay)
+    cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay, channels_last)
     shape = tuple(int(s) for s in input_shape)
     meta = _as_meta(network)
     with quiet_fake_tensor_log():

@@ -105,7 +105,7 @@ class _Predictor:
     network: nn.Module
     input_shape: tuple[int, ...]
     name: str
-    settings: dict[str, Any]          # optimizer, precision, checkpointing, device, kernels, weight_decay
+    settings: dict[str, Any]          # optimizer, precision, checkpointing, device, kernels, weight_decay, layout
 
     def est(self, batch: int, net: nn.Module | None = None, **kw: Any) -> MemoryEstimate:
         return estimate_memory(net or self.network, self.input_shape, batch, name=self.name,
@@ -121,7 +121,8 @@ class _Predictor:
 def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_size: int = 32,
         optimizer: str = "sgd", precision: str = "fp32", device: str = "cpu", name: str = "",
         devices: tuple[int, ...] = (2, 4, 8), spec: NetworkSpec | None = None,
-        kernels: CpuKernels | None = None, weight_decay: float = StepConfig.weight_decay) -> FitReport:
+        kernels: CpuKernels | None = None, weight_decay: float = StepConfig.weight_decay,
+        channels_last: bool = False) -> FitReport:
     """Will training at ``batch_size`` fit in ``budget`` bytes, and if not, what would.
 
     The largest batch comes from the step's exact batch curve
@@ -133,7 +134,7 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
     usable = budget - headroom(budget)
     pred = _Predictor(network, tuple(input_shape), name, {
         "optimizer": optimizer, "precision": precision, "checkpointing": False, "device": device,
-        "kernels": kernels, "weight_decay": weight_decay})
+        "kernels": kernels, "weight_decay": weight_decay, "channels_last": channels_last})
     base = pred.est(batch_size, count_macs=True)
     base_peak = base.training.peak_bytes
     remedies: list[Remedy] = []
@@ -242,11 +243,11 @@ def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base
 
 def fit_target(target: Any, budget: int, batch_size: int = 32, optimizer: str = "sgd", precision: str = "fp32",
                device: str = "cpu", kernels: CpuKernels | None = None,
-               weight_decay: float = StepConfig.weight_decay) -> FitReport:
+               weight_decay: float = StepConfig.weight_decay, channels_last: bool = False) -> FitReport:
     """:func:`fit` for a resolved TARGET (:class:`cnnlab.targets.Target`); a spec also gets the architecture remedies."""
     from cnnlab.spec import build
 
     spec = target.network.with_input(target.input_shape) if isinstance(target.network, NetworkSpec) else None
     net = build(target.network, device="meta") if spec is not None else target.network
     return fit(net, target.input_shape, budget, batch_size, optimizer, precision, device, name=target.name, spec=spec,
-               kernels=kernels, weight_decay=weight_decay)
+               kernels=kernels, weight_decay=weight_decay, channels_last=channels_last)

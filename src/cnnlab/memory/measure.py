@@ -89,13 +89,13 @@ def measure_memory(model: nn.Module, input_shape: tuple[int, ...], batch_size: i
     """(training peak, inference peak) in bytes, measured on a real run of ``model`` (modified: trained one step)."""
     require_device(cfg.device)
     torch.manual_seed(seed)
-    model = model.to(device=cfg.device, dtype=cfg.param_dtype)
+    model = model.to(device=cfg.device, dtype=cfg.param_dtype, memory_format=cfg.memory_format)
     with torch.no_grad():
         probe = model.eval()(torch.zeros((2, *input_shape), dtype=cfg.param_dtype, device=cfg.device))
     target = target_shape(model, tuple(probe.shape))
     classes = int(probe.shape[1]) if probe.dim() > 1 else 1
     del probe
-    x, y = make_batch(target, input_shape, batch_size, classes, cfg.param_dtype, cfg.device)
+    x, y = make_batch(target, input_shape, batch_size, classes, cfg.param_dtype, cfg.device, cfg.memory_format)
     opt = make_optimizer(model, cfg.optimizer, weight_decay=cfg.weight_decay)
     model.train()
     training_step(model, x, y, opt, cfg)       # warm-up: optimizer state, allocator caches

@@ -34,6 +34,7 @@ class StepConfig:
     checkpointing: bool = False
     device: str = "cpu"
     weight_decay: float = DEFAULT_WEIGHT_DECAY   # as `cnnlab train` applies it (≥ 2-D weights only)
+    channels_last: bool = False       # NHWC model and batches, as `cnnlab train --channels-last` makes them
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -51,6 +52,11 @@ class StepConfig:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.precision, self.device)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the model's 4-D weights and of image batches."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
 def make_optimizer(model: nn.Module, name: str, foreach: bool | None = None,
@@ -107,9 +113,13 @@ def target_shape(model: nn.Module, out_shape: tuple[int, ...]) -> tuple[int, ...
 
 
 def make_batch(target: tuple[int, ...] | None, input_shape: tuple[int, ...], batch: int, classes: int,
-               dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """An input batch and integer targets of shape ``(batch, *target)`` (none for ``target=None``)."""
+               dtype: torch.dtype, device: str, memory_format: torch.memory_format = torch.contiguous_format
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An input batch (images in ``memory_format``) and integer targets of shape ``(batch, *target)`` (none for
+    ``target=None``)."""
     x = torch.randn((batch, *input_shape), dtype=dtype, device=device)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=memory_format)
     y = torch.randint(0, classes, (batch, *target), device=device) if target is not None else None
     return x, y
 

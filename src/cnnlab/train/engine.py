@@ -304,8 +304,10 @@ class Trainer:
                               f"use a multiple of {self.dist.world}")
         self.steps_per_epoch = len(self.data.train) // cfg.batch
         if self.steps_per_epoch == 0:
-            raise CnnlabError(f"--batch {cfg.batch} is larger than the {len(self.data.train)} training items; "
-                              "use a smaller batch")
+            n = len(self.data.train)
+            raise CnnlabError(f"--batch {cfg.batch} is larger than the {n} training items of {self.data.name} "
+                              f"({n} train / {len(self.data.val)} val / {len(self.data.test)} test); use --batch "
+                              f"{max(1, 2 ** (n.bit_length() - 1) if n else 1)} or less")
         self._check_step_fits()
 
     def _check_step_fits(self) -> None:
@@ -331,7 +333,8 @@ class Trainer:
             return
         try:
             est = estimate_memory(self.model, shape, batch, cfg.optimizer, cfg.precision,
-                                  weight_decay=cfg.weight_decay, include_inference=False)
+                                  weight_decay=cfg.weight_decay, include_inference=False,
+                                  channels_last=cfg.channels_last)
         except CnnlabError:
             return                   # a network the predictor cannot trace: trained unchecked, as before
         require_ram(est.training.peak_bytes, f"training {self.model_info['name']} on {list(shape)} images at batch "
@@ -387,7 +390,7 @@ class Trainer:
             ids = [torch.cuda.current_device()] if cfg.device == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
         self.scaler = torch.amp.GradScaler(cfg.device) if cfg.precision == "fp16-amp" else None
-        self.step_cfg = StepConfig(cfg.optimizer, cfg.precision, False, cfg.device, cfg.weight_decay)
+        self.step_cfg = StepConfig(cfg.optimizer, cfg.precision, False, cfg.device, cfg.weight_decay, cfg.channels_last)
         if self.scaler is not None and self._scaler_state:
             self.scaler.load_state_dict(self._scaler_state)
 

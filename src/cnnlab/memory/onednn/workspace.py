@@ -79,19 +79,70 @@ _RTUS_ALIGN = 128
 _PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-padded bias
 MODELLED_ISAS = ("avx2", "avx512")
 MODELLED_TORCH = "2.14"           # oneDNN 3.12: the version whose kernels were measured
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA), lowest first; a cap limits the kernels to its level
+ONEDNN_ISA_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                    "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX",
+                    "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16", "ALL", "DEFAULT")
+# (kernel family, convolution dtype, layout) whose scratch rules were measured against real steps on the
+# benchmark grid (docs/benchmarks.md); every other combination is flagged "unverified" with the bytes at stake
+VERIFIED = frozenset({("avx2", "fp32", "nchw"), ("avx512", "fp32", "nchw")})
+
+
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _isa_cap() -> int:
+    """The rank of ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) in :data:`ONEDNN_ISA_ORDER`; no cap: the top."""
+    import os
+
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    return ONEDNN_ISA_ORDER.index(cap) if cap in ONEDNN_ISA_ORDER else len(ONEDNN_ISA_ORDER) - 1
+
+
+def bf16_family(isa: str, flags: frozenset[str], cap: int) -> str:
+    """The kernel family oneDNN runs bfloat16 convolutions on: "amx", "avx512_bf16" (native dot products),
+    "avx512_core" (bfloat16 converted in registers) or "none" (no bfloat16 kernels: reference code)."""
+    at_least = lambda name: cap >= ONEDNN_ISA_ORDER.index(name)  # noqa: E731
+    if isa == "avx512" and "amx_bf16" in flags and at_least("AVX512_CORE_AMX"):
+        return "amx"
+    if isa == "avx512" and "avx512_bf16" in flags and at_least("AVX512_CORE_BF16"):
+        return "avx512_bf16"
+    if isa == "avx512" and at_least("AVX512_CORE"):
+        return "avx512_core"
+    return "none"
 
 
 @dataclass(frozen=True)
 class CpuKernels:
-    """What the CPU kernels' scratch buffers depend on: oneDNN's instruction set and the thread count."""
+    """What the CPU kernels' scratch buffers depend on: oneDNN's instruction set, the thread count, and the
+    family of the bfloat16 kernels ("unknown" when predicting for another machine)."""
 
     isa: str        # "avx2", "avx512" (ATen's capability, lower case), or what else the CPU reports
     threads: int
+    bf16: str = "unknown"
 
     @classmethod
     def current(cls) -> CpuKernels:
         """The kernels this process runs (honours ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``)."""
-        return cls(torch.backends.cpu.get_cpu_capability().lower(), torch.get_num_threads())
+        isa = torch.backends.cpu.get_cpu_capability().lower()
+        return cls(isa, torch.get_num_threads(), bf16_family(isa, _cpu_flags(), _isa_cap()))
+
+    def family(self, dtype: str) -> str:
+        """The kernel family of convolutions in ``dtype`` ("fp32", "bf16", "fp16")."""
+        return self.isa if dtype == "fp32" else self.bf16 if dtype == "bf16" else f"{self.isa}-{dtype}"
+
+    def verified_for(self, dtype: str, channels_last: bool) -> bool:
+        """Whether the scratch rules were measured on these kernels for ``dtype`` convolutions in that layout."""
+        return self.verified and (self.family(dtype), dtype, "nhwc" if channels_last else "nchw") in VERIFIED
 
     @property
     def block(self) -> int:
@@ -139,7 +190,9 @@ def cpu_kernel_workspace(func, args, kwargs, out, kernels: CpuKernels | None = N
 
 
 def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
-    """Peak extra bytes inside a CPU float32 convolution (forward or backward), beyond its outputs.
+    """Peak extra bytes inside a CPU convolution (forward or backward), beyond its outputs: measured rules for
+    float32 NCHW; bfloat16/float16 NCHW take the same reorders at their element size and NHWC its own
+    estimate (:func:`_channels_last_workspace`) — both flagged unverified unless measured (:data:`VERIFIED`).
 
     ``kernels`` defaults to this process's (:meth:`CpuKernels.current`).
     """
@@ -151,15 +204,40 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
     else:
         x, w = args[1], args[2]
         stride, padding, dilation, transposed, groups = args[4], args[5], args[6], args[7], args[9]
-    if transposed or x.dtype != torch.float32 or x.dim() != 4:
+    if transposed or x.dtype not in (torch.float32, torch.bfloat16, torch.float16) or x.dim() != 4:
         return 0
     env = kernels or CpuKernels.current()
-    if not uses_onednn(x.shape, w.shape, stride, dilation, groups, env.threads):
+    if _channels_last(x) or _channels_last(w):       # PyTorch's mkldnn_conv_use_channels_last
+        return _channels_last_workspace(func, x, w, groups, env)
+    if x.dtype == torch.float32 and not uses_onednn(x.shape, w.shape, stride, dilation, groups, env.threads):
         y = out if func is _conv else args[0]
         return _im2col_bytes(x.shape, w.shape, y.shape, stride, padding, groups, x.element_size())
     if func is _conv:
         return _forward(x, w, out, stride, args[2] is not None, env)
     return _backward(args[0], x, w, stride, dilation, groups, args[10], env)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """An NHWC tensor that is not also NCHW-contiguous (one channel, or 1×1 maps, are both)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+CL_FORWARD_SCRATCH = 12_336     # oneDNN's NHWC brgemm convolution scratchpad (most shapes, oneDNN 3.12)
+CL_BACKWARD_SCRATCH = 12_464    # its data-gradient scratchpad
+
+
+def _channels_last_workspace(func, x, w, groups: int, env: CpuKernels) -> int:  # type: ignore[no-untyped-def]
+    """NHWC convolutions (``--channels-last``) read and write activations in place: no reordered copies of
+    the input or output, only the reordered weight and a small scratchpad (read off single convolutions;
+    the weight gradient's scratchpad varies with the shape and is estimated by the weight's size). An
+    estimate: every NHWC row is reported unverified (:data:`VERIFIED`)."""
+    item = x.element_size()
+    cout, cin_g, kh, kw = w.shape
+    depthwise = groups > 1 and cin_g == 1
+    w_r = cout * (cin_g if depthwise or cin_g < env.block else _pad(cin_g, env.block)) * kh * kw * item
+    if func is _conv:
+        return w_r + (0 if depthwise else CL_FORWARD_SCRATCH)
+    return 2 * w_r + CL_BACKWARD_SCRATCH
 
 
 def _batch_norm_eval(args) -> int:  # type: ignore[no-untyped-def]

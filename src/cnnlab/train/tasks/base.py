@@ -54,8 +54,10 @@ class Task(ABC):
         ids, the sizes seen, and what is padded or resized."""
         counts = f"{len(data.train)} train / {len(data.val)} val / {len(data.test)} test images"
         ids = getattr(data, "category_ids", None)
-        return (f"read {getattr(data, 'layout', '') or data.name}: {counts}; {len(data.classes)} classes: "
-                f"{class_list(data.classes, ids)}; {self.size_line(data, model)}")
+        skipped = len(getattr(data, "skipped", []))
+        left_out = f", {skipped} left out (listed in log.txt)" if skipped else ""
+        return (f"read {getattr(data, 'layout', '') or data.name}: {counts}{left_out}; {len(data.classes)} "
+                f"classes: {class_list(data.classes, ids)}; {self.size_line(data, model)}")
 
     def size_line(self, data: Any, model: nn.Module) -> str:
         """The sizes seen and what is done about them (the tasks say more)."""

@@ -191,8 +191,11 @@ class Instance(Task):
 
         line = segmentation_sizes(data, model, "")
         if data.resized is None:
-            line += f" (Mask R-CNN scales each to {model.transform.min_size[0]}–{model.transform.max_size} px " \
-                    "inside; masks come back at the image's size)" if hasattr(model, "transform") else ""
+            t = getattr(model, "transform", None)
+            if t is not None:
+                lo, hi = t.min_size[0], t.max_size
+                scale = f"{lo} px" if lo == hi else f"{lo} px (shorter side, at most {hi} px the longer)"
+                line += f" (Mask R-CNN scales each to {scale} inside; masks come back at the image's size)"
         return line
 
     def forward(self, net: nn.Module, inputs: torch.Tensor, targets: Any) -> dict[str, torch.Tensor]:
