@@ -198,7 +198,7 @@ def test_odd_file_names_cannot_break_or_forge_the_log(tmp_path):
     p = cnnlab("train", "--data", str(data), "--batch", "8", "--epochs", "1", "--out", str(tmp_path / "run"),
                "--no-progress")
     assert p.returncode == 0, p.stderr[-2000:]
-    assert "skipped 2 unreadable images" in p.stdout
+    assert "skipped 2 unreadable or missing images" in p.stdout
     log = (tmp_path / "run/log.txt").read_text(encoding="utf-8")
     skipped = [line for line in log.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 2 and "\x1b" not in log and "bad\\udcff.png" in log and "x\\nskipped forged" in log

@@ -76,7 +76,15 @@ from cnnlab.memory.estimate import estimate_memory
 from cnnlab.memory.measure import measure_memory
 from cnnlab.memory.onednn.workspace import CpuKernels
 from cnnlab.memory.step import StepConfig
+from cnnlab.spec import NetworkSpec, build
+from cnnlab.targets import resolve_target
 torch.set_num_threads(2)
+def net(name, shape, device):
+    t = resolve_target(name, shape)
+    if isinstance(t.network, NetworkSpec):
+        return build(t.network, device=device)
+    from cnnlab.models import create_model
+    return t.network if device == "meta" else create_model(name, in_channels=shape[0], input_size=shape[1])
 rows = []
 for name, shape, batch in [("small_cnn", (1, 28, 28), 32), ("lenet5", (1, 32, 32), 16), ("fashion_cnn", (1, 28, 28), 16),
                            ("resnet18", (3, 32, 32), 4)]:

@@ -192,7 +192,7 @@ def test_the_console_names_skipped_images_and_eval_labels_the_confusion_matrix(t
     assert main(["train", "--model", str(_tiny_spec(tmp_path)), "--data", str(tmp_path / "imgs"), "--epochs", "1",
                  "--batch", "4", "--no-progress", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "skipped 1 unreadable image" in out and "log.txt" in out
+    assert "skipped 1 unreadable or missing image" in out and "log.txt" in out
     assert main(["eval", str(tmp_path / "r")]) == 0
     rows = capsys.readouterr().out.split("confusion matrix")[1].splitlines()
     assert any(" cat " in r for r in rows) and any(" dog " in r for r in rows)

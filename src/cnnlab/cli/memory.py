@@ -68,7 +68,10 @@ def _kernels(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from cnnlab.memory.onednn.workspace import CpuKernels
 
     native = CpuKernels.current()
-    return CpuKernels(native.isa if args.cpu == "native" else args.cpu, args.threads or native.threads)
+    if args.cpu == "native":
+        return CpuKernels(native.isa, args.threads or native.threads, native.bf16)
+    # another machine: an AVX2 CPU has no bfloat16 kernels; an AVX-512 one may have any of three families
+    return CpuKernels(args.cpu, args.threads or native.threads, "none" if args.cpu == "avx2" else "unknown")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

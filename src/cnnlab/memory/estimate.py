@@ -166,12 +166,15 @@ def _run(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, cfg: S
          fake: bool | None = None) -> _FakeRun:
     """One fake model: a prediction (if asked), then a steady-state training step, each tracked.
 
-    A float32 step runs on the meta device, unless the network uses attention (see
-    :class:`_AttentionProbe`); mixed precision runs on fake CPU tensors (``FakeTensorMode``,
-    3–5× slower) because autocast only acts on a real device's tensors. ``fake=True``
+    A float32 NCHW step runs on the meta device, unless the network uses attention (see
+    :class:`_AttentionProbe`); mixed precision and channels-last run on fake CPU tensors
+    (``FakeTensorMode``, 3–5× slower) because autocast only acts on a real device's tensors and
+    meta convolutions do not keep the channels-last layout. ``fake=True``
     forces FakeTensorMode (the tests compare the two).
     """
-    fake = cfg.precision != "fp32" if fake is None else fake
+    # mixed precision and channels-last need a real device's semantics: autocast acts on CPU tensors only, and
+    # meta convolutions return NCHW whatever their input (a later flatten then has no copy to count)
+    fake = (cfg.precision != "fp32" or cfg.channels_last) if fake is None else fake
     if not fake:
         try:
             with _AttentionProbe():

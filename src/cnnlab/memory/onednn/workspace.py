@@ -74,6 +74,8 @@ from cnnlab.memory.onednn.threads import (
 _conv = torch.ops.aten.convolution.default
 _conv_bw = torch.ops.aten.convolution_backward.default
 _batch_norm = torch.ops.aten.native_batch_norm.default
+_max_pool_bw = torch.ops.aten.max_pool2d_with_indices_backward.default
+_mean_dim = torch.ops.aten.mean.dim
 _SCRATCH_ALIGN = 256
 _RTUS_ALIGN = 128
 _PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-padded bias
@@ -186,7 +188,32 @@ def cpu_kernel_workspace(func, args, kwargs, out, kernels: CpuKernels | None = N
     PyTorch's own buffers) and eval-mode batch norm; 0 for every other op."""
     if func is _batch_norm:
         return _batch_norm_eval(args)
+    if func is _max_pool_bw:
+        return _max_pool_backward(args)
+    if func is _mean_dim:
+        return _half_mean(args, out)
     return onednn_conv_workspace(func, args, kwargs, out, kernels)
+
+
+def _half_mean(args, out) -> int:  # type: ignore[no-untyped-def]
+    """A bfloat16/float16 mean on CPU (global average pooling, squeeze-and-excitation) sums in float32: a float32
+    copy of the whole input and a float32 result live while it runs (``at::mean`` → ``sum(dtype=float)``;
+    read off the profiler's allocations)."""
+    x = args[0]
+    if x.dtype not in (torch.bfloat16, torch.float16) or x.device.type not in ("cpu", "meta"):
+        return 0
+    return 4 * x.numel() + 4 * out.numel()
+
+
+def _max_pool_backward(args) -> int:  # type: ignore[no-untyped-def]
+    """A max-pool gradient whose input is channels-last but whose incoming gradient is not (the gradient a
+    flatten hands back is NCHW): ATen's CPU kernel works in the gradient's layout, on a contiguous copy of the
+    indices and a gradient-input buffer it then copies into the channels-last result (read off the
+    profiler's allocations; ``aten/src/ATen/native/DilatedMaxPool2d.cpp``)."""
+    grad, x, indices = args[0], args[1], args[7]
+    if x.dim() != 4 or not _channels_last(x) or grad.is_contiguous(memory_format=torch.channels_last):
+        return 0
+    return indices.numel() * indices.element_size() + x.numel() * x.element_size()
 
 
 def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
@@ -207,6 +234,12 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
     if transposed or x.dtype not in (torch.float32, torch.bfloat16, torch.float16) or x.dim() != 4:
         return 0
     env = kernels or CpuKernels.current()
+    if x.dtype != torch.float32 and env.bf16 == "none":     # no oneDNN kernels for it: PyTorch's slow_conv2d
+        y = out if func is _conv else args[0]
+        im2col = _im2col_bytes(x.shape, w.shape, y.shape, stride, padding, groups, x.element_size())
+        if func is _conv:
+            return im2col
+        return max(im2col, 4 * y.numel() if args[10][2] else 0)     # the bias gradient sums in float32
     if _channels_last(x) or _channels_last(w):       # PyTorch's mkldnn_conv_use_channels_last
         return _channels_last_workspace(func, x, w, groups, env)
     if x.dtype == torch.float32 and not uses_onednn(x.shape, w.shape, stride, dilation, groups, env.threads):
