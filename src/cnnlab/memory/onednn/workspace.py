@@ -270,6 +270,14 @@ def _channels_last_workspace(func, x, w, groups: int, env: CpuKernels) -> int:  
     w_r = cout * (cin_g if depthwise or cin_g < env.block else _pad(cin_g, env.block)) * kh * kw * item
     if func is _conv:
         return w_r + (0 if depthwise else CL_FORWARD_SCRATCH)
+    if depthwise and kh >= 5:
+        # the weight gradient's GEMM path: a (C, k², 256) buffer in the activations' type and a scratchpad,
+        # float32 partial sums per channel (bfloat16: also a float32 copy of that buffer and of a padded plane)
+        h, wd = x.shape[-2:]
+        buffer = cout * kh * kw * 256 * item
+        if x.dtype == torch.float32:
+            return buffer + 64 * cout + 128
+        return buffer + cout * (kh * kw * 256 * 4 + 64 * (h + 1) * (wd + 1)) + 8_584
     return 2 * w_r + CL_BACKWARD_SCRATCH
 
 
