@@ -94,7 +94,7 @@ class MemoryEstimate:
         return {
             "name": self.name, "input_shape": list(self.input_shape), "batch_size": self.batch_size,
             "optimizer": self.config.optimizer, "weight_decay": self.config.weight_decay,
-            "precision": self.config.precision,
+            "precision": self.config.precision, "channels_last": self.config.channels_last,
             "checkpointing": self.config.checkpointing, "device": self.config.device,
             "params": self.params, "training": self.training.to_dict(),
             "inference": self.inference.to_dict() if self.inference else None,
@@ -137,6 +137,7 @@ class _FakeRun:
     inference: PeakReport | None
     segments: list[str]
     step_macs: int | None
+    estimated: frozenset[str] = frozenset()     # the workspace rules used that are estimates
 
 
 class _CpuAttention(Exception):
@@ -209,8 +210,10 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
     round_bytes = cuda_block_bytes if cfg.device == "cuda" else (lambda n: n)
     # CPU convolutions (oneDNN buffers) and eval-mode batch norms allocate inside the op; CUDA's cuDNN workspaces are
     # not modelled (see the notes)
+    estimated: set[str] = set()
     workspace = None if cfg.device == "cuda" else partial(cpu_kernel_workspace,
-                                                          kernels=kernels or CpuKernels.current())
+                                                          kernels=kernels or CpuKernels.current(),
+                                                          estimated=estimated)
     # torch imports its compiler the first time an op reaches a Python dispatch mode or a Python meta
     # kernel; inside the tracked step that import would keep the frames it ran from (and their
     # tensors) alive past their last use. Import it before anything is tracked.
@@ -249,7 +252,7 @@ def _run_once(meta_model: nn.Module, input_shape: tuple[int, ...], batch: int, c
             with counter:
                 training_step(model, x, y, tracker.optimizer, cfg, lambda name: None)
     macs = counter.flops // 2 if count_macs else None
-    return _FakeRun(_report(tracker), infer_report, segments, macs)
+    return _FakeRun(_report(tracker), infer_report, segments, macs, frozenset(estimated))
 
 
 def _tracked_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, cfg: StepConfig,
@@ -307,10 +310,14 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
             run = _run(meta, shape, batch_size, cfg, inference=include_inference, count_macs=count_macs,
                        kernels=kernels)
         training, inference, segments, macs = run.training, run.inference, run.segments, run.step_macs
+        estimated = run.estimated
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from err
     notes = []
+    if device == "cuda" and (precision != "fp32" or channels_last):
+        notes.append(f"unverified on CUDA: {precision}{' channels-last' if channels_last else ''} steps follow CPU "
+                     "autocast's casts and no cuDNN kernel workspace is modelled; compare with --measure on the GPU")
     if device == "cuda":
         notes.append("CUDA: simulated on the CPU code path with PyTorch's CUDA defaults (foreach "
                      "optimizers), counting tensors in the caching allocator's 512-byte blocks as "
@@ -318,7 +325,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
                      "(~300-500 MiB per process), cuDNN/cuBLAS workspaces, and memory reserved "
                      "but not allocated by the cache (torch.cuda.memory_reserved)")
     if device == "cpu":
-        notes += _workspace_notes(kernels or CpuKernels.current(), cfg, training, inference)
+        notes += _workspace_notes(kernels or CpuKernels.current(), cfg, training, inference, estimated)
     if checkpointing and not segments:
         notes.append("checkpointing: no block structure found to checkpoint; figures are without it")
     params = sum(p.numel() for p in {id(p): p for p in network.parameters()}.values())
@@ -327,11 +334,12 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
 
 
 def _workspace_notes(kernels: CpuKernels, cfg: StepConfig, training: PeakReport,
-                     inference: PeakReport | None) -> list[str]:
-    """Say so, with the bytes at stake, when the step's convolutions run on kernels (family, precision, layout)
-    the workspace rules were not measured on: such a figure may be low, never silently."""
+                     inference: PeakReport | None, estimated: frozenset[str] = frozenset()) -> list[str]:
+    """Say so, with the bytes at stake, when the step's kernels (family, precision, layout) are not the ones
+    the workspace rules were measured on, or when an estimated rule was used (a network that hands NHWC
+    activations to a convolution in an NCHW step): such a figure may be low, never silently."""
     dtype = {"fp32": "fp32", "fp16-amp": "fp16"}.get(cfg.precision, "bf16")
-    if kernels.verified_for(dtype, cfg.channels_last):
+    if kernels.verified_for(dtype, cfg.channels_last) and not estimated:
         return []
     at_stake = training.breakdown.get("kernel_workspace", 0)
     if inference is not None:
@@ -340,25 +348,24 @@ def _workspace_notes(kernels: CpuKernels, cfg: StepConfig, training: PeakReport,
     family = kernels.family(dtype)
     gap = KNOWN_GAPS.get((family, dtype, "nhwc" if cfg.channels_last else "nchw"))
     measured = f"; on cnnlab's benchmark grid such predictions were up to {gap:.0%} low" if gap else ""
+    used = f" (estimated rules used: {', '.join(sorted(estimated))})" if estimated else ""
     return [f"kernel workspace unverified: the oneDNN scratch rules were measured for float32 NCHW convolutions "
             f"on x86-64 AVX2 and AVX-512 kernels of torch {MODELLED_TORCH}; this step runs {dtype} {layout} "
-            f"convolutions on {family} kernels ({kernels.isa}, torch {torch.__version__}, {platform.machine()}). "
+            f"convolutions on {family} kernels ({kernels.isa}, torch {torch.__version__}, {platform.machine()})"
+            f"{used}. "
             f"The figure includes {at_stake:,} B of estimated kernel workspace at the peak, and the real one may "
             f"be larger{measured} (docs/memory.md, Known limits); compare with a real step with --measure"]
 
 
 # (kernel family, dtype, layout) → the largest under-prediction measured on the benchmark grid (docs/benchmarks.md)
 KNOWN_GAPS: dict[tuple[str, str, str], float] = {
-    # AMD EPYC Zen 5, 2 threads, torch 2.14.1, 11 networks × batch 8 × Adam (2026-12-05), training or inference
-    ("avx512", "fp32", "nhwc"): 0.016,
-    ("avx512_bf16", "bf16", "nchw"): 0.085,      # bf16-amp rows: 2.4 %
-    ("avx512_bf16", "bf16", "nhwc"): 0.281,      # depthwise (separable_net, EfficientNet) weight gradients
-    # the same machine under ONEDNN_MAX_CPU_ISA caps, 4 networks (lenet5, resnet18, separable_net, EfficientNet-B0)
+    # AMD EPYC Zen 5, 2 threads, torch 2.14.1, batch 8, Adam (2026-12-05): 11 networks natively (avx512_bf16),
+    # 4 under ONEDNN_MAX_CPU_ISA=AVX512_CORE and =AVX2; training or inference, whichever was lower
+    ("avx512_bf16", "bf16", "nchw"): 0.079,      # pure bfloat16 weight gradients of small nets (lenet5); bf16-amp: 2.4 %
+    ("avx512_bf16", "bf16", "nhwc"): 0.030,
     ("avx512_core", "bf16", "nchw"): 0.079,
-    ("avx512_core", "bf16", "nhwc"): 0.299,
-    ("avx2", "fp32", "nhwc"): 0.138,
-    ("none", "bf16", "nchw"): 0.403,              # no bfloat16 kernels: inference far above the estimate
-    ("none", "bf16", "nhwc"): 0.403,
+    ("avx512_core", "bf16", "nhwc"): 0.030,
+    ("avx2", "fp32", "nhwc"): 0.008,
 }
 
 

@@ -165,12 +165,14 @@ def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchMode
             "no batch fits as the step is now", base_curve.peak(max(best, 1)),
             "none in memory terms; fewer images per step (scale the learning rate with the batch)",
             1, best, batch=best)
+    notes: list[str] = []
     if precision == "fp32":
         amp = pred.curve(precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
             "with a GradScaler; the two take the same memory)", amp.peak(batch_size),
             "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
-    notes: list[str] = []
+        amp_notes = [n for n in pred.est(batch_size, precision="bf16-amp").notes if "unverified" in n]
+        notes += [f"mixed precision remedy: {n}" for n in amp_notes]
     ck = pred.est(batch_size, checkpointing=True, count_macs=True)
     if ck.checkpointed and ck.training.peak_bytes >= base_peak:
         notes.append(f"activation checkpointing ({len(ck.checkpointed)} blocks) would not lower the peak "

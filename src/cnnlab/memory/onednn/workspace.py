@@ -82,16 +82,33 @@ _PADDED_BIAS_ALIGN = 128        # oneDNN's scratchpad alignment for the zero-pad
 MODELLED_ISAS = ("avx2", "avx512")
 MODELLED_TORCH = "2.14"           # oneDNN 3.12: the version whose kernels were measured
 # oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA), lowest first; a cap limits the kernels to its level
-ONEDNN_ISA_ORDER = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
-                    "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX",
-                    "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16", "ALL", "DEFAULT")
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) by rank, lowest first; aliases share a rank
+ONEDNN_ISA_RANK = {"SSE41": 0, "AVX": 1, "AVX2": 2, "AVX2_VNNI": 3, "AVX2_VNNI_2": 4, "AVX512_CORE": 5,
+                   "AVX512_CORE_VNNI": 6, "AVX512_CORE_BF16": 7, "AVX512_CORE_FP16": 8, "AVX10_1_512": 8,
+                   "AVX512_CORE_AMX": 9, "AVX10_1_512_AMX": 9, "AVX512_CORE_AMX_FP16": 10,
+                   "AVX10_1_512_AMX_FP16": 10, "ALL": 11, "DEFAULT": 11}
+ONEDNN_ISA_ORDER = tuple(ONEDNN_ISA_RANK)
 # (kernel family, convolution dtype, layout) whose scratch rules were measured against real steps on the
 # benchmark grid (docs/benchmarks.md); every other combination is flagged "unverified" with the bytes at stake
 VERIFIED = frozenset({("avx2", "fp32", "nchw"), ("avx512", "fp32", "nchw")})
 
 
 def _cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    """The CPU's bfloat16 feature flags: torch's own probes, and Linux's /proc/cpuinfo."""
+    found = set()
+    probes = {"avx512_bf16": "_is_avx512_bf16_supported", "amx_bf16": "_is_amx_tile_supported"}
+    for flag, name in probes.items():
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                found.add(flag)
+        except RuntimeError:
+            pass
+    return frozenset(found) | _proc_flags()
+
+
+def _proc_flags() -> frozenset[str]:
+    """The CPU's feature flags in Linux's /proc/cpuinfo (empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
@@ -103,17 +120,17 @@ def _cpu_flags() -> frozenset[str]:
 
 
 def _isa_cap() -> int:
-    """The rank of ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) in :data:`ONEDNN_ISA_ORDER`; no cap: the top."""
+    """The rank (:data:`ONEDNN_ISA_RANK`) of ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``); no cap: the top."""
     import os
 
     cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
-    return ONEDNN_ISA_ORDER.index(cap) if cap in ONEDNN_ISA_ORDER else len(ONEDNN_ISA_ORDER) - 1
+    return ONEDNN_ISA_RANK.get(cap, ONEDNN_ISA_RANK["ALL"])
 
 
 def bf16_family(isa: str, flags: frozenset[str], cap: int) -> str:
     """The kernel family oneDNN runs bfloat16 convolutions on: "amx", "avx512_bf16" (native dot products),
     "avx512_core" (bfloat16 converted in registers) or "none" (no bfloat16 kernels: reference code)."""
-    at_least = lambda name: cap >= ONEDNN_ISA_ORDER.index(name)  # noqa: E731
+    at_least = lambda name: cap >= ONEDNN_ISA_RANK[name]  # noqa: E731
     if isa == "avx512" and "amx_bf16" in flags and at_least("AVX512_CORE_AMX"):
         return "amx"
     if isa == "avx512" and "avx512_bf16" in flags and at_least("AVX512_CORE_BF16"):
@@ -135,8 +152,10 @@ class CpuKernels:
     @classmethod
     def current(cls) -> CpuKernels:
         """The kernels this process runs (honours ``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``)."""
-        isa = torch.backends.cpu.get_cpu_capability().lower()
-        return cls(isa, torch.get_num_threads(), bf16_family(isa, _cpu_flags(), _isa_cap()))
+        isa, cap = torch.backends.cpu.get_cpu_capability().lower(), _isa_cap()
+        if isa == "avx512" and cap < ONEDNN_ISA_RANK["AVX512_CORE"]:
+            isa = "avx2"                 # oneDNN capped below AVX-512: its convolutions run AVX2 kernels
+        return cls(isa, torch.get_num_threads(), bf16_family(isa, _cpu_flags(), cap))
 
     def family(self, dtype: str) -> str:
         """The kernel family of convolutions in ``dtype`` ("fp32", "bf16", "fp16")."""
@@ -183,16 +202,33 @@ def _im2col_bytes(x_shape, w_shape, y_shape, stride, padding, groups: int, item:
     return x_shape[0] * (x_shape[1] // groups) * kh * kw * math.prod(y_shape[-2:]) * item * groups
 
 
-def cpu_kernel_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None) -> int:  # type: ignore[no-untyped-def]
+def cpu_kernel_workspace(func, args, kwargs, out, kernels: CpuKernels | None = None,  # type: ignore[no-untyped-def]
+                         estimated: set[str] | None = None) -> int:
     """Peak extra bytes a CPU op allocates inside itself, beyond its outputs: convolutions (oneDNN's or
-    PyTorch's own buffers) and eval-mode batch norm; 0 for every other op."""
+    PyTorch's own buffers), eval-mode batch norm, and the fast path's max-pool gradient and half-precision
+    mean; 0 for every other op. The rules that are estimates (not measured on the benchmark grid to 3 %) add
+    their name to ``estimated``, so a step that used one is reported unverified whatever its settings."""
     if func is _batch_norm:
         return _batch_norm_eval(args)
     if func is _max_pool_bw:
-        return _max_pool_backward(args)
+        n = _max_pool_backward(args)
+        return _mark(estimated, "channels-last max-pool gradient", n)
     if func is _mean_dim:
-        return _half_mean(args, out)
-    return onednn_conv_workspace(func, args, kwargs, out, kernels)
+        return _mark(estimated, "half-precision mean", _half_mean(args, out))
+    n = onednn_conv_workspace(func, args, kwargs, out, kernels)
+    if estimated is not None and func in (_conv, _conv_bw):
+        x, w = (args[0], args[1]) if func is _conv else (args[1], args[2])
+        if x.dtype != torch.float32 and x.dim() == 4:
+            estimated.add(f"{str(x.dtype).removeprefix('torch.')} convolutions")
+        elif x.dim() == 4 and (_channels_last(x) or _channels_last(w)):
+            estimated.add("channels-last convolutions")
+    return n
+
+
+def _mark(estimated: set[str] | None, rule: str, n: int) -> int:
+    if estimated is not None and n:
+        estimated.add(rule)
+    return n
 
 
 def _half_mean(args, out) -> int:  # type: ignore[no-untyped-def]
@@ -240,8 +276,8 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
         if func is _conv:
             return im2col
         return max(im2col, 4 * y.numel() if args[10][2] else 0)     # the bias gradient sums in float32
-    if _channels_last(x) or _channels_last(w):       # PyTorch's mkldnn_conv_use_channels_last
-        return _channels_last_workspace(func, x, w, groups, env)
+    if (_channels_last(x) or _channels_last(w)) and env.isa == "avx512":   # mkldnn_conv_use_channels_last;
+        return _channels_last_workspace(func, x, w, groups, env)   # AVX2 has no NHWC kernels: it reorders as NCHW
     if x.dtype == torch.float32 and not uses_onednn(x.shape, w.shape, stride, dilation, groups, env.threads):
         y = out if func is _conv else args[0]
         return _im2col_bytes(x.shape, w.shape, y.shape, stride, padding, groups, x.element_size())
