@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:   # Ctrl-C anywhere, start-up (importing torch) included: one line
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C (or a late one) cannot replace the exit
         sys.stderr.write("cnnlab: interrupted\n")
         return 130
 
