@@ -105,8 +105,9 @@ def _caps() -> list[dict[str, str]]:
     """The ISA caps this machine can run: itself, and every lower bfloat16 family it has."""
     caps = [{}]
     if torch.backends.cpu.get_cpu_capability() == "AVX512":
-        caps += [{"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
-                 {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}]
+        if CpuKernels.current().bf16 == "amx":      # else the native run is the AVX512-BF16 family already
+            caps.append({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"})
+        caps += [{"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}]
     return caps
 
 
