@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from cnnlab.memory.estimate import estimate_memory
-from cnnlab.memory.onednn.workspace import CpuKernels, bf16_family, ONEDNN_ISA_ORDER
+from cnnlab.memory.onednn.workspace import ONEDNN_ISA_RANK, CpuKernels, bf16_family
 
-CAP = {name: ONEDNN_ISA_ORDER.index(name) for name in ONEDNN_ISA_ORDER}
+CAP = ONEDNN_ISA_RANK
+MEASURED_FAMILIES = ("avx512_bf16", "avx512_core", "none")     # docs/memory.md, the fast-path grid
 XEON_AMX = frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 ZEN5 = frozenset({"avx512f", "avx512_bf16"})
 
@@ -123,6 +124,10 @@ def test_a_real_bf16_or_channels_last_step_is_never_silently_above_the_predictio
             predicted, measured = r[kind]
             low = predicted < 0.97 * measured
             assert not low or r["flagged"], (r, kind)
+            # the recipe's layout (bf16-amp, channels-last) on the measured families: within 3 % either way (NCHW
+            # bf16 weight-gradient scratchpads are not modelled: fashion_cnn's step is 5.9 % low, flagged)
+            if r["precision"] == "bf16-amp" and r["cl"] and r["family"] in MEASURED_FAMILIES:
+                assert abs(predicted - measured) <= 0.03 * measured, (r, kind)
 
 
 def test_the_quoted_gaps_cover_every_measured_row():

@@ -19,6 +19,8 @@ scored exactly as it is predicted alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from cnnlab import machine
@@ -98,6 +100,14 @@ def fill_padding(images: torch.Tensor, sizes: torch.Tensor | None, value: torch.
     for i, (h, w) in enumerate(sizes.tolist()):
         images[i, :, h:, :] = value.view(-1, 1, 1)
         images[i, :, :h, w:] = value.view(-1, 1, 1)
+
+
+def pad_with_mean(data: Any, mean: torch.Tensor) -> None:
+    """Set the canvas padding of every split of ``data`` (train, val, test) to the training mean pixel ``mean``
+    ((1, C, 1, 1) in [0, 1]): standardised, the padding is 0, what the networks pad with themselves."""
+    value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
+    for split in (data.train, data.val, data.test):
+        fill_padding(split.images, split.sizes, value)
 
 
 def describe(images: torch.Tensor, sizes: torch.Tensor | None) -> str:

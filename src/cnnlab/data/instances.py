@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from cnnlab import machine
-from cnnlab.data.canvas import fill_padding, make_canvas, own_size
+from cnnlab.data.canvas import make_canvas, own_size
 from cnnlab.data.coco_layouts import CocoLayout, find_coco, image_path, image_root
 from cnnlab.data.coco_schema import validate_coco
 from cnnlab.data.sources import DataError, decode_image, image_files, open_image, read_class_names, read_mask
@@ -106,12 +106,6 @@ class InstData:
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the training canvas: the largest training image's H and W when sizes differ."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
-
-    def fill_padding(self, mean: torch.Tensor) -> None:
-        """Set the canvas padding of every split to the training mean pixel (standardised: 0)."""
-        value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
-        for split in (self.train, self.val, self.test):
-            fill_padding(split.images, split.sizes, value)
 
 
 def make_target(masks: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

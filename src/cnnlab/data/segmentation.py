@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.canvas import fill_padding, make_canvas, own_size
+from cnnlab.data.canvas import make_canvas, own_size
 from cnnlab.data.sources import DataError, decode_image, image_files, read_class_names, read_mask
 from cnnlab.data.splits import three_way
 from cnnlab.vocab import IGNORE_INDEX
@@ -72,12 +72,6 @@ class SegData:
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the training canvas: the largest training image's H and W when sizes differ."""
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
-
-    def fill_padding(self, mean: torch.Tensor) -> None:
-        """Set the canvas padding of every split to the training mean pixel (standardised: 0)."""
-        value = (mean.flatten() * 255).round().clamp(0, 255).to(torch.uint8)
-        for split in (self.train, self.val, self.test):
-            fill_padding(split.images, split.sizes, value)
 
 
 def _read_pairs(root: Path, channels: int | None, size: tuple[int, int] | None, skip_bad: bool,

@@ -167,8 +167,8 @@ class Run:
 
         cfg = self.config
         c, h, w = self.shape
-        # segmentation networks take any size (padded inside): images keep theirs unless the run chose --size
-        size = cfg.size if self.task_name in ("semantic", "instance") else (h, w)
+        # networks that take any size (padded inside): images keep theirs unless the run chose --size
+        size = cfg.size if self.task.any_size else (h, w)
         changes: dict[str, Any] = {"channels": c, "size": size}
         if source or data_dir:
             changes.update(data=source or cfg.data, data_dir=data_dir or cfg.data_dir,

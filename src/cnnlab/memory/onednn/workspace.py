@@ -56,6 +56,7 @@ at 1 and 2 threads; other CPUs and versions are reported as unverified
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from dataclasses import dataclass
@@ -93,30 +94,32 @@ ONEDNN_ISA_ORDER = tuple(ONEDNN_ISA_RANK)
 VERIFIED = frozenset({("avx2", "fp32", "nchw"), ("avx512", "fp32", "nchw")})
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_flags() -> frozenset[str]:
-    """The CPU's bfloat16 feature flags: torch's own probes, and Linux's /proc/cpuinfo."""
-    found = set()
+    """The CPU's bfloat16 feature flags (read once per process): torch's own probes, which work on every OS,
+    and Linux's /proc/cpuinfo."""
     probes = {"avx512_bf16": "_is_avx512_bf16_supported", "amx_bf16": "_is_amx_tile_supported"}
-    for flag, name in probes.items():
-        probe = getattr(torch.cpu, name, None)
-        try:
-            if probe is not None and probe():
-                found.add(flag)
-        except RuntimeError:
-            pass
+    found = {flag for flag, name in probes.items() if _probe(name)}
     return frozenset(found) | _proc_flags()
 
 
+def _probe(name: str) -> bool:
+    """``torch.cpu.<name>()``; False where this torch lacks the probe or it cannot run."""
+    probe = getattr(torch.cpu, name, None)
+    try:
+        return bool(probe is not None and probe())
+    except RuntimeError:          # a build without the CPU feature query: say "not found", the note still flags
+        return False
+
+
 def _proc_flags() -> frozenset[str]:
-    """The CPU's feature flags in Linux's /proc/cpuinfo (empty elsewhere)."""
+    """The CPU's feature flags in Linux's /proc/cpuinfo; empty where there is no such file (macOS, Windows)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+            flags = next((line for line in f if line.startswith("flags")), "flags:")
     except OSError:
-        pass
-    return frozenset()
+        return frozenset()
+    return frozenset(flags.split(":", 1)[1].split())
 
 
 def _isa_cap() -> int:
@@ -287,8 +290,12 @@ def onednn_conv_workspace(func, args, kwargs, out, kernels: CpuKernels | None = 
 
 
 def _channels_last(x: torch.Tensor) -> bool:
-    """An NHWC tensor that is not also NCHW-contiguous (one channel, or 1×1 maps, are both)."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    """A 4-D tensor with NHWC strides, by its exact strides (as PyTorch's ``suggest_memory_format`` sees it): a
+    one-channel NHWC tensor is also NCHW-contiguous by ``is_contiguous``, but its strides tell them apart."""
+    if x.dim() != 4:
+        return False
+    _, c, h, w = x.shape
+    return tuple(x.stride()) == (h * w * c, 1, w * c, c) and tuple(x.stride()) != (c * h * w, h * w, w, 1)
 
 
 CL_FORWARD_SCRATCH = 12_336     # oneDNN's NHWC brgemm convolution scratchpad (most shapes, oneDNN 3.12)

@@ -37,6 +37,7 @@ class Task(ABC):
     name: ClassVar[str]
     metric: ClassVar[str]            # the per-epoch metric besides the loss, e.g. "acc" (train_acc, val_acc)
     monitor: ClassVar[str]           # the validation value that picks the best weights (higher is better)
+    any_size: ClassVar[bool] = False  # its networks take images of any size (no resize unless --size)
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg

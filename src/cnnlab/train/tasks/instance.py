@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data.canvas import extent, own_size, size_order
+from cnnlab.data.canvas import extent, own_size, pad_with_mean, size_order
 from cnnlab.data.instances import InstData, InstSplit, coco_ground_truth, load_instances, make_target
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
@@ -139,6 +139,7 @@ class Instance(Task):
     name = "instance"
     metric = "mask_ap50"
     monitor = "val_mask_ap50"
+    any_size = True
 
     def load_data(self) -> InstData:
         c = self.cfg
@@ -150,7 +151,7 @@ class Instance(Task):
             raise CnnlabError(f"{c.data}: the training images hold no object (every image's annotation list is "
                               "empty, or only crowd regions): there is nothing to learn; annotate the objects")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
-        data.fill_padding(self.mean)
+        pad_with_mean(data, self.mean)
         self.flip = c.augment == "flip" and data.flip_ok
         self.classes, self.category_ids = data.classes, data.category_ids
         return data

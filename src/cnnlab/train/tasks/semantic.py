@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.augment import make_augment
-from cnnlab.data.canvas import by_size, extent, size_order
+from cnnlab.data.canvas import by_size, extent, pad_with_mean, size_order
 from cnnlab.data.segmentation import IGNORE, SegData, SegSplit, load_segmentation
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
@@ -129,6 +129,7 @@ class Semantic(Task):
     name = "semantic"
     metric = "miou"
     monitor = "val_miou"
+    any_size = True
 
     def load_data(self) -> SegData:
         c = self.cfg
@@ -143,7 +144,7 @@ class Semantic(Task):
                                   "labelled pixel to learn from or score; label the masks (0 = background, 1… the "
                                   f"classes, {IGNORE} only where a pixel is not to be scored)")
         self.mean, self.std = standardiser(data.train)  # type: ignore[arg-type]
-        data.fill_padding(self.mean)
+        pad_with_mean(data, self.mean)
         self.classes = len(data.classes)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
         return data
