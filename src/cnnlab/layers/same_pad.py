@@ -15,7 +15,10 @@ from torch import nn
 
 from cnnlab.padding import same_out, same_pad_2d, same_pad_amounts, valid_out
 
-__all__ = ["SameAvgPool2d", "SamePad2d", "same_out", "same_pad_2d", "same_pad_amounts", "valid_out"]
+__all__ = ["SameAvgPool2d", "SamePad2d", "conv2d_keras", "same_out", "same_pad_2d", "same_pad_amounts",
+           "valid_out"]
+
+Pair = tuple[int, int]
 
 
 class SamePad2d(nn.Module):
@@ -63,3 +66,18 @@ class SameAvgPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}, stride={self.stride}, padding='same'"
+
+
+def conv2d_keras(c_in: int, c_out: int, kernel: Pair, stride: Pair, padding: str | Pair,
+                 dilation: Pair, groups: int, bias: bool) -> list[nn.Module]:
+    """The modules of a Keras-style 2-D convolution: ``padding`` is "same" (TensorFlow's rule), "valid", or
+    explicit ``(rows, cols)``; a ``SamePad2d`` only where PyTorch's symmetric padding cannot do it."""
+    odd = all((d * (k - 1)) % 2 == 0 for k, d in zip(kernel, dilation))
+    if padding == "same" and stride == (1, 1) and odd:
+        pad: Pair | int = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))  # type: ignore[assignment]
+        return [nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation, groups, bias)]
+    if padding == "same":
+        return [SamePad2d(kernel, stride, dilation),
+                nn.Conv2d(c_in, c_out, kernel, stride, 0, dilation, groups, bias)]
+    pad = 0 if padding == "valid" else padding
+    return [nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation, groups, bias)]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from cnnlab.layers.activations import activation_name, make_activation
-from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d, same_out, valid_out
+from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d, conv2d_keras, same_out, valid_out
 import cnnlab.spec.fields as F
 from cnnlab.spec.fields import Pair, Padding
 from cnnlab.vocab import LRN_TORCH_DEFAULTS
@@ -81,20 +81,6 @@ def _out_hw(h: int, w: int, kernel: Pair, stride: Pair, dilation: Pair, padding:
         _spatial_out(h, kernel[0], stride[0], dilation[0], padding, "height", kernel_field),
         _spatial_out(w, kernel[1], stride[1], dilation[1], padding, "width", kernel_field),
     )
-
-
-def _conv2d(c_in: int, c_out: int, kernel: Pair, stride: Pair, padding: Padding,
-            dilation: Pair, groups: int, bias: bool) -> list[nn.Module]:
-    """Conv2d with Keras "same" semantics; explicit padding only where needed."""
-    odd = all((d * (k - 1)) % 2 == 0 for k, d in zip(kernel, dilation))
-    if padding == "same" and stride == (1, 1) and odd:
-        pad: Pair | int = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))  # type: ignore[assignment]
-        return [nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation, groups, bias)]
-    if padding == "same":
-        return [SamePad2d(kernel, stride, dilation),
-                nn.Conv2d(c_in, c_out, kernel, stride, 0, dilation, groups, bias)]
-    pad = 0 if padding == "valid" else padding
-    return [nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation, groups, bias)]
 
 
 def _seq(*modules: nn.Module | None) -> nn.Module:
@@ -194,7 +180,7 @@ class Conv(LayerSpec):
                 f"= {n(self.macs(in_shape))}")
 
     def build(self, in_shape: Shape) -> nn.Module:
-        conv = _conv2d(in_shape[0], self.filters, self.kernel, self.stride, self.padding,
+        conv = conv2d_keras(in_shape[0], self.filters, self.kernel, self.stride, self.padding,
                        self.dilation, self.groups, self.bias)
         return _seq(*conv, make_activation(self.activation))
 
@@ -240,7 +226,7 @@ class DepthwiseConv(LayerSpec):
 
     def build(self, in_shape: Shape) -> nn.Module:
         c = in_shape[0]
-        conv = _conv2d(c, c * self.depth_multiplier, self.kernel, self.stride, self.padding,
+        conv = conv2d_keras(c, c * self.depth_multiplier, self.kernel, self.stride, self.padding,
                        self.dilation, c, self.bias)
         return _seq(*conv, make_activation(self.activation))
 
@@ -287,7 +273,7 @@ class SeparableConv(LayerSpec):
     def build(self, in_shape: Shape) -> nn.Module:
         c = in_shape[0]
         mid = c * self.depth_multiplier
-        depthwise = _conv2d(c, mid, self.kernel, self.stride, self.padding, self.dilation, c, False)
+        depthwise = conv2d_keras(c, mid, self.kernel, self.stride, self.padding, self.dilation, c, False)
         pointwise = nn.Conv2d(mid, self.filters, 1, bias=self.bias)
         return nn.Sequential(*depthwise, pointwise, *filter(None, [make_activation(self.activation)]))
 
