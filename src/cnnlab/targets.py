@@ -1,9 +1,11 @@
 """Resolve a command-line TARGET into something ``analyze`` accepts.
 
 A TARGET is a zoo model name (``resnet50``, see ``cnnlab zoo list``), a spec
-file (``.yaml``/``.yml``/``.json``), or ``module:callable``
-(``torchvision.models:resnet50``, ``my_pkg.nets:build``, or ``path/to/file.py:build``)
-naming an ``nn.Module`` instance, class or zero-argument factory.
+file (``.yaml``/``.yml``/``.json``), a Keras 3 model file (``.keras``, read
+without Keras), or ``module:callable`` (``torchvision.models:resnet50``,
+``my_pkg.nets:build``, ``path/to/file.py:build``, ``keras.applications:ResNet50``)
+naming an ``nn.Module`` (or, Keras installed, a Keras model) instance, class or
+zero-argument factory.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnnlab.errors import ShapeError, TargetError
+from cnnlab.keras.archive import KERAS_SUFFIX
 from cnnlab.shapes import parse_shape  # noqa: F401  (re-exported: cnnlab.targets.parse_shape)
 from cnnlab.spec import NetworkSpec, load_spec
 from cnnlab.spec.network import SPEC_SUFFIXES
@@ -43,6 +47,9 @@ def _note_user_code(folder: Path) -> None:
 
 
 def _import_module(module_name: str, target: str):
+    from cnnlab.keras.live import prefer_torch_backend
+
+    prefer_torch_backend()   # a module that imports Keras gets the PyTorch backend unless it chose one
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
@@ -89,8 +96,10 @@ def _users_code(target: str, doing: str) -> Iterator[None]:
                           + (f": {first}" if first else "") + "; fix the module or the factory") from err
 
 
-def load_module_target(target: str) -> nn.Module:
-    """``package.module:callable`` -> an ``nn.Module``."""
+def load_module_target(target: str) -> Any:
+    """``package.module:callable`` -> an ``nn.Module`` (or a Keras model, converted by the caller)."""
+    from cnnlab.keras.live import is_keras_builder, is_keras_model
+
     module_name, _, attr = target.rpartition(":")
     if not module_name or not attr:
         raise TargetError(f"{target}: expected 'package.module:callable'")
@@ -100,10 +109,13 @@ def load_module_target(target: str) -> nn.Module:
         if not hasattr(obj, part):
             raise TargetError(f"{target}: module '{module_name}' has no attribute '{attr}'")
         obj = getattr(obj, part)
-    if isinstance(obj, nn.Module):
+    if isinstance(obj, nn.Module) or is_keras_model(obj):
         return obj
     if not callable(obj):
         raise TargetError(f"{target}: '{attr}' is neither an nn.Module nor callable")
+    if is_keras_builder(obj):   # keras.applications: never download ImageNet weights
+        with _users_code(target, f"calling '{attr}(weights=None)'"):
+            return obj(weights=None)
     try:
         inspect.signature(obj).bind()
     except TypeError as err:
@@ -113,7 +125,7 @@ def load_module_target(target: str) -> nn.Module:
         pass
     with _users_code(target, f"calling '{attr}()'"):
         result = obj()
-    if not isinstance(result, nn.Module):
+    if not isinstance(result, nn.Module) and not is_keras_model(result):
         raise TargetError(f"{target}: '{attr}()' returned {type(result).__name__}, not an "
                           "nn.Module; return the network from the callable")
     return result
@@ -126,6 +138,7 @@ class Target:
     network: NetworkSpec | nn.Module
     input_shape: tuple[int, ...] | None
     name: str
+    notes: tuple[str, ...] = ()     # what the reader should know (a Keras model's channels-last input, say)
 
 
 def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
@@ -158,11 +171,24 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     if path.suffix.lower() in SPEC_SUFFIXES:
         spec = load_spec(path)
         return Target(spec, input_shape or spec.input_shape, spec.name)
+    if path.suffix.lower() == KERAS_SUFFIX:
+        from cnnlab.keras import load_keras
+
+        converted = load_keras(path, input_shape)
+        return Target(converted.network, converted.input_shape, converted.name, converted.notes)
     if ":" in target:
         module = load_module_target(target)
+        from cnnlab.keras.live import convert_model, is_keras_model
+
+        if is_keras_model(module):
+            converted = convert_model(module, target, input_shape)
+            notes = converted.notes + (("built with weights=None: cnnlab never downloads weights",)
+                                       if target.rpartition(":")[0].startswith("keras") else ())
+            return Target(converted.network, converted.input_shape, converted.name, notes)
         return Target(module, input_shape, target.rpartition(":")[2])
     if path.exists():
-        raise TargetError(f"{target}: not a spec file; specs end in {', '.join(SPEC_SUFFIXES)}")
+        raise TargetError(f"{target}: not a spec file or Keras model; specs end in {', '.join(SPEC_SUFFIXES)}, "
+                          "Keras models in .keras")
     from cnnlab.models import ZOO, get_entry
 
     try:
@@ -171,5 +197,6 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
         if "/" in target or "." in target:
             raise TargetError(f"{target}: no such spec file (.yaml/.yml/.json)") from None
         raise TargetError(f"{err}; a TARGET is a zoo name ({len(ZOO)} in 'cnnlab zoo list'), "
-                          "a spec file (.yaml/.yml/.json) or 'package.module:callable'") from None
+                          "a spec file (.yaml/.yml/.json), a Keras model (.keras) or 'package.module:callable'"
+                          ) from None
     return zoo_target(target, input_shape)

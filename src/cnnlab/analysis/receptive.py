@@ -41,6 +41,15 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
 
 
 def _apply(field: Field, module: nn.Module) -> Field:
+    from cnnlab.layers.same_pad import SameAvgPool2d
+
+    # a module may say what it does to the field: "global" (sees the whole input) or "pointwise" (nothing)
+    if getattr(module, "RECEPTIVE", None) == "global":
+        return Field(None, field.stride)
+    if isinstance(module, SameAvgPool2d) and field.size is not None:
+        k, s = _pair(module.kernel), _pair(module.stride)
+        size = tuple(r + (kk - 1) * j for r, kk, j in zip(field.size, k, field.stride))
+        return Field(size, tuple(j * ss for j, ss in zip(field.stride, s)))  # type: ignore[arg-type]
     if isinstance(module, GLOBAL):
         if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and _pair(module.output_size) != (1, 1):
             return Field(None, field.stride)      # depends on the input size: not a fixed window
@@ -66,9 +75,10 @@ class _Tracer(fx.Tracer):
     """fx's tracer, with TensorFlow-style "same" padding kept whole (its pad depends on the input's size)."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        from cnnlab.layers.same_pad import SamePad2d
+        from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d
 
-        return isinstance(m, SamePad2d) or super().is_leaf_module(m, qualname)
+        return (isinstance(m, (SamePad2d, SameAvgPool2d)) or hasattr(m, "RECEPTIVE")
+                or super().is_leaf_module(m, qualname))
 
 
 def receptive_fields(model: nn.Module) -> dict[str, Field]:
@@ -102,7 +112,7 @@ def _propagate(model: nn.Module) -> tuple[dict[str, Field], Field | None]:
         field = _join(inputs)
         if node.op == "call_module":
             module = modules[str(node.target)]
-            if isinstance(module, UNMODELLED):   # upsampling, 1-D/3-D, unpooling: no column rather than a guess
+            if isinstance(module, UNMODELLED) or getattr(module, "RECEPTIVE", None) == "unmodelled":   # upsampling, 1-D/3-D, unpooling: no column rather than a guess
                 return {}, None
             field = _apply(field, module)
             out[str(node.target)] = field

@@ -148,13 +148,17 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
     notes: list[str] = []
     if isinstance(model_or_spec, SpecNet):  # a built spec network reports by spec layer
         model_or_spec = model_or_spec.spec
+    if getattr(model_or_spec, "keras_spec", None) is not None:   # a Sequential Keras model: its spec twin
+        name = name or model_or_spec.keras_spec.name
+        model_or_spec = model_or_spec.keras_spec
     if isinstance(model_or_spec, nn.Module):
         model = model_or_spec
         if input_shape is None:
             raise ShapeError("an nn.Module has no input shape of its own; give input_shape, "
                              "e.g. (3, 224, 224)")
         shape = tuple(int(s) for s in input_shape)
-        records, outside_macs = walk(model, shape, batch_size)
+        rows = model.analysis_layers() if callable(getattr(model, "analysis_layers", None)) else None
+        records, outside_macs = walk(model, shape, batch_size, layers=rows)
         label = name or type(model).__name__
     else:
         spec = _as_spec(model_or_spec)

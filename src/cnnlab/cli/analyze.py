@@ -20,6 +20,8 @@ examples:
   cnnlab analyze examples/geron_ex2.yaml --input 3,224,224 --json
   cnnlab analyze resnet50 --input 3,224,224 --batch 32
   cnnlab analyze torchvision.models:resnet50 --input 3,224,224 --batch 32
+  cnnlab analyze my_model.keras --explain
+  cnnlab analyze book.py:build_model           (Keras installed: KERAS_BACKEND=torch is chosen for you)
 """
 
 
@@ -31,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "memory for inference (one instance) and training (one mini-batch).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="TARGET",
-                   help="a zoo model name (cnnlab zoo list), a spec file (.yaml/.yml/.json) or "
-                        "package.module:callable returning an nn.Module")
+                   help="a zoo model name (cnnlab zoo list), a spec file (.yaml/.yml/.json), a Keras model "
+                        "(.keras; Keras not needed) or package.module:callable returning an nn.Module or a "
+                        "Keras model")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="shape of one instance (default: the spec's 'input' or the zoo model's usual input)")
     p.add_argument("--batch", type=batch_size, default=1, metavar="N",
@@ -56,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
                          "(e.g. --input 3,224,224)")
     report = analyze(target.network, target.input_shape, batch_size=args.batch,
                      dtype=DTYPES[args.dtype], name=target.name)
+    report.notes[:0] = target.notes
     if args.json:
-        print_json(report.to_dict())
+        doc = report.to_dict()
+        if callable(getattr(target.network, "keras_count", None)):
+            total, trainable = target.network.keras_count()
+            doc["keras"] = {"count_params": total, "trainable": trainable, "non_trainable": total - trainable}
+        print_json(doc)
     elif args.explain:
         print_table(report)
         sys.stdout.write("\n" + explain(report) + "\n")

@@ -110,6 +110,8 @@ def _target(args: argparse.Namespace) -> Target:
     target = resolve_target(args.target, args.input)
     if target.input_shape is None:
         raise ShapeError(f"{args.target}: --input C,H,W is required for a module target")
+    for note in target.notes:
+        console().print(f"note: {note}", highlight=False) if not getattr(args, "json", False) else None
     return target
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from cnnlab.analysis.receptive import _Tracer   # "same" padding traced whole: its pad depends on the size
 from cnnlab.errors import CnnlabError
 
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid,
@@ -98,10 +99,10 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int]) -> Conversion:
 
     model = copy.deepcopy(model)       # the caller's network keeps its mode and its own parameters
     try:
-        gm = fx.symbolic_trace(model)
+        gm = fx.GraphModule(model, _Tracer().trace(model), type(model).__name__)
     except Exception as err:    # fx cannot trace data-dependent Python control flow
         raise ConversionError(f"cannot trace the network into a graph ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''}); convert spec or zoo networks") from err
+                              f"{str(err).splitlines()[0] if str(err) else ''}); convert spec, zoo or Keras networks") from err
     gm.eval()
     param = next(model.parameters())
     with torch.no_grad():

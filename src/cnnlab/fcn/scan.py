@@ -71,15 +71,18 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         raise CnnlabError(f"{target}: give the classifier's training input as --input C,H,W")
     model = _build(target, shape, None)
     classes = _classes(model, shape)
+    trained = callable(getattr(model, "keras_count", None))     # a Keras file's weights, trained or not
     return Source(model.eval(), shape, [str(i) for i in range(classes)], [0.0] * shape[0], [1.0] * shape[0],
-                  {"kind": "target", "target": target}, False, resolved.name)
+                  {"kind": "target", "target": target}, trained, resolved.name)
 
 
 def _build(target: str, shape: tuple[int, int, int], spec_text: str | None) -> nn.Module:
-    """A fresh, real-weight network for a spec or zoo target."""
+    """A real-weight network for a target: fresh for a spec or zoo name, the file's own for a Keras model."""
     from cnnlab.targets import resolve_target
 
     resolved = resolve_target(target, shape)
+    if callable(getattr(resolved.network, "keras_count", None)):   # a Keras model: the weights of its file
+        return resolved.network
     if isinstance(resolved.network, nn.Module):
         from cnnlab.models import create_model, get_entry
 

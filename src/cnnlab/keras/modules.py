@@ -26,6 +26,8 @@ class Merge(nn.Module):
     """Keras's merge layers (``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``) and the
     elementwise ``keras.ops`` a functional model records (``x + y``, ``x * 2.0``); broadcasting as NumPy does."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     OPS = ("add", "subtract", "multiply", "divide", "average", "maximum", "minimum")
 
     def __init__(self, op: str) -> None:
@@ -60,6 +62,8 @@ class Merge(nn.Module):
 class Concat(nn.Module):
     """``Concatenate(axis)``, the axis already mapped to PyTorch's layout."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
@@ -79,12 +83,16 @@ class FlattenHWC(nn.Module):
     layer's weight rows instead (the same arithmetic as the FCN conversion).
     """
 
+    RECEPTIVE = "global"   # for cnnlab.analysis.receptive
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return to_channels_last(x).flatten(1)
 
 
 class Reshape(nn.Module):
     """``Reshape(target_shape)`` with the target in Keras's (channels-last) order."""
+
+    RECEPTIVE = "global"   # for cnnlab.analysis.receptive
 
     def __init__(self, target: tuple[int, ...]) -> None:
         super().__init__()
@@ -101,6 +109,8 @@ class Reshape(nn.Module):
 class Rescale(nn.Module):
     """``Rescaling(scale, offset)``: ``x * scale + offset`` (per channel when given as lists)."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     def __init__(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("scale", scale, persistent=True)
@@ -116,6 +126,8 @@ class Normalize(nn.Module):
     ``mean``, ``variance`` and ``count`` are buffers: Keras keeps them as
     non-trainable variables and counts them in ``count_params``.
     """
+
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
 
     EPSILON = 1e-7   # keras.backend.epsilon()
 
@@ -137,6 +149,8 @@ class KerasReLU(nn.Module):
     """Keras's ``ReLU(max_value, negative_slope, threshold)``: ``max_value`` at and above it, ``x`` from
     ``threshold`` on, ``negative_slope * (x - threshold)`` below."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     def __init__(self, max_value: float | None, negative_slope: float, threshold: float) -> None:
         super().__init__()
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
@@ -152,6 +166,8 @@ class KerasReLU(nn.Module):
 class PReLU(nn.Module):
     """Keras's ``PReLU``: a learned slope per element of ``alpha``'s shape (shared axes have size 1)."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     def __init__(self, alpha: torch.Tensor) -> None:
         super().__init__()
         self.alpha = nn.Parameter(alpha)
@@ -162,6 +178,8 @@ class PReLU(nn.Module):
 
 class Lambda(nn.Module):
     """A parameter-free Keras activation or op with no PyTorch module of its own (``exponential``, ``softsign``)."""
+
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
 
     FUNCTIONS = {"exponential": torch.exp, "softsign": F.softsign, "log_softmax": lambda x: F.log_softmax(x, 1),
                  "tanh_shrink": F.tanhshrink, "square": torch.square, "sqrt": torch.sqrt, "negative": torch.neg,
@@ -181,6 +199,8 @@ class Lambda(nn.Module):
 class GlobalPool(nn.Module):
     """``GlobalAveragePooling1D/2D``, ``GlobalMaxPooling1D/2D``: over every spatial axis, the channels kept."""
 
+    RECEPTIVE = "global"   # for cnnlab.analysis.receptive
+
     def __init__(self, kind: str, keepdims: bool) -> None:
         super().__init__()
         self.kind, self.keepdims = kind, keepdims
@@ -197,6 +217,8 @@ class GlobalPool(nn.Module):
 
 class Crop(nn.Module):
     """``Cropping1D/2D``: rows and columns cut from each side."""
+
+    RECEPTIVE = "unmodelled"   # for cnnlab.analysis.receptive
 
     def __init__(self, crops: tuple[tuple[int, int], ...]) -> None:
         super().__init__()
@@ -216,6 +238,8 @@ class SampleDropout(nn.Module):
     """``Dropout(noise_shape=(None, 1, 1, 1))``: drop whole samples (EfficientNet's drop-connect), scaled by
     1 / (1 - rate) as Keras does; the identity in evaluation."""
 
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
+
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
@@ -233,6 +257,8 @@ class SampleDropout(nn.Module):
 class KerasBatchNorm(nn.BatchNorm2d):
     """Batch normalization of any rank on axis 1. ``frozen`` (Keras ``trainable=False``) keeps it in inference
     mode even while the network trains, as Keras 3 does."""
+
+    RECEPTIVE = "pointwise"   # for cnnlab.analysis.receptive
 
     def __init__(self, num_features: int, eps: float, momentum: float, affine: bool,
                  frozen: bool = False) -> None:
@@ -252,6 +278,8 @@ class SamePad1d(nn.Module):
     """TensorFlow's "same" padding in 1-D (``out = ceil(L / stride)``, the odd element at the end), or
     "causal" padding (all of it before the sequence)."""
 
+    RECEPTIVE = "unmodelled"   # for cnnlab.analysis.receptive
+
     def __init__(self, kernel: int, stride: int, dilation: int = 1, causal: bool = False) -> None:
         super().__init__()
         self.kernel, self.stride, self.dilation, self.causal = kernel, stride, dilation, causal
@@ -269,6 +297,8 @@ class SamePad1d(nn.Module):
 
 class As2d(nn.Module):
     """A 2-D pooling module applied to ``(B, C, L)`` sequences as ``(B, C, 1, L)`` images."""
+
+    RECEPTIVE = "unmodelled"   # for cnnlab.analysis.receptive
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
