@@ -169,7 +169,7 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     """A spec (validated), a zoo model or a module, from the command line's TARGET."""
     path = PACKAGED_SPECS.get(target, Path(target))
     if path.suffix.lower() in SPEC_SUFFIXES:
-        spec = load_spec(path)
+        spec = load_spec(path, default_input=input_shape)
         return Target(spec, input_shape or spec.input_shape, spec.name)
     if path.suffix.lower() == KERAS_SUFFIX:
         from cnnlab.keras import load_keras

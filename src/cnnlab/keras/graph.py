@@ -90,9 +90,11 @@ class KerasNetwork(nn.Module):
 
     def keras_count(self) -> tuple[int, int]:
         """``(count_params, trainable)`` as Keras counts: parameters, plus the moving statistics PyTorch keeps as
-        buffers (batch norm's moving mean and variance, Normalization's mean, variance and count)."""
+        buffers (batch norm's moving mean and variance, an adapted Normalization's mean, variance and count);
+        constants from a layer's config (Rescaling's scale) are buffers Keras does not count: non-persistent."""
         params = {id(p): p for p in self.parameters()}.values()
-        stats = sum(b.numel() for name, b in self.named_buffers() if not name.endswith("num_batches_tracked"))
+        stats = sum(b.numel() for m in self.modules() for name, b in m._buffers.items()
+                    if b is not None and name != "num_batches_tracked" and name not in m._non_persistent_buffers_set)
         return (sum(p.numel() for p in params) + stats, sum(p.numel() for p in params if p.requires_grad))
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.keras import modules as K
+import cnnlab.keras.modules as K
 from cnnlab.layers.same_pad import SameAvgPool2d, SamePad2d, conv2d_keras
 
 Shape = tuple[int, ...]

@@ -113,8 +113,8 @@ class Rescale(nn.Module):
 
     def __init__(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("scale", scale, persistent=True)
-        self.register_buffer("offset", offset, persistent=True)
+        self.register_buffer("scale", scale, persistent=False)     # constants of the config, not variables
+        self.register_buffer("offset", offset, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale + self.offset
@@ -134,9 +134,10 @@ class Normalize(nn.Module):
     def __init__(self, mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor | None,
                  invert: bool = False) -> None:
         super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("variance", variance)
-        if count is not None:
+        adapted = count is not None          # adapted: Keras variables; given in the config: constants
+        self.register_buffer("mean", mean, persistent=adapted)
+        self.register_buffer("variance", variance, persistent=adapted)
+        if adapted:
             self.register_buffer("count", count)
         self.invert = invert
 

@@ -30,7 +30,9 @@ ACTIVATION_NAMES: tuple[str, ...] = ("none", *ACTIVATIONS)
 
 
 def activation_name(value: object) -> str:
-    """Validate an activation name (``none`` means identity)."""
+    """Validate an activation name (``none``, or Keras's ``linear``, means identity)."""
+    if isinstance(value, str) and value.lower() == "linear":   # Keras's name for the identity
+        return "none"
     if not isinstance(value, str) or value.lower() not in ACTIVATION_NAMES:
         raise ValueError(f"must be one of {', '.join(ACTIVATION_NAMES)} (got {value!r})")
     return value.lower()

@@ -29,7 +29,11 @@ def positive_int(value: Any) -> int:
 
 
 def positive_pair(value: Any) -> Pair:
-    """An int ``k`` (meaning k×k) or a list ``[height, width]``, all > 0."""
+    """An int ``k`` (meaning k×k), a list ``[height, width]`` or a string ``"3x3"`` / ``"3×5"``, all > 0."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.lower().replace("×", "x").split("x")]
+        if len(parts) in (1, 2) and all(p.isdigit() for p in parts):
+            value = int(parts[0]) if len(parts) == 1 else [int(p) for p in parts]
     if _is_int(value):
         if value <= 0:
             raise ValueError(f"must be a positive integer or [height, width] (got {value!r})")

@@ -28,10 +28,11 @@ import yaml
 
 from cnnlab.errors import SpecError
 from cnnlab.shapes import channels_last_hint
+from cnnlab.spec.keras_names import INPUT_FIELDS, channels_last, keras_type, translate
 from cnnlab.spec.layers import LAYER_TYPES, LayerProblem, LayerSpec, Shape
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
-TOP_LEVEL_FIELDS = ("name", "input", "layers")
+TOP_LEVEL_FIELDS = ("name", "input", "layers", "input_shape", "data_format")   # the last two: Keras's words
 
 
 @dataclass(frozen=True)
@@ -109,16 +110,23 @@ def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
     """One entry of ``layers:`` (a bare name or a one-key mapping) to a typed layer."""
     if isinstance(entry, str):
         kind, body = entry, None
+    elif isinstance(entry, Mapping) and "type" in entry:     # '- {type: Conv2D, filters: 32, kernel_size: 3}'
+        kind, body = entry["type"], {k: v for k, v in entry.items() if k != "type"}
     elif isinstance(entry, Mapping) and len(entry) == 1:
         kind, body = next(iter(entry.items()))
     else:
         raise SpecError(
             "must be a layer name or a mapping with exactly one key, the layer type "
-            f"(e.g. '- conv: {{filters: 32, kernel: 3}}'); got {entry!r}", source=source, layer=index)
+            f"(e.g. '- conv: {{filters: 32, kernel: 3}}' or '- Conv2D: {{filters: 32, kernel_size: 3}}'); "
+            f"got {entry!r}", source=source, layer=index)
     cls = LAYER_TYPES.get(str(kind))
+    keras_spelled = cls is None and keras_type(str(kind)) is not None
+    if keras_spelled:
+        cls = LAYER_TYPES[keras_type(str(kind))]  # type: ignore[index]
     if cls is None:
         raise SpecError(f"unknown layer type '{kind}'{_suggest(str(kind), LAYER_TYPES)} "
-                        f"(known: {', '.join(LAYER_TYPES)})", source=source, layer=index)
+                        f"(known: {', '.join(LAYER_TYPES)}, or Keras's names: Conv2D, MaxPool2D, Dense …)",
+                        source=source, layer=index)
 
     def fail(msg: str, field: str | None = None) -> SpecError:
         return SpecError(msg, source=source, layer=index, layer_type=cls.TYPE, field=field)
@@ -129,6 +137,7 @@ def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
         if cls.SHORTHAND is None:
             raise fail(f"takes a mapping of fields ({', '.join(cls.field_names())}), got {body!r}")
         body = {cls.SHORTHAND: body}
+    body = translate(cls.TYPE, dict(body), keras_spelled)
 
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
@@ -207,8 +216,37 @@ def check_size(data: Any, source: str | None = None) -> None:
             stack.extend((v, depth + 1) for v in value)
 
 
-def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
-    """Validate a spec already read into Python objects (a dict)."""
+def _keras_input(data: Mapping[str, Any], layers: list[Any], source: str | None) -> tuple[list[Any], Any]:
+    """The layers and the input shape as cnnlab reads it ([C, H, W]), from ``input:``, Keras's top-level
+    ``input_shape:`` (channels last unless ``data_format: channels_first``), a first layer's ``input_shape``
+    (Keras 2's ``Conv2D(..., input_shape=[28, 28, 1])``) or a first ``Input``/``InputLayer`` with ``shape``."""
+    fmt = data.get("data_format", "channels_last")
+    if fmt not in ("channels_last", "channels_first"):
+        raise SpecError(f"must be channels_last or channels_first (got {fmt!r})", source=source, field="data_format")
+    convert = (lambda s: s) if fmt == "channels_first" else channels_last
+    if "input" in data and "input_shape" in data:
+        raise SpecError("give 'input: [C, H, W]' or Keras's 'input_shape: [H, W, C]', not both", source=source)
+    if "input" in data:
+        return layers, data["input"]
+    if "input_shape" in data:
+        return layers, convert(data["input_shape"])
+    first = layers[0]
+    if isinstance(first, Mapping) and len(first) == 1 and str(next(iter(first))).lower() in ("input", "inputlayer"):
+        body = next(iter(first.values()))
+        shape = body.get("shape") if isinstance(body, Mapping) else body
+        return layers[1:], convert(shape)
+    body = next(iter(first.values())) if isinstance(first, Mapping) and len(first) == 1 else first
+    if isinstance(body, Mapping):
+        for key in INPUT_FIELDS:
+            if key in body:
+                shape = body[key][1:] if key == "batch_input_shape" else body[key]
+                return layers, convert(shape)
+    return layers, None
+
+
+def parse_spec(data: Any, source: str | None = None, default_input: Iterable[int] | None = None) -> NetworkSpec:
+    """Validate a spec already read into Python objects (a dict); ``default_input`` (C, H, W) is used when the
+    spec gives no input shape of its own."""
     check_size(data, source)
     if not isinstance(data, Mapping):
         raise SpecError("a spec must be a mapping with 'input' and 'layers' "
@@ -218,12 +256,14 @@ def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
             raise SpecError(f"unknown top-level field '{key}'{_suggest(str(key), TOP_LEVEL_FIELDS)} "
                             f"(allowed: {', '.join(TOP_LEVEL_FIELDS)}, and x-… keys for YAML anchors)",
                             source=source)
-    if "input" not in data:
-        raise SpecError("missing 'input: [C, H, W]' (the shape of one instance)", source=source)
     layers_raw = data.get("layers")
     if not isinstance(layers_raw, list) or not layers_raw:
         raise SpecError("'layers' must be a non-empty list of layers", source=source, field="layers")
-    input_shape = _input_shape(data["input"], source)
+    layers_raw, given = _keras_input(data, layers_raw, source)
+    if given is None and default_input is None:
+        raise SpecError("missing 'input: [C, H, W]' (the shape of one instance; or Keras's 'input_shape: "
+                        "[H, W, C]'), or give --input C,H,W", source=source)
+    input_shape = _input_shape(given if given is not None else list(default_input), source)  # type: ignore[arg-type]
     layers = tuple(parse_layer(entry, i, source) for i, entry in enumerate(layers_raw, start=1))
     name = data.get("name")
     if name is not None and not isinstance(name, str):
@@ -232,8 +272,8 @@ def parse_spec(data: Any, source: str | None = None) -> NetworkSpec:
     return NetworkSpec(input_shape=input_shape, layers=layers, name=name or default_name, source=source)
 
 
-def load_spec(path: str | Path) -> NetworkSpec:
-    """Read and validate a YAML or JSON spec file."""
+def load_spec(path: str | Path, default_input: Iterable[int] | None = None) -> NetworkSpec:
+    """Read and validate a YAML or JSON spec file (``default_input``: the shape when it gives none)."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -268,4 +308,4 @@ def load_spec(path: str | Path) -> NetworkSpec:
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
             hint = "" if "given twice" in str(problem) else "; check the indentation and brackets"
             raise SpecError(f"{where}invalid YAML: {problem}{hint}", source=source) from None
-    return parse_spec(data, source)
+    return parse_spec(data, source, default_input)
