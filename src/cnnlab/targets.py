@@ -139,6 +139,7 @@ class Target:
     input_shape: tuple[int, ...] | None
     name: str
     notes: tuple[str, ...] = ()     # what the reader should know (a Keras model's channels-last input, say)
+    origin: Any = None              # what the network was converted from (a live Keras model), if anything
 
 
 def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
@@ -184,7 +185,7 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
             converted = convert_model(module, target, input_shape)
             notes = converted.notes + (("built with weights=None: cnnlab never downloads weights",)
                                        if target.rpartition(":")[0].startswith("keras") else ())
-            return Target(converted.network, converted.input_shape, converted.name, notes)
+            return Target(converted.network, converted.input_shape, converted.name, notes, module)
         return Target(module, input_shape, target.rpartition(":")[2])
     if path.exists():
         raise TargetError(f"{target}: not a spec file or Keras model; specs end in {', '.join(SPEC_SUFFIXES)}, "

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from cnnlab.cli.common import batch_size, console, print_json, shape_arg
-from cnnlab.errors import ShapeError
+from cnnlab.errors import CnnlabError, ShapeError
 from cnnlab.text import label
 from cnnlab.units import mb, mib, si
 
@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mini-batch size for the training figure (default: 1)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="element type for memory figures (default: float32)")
+    p.add_argument("--compare-keras", action="store_true",
+                   help="Keras installed: print Keras's own per-layer parameters and shapes beside cnnlab's "
+                        "and say where they agree (a .keras file or a builder returning a Keras model)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
     out.add_argument("--explain", action="store_true", help="print the textbook derivation")
@@ -60,18 +63,39 @@ def run(args: argparse.Namespace) -> int:
     report = analyze(target.network, target.input_shape, batch_size=args.batch,
                      dtype=DTYPES[args.dtype], name=target.name)
     report.notes[:0] = target.notes
+    is_keras = callable(getattr(target.network, "keras_count", None))
+    if args.compare_keras and not is_keras:
+        raise CnnlabError(f"{args.target}: --compare-keras takes a Keras model (a .keras file, or a builder "
+                          "returning a Keras model)")
+    rows, keras_total = _keras_rows(args.target, target.origin, report) if args.compare_keras else (None, 0)
     if args.json:
         doc = report.to_dict()
-        if callable(getattr(target.network, "keras_count", None)):
+        if is_keras:
             total, trainable = target.network.keras_count()
             doc["keras"] = {"count_params": total, "trainable": trainable, "non_trainable": total - trainable}
+            if rows is not None:
+                doc["keras"]["compare"] = {"keras_count_params": keras_total, "layers": [r.to_dict() for r in rows]}
         print_json(doc)
-    elif args.explain:
+        return 0
+    if args.explain:
         print_table(report)
         sys.stdout.write("\n" + explain(report) + "\n")
     else:
         print_table(report)
+    if rows is not None:
+        from cnnlab.keras.compare import print_comparison
+
+        print_comparison(rows, keras_total, target.network.keras_count()[0])
     return 0
+
+
+def _keras_rows(target: str, origin: object, report: AnalysisReport) -> tuple[list, int]:
+    """Keras's per-layer rows beside the report's, and Keras's own ``count_params`` (of the builder's model
+    itself, or of the file loaded by Keras)."""
+    from cnnlab.keras.compare import compare, keras_model
+
+    model = origin if origin is not None else keras_model(target)
+    return compare(model, report), int(model.count_params())
 
 
 def _field_text(row) -> str:  # type: ignore[no-untyped-def]

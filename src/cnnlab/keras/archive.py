@@ -213,3 +213,16 @@ def _array(variables: Any, key: str, where: str) -> np.ndarray:
     if obj.dtype.kind not in "fiub":
         raise TargetError(f"{where}: variable {obj.name} holds {obj.dtype}, not numbers")
     return np.asarray(obj[()])
+
+
+def weight_shapes(weights: Weights) -> dict[str, Any]:
+    """The shapes of every variable, nested as :class:`Weights` is: what a run keeps to rebuild the network
+    (its values come from the run's checkpoint)."""
+    return {"layers": {name: [list(a.shape) for a in arrays] for name, arrays in weights.layers.items()},
+            "models": {name: weight_shapes(w) for name, w in weights.models.items()}}
+
+
+def zero_weights(shapes: dict[str, Any]) -> Weights:
+    """:class:`Weights` of zeros with the shapes :func:`weight_shapes` recorded."""
+    return Weights({name: [np.zeros(s, dtype=np.float32) for s in arrays] for name, arrays in shapes["layers"].items()},
+                   {name: zero_weights(w) for name, w in shapes["models"].items()})

@@ -212,6 +212,11 @@ def dense(layer: Layer) -> nn.Module:
     bias = bool(layer.get("use_bias", True))
     weights = layer.need_weights(1 + bias, "kernel" + (", bias" if bias else ""))
     kernel, units = weights[0], int(layer.get("units"))
+    inputs = layer.in_shape[0] if len(layer.in_shape) == 1 else layer.in_shape[0]
+    if kernel.ndim != 2 or kernel.shape[0] != inputs:
+        raise LayerProblem(f"its kernel has {kernel.shape[0] if kernel.ndim else 0:,} input rows but its input "
+                           f"{list(layer.in_shape)} gives {inputs:,}; the file's weights were made for another input "
+                           "shape (give the model's own input, or none)")
     if len(layer.in_shape) == 1:
         if layer.flatten_from is not None and len(layer.flatten_from) > 1:
             c, *spatial = layer.flatten_from      # rows are in (*spatial, c) order in Keras

@@ -234,13 +234,25 @@ def load_run_config(folder: Path) -> dict[str, Any]:
     return doc
 
 
+def _keras_text_ok(text: Any) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(saved, dict) and isinstance(saved.get("config"), dict) and isinstance(saved.get("shapes"), dict)
+
+
 def _schema_problem(doc: dict[str, Any]) -> str | None:
     """What is wrong with the 'model' and 'data' sections of a run's config.json (types and ranges), if anything."""
     model, data = doc["model"], doc["data"]
-    if model.get("kind") not in ("spec", "zoo") or not isinstance(model.get("name"), str):
-        return "'model' needs kind 'spec' or 'zoo' and a name"
+    if model.get("kind") not in ("spec", "zoo", "keras") or not isinstance(model.get("name"), str):
+        return "'model' needs kind 'spec', 'zoo' or 'keras' and a name"
     if model["kind"] == "spec" and not isinstance(model.get("spec_text"), str):
         return "'model' of kind 'spec' needs its spec_text"
+    if model["kind"] == "keras" and not _keras_text_ok(model.get("keras_text")):
+        return "'model' of kind 'keras' needs its keras_text (the Keras config and variable shapes)"
     if not isinstance(model.get("options", {}), dict):
         return "'model.options' must be a mapping"
     shape = data.get("shape")

@@ -411,6 +411,8 @@ class Trainer:
         atomic_write_text(self.folder.folder / "config.json", json.dumps(doc, indent=2))
         if self.model_info["kind"] == "spec":
             atomic_write_text(self.folder.folder / "model_spec.yaml", self.model_info["spec_text"])
+        if "head" in self.model_info:      # a Keras model: what it starts from
+            self.folder.log(f"model {self.model_info['source']}: {self.model_info['head']}")
         sizes = doc["data"]["sizes"]
         self.folder.log(f"task {cfg.task}, model {self.model_info['name']} ({params:,} parameters), data "
                         f"{doc['data']['name']} {doc['data']['shape']}: {sizes['train']} train / {sizes['val']} val / "

@@ -54,14 +54,19 @@ def require_weights_fit(make: Callable[[], nn.Module], name: str) -> None:
                 "parameters (weights, gradients, optimizer state)", "make the network smaller")
 
 
-def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text: str | None = None
-                ) -> tuple[nn.Module, dict[str, Any]]:
-    """``(module, info)``: the model on CPU with fresh weights, and how to rebuild it (for the run's config).
+def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text: str | None = None,
+                keras_text: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``(module, info)``: the model on CPU with fresh weights (a Keras file's own), and how to rebuild it.
 
-    ``model`` is a zoo name or a spec file; ``spec_text`` (a saved copy of the
-    spec) takes the file's place when a run is rebuilt.
+    ``model`` is a zoo name, a spec file or a ``.keras`` file; ``spec_text`` (a
+    saved copy of the spec) or ``keras_text`` (the Keras config and variable
+    shapes) takes the file's place when a run is rebuilt.
     """
     c, h, w = shape
+    if model.lower().endswith(".keras") or keras_text is not None:
+        from cnnlab.keras.classifier import keras_classifier
+
+        return keras_classifier(model, shape, classes, keras_text)
     if model in PACKAGED_SPECS and spec_text is None:
         model = str(PACKAGED_SPECS[model])
     if model.lower().endswith(SPEC_SUFFIXES) or spec_text is not None:

@@ -243,7 +243,7 @@ class Explorer:
 
 
 def _public(model: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in model.items() if k != "spec_text"}
+    return {k: v for k, v in model.items() if k not in ("spec_text", "keras_text")}
 
 
 def _as_tuple(v: Any) -> tuple[int, ...]:

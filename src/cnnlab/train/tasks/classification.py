@@ -170,8 +170,9 @@ class Classification(Task):
                 "skipped_images": len(data.skipped), "permuted_pixels": self.cfg.permute_pixels}
 
     def build_model(self, data: ImageData, saved: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-        spec_text = saved.get("spec_text") if saved else None
-        return build_model(self.cfg.model, data.shape, len(data.classes), spec_text)
+        saved = saved or {}
+        return build_model(self.cfg.model, data.shape, len(data.classes), saved.get("spec_text"),
+                           saved.get("keras_text"))
 
     def batch(self, split: Split, indices: torch.Tensor, rows: slice,
               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,9 +210,9 @@ class Classification(Task):
         return report
 
     def rebuild_model(self, doc: dict[str, Any]) -> nn.Module:
-        target = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
+        target = doc["config"]["model"] if doc["model"]["kind"] in ("spec", "keras") else doc["model"]["name"]
         return build_model(target, tuple(doc["data"]["shape"]), len(doc["data"]["classes"]),
-                           doc["model"].get("spec_text"))[0]
+                           doc["model"].get("spec_text"), doc["model"].get("keras_text"))[0]
 
     def summary(self, report: dict[str, Any]) -> str:
         tta = " with mirror-image test-time augmentation" if report.get("tta") == "flip" else ""

@@ -1,0 +1,106 @@
+"""``cnnlab analyze MODEL --compare-keras``: Keras's own per-layer numbers beside cnnlab's (Keras installed).
+
+Keras's ``model.summary()`` gives each layer's output shape and parameter
+count (moving statistics included); cnnlab's rows give the same for the
+converted network. Side by side, layer by layer, the two must agree: the
+parameters exactly, the shapes after moving Keras's channels to the front.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.keras.graph import torch_shape
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One Keras layer: Keras's numbers and cnnlab's (``None`` where cnnlab has no row of that name)."""
+
+    name: str
+    kind: str
+    keras_params: int
+    keras_shape: Shape
+    params: int | None
+    shape: Shape | None
+
+    @property
+    def agrees(self) -> bool:
+        return self.params == self.keras_params and self.shape == self.keras_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.kind, "keras_params": self.keras_params,
+                "keras_shape": list(self.keras_shape), "params": self.params,
+                "shape": None if self.shape is None else list(self.shape), "agrees": self.agrees}
+
+
+def keras_model(target: str) -> Any:
+    """The Keras model a TARGET names, built by Keras itself (a ``.keras`` file in safe mode, or the builder)."""
+    from cnnlab.keras.live import prefer_torch_backend
+
+    prefer_torch_backend()
+    try:
+        import keras
+    except ImportError as err:
+        raise CnnlabError(f"--compare-keras needs Keras ({err}): pip install -e '.[keras]' (cnnlab chooses "
+                          "KERAS_BACKEND=torch unless you set it)") from err
+    if target.lower().endswith(".keras"):
+        try:
+            return keras.saving.load_model(target, compile=False, safe_mode=True)
+        except Exception as err:  # noqa: BLE001 - Keras's own message, in one line
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise CnnlabError(f"{target}: Keras cannot load it ({first})") from err
+    from cnnlab.targets import load_module_target
+
+    return load_module_target(target)
+
+
+def _keras_style(module: nn.Module | None, params: int) -> int:
+    """A row's parameters as Keras counts them: with the persistent buffers (moving statistics)."""
+    if module is None:
+        return params
+    stats = sum(b.numel() for m in module.modules() for name, b in m._buffers.items()
+                if b is not None and name != "num_batches_tracked" and name not in m._non_persistent_buffers_set)
+    return params + stats
+
+
+def compare(model: Any, report: Any) -> list[Row]:
+    """One :class:`Row` per layer of the Keras model (its top level, as ``summary()`` shows it)."""
+    ours = {row.name: row for row in report.layers}
+    rows = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        mine = ours.get(layer.name)
+        rows.append(Row(layer.name, type(layer).__name__, int(layer.count_params()),
+                        tuple(torch_shape(tuple(layer.output.shape[1:]))),  # type: ignore[arg-type]
+                        None if mine is None else _keras_style(mine.module, mine.params),
+                        None if mine is None else tuple(mine.output_shape)))
+    return rows
+
+
+def print_comparison(rows: list[Row], keras_total: int, ours_total: int) -> None:
+    from rich.table import Table
+
+    from cnnlab.cli.common import console
+
+    table = Table(title="Keras (model.summary) beside cnnlab — shapes channels first")
+    for col in ("layer", "type", "Keras params", "cnnlab params", "Keras shape", "cnnlab shape", ""):
+        table.add_column(col, justify="right" if "params" in col else "left")
+    dims = lambda s: "–" if s is None else "×".join(map(str, s))  # noqa: E731
+    for r in rows:
+        table.add_row(r.name, r.kind, f"{r.keras_params:,}", "–" if r.params is None else f"{r.params:,}",
+                      dims(r.keras_shape), dims(r.shape), "✓" if r.agrees else "✗ differs")
+    con = console()
+    con.print(table)
+    bad = [r.name for r in rows if not r.agrees]
+    verdict = (f"all {len(rows)} layers agree" if not bad else
+               f"{len(bad)} of {len(rows)} layers differ: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
+    total = "equal" if keras_total == ours_total else "DIFFER"
+    con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total})")
