@@ -157,10 +157,10 @@ def _param_line(row: Any) -> str:
 
 
 def _map_line(report: AnalysisReport, row: Any) -> str:
-    b, spec, rule = report.bytes_per_element, report.spec, ""
-    if spec is not None:
-        i = row.index - 1
-        rule = _shape_rule(spec.layers[i], spec.shapes[i], spec.shapes[i + 1])
+    b, rule = report.bytes_per_element, ""
+    if row.twin is not None:    # a spec layer (or a Keras layer's spec twin): the padding rule
+        layer, in_shape = row.twin
+        rule = _shape_rule(layer, in_shape, row.output_shape)
     return (f"   layer {row.index} {row.name}: {_dims(row.output_shape)} = {n(row.output_bytes // b)} values × "
             f"{b} B = {n(row.output_bytes)} B ({mb(row.output_bytes)}){rule}")
 

@@ -48,6 +48,8 @@ class LayerReport:
     receptive_field: tuple[int, int] | None = None   # input pixels one output unit sees (None: all, or unknown)
     effective_stride: tuple[int, int] | None = None  # input pixels between neighbouring output units
     sees_all: bool = False                           # global pooling / dense: the whole input
+    # the spec layer this row is, with its input shape, where one says it (a Keras layer's twin): formulas
+    twin: tuple[Any, tuple[int, ...]] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -173,7 +175,8 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
 
     itemsize = dtype.itemsize
     total, trainable = count_params(model)
-    rows = [_row(rec, itemsize, spec) for rec in records]
+    twins = model.layer_twins() if callable(getattr(model, "layer_twins", None)) else {}
+    rows = [_row(rec, itemsize, spec, twins.get(id(rec.module))) for rec in records]
     _add_receptive_fields(model, rows)
     memory = textbook_memory([itemsize * math.prod(shape)] + [r.output_bytes for r in rows],
                              total * itemsize, batch_size, itemsize)
@@ -237,11 +240,15 @@ def _add_receptive_fields(model: nn.Module, rows: list[LayerReport]) -> None:
             row.receptive_field, row.effective_stride, row.sees_all = f.size, f.stride, f.size is None
 
 
-def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None) -> LayerReport:
+def _row(rec: LayerRecord, itemsize: int, spec: NetworkSpec | None,
+         twin: tuple[Any, tuple[int, ...]] | None = None) -> LayerReport:
     row = LayerReport(rec.index, rec.name, rec.type, rec.output_shape, rec.params, rec.macs,
                       rec.output_elements * itemsize, module=rec.module)
     if spec is not None:
-        layer, in_shape = spec.layers[rec.index - 1], spec.shapes[rec.index - 1]
+        twin = spec.layers[rec.index - 1], spec.shapes[rec.index - 1]
+    if twin is not None:
+        layer, in_shape = twin
+        row.twin = twin
         row.params_formula = layer.params_formula(in_shape)
         row.macs_formula = layer.macs_formula(in_shape)
         row.textbook_params = layer.params(in_shape)

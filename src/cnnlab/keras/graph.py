@@ -22,6 +22,7 @@ from cnnlab.errors import TargetError
 from cnnlab.fake import quiet_fake_tensor_log
 from cnnlab.keras.archive import Weights
 from cnnlab.keras.layers import ELEMENTWISE, OPS, RULES, Layer, LayerProblem, convert_layer
+from cnnlab.keras.spec import spec_twin
 
 Shape = tuple[int, ...]
 MODELS = {"Sequential", "Functional", "Model"}
@@ -77,6 +78,7 @@ class KerasNetwork(nn.Module):
         self.plan: list[tuple[str, str, tuple[tuple[str, Any], ...]]] = []
         self.input_key = self.output_key = ""
         self.keras_spec: Any = None          # the same network as a cnnlab spec, where one says it (see spec.py)
+        self.twins: dict[int, tuple[Any, Shape]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {self.input_key: x}
@@ -87,6 +89,11 @@ class KerasNetwork(nn.Module):
     def analysis_layers(self) -> list[tuple[str, str, nn.Module]]:
         """``(Keras name, Keras class, module)`` per layer: the rows Keras's ``model.summary()`` shows."""
         return [(self.names[k], self.kinds[k], m) for k, m in self.layers.items()]
+
+    def layer_twins(self) -> dict[int, tuple[Any, Shape]]:
+        """``id(module) -> (spec layer, input shape)`` for the layers a cnnlab spec layer says exactly (a Conv2D,
+        a pooling, a Dense …): ``cnnlab analyze --explain`` writes their formulas and padding rules."""
+        return self.twins
 
     def keras_count(self) -> tuple[int, int]:
         """``(count_params, trainable)`` as Keras counts: parameters, plus the moving statistics PyTorch keeps as
@@ -275,6 +282,9 @@ def build_network(config: dict[str, Any], weights: Weights, where: str,
             key = _module_key(call.name, net.layers)
             net.layers[key], net.kinds[key], net.names[key] = module, call.kind, call.name
             modules[call.name] = key
+            twin = spec_twin(call.kind, call.entry.get("config") or {}, in_shapes[0])
+            if twin is not None:
+                net.twins[id(module)] = (twin, in_shapes[0])
         key = modules[call.name]
         try:
             shapes[call.out] = _out_shape(net.layers[key], call.args, in_shapes)

@@ -33,9 +33,10 @@ def _pair(value: Any) -> tuple[int, int]:
 
 def _spec_layer(kind: str, c: dict[str, Any]) -> S.LayerSpec:   # noqa: C901 - one branch per layer kind
     name = str(c["name"])
-    conv = {"kernel": _pair(c.get("kernel_size")), "stride": _pair(c.get("strides", 1)),
-            "padding": str(c.get("padding", "valid")), "dilation": _pair(c.get("dilation_rate", 1)),
-            "bias": bool(c.get("use_bias", True)), "activation": _act(c.get("activation", "linear"))}
+    if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+        conv = {"kernel": _pair(c.get("kernel_size")), "stride": _pair(c.get("strides", 1)),
+                "padding": str(c.get("padding", "valid")), "dilation": _pair(c.get("dilation_rate", 1)),
+                "bias": bool(c.get("use_bias", True)), "activation": _act(c.get("activation", "linear"))}
     if kind == "Conv2D":
         return S.Conv(name=name, filters=int(c["filters"]), groups=int(c.get("groups", 1) or 1), **conv)
     if kind == "DepthwiseConv2D":
@@ -63,6 +64,16 @@ def _spec_layer(kind: str, c: dict[str, Any]) -> S.LayerSpec:   # noqa: C901 - o
     if kind == "ReLU" and not c.get("max_value") and not c.get("negative_slope") and not c.get("threshold"):
         return S.Activation(name=name, function="relu")
     raise ValueError(kind)
+
+
+def spec_twin(kind: str, config: dict[str, Any], in_shape: tuple[int, ...]) -> S.LayerSpec | None:
+    """The spec layer a Keras layer is (same parameters and shape on ``in_shape``), or ``None``."""
+    try:
+        twin = _spec_layer(kind, config)
+        twin.output_shape(in_shape)
+        return twin
+    except (ValueError, KeyError, TypeError, CnnlabError, S.LayerProblem):
+        return None
 
 
 def as_spec(config: dict[str, Any], input_shape: tuple[int, ...], source: str) -> NetworkSpec | None:
