@@ -201,3 +201,13 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
                           "a spec file (.yaml/.yml/.json), a Keras model (.keras) or 'package.module:callable'"
                           ) from None
     return zoo_target(target, input_shape)
+
+
+def analyze_target(target: Target, batch_size: int = 1, dtype: torch.dtype = torch.float32) -> Any:
+    """The ``cnnlab analyze`` report of a resolved TARGET, its notes first: the one document the command
+    line and the page show."""
+    from cnnlab.analysis import analyze
+
+    report = analyze(target.network, target.input_shape, batch_size=batch_size, dtype=dtype, name=target.name)
+    report.notes[:0] = target.notes
+    return report

@@ -84,6 +84,8 @@ class AnalysisReport:
     # parameters no row counts, as (module or parameter name, count, "module" | "parameter")
     outside_params: list[tuple[str, int, str]] = field(default_factory=list)
     outside_macs: int = 0    # MACs per instance outside every row (the network's own forward, or a row-less module's)
+    # a network converted from Keras: Keras's own count (count_params, moving statistics included)
+    keras: dict[str, int] | None = None
 
     @property
     def bytes_per_element(self) -> int:
@@ -114,6 +116,7 @@ class AnalysisReport:
                              "groups": [{"name": name, "kind": kind, "params": n}
                                         for name, n, kind in self.outside_params],
                              "macs": self.outside_macs},
+            **({"keras": dict(self.keras)} if self.keras is not None else {}),
         }
 
 
@@ -150,6 +153,10 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
     notes: list[str] = []
     if isinstance(model_or_spec, SpecNet):  # a built spec network reports by spec layer
         model_or_spec = model_or_spec.spec
+    keras = None
+    if callable(getattr(model_or_spec, "keras_count", None)):      # a converted Keras model: Keras's own count
+        total, trainable = model_or_spec.keras_count()
+        keras = {"count_params": total, "trainable": trainable, "non_trainable": total - trainable}
     if getattr(model_or_spec, "keras_spec", None) is not None:   # a Sequential Keras model: its spec twin
         name = name or model_or_spec.keras_spec.name
         model_or_spec = model_or_spec.keras_spec
@@ -182,7 +189,7 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
                           sum(r.macs for r in rows) + outside_macs, rows, memory, spec, notes,
-                          _outside_params(model, records), outside_macs)
+                          _outside_params(model, records), outside_macs, keras)
 
 
 def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[str, int, str]]:

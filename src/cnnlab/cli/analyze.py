@@ -52,29 +52,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.analysis import DTYPES, analyze
+    from cnnlab.analysis import DTYPES
     from cnnlab.analysis.explain import explain
-    from cnnlab.targets import resolve_target
+    from cnnlab.targets import analyze_target, resolve_target
 
     target = resolve_target(args.target, args.input)
     if target.input_shape is None:
         raise ShapeError(f"{args.target}: --input C,H,W is required for a module target "
                          "(e.g. --input 3,224,224)")
-    report = analyze(target.network, target.input_shape, batch_size=args.batch,
-                     dtype=DTYPES[args.dtype], name=target.name)
-    report.notes[:0] = target.notes
-    is_keras = callable(getattr(target.network, "keras_count", None))
+    report = analyze_target(target, args.batch, DTYPES[args.dtype])
+    is_keras = report.keras is not None
     if args.compare_keras and not is_keras:
         raise CnnlabError(f"{args.target}: --compare-keras takes a Keras model (a .keras file, or a builder "
                           "returning a Keras model)")
     rows, keras_total = _keras_rows(args.target, target.origin, report) if args.compare_keras else (None, 0)
     if args.json:
         doc = report.to_dict()
-        if is_keras:
-            total, trainable = target.network.keras_count()
-            doc["keras"] = {"count_params": total, "trainable": trainable, "non_trainable": total - trainable}
-            if rows is not None:
-                doc["keras"]["compare"] = {"keras_count_params": keras_total, "layers": [r.to_dict() for r in rows]}
+        if rows is not None:
+            doc["keras"]["compare"] = {"keras_count_params": keras_total, "layers": [r.to_dict() for r in rows]}
         print_json(doc)
         return 0
     if args.explain:
@@ -83,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(report)
     if rows is not None:
-        from cnnlab.keras.compare import print_comparison
-
-        print_comparison(rows, keras_total, target.network.keras_count()[0])
+        print_comparison(rows, keras_total, report.keras["count_params"])
     return 0
 
 
@@ -162,3 +155,23 @@ def _outside_line(report: AnalysisReport) -> str:
         parts.append(f"{report.outside_macs:,} MACs outside every row (operations in the network's own forward or "
                      "in a module without a row)")
     return "not in any row, but in the totals: " + "; ".join(parts)
+
+
+def print_comparison(rows: list, keras_total: int, ours_total: int) -> None:
+    """Keras's per-layer numbers beside cnnlab's, and whether they agree."""
+    from rich.table import Table
+
+    table = Table(title="Keras (model.summary) beside cnnlab — shapes channels first")
+    for col in ("layer", "type", "Keras params", "cnnlab params", "Keras shape", "cnnlab shape", ""):
+        table.add_column(col, justify="right" if "params" in col else "left")
+    dims = lambda s: "–" if s is None else "×".join(map(str, s))  # noqa: E731
+    for r in rows:
+        table.add_row(r.name, r.kind, f"{r.keras_params:,}", "–" if r.params is None else f"{r.params:,}",
+                      dims(r.keras_shape), dims(r.shape), "✓" if r.agrees else "✗ differs")
+    con = console()
+    con.print(table)
+    bad = [r.name for r in rows if not r.agrees]
+    verdict = (f"all {len(rows)} layers agree" if not bad else
+               f"{len(bad)} of {len(rows)} layers differ: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
+    total = "equal" if keras_total == ours_total else "DIFFER"
+    con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total})")

@@ -83,24 +83,3 @@ def compare(model: Any, report: Any) -> list[Row]:
                         None if mine is None else _keras_style(mine.module, mine.params),
                         None if mine is None else tuple(mine.output_shape)))
     return rows
-
-
-def print_comparison(rows: list[Row], keras_total: int, ours_total: int) -> None:
-    from rich.table import Table
-
-    from cnnlab.cli.common import console
-
-    table = Table(title="Keras (model.summary) beside cnnlab — shapes channels first")
-    for col in ("layer", "type", "Keras params", "cnnlab params", "Keras shape", "cnnlab shape", ""):
-        table.add_column(col, justify="right" if "params" in col else "left")
-    dims = lambda s: "–" if s is None else "×".join(map(str, s))  # noqa: E731
-    for r in rows:
-        table.add_row(r.name, r.kind, f"{r.keras_params:,}", "–" if r.params is None else f"{r.params:,}",
-                      dims(r.keras_shape), dims(r.shape), "✓" if r.agrees else "✗ differs")
-    con = console()
-    con.print(table)
-    bad = [r.name for r in rows if not r.agrees]
-    verdict = (f"all {len(rows)} layers agree" if not bad else
-               f"{len(bad)} of {len(rows)} layers differ: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
-    total = "equal" if keras_total == ours_total else "DIFFER"
-    con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total})")

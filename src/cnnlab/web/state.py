@@ -81,7 +81,7 @@ class Explorer:
                 return self.target
             net = self.target.network
             return type(self.target)(net.with_input(shape) if hasattr(net, "with_input") else net, shape,
-                                     self.target.name)
+                                     self.target.name, self.target.notes)
         try:
             entry = get_entry(model)           # only the zoo: the browser never names code or files
         except CnnlabError:
@@ -91,12 +91,11 @@ class Explorer:
 
     def network(self, model: str, input_text: str) -> Any:
         """The ``cnnlab analyze`` report (cached)."""
-        from cnnlab.analysis import analyze
+        from cnnlab.targets import analyze_target
 
         key = (model or self.target_name, parse_input(input_text))
         if key not in self._reports:
-            t = self._target(model, input_text)
-            self._reports[key] = analyze(t.network, t.input_shape, name=t.name)
+            self._reports[key] = analyze_target(self._target(model, input_text))
             if len(self._reports) > 32:
                 self._reports.pop(next(iter(self._reports)))
         return self._reports[key]
