@@ -199,3 +199,58 @@ def test_keras_applications_builders_never_download(monkeypatch: pytest.MonkeyPa
     target = resolve_target("keras.applications:MobileNetV2")
     assert target.network.keras_count()[0] == keras.applications.MobileNetV2(weights=None).count_params()
     assert any("weights=None" in note for note in target.notes)
+
+
+def test_a_model_of_any_size_takes_input_and_odd_graphs_are_one_line(tmp_path: Path) -> None:
+    inp = keras.Input((None, None, 3))
+    any_size = keras.Model(inp, L.GlobalAveragePooling2D()(L.Conv2D(4, 3, strides=2, padding="same")(inp)))
+    any_size.save(tmp_path / "any.keras")
+    with pytest.raises(Exception, match=r"takes inputs of any size \(\?×\?×3, channels last\); give one as --input"):
+        load_keras(tmp_path / "any.keras")
+    assert load_keras(tmp_path / "any.keras", (3, 45, 31)).network.keras_count()[0] == any_size.count_params()
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    keras.Model([a, b], L.Add()([a, b])).save(tmp_path / "two.keras")
+    with pytest.raises(Exception, match="several inputs; cnnlab converts networks with one image input"):
+        load_keras(tmp_path / "two.keras")
+
+
+def test_a_custom_layer_that_cannot_be_traced_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "odd.py").write_text('''
+import keras
+
+class Peek(keras.layers.Layer):
+    def call(self, x):
+        if float(keras.ops.convert_to_numpy(keras.ops.sum(x))) > 0:   # reads a value: no graph
+            return x
+        return -x
+
+def build():
+    return keras.Sequential([keras.Input((4, 4, 1)), Peek(name="peek"), keras.layers.Flatten()])
+''')
+    with pytest.raises(Exception) as err:
+        resolve_target(f"{tmp_path / 'odd.py'}:build")
+    message = str(err.value)
+    assert "the custom layer 'peek' (Peek) cannot be traced" in message and "\n" not in message
+
+
+def test_a_training_step_moves_batch_norm_statistics_as_keras_does(tmp_path: Path) -> None:
+    """Keras's momentum 0.99 keeps 99 % of the old average (PyTorch's momentum 0.01) and moves it with the biased
+    batch variance; frozen (trainable=False) batch norm stays in inference mode while training."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5, 4, 3))
+    x = L.BatchNormalization(momentum=0.9, epsilon=0.01)(inp)
+    frozen = L.BatchNormalization(name="frozen")
+    frozen.trainable = False
+    out = frozen(L.Conv2D(2, 1)(x))
+    model = keras.Model(inp, out)
+    _randomize_statistics(model)
+    model.save(tmp_path / "bn.keras")
+    net = load_keras(tmp_path / "bn.keras").network.train()
+    x = np.random.default_rng(2).normal(1.0, 2.0, (4, 5, 4, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=True))
+    got = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().movedim(1, -1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    bn, bn_ours = model.layers[1], net.layers["batch_normalization"]
+    np.testing.assert_allclose(bn_ours.running_mean.numpy(), keras.ops.convert_to_numpy(bn.moving_mean), atol=1e-6)
+    np.testing.assert_allclose(bn_ours.running_var.numpy(), keras.ops.convert_to_numpy(bn.moving_variance), atol=1e-6)
+    assert not net.layers["frozen"].training

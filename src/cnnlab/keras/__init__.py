@@ -55,8 +55,10 @@ def convert(keras_file: KerasFile, input_shape: Shape | None = None) -> Converte
     if stored != total:
         raise TargetError(f"{where}: the weights file holds {stored:,} values but the converted network has "
                           f"{total:,}; the file's weights do not match its config")
-    notes.append(f"Keras counts {total:,} parameters (count_params: {trainable:,} trainable + {total - trainable:,} "
-                 "non-trainable, batch-norm moving statistics included), read from the file's weights")
+    frozen = total - trainable
+    notes.append(f"Keras counts {total:,} parameters (count_params" + (
+        f": {trainable:,} trainable + {frozen:,} non-trainable, the moving statistics PyTorch keeps as buffers "
+        "included)" if frozen else ", all trainable)"))
     net.keras_spec = as_spec(keras_file.config, shape, where)
     name = Path(where).stem
     return Converted(net, shape, keras_input, tuple(notes), name)

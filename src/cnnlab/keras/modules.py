@@ -274,6 +274,19 @@ class KerasBatchNorm(nn.BatchNorm2d):
         super().train(mode and not self.frozen)
         return self
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        # training: normalise by the batch's statistics and move the averages as Keras does, with the *biased*
+        # batch variance (PyTorch's own BatchNorm moves them with the unbiased one)
+        dims = [0, *range(2, x.dim())]
+        with torch.no_grad():
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            self.running_mean.mul_(1 - self.momentum).add_(mean, alpha=self.momentum)  # type: ignore[union-attr]
+            self.running_var.mul_(1 - self.momentum).add_(var, alpha=self.momentum)  # type: ignore[union-attr]
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
 
 class SamePad1d(nn.Module):
     """TensorFlow's "same" padding in 1-D (``out = ceil(L / stride)``, the odd element at the end), or
