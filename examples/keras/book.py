@@ -22,9 +22,9 @@ def exercise() -> keras.Model:
     """Exercise 2: three 3×3 convolutions, stride 2, "same" padding, 100/200/400 maps, on 200×300 RGB images."""
     return keras.Sequential([
         keras.Input(shape=(200, 300, 3)),
-        keras.layers.Conv2D(100, kernel_size=3, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv2D(200, kernel_size=3, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv2D(400, kernel_size=3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(100, kernel_size=3, strides=2, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(200, kernel_size=3, strides=2, padding="same", activation="relu", name="conv2"),
+        keras.layers.Conv2D(400, kernel_size=3, strides=2, padding="same", activation="relu", name="conv3"),
     ], name="geron_ex2")
 
 

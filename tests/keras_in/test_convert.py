@@ -17,6 +17,7 @@ from keras import layers as L  # noqa: E402
 
 from cnnlab.analysis import analyze  # noqa: E402
 from cnnlab.keras import load_keras, torch_shape  # noqa: E402
+from cnnlab.keras.live import convert_model  # noqa: E402
 from cnnlab.targets import resolve_target  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,7 @@ def sequence_model() -> keras.Model:
     x = L.Conv1D(8, 4, strides=2, padding="same", activation="relu")(inp)
     x = L.Conv1D(8, 3, padding="causal", dilation_rate=2)(x)
     x = L.SeparableConv1D(6, 3, padding="same")(x)
+    x = L.DepthwiseConv1D(3, strides=2, padding="same", depth_multiplier=2)(x) / 3.0 - 1.5   # keras.ops nodes
     x = L.MaxPooling1D(3, strides=2, padding="same")(x)
     x = L.AveragePooling1D(2)(x)
     x = L.ZeroPadding1D(2)(x)
@@ -177,6 +179,12 @@ def test_the_books_residual_unit_is_traced_from_its_builder(tmp_path: Path) -> N
     report = analyze(target.network, target.input_shape)
     assert report.total_params == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert report.layers[-1].output_shape == (10,)
+    # the outputs: the traced units compute what the book's ResidualUnit.call computes (statistics randomised)
+    small = book.resnet34(64)
+    _randomize_statistics(small)
+    traced = convert_model(small, "book.py:resnet34").network
+    x = np.random.default_rng(3).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(_ours(traced, x), _keras_output(small, x), atol=1e-4, rtol=1e-4)
 
 
 def test_a_custom_layer_in_a_keras_file_is_one_line(tmp_path: Path) -> None:
