@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "line names (plus cnnlab's own zoo) and ships every asset: it works offline.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", metavar="TARGET|RUN",
-                   help="a zoo name, a spec file, 'package.module:callable' or a run folder of 'cnnlab train' or "
+                   help="a zoo name, a spec file, a Keras model (.keras), 'package.module:callable' or a run folder of 'cnnlab train' or "
                         "'cnnlab segment train' (default: small_cnn)")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W", help="input shape (default: the target's own)")
     p.add_argument("--host", default="127.0.0.1", type=host_arg, help="address to listen on (other machines can reach the page "

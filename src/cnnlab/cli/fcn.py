@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "larger image in one pass.")
     c = f_sub.add_parser("convert", help="convert a run, spec or zoo classifier; write weights and a report")
     c.add_argument("source", metavar="RUN|SPEC|ZOO_NAME",
-                   help="a 'cnnlab train' run folder (best weights), a spec file or a zoo name (fresh weights)")
+                   help="a 'cnnlab train' run folder (best weights), a Keras model (.keras, its own weights), a spec file or a zoo name (fresh weights)")
     c.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="the classifier's input (default: the run's data, the spec's input, the zoo paper input)")
     c.add_argument("--out", required=True, metavar="DIR", help="folder for fcn.safetensors and fcn.json")

@@ -31,7 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     from cnnlab.train.config import TrainConfig   # torch-free
 
     p.add_argument("target", metavar="TARGET",
-                   help="a zoo model name, a spec file (.yaml/.yml/.json) or package.module:callable")
+                   help="a zoo model name, a spec file (.yaml/.yml/.json), a Keras model (.keras) or package.module:callable")
     p.add_argument("--input", type=shape_arg, metavar="C,H,W",
                    help="shape of one instance (default: the spec's or zoo model's usual input)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "With the defaults, Fashion-MNIST reaches about 93.6 % test accuracy in about "
                                    "7 minutes on 2 CPU cores (docs/benchmarks.md).",
                        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--model", default=d.model, metavar="NAME|SPEC",
-                   help="a zoo name (cnnlab zoo list), a spec file, or small_cnn (cnnlab's own, the default: "
+    t.add_argument("--model", default=d.model, metavar="NAME|SPEC|KERAS",
+                   help="a zoo name (cnnlab zoo list), a spec file, a Keras model (.keras: fine-tuned from its weights), or small_cnn (cnnlab's own, the default: "
                         "src/cnnlab/train/small_cnn.yaml); channels and classes follow the data")
     t.add_argument("--data", default=d.data, metavar="NAME|DIR",
                    help="digits (scikit-learn, always there), fashion-mnist, a folder <dir>/<class>/<image> "
