@@ -86,6 +86,7 @@ class AnalysisReport:
     outside_macs: int = 0    # MACs per instance outside every row (the network's own forward, or a row-less module's)
     # a network converted from Keras: Keras's own count (count_params, moving statistics included)
     keras: dict[str, int] | None = None
+    model: nn.Module | None = field(default=None, repr=False, compare=False)   # what was walked (for drawing)
 
     @property
     def bytes_per_element(self) -> int:
@@ -189,7 +190,7 @@ def _analyze(model_or_spec: nn.Module | NetworkSpec | str | Path | Mapping[str, 
                              total * itemsize, batch_size, itemsize)
     return AnalysisReport(label, shape, batch_size, dtype, total, trainable,
                           sum(r.macs for r in rows) + outside_macs, rows, memory, spec, notes,
-                          _outside_params(model, records), outside_macs, keras)
+                          _outside_params(model, records), outside_macs, keras, model)
 
 
 def _outside_params(model: nn.Module, records: list[LayerRecord]) -> list[tuple[str, int, str]]:

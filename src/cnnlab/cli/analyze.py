@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mini-batch size for the training figure (default: 1)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="element type for memory figures (default: float32)")
+    p.add_argument("--plot", metavar="FILE.svg",
+                   help="also write the network drawn (SVG): feature-map blocks for a chain, a layered graph with "
+                        "its skip connections otherwise; the drawing 'cnnlab explore' shows")
     p.add_argument("--compare-keras", action="store_true",
                    help="Keras installed: print Keras's own per-layer parameters and shapes beside cnnlab's "
                         "and say where they agree (a .keras file or a builder returning a Keras model)")
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise CnnlabError(f"{args.target}: --compare-keras takes a Keras model (a .keras file, or a builder "
                           "returning a Keras model)")
     rows, keras_total = _keras_rows(args.target, target.origin, report) if args.compare_keras else (None, 0)
+    if args.plot:
+        _write_plot(args.plot, report)
     if args.json:
         doc = report.to_dict()
         if rows is not None:
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print_table(report)
     if rows is not None:
         print_comparison(rows, keras_total, report.keras["count_params"])
+    if args.plot:
+        console().print(f"drawing: {args.plot}", highlight=False)
     return 0
 
 
@@ -175,3 +182,15 @@ def print_comparison(rows: list, keras_total: int, ours_total: int) -> None:
                f"{len(bad)} of {len(rows)} layers differ: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
     total = "equal" if keras_total == ours_total else "DIFFER"
     con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total})")
+
+
+def _write_plot(path: str, report: AnalysisReport) -> None:
+    """The drawing as an SVG file, written atomically (a .png is the page's download button)."""
+    from pathlib import Path
+
+    from cnnlab.analysis.drawing import draw_svg
+    from cnnlab.files import atomic_write_text
+
+    if Path(path).suffix.lower() != ".svg":
+        raise CnnlabError(f"--plot {path}: the drawing is SVG; name the file .svg (cnnlab explore downloads PNG)")
+    atomic_write_text(path, draw_svg(report))

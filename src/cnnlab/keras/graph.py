@@ -219,7 +219,7 @@ def _functional(entries: list[dict[str, Any]], inner: dict[str, Any], name: str,
 
 def _module_key(name: str, taken: nn.ModuleDict) -> str:
     key = re.sub(r"[^0-9A-Za-z_]", "_", name) or "layer"
-    key = f"l_{key}" if key[0].isdigit() or hasattr(nn.Module, key) else key
+    key = f"l_{key}" if key[0].isdigit() or hasattr(nn.ModuleDict, key) else key
     base, k = key, 1
     while key in taken:
         k += 1

@@ -151,6 +151,15 @@ def _add_analysis_routes(app: FastAPI, ex: Explorer, lock: threading.Lock) -> No
         with lock:
             return ex.network(model, input).to_dict()
 
+    @app.get("/api/drawing")
+    def drawing(model: str = "", input: str = "") -> dict[str, Any]:
+        with lock:
+            return ex.drawing(model, input)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:     # browsers ask for it whatever the page links: no 404 in the console
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/api/layer")
     def layer(index: int, model: str = "", input: str = "") -> dict[str, Any]:
         with lock:

@@ -12,7 +12,7 @@ from cnnlab.errors import CnnlabError
 
 DEFAULT_TARGET = "small_cnn"       # cnnlab's own Fashion-MNIST-sized CNN, shipped in the package
 TIMELINE_POINTS = 400              # the memory curve is thinned to at most this many points (max per bucket)
-PLAYGROUND_OPS = ("conv1d", "conv2d", "maxpool", "avgpool")
+PLAYGROUND_OPS = ("conv1d", "conv2d", "maxpool", "avgpool", "global-avgpool", "global-maxpool", "lrn")
 MAX_PLAYGROUND_WORK = 2_000_000    # inputs × window: a page answer within a second or two
 MAX_TRACE_TERMS = 200_000          # products shown in the working (trace elements × window)
 
@@ -100,6 +100,20 @@ class Explorer:
                 self._reports.pop(next(iter(self._reports)))
         return self._reports[key]
 
+    def drawing(self, model: str, input_text: str) -> dict[str, Any]:
+        """The network drawn (the SVG ``cnnlab analyze --plot`` writes) and what it shows."""
+        from cnnlab.analysis.drawing import draw_svg, layer_graph
+
+        report = self.network(model, input_text)
+        graph = layer_graph(report)
+        joins = sum(1 for n in graph.nodes.values() if n.index is None)
+        caption = (f"{len(report.layers)} layers in a chain: blocks of C×H×W (log-scaled)" if graph.chain else
+                   f"{len(report.layers)} layers and {joins} joins, {len(graph.edges)} edges: a graph "
+                   "(skip connections dashed red)" if graph.traced else
+                   f"{len(report.layers)} layers in call order (the graph could not be traced)")
+        return {"svg": draw_svg(report, graph), "chain": graph.chain, "caption": caption,
+                "layers": len(report.layers), "joins": joins, "edges": [list(e) for e in graph.edges]}
+
     def layer(self, model: str, input_text: str, index: int) -> dict[str, Any]:
         from cnnlab.analysis.explain import explain_layer
 
@@ -186,6 +200,12 @@ class Explorer:
         if x.size * window > MAX_PLAYGROUND_WORK:      # a bound on the work (and on the trace below)
             raise BadValue(f"{x.size:,} inputs × a window of {window:,} is more than the page computes "
                        f"({MAX_PLAYGROUND_WORK:,} products); use 'cnnlab ops {op}' on the command line")
+        if op == "lrn":          # across channels: PyTorch's size (its other constants: AlexNet's)
+            size = sizes("size")
+            if size is not None and not isinstance(size, int):
+                raise BadValue("size: one integer for lrn (the number of channels summed over)")
+            return compute(op, x, size=size, trace_limit=max(1, min(4096, MAX_TRACE_TERMS // max(window, 1)))
+                           ).to_dict(explain=True)
         result = compute(op, x, kernel=k, stride=sizes("stride"),
                          padding=parse_padding(str(text["padding"] or "valid")), dilation=sizes("dilation") or 1, flip=flip, size=sizes("size"),
                          trace_limit=max(1, min(4096, MAX_TRACE_TERMS // max(window, 1))))

@@ -66,13 +66,14 @@ async function loadNetwork() {
   $("#net-summary").textContent = `${r.name}: input ${r.input_shape.join("×")}, ${fmt(r.total_params)} parameters, ` +
     `${fmt(r.total_macs)} MACs per instance`;
   $("#layer-detail").hidden = true;
-  drawShrink(r);
+  await loadDrawing();
 }
 
 async function loadLayer(index) {
   const d = await api(`/api/layer?${query({index})}`);
-  document.querySelectorAll("#layers tr.selected").forEach((t) => t.classList.remove("selected"));
+  document.querySelectorAll("#layers tr.selected, #drawing .selected").forEach((t) => t.classList.remove("selected"));
   $(`#layers tr[data-index="${index}"]`)?.classList.add("selected");
+  document.querySelectorAll(`#drawing [data-index="${index}"]`).forEach((g) => g.classList.add("selected"));
   $("#detail-title").textContent = `layer ${d.index}: ${d.name} (${d.type})`;
   $("#detail-shape").textContent = d.output_shape.join("×");
   $("#detail-params").textContent = fmt(d.params);
@@ -82,21 +83,41 @@ async function loadLayer(index) {
   $("#layer-detail").hidden = false;
 }
 
-function drawShrink(r) {   // the map's side and the effective stride as the image shrinks
-  const svg = $("#shrink");
-  svg.replaceChildren();
-  const rows = r.layers.filter((l) => l.output_shape.length === 3);
-  if (!rows.length) return;
-  const width = svg.clientWidth || 900, bar = Math.max(2, Math.min(40, (width - 20) / rows.length - 2));
-  const top = Math.max(...rows.map((l) => l.output_shape[1]));
-  rows.forEach((l, i) => {
-    const h = Math.max(2, 90 * l.output_shape[1] / top);
-    const rect = el("svg:rect", {x: 10 + i * (bar + 2), y: 100 - h, width: bar, height: h, fill: "#4e79a7"});
-    rect.append(el("svg:title", {}, `${l.index} ${l.name}: ${l.output_shape.join("×")}, stride ` +
-                                     (l.effective_stride || []).join("×")));
-    svg.append(rect);
-  });
-  svg.append(el("svg:text", {x: 10, y: 116, class: "axis"}, "feature-map height per layer (hover: shape and effective stride)"));
+async function loadDrawing() {   // cnnlab's own SVG (every name in it escaped by the server), as analyze --plot writes it
+  const d = await api("/api/drawing?" + query());
+  const box = $("#drawing");
+  box.innerHTML = d.svg;
+  box.dataset.kind = d.chain ? "chain" : "graph";
+  $("#drawing-caption").textContent = d.caption;
+  box.querySelectorAll("[data-index]").forEach((g) => g.addEventListener("click", () => {
+    guarded(() => loadLayer(Number(g.dataset.index)));
+    $(`#layers tr[data-index="${g.dataset.index}"]`)?.scrollIntoView({block: "nearest"});
+  }));
+}
+
+function download(name, blob) {
+  const a = el("a", {href: URL.createObjectURL(blob), download: name});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function downloadSvg() {
+  download(`${state.report.name}.svg`, new Blob([$("#drawing svg").outerHTML], {type: "image/svg+xml"}));
+}
+
+function downloadPng() {
+  const svg = $("#drawing svg"), img = new Image();
+  img.onload = () => {
+    const canvas = el("canvas", {width: svg.width.baseVal.value, height: svg.height.baseVal.value});
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(img, 0, 0);
+    canvas.toBlob((b) => download(`${state.report.name}.png`, b), "image/png");
+  };
+  img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg.outerHTML);
 }
 
 // -- memory ---------------------------------------------------------------------------------------------------
@@ -134,14 +155,38 @@ function drawStack(breakdown, total) {
   });
 }
 
-function drawCurve(svg, values, peak) {
+function niceTicks(top, count = 4) {   // round tick values from 0 to top
+  const raw = top / count, mag = 10 ** Math.floor(Math.log10(raw || 1));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw) || raw;
+  const ticks = [];
+  for (let v = 0; v <= top * 1.0001; v += step) ticks.push(v);
+  return ticks;
+}
+
+function drawCurve(svg, values, peak) {   // live bytes after each allocation and free of one training step
   svg.replaceChildren();
   if (!values || !values.length) return;
-  const w = (svg.clientWidth || 900) - 60, h = 170, top = Math.max(...values, peak);
-  const pts = values.map((v, i) => `${50 + w * i / Math.max(values.length - 1, 1)},${10 + h - h * v / top}`);
-  svg.append(el("svg:polyline", {points: pts.join(" "), fill: "none", stroke: "#e15759", "stroke-width": 1.5}));
-  svg.append(el("svg:text", {x: 2, y: 16, class: "axis"}, mb(top)));
-  svg.append(el("svg:text", {x: 50, y: 196, class: "axis"}, "allocations in order: forward → loss → backward → optimizer step"));
+  const left = 70, w = (svg.clientWidth || 900) - left - 20, h = 180, top = Math.max(...values, peak);
+  const y = (v) => 10 + h - h * v / top, x = (i) => left + w * i / Math.max(values.length - 1, 1);
+  for (const t of niceTicks(top)) {
+    svg.append(el("svg:line", {x1: left - 4, x2: left + w, y1: y(t), y2: y(t), stroke: "#eee"}));
+    svg.append(el("svg:text", {x: left - 6, y: y(t) + 3, "text-anchor": "end", class: "tick"}, (t / 1e6).toFixed(t >= 1e7 ? 0 : 1) + " MB"));
+  }
+  svg.append(el("svg:polyline", {points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), fill: "none",
+                                 stroke: "#e15759", "stroke-width": 1.5}));
+  svg.append(el("svg:text", {x: left, y: h + 30, class: "axis"},
+                `allocations in order (${fmt(values.length)} events): forward → loss → backward → optimizer step`));
+  const dot = el("svg:circle", {r: 4, fill: "#e15759", visibility: "hidden"});
+  const label = el("svg:text", {class: "tick", visibility: "hidden", id: "mem-hover"});
+  svg.append(dot, label);
+  svg.onmousemove = (e) => {
+    const box = svg.getBoundingClientRect(), i = Math.round((e.clientX - box.left - left) / w * (values.length - 1));
+    if (i < 0 || i >= values.length) return;
+    dot.setAttribute("cx", x(i)); dot.setAttribute("cy", y(values[i])); dot.setAttribute("visibility", "visible");
+    label.setAttribute("x", Math.min(x(i) + 8, left + w - 160)); label.setAttribute("y", 22);
+    label.setAttribute("visibility", "visible");
+    label.textContent = `event ${i + 1}: ${fmt(values[i])} B (${mb(values[i])})`;
+  };
 }
 
 async function runFit() {
@@ -167,7 +212,12 @@ const EXAMPLES = {
   "conv2d dilation 2": {op: "conv2d", input: "[[1,2,3,4,5],[6,7,8,9,10],[11,12,13,14,15],[16,17,18,19,20],[21,22,23,24,25]]",
                         kernel: "[[1,0],[0,1]]", dilation: "2"},
   "max pool 2×2": {op: "maxpool", input: "[[1,2,3,-1],[4,5,6,-2],[7,8,9,-3],[10,0,0,3]]", size: "2"},
+  "average pool 3×3, stride 1, 'same'": {op: "avgpool", input: "[[1,2,3,-1],[4,5,6,-2],[7,8,9,-3],[10,0,0,3]]",
+                                         size: "3", stride: "1", padding: "same"},
+  "global average pooling (2 channels)": {op: "global-avgpool", input: "[[[1,2,3],[4,5,6],[10,0,3]],[[1,1,1],[1,1,2],[0,0,0]]]"},
+  "local response normalization across 4 channels": {op: "lrn", input: "[[[1]],[[2]],[[3]],[[4]]]", size: "3"},
 };
+const anim = {d: null, body: null, cur: 0, timer: null};
 
 function fillExample(name) {
   const e = EXAMPLES[name];
@@ -177,6 +227,38 @@ function fillExample(name) {
   }
 }
 
+function parseNumbers(text) {   // "1,2,3" or nested JSON arrays, as the command line takes them
+  const t = text.trim();
+  return t.startsWith("[") ? JSON.parse(t) : t.split(",").map(Number);
+}
+
+function asChannels(values) {   // 1-D, 2-D or C×H×W -> a list of 2-D grids
+  if (!Array.isArray(values[0])) return [[values]];
+  if (!Array.isArray(values[0][0])) return [values];
+  return values;
+}
+
+function drawChannels(box, values, cls) {
+  box.replaceChildren();
+  const channels = asChannels(values);
+  channels.forEach((grid, ch) => {
+    const fig = el("figure"), g = el("div", {class: "grid"});
+    g.style.gridTemplateColumns = `repeat(${grid[0].length}, auto)`;
+    grid.forEach((row, i) => row.forEach((v, j) => {
+      g.append(el("span", {class: cls, "data-ch": ch, "data-r": i, "data-c": j},
+                  typeof v === "number" ? String(+v.toFixed(4)) : String(v)));
+    }));
+    fig.append(g);
+    if (channels.length > 1) fig.append(el("figcaption", {}, `channel ${ch}`));
+    box.append(fig);
+  });
+}
+
+function cellAt(box, index) {   // an output index -> its cell: [k] 1-D, [i, j] 2-D, [c, i, j] C×H×W
+  const [ch, r, c] = index.length === 1 ? [0, 0, index[0]] : index.length === 2 ? [0, ...index] : index;
+  return box.querySelector(`[data-ch="${ch}"][data-r="${r}"][data-c="${c}"]`);
+}
+
 async function runOps() {
   const body = {op: $("#op-name").value};
   for (const k of ["input", "kernel", "size", "padding", "stride", "dilation"]) {
@@ -184,46 +266,74 @@ async function runOps() {
     if (v) body[k] = v;
   }
   const d = await api("/api/ops", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+  stopAnimation();
+  anim.d = d; anim.body = body; anim.cur = 0;
   $("#op-result-json").textContent = JSON.stringify(d.output);
   $("#op-shape").textContent = `[${d.output_shape.join(", ")}]`;
   $("#op-convention").textContent = d.convention;
-  const padded = d.padded_input ?? null;
-  drawGrid($("#op-padded"), padded, "in-cell");
-  drawGrid($("#op-output"), d.output, "out-cell");
-  const stride = (body.stride || (body.op.includes("pool") ? body.size : "1")).split(",").map(Number);
-  const dilation = (body.dilation || "1").split(",").map(Number);
-  document.querySelectorAll("#op-output .out-cell").forEach((cell, flat) => {
-    cell.addEventListener("mouseenter", () => {
-      const step = d.trace[flat];
-      document.querySelectorAll("#op-padded .hot").forEach((c) => c.classList.remove("hot"));
-      if (!step) { $("#op-trace").textContent = "(not traced)"; return; }
-      $("#op-trace").textContent = step.text;
-      highlight(step, stride, dilation);
-    });
-  });
-}
-
-function drawGrid(box, values, cls) {
-  box.replaceChildren();
-  if (values === null) return;
-  const rows = Array.isArray(values[0]) ? (Array.isArray(values[0][0]) ? values[0] : values) : [values];
-  box.style.gridTemplateColumns = `repeat(${rows[0].length}, auto)`;
-  rows.forEach((row, i) => row.forEach((v, j) => {
-    const c = el("span", {class: cls, "data-r": i, "data-c": j}, typeof v === "number" ? String(+v.toFixed(4)) : String(v));
-    box.append(c);
+  $("#op-input-title").textContent = d.padded_input ? "padded input" : "input";
+  drawChannels($("#op-padded"), d.padded_input ?? parseNumbers(body.input), "in-cell");
+  drawChannels($("#op-output"), d.output, "out-cell");
+  d.trace.forEach((step, n) => cellAt($("#op-output"), step.index)?.addEventListener("mouseenter", () => {
+    stopAnimation();
+    showStep(n);
   }));
+  showStep(0);
 }
 
-function highlight(step, stride, dilation) {   // the window of a single-channel 1-D or 2-D op in the padded input
-  const idx = step.index.slice(-2), shape = Array.isArray(step.window[0]) ? [step.window.length, step.window[0].length]
-                                                                          : [1, step.window.length];
-  const one = idx.length === 1 || !Array.isArray(step.window[0]);
-  const [oi, oj] = one ? [0, idx[idx.length - 1]] : idx;
-  const [si, sj] = one ? [1, stride[0]] : [stride[0], stride[1] ?? stride[0]];
-  const [di, dj] = one ? [1, dilation[0]] : [dilation[0], dilation[1] ?? dilation[0]];
-  for (let a = 0; a < shape[0]; a++) for (let b = 0; b < shape[1]; b++) {
-    $(`#op-padded [data-r="${oi * si + a * di}"][data-c="${oj * sj + b * dj}"]`)?.classList.add("hot");
+function showStep(n) {   // output cell n: its window in the input, the products and the sum
+  const d = anim.d;
+  if (!d || !d.trace.length) return;
+  anim.cur = (n + d.trace.length) % d.trace.length;
+  const step = d.trace[anim.cur];
+  document.querySelectorAll("#op-padded .hot, #op-output .current").forEach((c) => c.classList.remove("hot", "current"));
+  cellAt($("#op-output"), step.index)?.classList.add("current");
+  $("#op-trace").textContent = step.text;
+  $("#anim-position").textContent = `output cell ${anim.cur + 1} of ${d.trace.length}` +
+    (d.trace_capped ? ` (the first ${d.trace.length} of ${d.trace_total} traced)` : "");
+  for (const [ch, r, c] of windowCells(step, anim.body, d)) {
+    $(`#op-padded [data-ch="${ch}"][data-r="${r}"][data-c="${c}"]`)?.classList.add("hot");
   }
+}
+
+function windowCells(step, body, d) {   // the input cells an output cell reads, as [channel, row, column]
+  const op = body.op, idx = step.index, cells = [];
+  if (op.startsWith("global")) {
+    const grid = asChannels(parseNumbers(body.input))[idx[0]];
+    grid.forEach((row, r) => row.forEach((_, c) => cells.push([idx[0], r, c])));
+    return cells;
+  }
+  if (op === "lrn") {
+    const size = Number(body.size || 5), lo = Math.max(0, idx[0] - Math.floor(size / 2));
+    for (let k = 0; k < step.window.length; k++) cells.push([lo + k, idx[1], idx[2]]);
+    return cells;
+  }
+  const sizes = (key, fallback) => (body[key] || fallback).split(",").map(Number);
+  const stride = sizes("stride", op.includes("pool") ? (body.size || "1") : "1");
+  const dilation = op.includes("pool") ? [1, 1] : sizes("dilation", "1");
+  const win = step.window, threeD = Array.isArray(win[0]) && Array.isArray(win[0][0]);
+  const plane = threeD ? win[0] : win, oneD = !Array.isArray(plane[0]);
+  const [kh, kw] = oneD ? [1, plane.length] : [plane.length, plane[0].length];
+  const [oi, oj] = oneD ? [0, idx[idx.length - 1]] : idx.slice(-2);
+  const [si, sj] = oneD ? [1, stride[0]] : [stride[0], stride[1] ?? stride[0]];
+  const [di, dj] = oneD ? [1, dilation[0]] : [dilation[0], dilation[1] ?? dilation[0]];
+  const channels = threeD ? [...Array(win.length).keys()] : [idx.length === 3 ? idx[0] : 0];
+  for (const ch of channels) for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) {
+    cells.push([ch, oi * si + a * di, oj * sj + b * dj]);
+  }
+  return cells;
+}
+
+function stopAnimation() {
+  clearInterval(anim.timer);
+  anim.timer = null;
+  $("#anim-play").textContent = "▶ play";
+}
+
+function toggleAnimation() {
+  if (anim.timer) { stopAnimation(); return; }
+  $("#anim-play").textContent = "❚❚ pause";
+  anim.timer = setInterval(() => showStep(anim.cur + 1), 1600 / Number($("#anim-speed").value));
 }
 
 // -- run ------------------------------------------------------------------------------------------------------
@@ -244,23 +354,35 @@ async function loadRun() {
   await loadPrediction();
 }
 
-function drawRunCurves(rows) {
+function drawRunCurves(rows) {   // accuracy-like metrics on the left axis (0–1), losses on the right
   const svg = $("#run-curves");
   svg.replaceChildren();
   if (!rows.length) return;
   const keys = Object.keys(rows[0]).filter((k) => /^(train|val)_(acc|miou|loss|mask_ap50)$/.test(k));
-  const w = 440, h = 180, n = rows.length;
+  const left = 50, w = 440, h = 190, n = rows.length;
+  const lossTop = Math.max(1e-9, ...rows.flatMap((r) => keys.filter((k) => k.endsWith("loss")).map((k) => r[k])));
+  const x = (j) => left + w * j / Math.max(n - 1, 1);
+  const y = (v, loss) => 20 + h - h * v / (loss ? lossTop : 1);
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    svg.append(el("svg:line", {x1: left, x2: left + w, y1: y(t, false), y2: y(t, false), stroke: "#eee"}));
+    svg.append(el("svg:text", {x: left - 6, y: y(t, false) + 3, "text-anchor": "end", class: "tick"}, t.toFixed(2)));
+    svg.append(el("svg:text", {x: left + w + 6, y: y(t, false) + 3, class: "tick"}, (t * lossTop).toPrecision(2)));
+  }
+  rows.forEach((_, j) => svg.append(el("svg:text", {x: x(j), y: h + 36, "text-anchor": "middle", class: "tick"},
+                                       n <= 30 || j % Math.ceil(n / 30) === 0 ? String(j + 1) : "")));
   keys.forEach((k, i) => {
-    const vals = rows.map((r) => r[k]), top = Math.max(...vals, 1e-9);
-    const pts = vals.map((v, j) => `${50 + w * j / Math.max(n - 1, 1)},${20 + h - h * v / top}`);
-    svg.append(el("svg:polyline", {points: pts.join(" "), fill: "none", stroke: COLOURS[i], "stroke-width": 2, "data-key": k}));
-    for (const p of pts) {
-      const [x, y] = p.split(",");
-      svg.append(el("svg:circle", {cx: x, cy: y, r: 3, fill: COLOURS[i]}));
-    }
-    svg.append(el("svg:text", {x: 50 + 110 * i, y: 12, fill: COLOURS[i], class: "axis"}, k));
+    const loss = k.endsWith("loss");
+    const pts = rows.map((r, j) => [x(j), y(r[k], loss)]);
+    svg.append(el("svg:polyline", {points: pts.map((p) => p.join(",")).join(" "), fill: "none", stroke: COLOURS[i],
+                                   "stroke-width": 2, "stroke-dasharray": loss ? "5 3" : "", "data-key": k}));
+    pts.forEach(([px, py], j) => {
+      const dot = el("svg:circle", {cx: px, cy: py, r: 3, fill: COLOURS[i]});
+      dot.append(el("svg:title", {}, `epoch ${j + 1}: ${k} ${rows[j][k].toFixed(4)}`));
+      svg.append(dot);
+    });
+    svg.append(el("svg:text", {x: left + 110 * i, y: 12, fill: COLOURS[i], class: "axis"}, k + (loss ? " (right axis)" : "")));
   });
-  svg.append(el("svg:text", {x: 50, y: 236, class: "axis"}, `epochs 1…${n} (each line scaled to its own maximum)`));
+  svg.append(el("svg:text", {x: left, y: h + 52, class: "axis"}, "epoch; accuracy on the left axis, loss on the right (dashed)"));
 }
 
 function drawConfusion(cm, classes) {
@@ -274,7 +396,7 @@ function drawConfusion(cm, classes) {
   table.append(head);
   cm.forEach((row, i) => {
     const tr = el("tr");
-    tr.append(el("th", {}, `${i} ${classes[i]}`));
+    tr.append(el("th", {}, classes[i] === String(i) ? String(i) : `${i} ${classes[i]}`));
     row.forEach((v) => tr.append(el("td", {style: `background: rgba(78,121,167,${(v / top).toFixed(3)})`}, String(v))));
     table.append(tr);
   });
@@ -337,16 +459,31 @@ function drawZoo() {
                                           $("#input-shape").value = ""; show("network"); guarded(loadNetwork); });
     tbody.append(tr);
   }
+  drawZooChart(rows);
+}
+
+function drawZooChart(rows) {   // parameters per model on a log axis, the model's name under its bar
   const svg = $("#zoo-chart");
   svg.replaceChildren();
-  const top = Math.max(...rows.map((r) => r.params)), w = (svg.clientWidth || 900) - 20, bw = w / rows.length;
+  const left = 60, bottom = 300, h = 270, w = (svg.clientWidth || 900) - left - 10, bw = w / rows.length;
+  const lo = 4, hi = Math.ceil(Math.log10(Math.max(...rows.map((r) => r.params))));
+  const y = (v) => bottom - h * (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo);
+  for (let e = lo; e <= hi; e++) {
+    svg.append(el("svg:line", {x1: left, x2: left + w, y1: y(10 ** e), y2: y(10 ** e), stroke: "#eee"}));
+    svg.append(el("svg:text", {x: left - 6, y: y(10 ** e) + 3, "text-anchor": "end", class: "tick"},
+                  e >= 6 ? `${10 ** (e - 6)} M` : `${10 ** (e - 3)} k`));
+  }
   rows.forEach((r, i) => {
-    const h = 260 * r.params / top;
-    const rect = el("svg:rect", {x: 10 + i * bw, y: 270 - h, width: Math.max(bw - 2, 1), height: h, fill: "#59a14f"});
-    rect.append(el("svg:title", {}, `${r.name}: ${fmt(r.params)} parameters`));
+    const x = left + i * bw, rect = el("svg:rect", {x: x + 1, y: y(r.params), width: Math.max(bw - 2, 1),
+                                                     height: bottom - y(r.params), fill: "#59a14f", "data-name": r.name});
+    rect.append(el("svg:title", {}, `${r.name} (${r.year}): ${fmt(r.params)} parameters, ${fmt(r.macs)} MACs`));
     svg.append(rect);
+    const cx = x + bw / 2;
+    svg.append(el("svg:text", {x: cx, y: bottom + 8, class: "tick", "text-anchor": "end",
+                               transform: `rotate(-50 ${cx} ${bottom + 8})`}, r.name));
   });
-  svg.append(el("svg:text", {x: 10, y: 290, class: "axis"}, "parameters per model, in the table's order"));
+  svg.append(el("svg:text", {x: 12, y: bottom - h / 2, class: "axis", transform: `rotate(-90 12 ${bottom - h / 2})`,
+                             "text-anchor": "middle"}, "parameters"));
 }
 
 // -- start ----------------------------------------------------------------------------------------------------
@@ -367,12 +504,19 @@ async function start() {
   $("#batch").addEventListener("input", () => { $("#batch-value").textContent = $("#batch").value; });
   for (const id of ["#batch", "#optimizer", "#precision"]) $(id).addEventListener("change", () => guarded(loadMemory));
   $("#fit").addEventListener("click", () => guarded(runFit));
-  $("#op-example").addEventListener("change", (e) => fillExample(e.target.value));
+  $("#op-example").addEventListener("change", (e) => { fillExample(e.target.value); guarded(runOps); });
   $("#op-run").addEventListener("click", () => guarded(runOps));
+  $("#anim-next").addEventListener("click", () => { stopAnimation(); showStep(anim.cur + 1); });
+  $("#anim-prev").addEventListener("click", () => { stopAnimation(); showStep(anim.cur - 1); });
+  $("#anim-play").addEventListener("click", toggleAnimation);
+  $("#anim-speed").addEventListener("change", () => { if (anim.timer) { stopAnimation(); toggleAnimation(); } });
+  $("#dl-svg").addEventListener("click", downloadSvg);
+  $("#dl-png").addEventListener("click", downloadPng);
   $("#image-index").addEventListener("change", () => guarded(loadPrediction));
   $("#image-prev").addEventListener("click", () => { $("#image-index").stepDown(); guarded(loadPrediction); });
   $("#image-next").addEventListener("click", () => { $("#image-index").stepUp(); guarded(loadPrediction); });
   await loadNetwork();
+  await runOps();              // the worked example is computed on load: the playground shows it at once
   document.body.dataset.ready = "1";
 }
 
