@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,31 @@ def make_voc(root: Path, n_train: int = 8, n_val: int = 4) -> Path:
     return voc
 
 
+
+
+_MANY = """\
+import contextlib, io, json, sys, traceback
+from cnnlab.cli.main import main
+results = []
+for argv in json.load(sys.stdin):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:           # argparse's own errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        except BaseException:                 # a cnnlab bug: its traceback reaches the test
+            traceback.print_exc()
+            code = 1
+    results.append([code, out.getvalue(), err.getvalue()])
+sys.__stdout__.write(json.dumps(results))
+"""
+
+
+def run_many(argvs: list[list[str]], timeout: float = 300, env: dict | None = None) -> list[tuple[int, str, str]]:
+    """Several ``cnnlab ARGV`` in one fresh process (torch imported once): each one's exit status, stdout and
+    stderr, as separate runs would give them. A hang fails the caller through ``timeout`` (seconds, all together)."""
+    p = subprocess.run([sys.executable, "-c", _MANY], input=json.dumps(argvs), capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return [tuple(r) for r in json.loads(p.stdout)]  # type: ignore[misc]

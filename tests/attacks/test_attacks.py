@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_many
+
 TIMEOUT = 60     # seconds: the slowest attack here answers in a few
 
 
@@ -75,15 +77,25 @@ ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize("argv, words", ATTACKS, ids=[" ".join(str(a) if isinstance(a, str) else a.__name__
-                                                               for a in argv)[:60] for argv, _ in ATTACKS])
-def test_attack_ends_in_one_line_and_exit_2(tmp_path, argv, words):
-    args = [a(tmp_path) if callable(a) else a for a in argv]
-    p = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
-    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
-    assert words in p.stderr
-    assert len(p.stderr) < 2000                   # a rejected value is never echoed in full
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory) -> list[tuple[int, str, str]]:
+    """Every attack of ATTACKS, each in its own folder, run one after the other in one fresh process (a hang
+    fails the batch through its timeout)."""
+    argvs = []
+    for n, (argv, _) in enumerate(ATTACKS):
+        tmp = tmp_path_factory.mktemp(f"attack{n}")
+        argvs.append([a(tmp) if callable(a) else a for a in argv])
+    return run_many(argvs, timeout=TIMEOUT * 4)
+
+
+@pytest.mark.parametrize("n", range(len(ATTACKS)), ids=[" ".join(str(a) if isinstance(a, str) else a.__name__
+                                                                 for a in argv)[:60] for argv, _ in ATTACKS])
+def test_attack_ends_in_one_line_and_exit_2(attacked, n):
+    code, _, err = attacked[n]
+    assert code == 2, (code, err[-500:])
+    assert "Traceback" not in err and err.count("\n") == 1, err[-2000:]
+    assert ATTACKS[n][1] in err
+    assert len(err) < 2000                   # a rejected value is never echoed in full
 
 
 def test_a_1_mb_spec_loads_in_linear_time(tmp_path):
@@ -130,23 +142,36 @@ def rewrite_metadata(path: Path, change) -> None:  # type: ignore[no-untyped-def
     path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("change", [
+CHANGES = [
     lambda m: m["run"].update(epoch=-1),
     lambda m: m["run"].update(step="x"),
     lambda m: m.update(scheduler={"lr_lambdas": [None], "evil": 1}),
     lambda m: m["run"].update(history=[[[[]]]]),
-], ids=["negative epoch", "string step", "scheduler keys", "nested history"])
-def test_tampered_checkpoint_metadata_is_refused_and_left_alone(finished_run, tmp_path, change):
+]
+
+
+@pytest.fixture(scope="module")
+def tampered(finished_run, tmp_path_factory) -> list[tuple[Path, bytes, tuple[int, str, str]]]:
+    """A copy of the finished run per change, its checkpoint's metadata edited, each resumed (one process)."""
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(finished_run, run)
-    rewrite_metadata(run / "state.safetensors", change)
-    before = (run / "state.safetensors").read_bytes()
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(run), "--epochs", "3", "--no-progress"],
-                       capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 2 and "does not match the digest" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    runs = []
+    for n, change in enumerate(CHANGES):
+        run = tmp_path_factory.mktemp(f"tampered{n}") / "run"
+        shutil.copytree(finished_run, run)
+        rewrite_metadata(run / "state.safetensors", change)
+        runs.append((run, (run / "state.safetensors").read_bytes()))
+    results = run_many([["train", "--resume", str(run), "--epochs", "3", "--no-progress"] for run, _ in runs],
+                       timeout=TIMEOUT * 2)
+    return [(run, before, result) for (run, before), result in zip(runs, results)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", range(len(CHANGES)), ids=["negative epoch", "string step", "scheduler keys",
+                                                         "nested history"])
+def test_tampered_checkpoint_metadata_is_refused_and_left_alone(tampered, n):
+    run, before, (code, _, err) = tampered[n]
+    assert code == 2 and "does not match the digest" in err and err.count("\n") == 1, err
     assert (run / "state.safetensors").read_bytes() == before
 
 
@@ -168,17 +193,18 @@ def test_a_tampered_config_json_is_one_line(finished_run, tmp_path, path, value,
     from cnnlab.train.config import seal
 
     resume = ["train", "--resume", "RUN", "--epochs", "3", "--no-progress"]
+    argvs, expected = [], []
     for resealed in (False, True):
         run = tmp_path / f"run{int(resealed)}"
         shutil.copytree(finished_run, run)
         doc = json.loads((run / "config.json").read_text())
         doc[path[0]][path[1]] = value
         (run / "config.json").write_text(json.dumps(seal(doc) if resealed else doc))
-        expected = words if resealed else "was edited after the run was made"
         for argv in (["eval", str(run)], *([resume] if path[0] == "config" else [])):   # one reader: load_run_config
-            argv = [str(run) if a == "RUN" else a for a in argv]
-            p = subprocess.run([sys.executable, "-m", "cnnlab", *argv], capture_output=True, text=True, timeout=TIMEOUT)
-            assert p.returncode == 2 and expected in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr[-1500:])
+            argvs.append([str(run) if a == "RUN" else a for a in argv])
+            expected.append(words if resealed else "was edited after the run was made")
+    for argv, words_, (code, _, err) in zip(argvs, expected, run_many(argvs, timeout=TIMEOUT * 2)):
+        assert code == 2 and words_ in err and err.count("\n") == 1, (argv, err[-1500:])
 
 
 def test_names_in_tables_reach_the_terminal_as_text(tmp_path):
@@ -255,8 +281,7 @@ NET = ("import sys\nfrom torch import nn\n"
        "    return Net()\n")
 
 
-@pytest.mark.parametrize("command", ["analyze", "memory"])
-@pytest.mark.parametrize("source, words", [
+USER_CODE = [
     (NET.format(body="return 'hello'"), "forward returned str, not a tensor"),
     (NET.format(body="self.fc(x)"), "forward returned NoneType, not a tensor"),
     (NET.format(body="return self.fc(x) / 0 if x.shape[0] > 100 else 1 / 0"),
@@ -267,15 +292,32 @@ NET = ("import sys\nfrom torch import nn\n"
     ("def build():\n    raise KeyError('weights')\n", "calling 'build()' it raised KeyError"),
     ("from torch import nn\ndef build():\n    return nn.Conv2d(3, 8, kernel=3)\n",
      "calling 'build()' it raised TypeError"),                    # a TypeError inside, not a signature problem
-], ids=["returns str", "returns None", "raises", "sys.exit", "syntax error", "import raises", "factory raises",
-        "TypeError inside the factory"])
-def test_the_users_network_code_failing_is_one_line_naming_where(tmp_path, command, source, words):
-    (tmp_path / "user.py").write_text(source)
-    p = subprocess.run([sys.executable, "-m", "cnnlab", command, f"{tmp_path / 'user.py'}:build", "--input", "4"],
-                       capture_output=True, text=True, timeout=TIMEOUT)
-    assert p.returncode == 2, (p.returncode, p.stderr[-500:])
-    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
-    assert words in p.stderr
+]
+USER_CODE_IDS = ["returns str", "returns None", "raises", "sys.exit", "syntax error", "import raises",
+                 "factory raises", "TypeError inside the factory"]
+COMMANDS = ["analyze", "memory"]
+
+
+@pytest.fixture(scope="module")
+def users_code_failing(tmp_path_factory) -> dict[tuple[str, int], tuple[int, str, str]]:
+    """Each failing user module under each command, all in one fresh process."""
+    keys, argvs = [], []
+    for n, (source, _) in enumerate(USER_CODE):
+        folder = tmp_path_factory.mktemp(f"user{n}")
+        (folder / "user.py").write_text(source)
+        for command in COMMANDS:
+            keys.append((command, n))
+            argvs.append([command, f"{folder / 'user.py'}:build", "--input", "4"])
+    return dict(zip(keys, run_many(argvs, timeout=TIMEOUT * 4)))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("n", range(len(USER_CODE)), ids=USER_CODE_IDS)
+def test_the_users_network_code_failing_is_one_line_naming_where(users_code_failing, command, n):
+    code, _, err = users_code_failing[(command, n)]
+    assert code == 2, (code, err[-500:])
+    assert "Traceback" not in err and err.count("\n") == 1, err[-2000:]
+    assert USER_CODE[n][1] in err
 
 
 def test_a_target_file_named_like_a_library_does_not_replace_it(tmp_path):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import run_many
 from PIL import Image
 
 TIMEOUT = 120
@@ -43,6 +45,12 @@ def refused(p: subprocess.CompletedProcess, *words: str) -> None:
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
     for w in words:
         assert w in p.stderr, (w, p.stderr)
+
+
+def refused_all(results: list[tuple[int, str, str]], *words: str) -> None:
+    """``refused`` for results of :func:`tests.helpers.run_many` (several command lines in one process)."""
+    for code, out, err in results:
+        refused(subprocess.CompletedProcess([], code, out, err), *words)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -71,8 +79,9 @@ def segmentation_folder(root: Path, mask: int | None = None, size: int = 8, coun
 
 
 def digits_run(folder: Path, seed: int = 0) -> Path:
-    p = cnnlab("train", "--epochs", "1", "--seed", str(seed), "--out", str(folder), "--no-progress")
-    assert p.returncode == 0, p.stderr[-1500:]
+    from cnnlab.train import TrainConfig, train
+
+    train(TrainConfig(epochs=1, seed=seed, out=str(folder)), progress=False)
     return folder
 
 
@@ -131,32 +140,39 @@ def test_scanning_an_image_too_large_for_the_ram_is_refused_before_allocating(tw
 
 # -- 5. a run's files belong together ------------------------------------------------------------------------
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, command", [
+COPIED = [
     ("model.safetensors", ["eval", "RUN"]),
     ("state.safetensors", ["train", "--resume", "RUN", "--epochs", "2", "--no-progress"]),
     ("model.safetensors", ["train", "--resume", "RUN", "--epochs", "2", "--no-progress"]),   # before it trains
-])
-def test_a_file_copied_in_from_another_run_is_refused_and_nothing_changes(two_runs, tmp_path, name, command):
-    run = tmp_path / "A"
-    shutil.copytree(two_runs[0], run)
-    shutil.copy(two_runs[1] / name, run / name)
-    before = snapshot(run)
-    refused(cnnlab(*[str(run) if a == "RUN" else a for a in command]), f"{name}: belongs to run", "not to this run")
-    assert snapshot(run) == before                        # nothing trained, nothing rewritten
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key, value", [("seed", 5), ("epochs", 1e30), ("val_fraction", 0.5)])
-def test_an_edited_config_cannot_move_the_split(two_runs, tmp_path, key, value):
+def test_a_file_copied_in_from_another_run_is_refused_and_nothing_changes(two_runs, tmp_path):
+    runs, argvs = [], []
+    for n, (name, command) in enumerate(COPIED):
+        run = tmp_path / f"A{n}"
+        shutil.copytree(two_runs[0], run)
+        shutil.copy(two_runs[1] / name, run / name)
+        runs.append((run, snapshot(run)))
+        argvs.append([str(run) if a == "RUN" else a for a in command])
+    for (name, _), (run, before), result in zip(COPIED, runs, run_many(argvs, timeout=TIMEOUT * 2)):
+        refused_all([result], f"{name}: belongs to run", "not to this run")
+        assert snapshot(run) == before                    # nothing trained, nothing rewritten
+
+
+@pytest.mark.slow
+def test_an_edited_config_cannot_move_the_split(two_runs, tmp_path):
     """Editing the seed once made eval use another split whose test images overlapped the training ones."""
-    run = tmp_path / "A"
-    shutil.copytree(two_runs[0], run)
-    doc = json.loads((run / "config.json").read_text())
-    doc["config"][key] = value
-    (run / "config.json").write_text(json.dumps(doc, indent=2))
-    refused(cnnlab("eval", str(run)), "config.json: was edited after the run was made")
-    refused(cnnlab("train", "--resume", str(run), "--epochs", "3", "--no-progress"), "was edited")
+    argvs = []
+    for key, value in [("seed", 5), ("epochs", 1e30), ("val_fraction", 0.5)]:
+        run = tmp_path / key
+        shutil.copytree(two_runs[0], run)
+        doc = json.loads((run / "config.json").read_text())
+        doc["config"][key] = value
+        (run / "config.json").write_text(json.dumps(doc, indent=2))
+        argvs += [["eval", str(run)], ["train", "--resume", str(run), "--epochs", "3", "--no-progress"]]
+    refused_all(run_many(argvs, timeout=TIMEOUT * 2), "config.json: was edited after the run was made")
 
 
 @pytest.mark.slow
@@ -377,7 +393,7 @@ def test_sizes_from_the_command_line_are_bounded(tmp_path, argv, words):
     refused(cnnlab(*[str(tmp_path / "o") if a == "OUT" else a for a in argv], limit_as=True), words)
 
 
-@pytest.mark.parametrize("corrupt, words", [
+CORRUPT_IDX = [
     (lambda d: _idx(d / "train-labels-idx1-ubyte.gz", [300], np.full(300, 200, np.uint8)), "a train label is 200"),
     (lambda d: _idx(d / "train-images-idx3-ubyte.gz", [300, 28], np.zeros((300, 28), np.uint8)),
      "2 dimensions where 3 are expected"),
@@ -387,18 +403,33 @@ def test_sizes_from_the_command_line_are_bounded(tmp_path, argv, words):
      "the test images are 14×14"),
     (lambda d: (d / "train-images-idx3-ubyte.gz").write_bytes(__import__("gzip").compress(
         b"\0\0\x08\x03" + (100_000).to_bytes(4, "big") * 3)), "over 1,073,741,824"),
-])
-def test_corrupt_idx_files_are_one_line(tmp_path, corrupt, words):
-    d = tmp_path / "fm"
-    d.mkdir()
-    _idx(d / "train-images-idx3-ubyte.gz", [300, 28, 28], np.zeros((300, 28, 28), np.uint8))
-    _idx(d / "train-labels-idx1-ubyte.gz", [300], np.arange(300, dtype=np.uint8) % 10)
-    _idx(d / "t10k-images-idx3-ubyte.gz", [100, 28, 28], np.zeros((100, 28, 28), np.uint8))
-    _idx(d / "t10k-labels-idx1-ubyte.gz", [100], np.arange(100, dtype=np.uint8) % 10)
-    corrupt(d)
-    refused(cnnlab("train", "--data", "fashion-mnist", "--data-dir", str(d), "--epochs", "1",
-                   "--out", str(tmp_path / "r"), "--no-progress"), words)
-    assert not (tmp_path / "r").exists()
+]
+
+
+@pytest.mark.parametrize("n", range(len(CORRUPT_IDX)))
+def test_corrupt_idx_files_are_one_line(corrupted_idx, n):
+    folder, (code, out, err) = corrupted_idx[n]
+    refused_all([(code, out, err)], CORRUPT_IDX[n][1])
+    assert not (folder / "r").exists()
+
+
+@pytest.fixture(scope="module")
+def corrupted_idx(tmp_path_factory) -> list[tuple[Path, tuple[int, str, str]]]:
+    """Each corruption in its own copy of a small Fashion-MNIST folder, all trained on in one process."""
+    folders, argvs = [], []
+    for n, (corrupt, _) in enumerate(CORRUPT_IDX):
+        folder = tmp_path_factory.mktemp(f"idx{n}")
+        d = folder / "fm"
+        d.mkdir()
+        _idx(d / "train-images-idx3-ubyte.gz", [300, 28, 28], np.zeros((300, 28, 28), np.uint8))
+        _idx(d / "train-labels-idx1-ubyte.gz", [300], np.arange(300, dtype=np.uint8) % 10)
+        _idx(d / "t10k-images-idx3-ubyte.gz", [100, 28, 28], np.zeros((100, 28, 28), np.uint8))
+        _idx(d / "t10k-labels-idx1-ubyte.gz", [100], np.arange(100, dtype=np.uint8) % 10)
+        corrupt(d)
+        folders.append(folder)
+        argvs.append(["train", "--data", "fashion-mnist", "--data-dir", str(d), "--epochs", "1",
+                      "--out", str(folder / "r"), "--no-progress"])
+    return list(zip(folders, run_many(argvs, timeout=TIMEOUT * 2)))
 
 
 def _idx(path: Path, dims: list[int], data: np.ndarray) -> None:
@@ -440,9 +471,9 @@ def test_a_class_name_with_a_newline_stays_on_its_line(tmp_path):
     (["memory", "lenet5", "--threads", "100000000"], "from 1 to 4096"),
 ])
 def test_a_long_value_is_never_echoed_whole(argv, words):
-    p = cnnlab(*argv)
-    refused(p, words)
-    assert len(p.stderr) < 600
+    (code, out, err), = run_many([argv], timeout=TIMEOUT)
+    refused_all([(code, out, err)], words)
+    assert len(err) < 600
 
 
 def test_two_images_with_one_stem_are_named_not_dropped(tmp_path):

@@ -246,7 +246,7 @@ def test_a_training_step_moves_batch_norm_statistics_as_keras_does(tmp_path: Pat
     batch variance; frozen (trainable=False) batch norm stays in inference mode while training."""
     keras.utils.set_random_seed(0)
     inp = keras.Input((5, 4, 3))
-    x = L.BatchNormalization(momentum=0.9, epsilon=0.01)(inp)
+    x = L.BatchNormalization(momentum=0.9, epsilon=0.01, name="bn")(inp)
     frozen = L.BatchNormalization(name="frozen")
     frozen.trainable = False
     out = frozen(L.Conv2D(2, 1)(x))
@@ -258,7 +258,7 @@ def test_a_training_step_moves_batch_norm_statistics_as_keras_does(tmp_path: Pat
     expected = keras.ops.convert_to_numpy(model(x, training=True))
     got = net(torch.from_numpy(x).permute(0, 3, 1, 2)).detach().movedim(1, -1).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    bn, bn_ours = model.layers[1], net.layers["batch_normalization"]
+    bn, bn_ours = model.get_layer("bn"), net.layers["bn"]
     np.testing.assert_allclose(bn_ours.running_mean.numpy(), keras.ops.convert_to_numpy(bn.moving_mean), atol=1e-6)
     np.testing.assert_allclose(bn_ours.running_var.numpy(), keras.ops.convert_to_numpy(bn.moving_variance), atol=1e-6)
     assert not net.layers["frozen"].training

@@ -34,6 +34,9 @@ def test_memory_prediction_holds_on_the_avx2_kernels_too():
                            env=env, capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "AVX2"
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(HERE / "test_workspace.py"), str(HERE / "test_estimate.py")],
+                          str(HERE / "test_workspace.py"), str(HERE / "test_estimate.py"),
+                          # the tests that run real kernels or compare with them (the others do not change with the
+                          # ISA: the meta step equals the fake-tensor step on any machine)
+                          "-k", "not meta_step_allocates_exactly and not counting_macs and not batch_curve"],
                          env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

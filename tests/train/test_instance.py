@@ -173,14 +173,16 @@ def test_train_eval_predict_end_to_end(easy_scenes, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scenes, tmp_path):
-    common = ["segment", "train", "--task", "instance", "--data", str(easy_scenes), "--epochs", "2",
+    # one epoch (the classification and semantic tests cross an epoch end; here the instance task's own state —
+    # its flips, its per-image crops — is what must come back exactly)
+    common = ["segment", "train", "--task", "instance", "--data", str(easy_scenes), "--epochs", "1",
               "--checkpoint-every", "3", "--augment", "flip", *TINY]
     run_ok(*common, "--out", str(tmp_path / "ref"))
-    env = {**os.environ, KILL_HOOK: "11"}       # 6 steps per epoch: killed at step 5 of epoch 2, checkpoint at 9
+    env = {**os.environ, KILL_HOOK: "5"}        # 6 steps per epoch: killed at step 5, checkpoint at 3
     killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
     assert killed.returncode == -9
     run_ok("segment", "train", "--resume", str(tmp_path / "run"), "--no-progress")
-    assert "resumed at epoch 2, step 3" in (tmp_path / "run" / "log.txt").read_text()
+    assert "resumed at epoch 1, step 3" in (tmp_path / "run" / "log.txt").read_text()
     a, b = load_file(str(tmp_path / "ref" / "last.safetensors")), load_file(str(tmp_path / "run" / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
