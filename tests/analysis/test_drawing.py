@@ -107,10 +107,33 @@ def test_an_untraceable_network_is_drawn_in_call_order() -> None:
 def test_analyze_plot_writes_the_drawing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "net.svg"
     code, stdout, err = run(capsys, "analyze", "resnet18", "--plot", str(out))
-    assert code == 0, err and f"drawing: {out}" in stdout
+    assert code == 0, err
+    assert f"drawing: {out}" in stdout
     root = _svg(out.read_text())
     assert len(_groups(root, "join")) == 8
     code, stdout, _ = run(capsys, "analyze", "resnet18", "--plot", str(tmp_path / "b.svg"), "--json")
     assert code == 0 and stdout.lstrip().startswith("{")          # --json stays pure JSON
     code, _, err = run(capsys, "analyze", "resnet18", "--plot", str(tmp_path / "net.png"))
     assert code == 2 and "the drawing is SVG" in err
+
+
+class Branches(nn.Module):
+    """Two branches summed, with names a browser would read as markup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_module("a<b>&", nn.Conv2d(1, 2, 3, padding=1))
+        self.add_module("c", nn.Conv2d(1, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, "a<b>&")(x) + self.c(x)
+
+
+def test_names_in_a_graph_are_escaped_too() -> None:
+    report = analyze(Branches(), (1, 6, 6))
+    graph = layer_graph(report)
+    assert not graph.chain and sum(n.index is None for n in graph.nodes.values()) == 1
+    text = draw_svg(report, graph)
+    assert "a<b>&" not in text
+    labels = [t.text or "" for t in _svg(text).iter("{http://www.w3.org/2000/svg}text")]
+    assert any(label.startswith("a<b>& ·") for label in labels)

@@ -75,7 +75,8 @@ def test_missing_and_damaged_members(tiny_keras: Path, tmp_path: Path) -> None:
 
 
 def test_a_zip_bomb_stops_at_the_limit(tiny_keras: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A member that unpacks past its limit is refused whatever its header claims (read stops at the limit)."""
+    """A member that unpacks past its limit is refused: by its size, and, when its header lies about the size, by
+    the read itself, which stops at the limit."""
     monkeypatch.setattr(archive, "MAX_CONFIG_BYTES", 10_000)
     bomb = tmp_path / "bomb.keras"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -83,6 +84,48 @@ def test_a_zip_bomb_stops_at_the_limit(tiny_keras: Path, tmp_path: Path, monkeyp
     with pytest.raises(TargetError) as err:
         load_keras(bomb)
     _one_line(err, "config.json", "more than cnnlab reads")
+    # the same member with a forged size in its headers (local and central): only the read can tell
+    raw = bytearray(bomb.read_bytes())
+    five_mb = (5_000_000).to_bytes(4, "little")
+    for at in [i for i in range(len(raw) - 3) if raw[i:i + 4] == five_mb]:
+        raw[at:at + 4] = (100).to_bytes(4, "little")
+    liar = tmp_path / "liar.keras"
+    liar.write_bytes(bytes(raw))
+    with pytest.raises(TargetError) as err:
+        load_keras(liar)
+    _one_line(err, "config.json")
+    assert "more than" in str(err.value) or "cannot read" in str(err.value)
+
+
+def test_hdf5_that_unpacks_past_its_size_or_links_back_is_refused(tiny_keras: Path, tmp_path: Path) -> None:
+    def unwritten_giant(f: h5py.File) -> None:      # a chunked dataset never written: terabytes in a few bytes
+        group = f["layers/conv2d/vars"]
+        del group["0"]
+        group.create_dataset("0", shape=(1 << 20, 1 << 20), dtype="f4", chunks=(16, 16))
+
+    def twice(f: h5py.File) -> None:                # one dataset reached twice through a hard link
+        group = f["layers/conv2d/vars"]
+        del group["1"]
+        group["1"] = group["0"]
+
+    for name, change, words in (("giant", unwritten_giant, "unpacks to"), ("twice", twice, "twice")):
+        path = _rewrite(tiny_keras, tmp_path / f"{name}.keras", weights=_weights_with(tiny_keras, change))
+        with pytest.raises(TargetError) as err:
+            load_keras(path)
+        _one_line(err, words)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c["config"]["layers"][1]["config"].pop("filters"), "has a config cnnlab cannot read"),
+    (lambda c: c["config"]["layers"].insert(1, "not a layer"), "config.json is not a model config cnnlab reads"),
+    (lambda c: c["config"]["layers"][0]["config"].update(batch_shape="8x8"), "config.json is not a model config"),
+])
+def test_a_config_keras_would_not_write_is_one_line(tiny_keras: Path, tmp_path: Path, edit, words: str) -> None:  # type: ignore[no-untyped-def]
+    config = _config(tiny_keras)
+    edit(config)
+    with pytest.raises(TargetError) as err:
+        load_keras(_rewrite(tiny_keras, tmp_path / "odd.keras", config=config))
+    _one_line(err, words)
 
 
 def _weights_with(tiny_keras: Path, change) -> bytes:  # type: ignore[no-untyped-def]

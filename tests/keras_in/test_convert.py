@@ -64,6 +64,7 @@ def kitchen_sink() -> keras.Model:
     x = L.BatchNormalization(center=False)(x)
     x = L.PReLU(shared_axes=[1, 2])(x)
     x = L.ReLU(max_value=4.0, threshold=0.1, negative_slope=0.05)(x)
+    x = keras.ops.maximum(-0.5, x)                              # a constant first: a keras.ops node
     inner = keras.Sequential([L.DepthwiseConv2D(5, strides=2, padding="same", depth_multiplier=2),
                               L.BatchNormalization(scale=False), L.Activation("swish")], name="inner")
     x = inner(x)

@@ -86,7 +86,7 @@ def layer_graph(report: Any) -> Graph:
         graph.nodes = {k: n for k, n in graph.nodes.items() if n.index is not None}
         ids = ["input", *(f"layer-{r.index}" for r in report.layers)]
         graph.edges = list(zip(ids, ids[1:]))
-        graph.traced = model is None
+        graph.traced = False
     return graph
 
 
@@ -109,10 +109,14 @@ def _row_tracer(report: Any):  # type: ignore[no-untyped-def]
 
 
 def _trace_into(graph: Graph, model: nn.Module, report: Any) -> bool:
+    was = model.training
+    model.eval()                        # the mode the analysis walked (dropout off, auxiliary heads unused)
     try:
         fx_graph = _row_tracer(report).trace(model)
     except Exception:   # noqa: BLE001 - data-dependent control flow: drawn in call order instead
         return False
+    finally:
+        model.train(was)
     paths = {id(m): name for name, m in model.named_modules()}
     calls: dict[str, list[str]] = {}          # a row's module path -> its rows' ids, in call order
     for row in report.layers:
@@ -128,6 +132,8 @@ def _trace_into(graph: Graph, model: nn.Module, report: Any) -> bool:
             carried[node] = ["input"]
         elif node.op == "call_module":
             carried[node] = _module_call(graph, str(node.target), preds, calls, used)
+            if any(used[p] > len(calls[p]) for p in used):   # more calls than the walk saw: rows cannot be matched
+                return False
         elif node.op in ("call_function", "call_method") and node.target in JOINS and len(preds) >= 2:
             joins += 1
             join = Node(f"join-{joins}", None, JOINS[node.target], "join")
@@ -138,7 +144,32 @@ def _trace_into(graph: Graph, model: nn.Module, report: Any) -> bool:
         else:
             carried[node] = preds
     reached = {b for _, b in graph.edges}
-    return all(f"layer-{r.index}" in reached for r in report.layers)
+    return all(f"layer-{r.index}" in reached for r in report.layers) and not _has_cycle(graph)
+
+
+def _has_cycle(graph: Graph) -> bool:
+    """Whether the edges loop (a row matched to the wrong call): then the graph is not drawn as traced."""
+    succ: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succ.setdefault(a, []).append(b)
+    state: dict[str, int] = {}          # 1: on the current path, 2: done
+    for start in graph.nodes:
+        stack = [(start, iter(succ.get(start, [])))]
+        if state.get(start):
+            continue
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                return True
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(succ.get(child, []))))
+    return False
 
 
 def _module_call(graph: Graph, target: str, preds: list[str], calls: dict[str, list[str]],

@@ -157,39 +157,44 @@ def _read_weights(archive: zipfile.ZipFile, where: str) -> Weights:
         raise TargetError(f"{where}: its weights are {info.file_size:,} bytes, more than half the free RAM "
                           f"({room:,} bytes); free memory first")
     data = _member(archive, "model.weights.h5", limit, where)
+    # what the arrays unpack to is bounded too: a chunked dataset never written, or gzip-compressed, can claim
+    # terabytes in a few bytes of file
+    budget = [max(4 * len(data), 1 << 20) if room is None else min(max(4 * len(data), 1 << 20), room // 2)]
     try:
         with h5py.File(io.BytesIO(data), "r") as h5:
-            return _model_weights(h5, where)
+            return _model_weights(h5, where, set(), budget)
     except TargetError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError, MemoryError) as err:
         raise TargetError(f"{where}: model.weights.h5 is not a Keras weights file ({str(err)[:120]}); "
                           "save the model again") from None
 
 
-def _model_weights(group: Any, where: str) -> Weights:
-    """``group`` holds one model: its ``layers/*`` groups, each with ``vars`` and perhaps nested ``layers``."""
+def _model_weights(group: Any, where: str, seen: set[int], budget: list[int]) -> Weights:
+    """``group`` holds one model: its ``layers/*`` groups, each with ``vars`` and perhaps nested ``layers``.
+    ``seen`` holds the addresses of the objects read (a hard link back, or to one dataset twice, is refused);
+    ``budget`` the bytes the arrays may still unpack to."""
     out = Weights()
-    layers = _child(group, "layers", where)
+    layers = _child(group, "layers", where, seen)
     if layers is None:
         return out
     for key in layers:
-        layer = _child(layers, key, where)
+        layer = _child(layers, key, where, seen)
         if layer is None:
             continue
-        variables = _child(layer, "vars", where)
+        variables = _child(layer, "vars", where, seen)
         name = str(variables.attrs.get("name", key)) if variables is not None else key
         if variables is not None:
-            arrays = [_array(variables, str(i), where) for i in range(len(variables))]
+            arrays = [_array(variables, str(i), where, seen, budget) for i in range(len(variables))]
             if arrays:
                 out.layers[name] = arrays
-        if _child(layer, "layers", where) is not None:
-            out.models[name] = _model_weights(layer, where)
+        if "layers" in layer:
+            out.models[name] = _model_weights(layer, where, seen, budget)
     return out
 
 
-def _child(group: Any, key: str, where: str) -> Any:
-    """``group[key]``, refusing links that could lead out of the file."""
+def _child(group: Any, key: str, where: str, seen: set[int]) -> Any:
+    """``group[key]``, refusing links that could lead out of the file, or back to an object already read."""
     import h5py
 
     if key not in group:
@@ -198,13 +203,19 @@ def _child(group: Any, key: str, where: str) -> Any:
     if not isinstance(link, h5py.HardLink):
         raise TargetError(f"{where}: model.weights.h5 links '{key}' elsewhere ({type(link).__name__}); "
                           "cnnlab reads only the weights stored in the file")
-    return group[key]
+    obj = group[key]
+    address = h5py.h5o.get_info(obj.id).addr
+    if address in seen:
+        raise TargetError(f"{where}: model.weights.h5 reaches {obj.name} twice (a hard link); not a file Keras "
+                          "writes: save the model again")
+    seen.add(address)
+    return obj
 
 
-def _array(variables: Any, key: str, where: str) -> np.ndarray:
+def _array(variables: Any, key: str, where: str, seen: set[int], budget: list[int]) -> np.ndarray:
     import h5py
 
-    obj = _child(variables, key, where)
+    obj = _child(variables, key, where, seen)
     if not isinstance(obj, h5py.Dataset):
         raise TargetError(f"{where}: model.weights.h5 has no variable {variables.name}/{key}; save the model again")
     if obj.external or obj.is_virtual:
@@ -212,6 +223,11 @@ def _array(variables: Any, key: str, where: str) -> np.ndarray:
                           "weights stored in the file")
     if obj.dtype.kind not in "fiub":
         raise TargetError(f"{where}: variable {obj.name} holds {obj.dtype}, not numbers")
+    size = int(obj.size) * obj.dtype.itemsize
+    budget[0] -= size
+    if budget[0] < 0:
+        raise TargetError(f"{where}: variable {obj.name} unpacks to {size:,} bytes, past what the file's size "
+                          "allows (4×) or half the free RAM; not a file Keras writes")
     return np.asarray(obj[()])
 
 

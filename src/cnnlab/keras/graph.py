@@ -31,6 +31,8 @@ NO_EFFECT_KWARGS = {"mask", "training"}
 
 def torch_shape(keras_shape: list[Any] | tuple[Any, ...]) -> tuple[int | None, ...]:
     """A Keras per-instance shape (channels last) in PyTorch's order: ``(H, W, C)`` -> ``(C, H, W)``."""
+    if not isinstance(keras_shape, (list, tuple)):
+        raise TargetError(f"an input shape must be a list of sizes (got {keras_shape!r:.60})")
     dims = tuple(None if d is None else int(d) for d in keras_shape)
     return dims if len(dims) <= 1 else (dims[-1], *dims[:-1])
 
@@ -149,6 +151,16 @@ def _input_shape_of(entries: list[dict[str, Any]], inner: dict[str, Any]) -> tup
 
 def read_graph(config: dict[str, Any], where: str) -> Graph:
     """The calls of a serialized ``Sequential`` or functional model, in an order where inputs come first."""
+    try:
+        return _read_graph(config, where)
+    except TargetError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        raise TargetError(f"{where}: config.json is not a model config cnnlab reads ({type(err).__name__}: "
+                          f"{str(err)[:120]}); save the model again with Keras 3's model.save()") from None
+
+
+def _read_graph(config: dict[str, Any], where: str) -> Graph:
     kind, inner = config.get("class_name"), config.get("config") or {}
     entries = inner.get("layers")
     name = str(inner.get("name", kind))
@@ -168,6 +180,10 @@ def read_graph(config: dict[str, Any], where: str) -> Graph:
         graph = Graph(name, calls, "input:0:0", prev, _input_shape_of(entries, inner))
     else:
         graph = _functional(entries, inner, name, where)
+    shape = graph.keras_input
+    if shape is not None and not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                                     for d in shape):
+        raise ValueError(f"the input shape {list(shape)!r:.60} is not a list of sizes")
     for call in graph.calls:
         for key in call.tensors:
             graph.consumers.setdefault(key, []).append(call)
@@ -316,7 +332,8 @@ def _convert(call: Call, graph: Graph, weights: Weights, in_shapes: list[Shape],
                           "model from Keras's own layers (a functional model), or give the Python builder as "
                           "TARGET (file.py:build_model, Keras installed) so cnnlab can trace it")
     layer = Layer(call.name, call.kind, cfg, weights.of(call.name), in_shapes)
-    if call.kind == "Flatten" and _into_dense(graph, call.out):
+    if (call.kind == "Flatten" and len(call.entry.get("inbound_nodes") or [0]) <= 1
+            and call.out != graph.output_key and _into_dense(graph, call.out)):
         layer.extra["into_dense"] = True
         for name in _into_dense(graph, call.out) or []:
             flatten_into[name] = call.tensors[0]
@@ -326,6 +343,9 @@ def _convert(call: Call, graph: Graph, weights: Weights, in_shapes: list[Shape],
         return convert_layer(layer)
     except LayerProblem as problem:
         raise TargetError(f"{where}: layer '{call.name}' ({call.kind}) {problem}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:   # a config Keras would not write
+        raise TargetError(f"{where}: layer '{call.name}' ({call.kind}) has a config cnnlab cannot read "
+                          f"({type(err).__name__}: {str(err)[:120]}); save the model again with Keras 3") from None
 
 
 def _freeze(net: KerasNetwork) -> None:

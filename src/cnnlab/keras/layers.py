@@ -344,9 +344,9 @@ def dropout(layer: Layer) -> nn.Module:
             spatial = True
         else:
             raise LayerProblem(f"has noise_shape {noise}; cnnlab converts None, (None, 1, 1, 1) and (None, 1, 1, C)")
-    if spatial:
+    if spatial and len(layer.in_shape) > 1:
         return nn.Dropout2d(rate) if len(layer.in_shape) == 3 else nn.Dropout1d(rate)
-    return nn.Dropout(rate)
+    return nn.Dropout(rate)             # on a vector, (None, C) is ordinary element dropout
 
 
 def flatten(layer: Layer) -> nn.Module:

@@ -49,10 +49,10 @@ class Merge(nn.Module):
                 out = out * x
             elif self.op == "divide":
                 out = out / x
-            elif self.op == "maximum":
-                out = torch.maximum(out, torch.as_tensor(x))
+            elif self.op == "maximum":       # keras.ops.maximum(0.0, x): a constant may come first
+                out = torch.maximum(torch.as_tensor(out), torch.as_tensor(x))
             else:
-                out = torch.minimum(out, torch.as_tensor(x))
+                out = torch.minimum(torch.as_tensor(out), torch.as_tensor(x))
         return out / len(xs) if self.op == "average" else out  # type: ignore[return-value]
 
     def extra_repr(self) -> str:

@@ -47,15 +47,24 @@ def keras_type(kind: str) -> str | None:
     return LAYERS.get(kind.replace("_", "").lower())
 
 
+# a layer spelled the Keras way gets Keras's defaults where they differ from cnnlab's (PyTorch's)
+KERAS_DEFAULTS = {"batchnorm": {"eps": 1e-3, "momentum": 0.01}}
+
+
 def translate(kind: str, body: dict[str, Any], keras_spelled: bool) -> dict[str, Any]:
-    """``body`` with Keras argument names (and meanings) turned into cnnlab's, for a layer of type ``kind``."""
-    out: dict[str, Any] = {}
+    """``body`` with Keras argument names (and meanings) turned into cnnlab's, for a layer of type ``kind``.
+    Raises ``ValueError`` when two names given mean one field (``kernel`` and ``kernel_size``)."""
+    out: dict[str, Any] = dict(KERAS_DEFAULTS.get(kind, {})) if keras_spelled else {}
+    given: dict[str, str] = {}
     names = {**FIELDS, **FIELDS_BY_TYPE.get(kind, {})}
     for key, value in body.items():
         key = str(key)
         if key in IGNORED or key in INPUT_FIELDS:
             continue
         field = names.get(key, key)
+        if field in given:
+            raise ValueError(f"'{given[field]}' and '{key}' both give the field '{field}'; keep one")
+        given[field] = key
         if field in ("activation", "function") and value == "linear":
             value = "none"
         if kind == "batchnorm" and field == "momentum" and keras_spelled and isinstance(value, (int, float)):

@@ -137,7 +137,10 @@ def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
         if cls.SHORTHAND is None:
             raise fail(f"takes a mapping of fields ({', '.join(cls.field_names())}), got {body!r}")
         body = {cls.SHORTHAND: body}
-    body = translate(cls.TYPE, dict(body), keras_spelled)
+    try:
+        body = translate(cls.TYPE, dict(body), keras_spelled)
+    except ValueError as err:
+        raise SpecError(str(err), source=source, layer=index, layer_type=cls.TYPE) from None
 
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
@@ -239,7 +242,12 @@ def _keras_input(data: Mapping[str, Any], layers: list[Any], source: str | None)
     if isinstance(body, Mapping):
         for key in INPUT_FIELDS:
             if key in body:
-                shape = body[key][1:] if key == "batch_input_shape" else body[key]
+                shape = body[key]
+                if key == "batch_input_shape":
+                    if not isinstance(shape, list) or not shape:
+                        raise SpecError(f"must be [None, H, W, C] (got {shape!r:.60})", source=source, layer=1,
+                                        field=key)
+                    shape = shape[1:]
                 return layers, convert(shape)
     return layers, None
 

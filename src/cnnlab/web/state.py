@@ -107,10 +107,10 @@ class Explorer:
         report = self.network(model, input_text)
         graph = layer_graph(report)
         joins = sum(1 for n in graph.nodes.values() if n.index is None)
-        caption = (f"{len(report.layers)} layers in a chain: blocks of C×H×W (log-scaled)" if graph.chain else
-                   f"{len(report.layers)} layers and {joins} joins, {len(graph.edges)} edges: a graph "
-                   "(skip connections dashed red)" if graph.traced else
-                   f"{len(report.layers)} layers in call order (the graph could not be traced)")
+        caption = (f"{len(report.layers)} layers in call order (the graph could not be traced)" if not graph.traced
+                   else f"{len(report.layers)} layers in a chain: blocks of C×H×W (log-scaled)" if graph.chain
+                   else f"{len(report.layers)} layers and {joins} joins, {len(graph.edges)} edges: a graph "
+                        "(skip connections dashed red)")
         return {"svg": draw_svg(report, graph), "chain": graph.chain, "caption": caption,
                 "layers": len(report.layers), "joins": joins, "edges": [list(e) for e in graph.edges]}
 

@@ -232,15 +232,16 @@ function parseNumbers(text) {   // "1,2,3" or nested JSON arrays, as the command
   return t.startsWith("[") ? JSON.parse(t) : t.split(",").map(Number);
 }
 
-function asChannels(values) {   // 1-D, 2-D or C×H×W -> a list of 2-D grids
-  if (!Array.isArray(values[0])) return [[values]];
-  if (!Array.isArray(values[0][0])) return [values];
+function asChannels(values, op = "") {   // the grids the op sees: 1-D, 2-D or C×H×W -> a list of 2-D grids
+  const acrossChannels = op === "lrn" || op.startsWith("global");   // their first axis is the channels
+  if (!Array.isArray(values[0])) return acrossChannels && op === "lrn" ? values.map((v) => [[v]]) : [[values]];
+  if (!Array.isArray(values[0][0])) return acrossChannels ? values.map((row) => [row]) : [values];
   return values;
 }
 
-function drawChannels(box, values, cls) {
+function drawChannels(box, values, cls, op = "") {
   box.replaceChildren();
-  const channels = asChannels(values);
+  const channels = asChannels(values, op);
   channels.forEach((grid, ch) => {
     const fig = el("figure"), g = el("div", {class: "grid"});
     g.style.gridTemplateColumns = `repeat(${grid[0].length}, auto)`;
@@ -254,8 +255,9 @@ function drawChannels(box, values, cls) {
   });
 }
 
-function cellAt(box, index) {   // an output index -> its cell: [k] 1-D, [i, j] 2-D, [c, i, j] C×H×W
-  const [ch, r, c] = index.length === 1 ? [0, 0, index[0]] : index.length === 2 ? [0, ...index] : index;
+function cellAt(box, index, op = "") {   // an output index -> its cell: [k] 1-D, [i, j] 2-D, [c, i, j] C×H×W
+  const [ch, r, c] = op === "lrn" ? (index.length === 1 ? [index[0], 0, 0] : index.length === 2 ? [index[0], 0, index[1]] : index)
+    : index.length === 1 ? [0, 0, index[0]] : index.length === 2 ? [0, ...index] : index;
   return box.querySelector(`[data-ch="${ch}"][data-r="${r}"][data-c="${c}"]`);
 }
 
@@ -272,9 +274,9 @@ async function runOps() {
   $("#op-shape").textContent = `[${d.output_shape.join(", ")}]`;
   $("#op-convention").textContent = d.convention;
   $("#op-input-title").textContent = d.padded_input ? "padded input" : "input";
-  drawChannels($("#op-padded"), d.padded_input ?? parseNumbers(body.input), "in-cell");
-  drawChannels($("#op-output"), d.output, "out-cell");
-  d.trace.forEach((step, n) => cellAt($("#op-output"), step.index)?.addEventListener("mouseenter", () => {
+  drawChannels($("#op-padded"), d.padded_input ?? parseNumbers(body.input), "in-cell", body.op);
+  drawChannels($("#op-output"), d.output, "out-cell", body.op === "lrn" ? "lrn" : "");
+  d.trace.forEach((step, n) => cellAt($("#op-output"), step.index, body.op)?.addEventListener("mouseenter", () => {
     stopAnimation();
     showStep(n);
   }));
@@ -287,7 +289,7 @@ function showStep(n) {   // output cell n: its window in the input, the products
   anim.cur = (n + d.trace.length) % d.trace.length;
   const step = d.trace[anim.cur];
   document.querySelectorAll("#op-padded .hot, #op-output .current").forEach((c) => c.classList.remove("hot", "current"));
-  cellAt($("#op-output"), step.index)?.classList.add("current");
+  cellAt($("#op-output"), step.index, anim.body.op)?.classList.add("current");
   $("#op-trace").textContent = step.text;
   $("#anim-position").textContent = `output cell ${anim.cur + 1} of ${d.trace.length}` +
     (d.trace_capped ? ` (the first ${d.trace.length} of ${d.trace_total} traced)` : "");
@@ -299,13 +301,14 @@ function showStep(n) {   // output cell n: its window in the input, the products
 function windowCells(step, body, d) {   // the input cells an output cell reads, as [channel, row, column]
   const op = body.op, idx = step.index, cells = [];
   if (op.startsWith("global")) {
-    const grid = asChannels(parseNumbers(body.input))[idx[0]];
+    const grid = asChannels(parseNumbers(body.input), op)[idx[0]] || [];
     grid.forEach((row, r) => row.forEach((_, c) => cells.push([idx[0], r, c])));
     return cells;
   }
-  if (op === "lrn") {
+  if (op === "lrn") {             // the same position in the neighbouring channels
     const size = Number(body.size || 5), lo = Math.max(0, idx[0] - Math.floor(size / 2));
-    for (let k = 0; k < step.window.length; k++) cells.push([lo + k, idx[1], idx[2]]);
+    const [r, c] = idx.length === 3 ? [idx[1], idx[2]] : idx.length === 2 ? [0, idx[1]] : [0, 0];
+    for (let k = 0; k < step.window.length; k++) cells.push([lo + k, r, c]);
     return cells;
   }
   const sizes = (key, fallback) => (body[key] || fallback).split(",").map(Number);
@@ -360,7 +363,8 @@ function drawRunCurves(rows) {   // accuracy-like metrics on the left axis (0–
   if (!rows.length) return;
   const keys = Object.keys(rows[0]).filter((k) => /^(train|val)_(acc|miou|loss|mask_ap50)$/.test(k));
   const left = 50, w = 440, h = 190, n = rows.length;
-  const lossTop = Math.max(1e-9, ...rows.flatMap((r) => keys.filter((k) => k.endsWith("loss")).map((k) => r[k])));
+  const num = (v) => (typeof v === "number" && Number.isFinite(v)) ? v : null;
+  const lossTop = Math.max(1e-9, ...rows.flatMap((r) => keys.filter((k) => k.endsWith("loss")).map((k) => num(r[k]) ?? 0)));
   const x = (j) => left + w * j / Math.max(n - 1, 1);
   const y = (v, loss) => 20 + h - h * v / (loss ? lossTop : 1);
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
@@ -372,12 +376,12 @@ function drawRunCurves(rows) {   // accuracy-like metrics on the left axis (0–
                                        n <= 30 || j % Math.ceil(n / 30) === 0 ? String(j + 1) : "")));
   keys.forEach((k, i) => {
     const loss = k.endsWith("loss");
-    const pts = rows.map((r, j) => [x(j), y(r[k], loss)]);
-    svg.append(el("svg:polyline", {points: pts.map((p) => p.join(",")).join(" "), fill: "none", stroke: COLOURS[i],
+    const pts = rows.map((r, j) => [j, num(r[k])]).filter(([, v]) => v !== null).map(([j, v]) => [x(j), y(v, loss), j, v]);
+    svg.append(el("svg:polyline", {points: pts.map((p) => `${p[0]},${p[1]}`).join(" "), fill: "none", stroke: COLOURS[i],
                                    "stroke-width": 2, "stroke-dasharray": loss ? "5 3" : "", "data-key": k}));
-    pts.forEach(([px, py], j) => {
+    pts.forEach(([px, py, j, v]) => {
       const dot = el("svg:circle", {cx: px, cy: py, r: 3, fill: COLOURS[i]});
-      dot.append(el("svg:title", {}, `epoch ${j + 1}: ${k} ${rows[j][k].toFixed(4)}`));
+      dot.append(el("svg:title", {}, `epoch ${j + 1}: ${k} ${v.toFixed(4)}`));
       svg.append(dot);
     });
     svg.append(el("svg:text", {x: left + 110 * i, y: 12, fill: COLOURS[i], class: "axis"}, k + (loss ? " (right axis)" : "")));
