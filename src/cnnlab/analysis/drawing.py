@@ -319,7 +319,8 @@ def _draw_dag(report: Any, graph: Graph) -> str:
         node = graph.nodes[n]
         if node.index is None:
             body = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="#fff" stroke="#e15759" stroke-width="1.5"/>'
-                    f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle">{escape(node.name if len(node.name) < 3 else "⧺")}</text>')
+                    f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle">'
+                    f'{escape(node.name if len(node.name) < 3 else "⧺")}</text>')
         else:
             label = f"{node.name[:22]} · {_dims(node.shape)}"
             body = (f'<rect x="{x - box_w / 2:.1f}" y="{y - 11:.1f}" width="{box_w}" height="22" rx="4" '

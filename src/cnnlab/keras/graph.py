@@ -310,7 +310,8 @@ def build_network(config: dict[str, Any], weights: Weights, where: str,
                               f"{' and '.join(map(str, map(list, in_shapes)))}: {first}") from None
         net.plan.append((call.out, key, tuple(call.args)))
     if net.output_key not in shapes:
-        raise TargetError(f"{where}: the model's output '{net.output_key.split(':')[0]}' is not computed from its input")
+        output = net.output_key.split(":")[0]
+        raise TargetError(f"{where}: the model's output '{output}' is not computed from its input")
     if frozen:
         _freeze(net)
     return net

@@ -138,7 +138,8 @@ def _conv_kernel(kernel: np.ndarray) -> torch.Tensor:
 
 
 def _depthwise_kernel(kernel: np.ndarray) -> torch.Tensor:
-    """Keras ``(kh, kw, C, m)`` -> PyTorch ``(C·m, 1, kh, kw)``: output ``c·m + j`` is channel ``c``'s filter ``j``."""
+    """Keras ``(kh, kw, C, m)`` -> PyTorch ``(C·m, 1, kh, kw)``: output ``c·m + j`` is channel ``c``'s
+    filter ``j``."""
     *spatial, c, m = kernel.shape
     flat = kernel.reshape(*spatial, c * m)
     return tensor(np.moveaxis(flat, -1, 0)[:, None])
@@ -436,7 +437,8 @@ def activation_layer(layer: Layer) -> nn.Module:
         return nn.Softmax(dim=torch_axis(int(layer.get("axis", -1)), len(layer.in_shape) + 1))
     if kind == "PReLU":
         (alpha,) = layer.need_weights(1, "alpha")
-        return K.PReLU(tensor(np.moveaxis(alpha, -1, 0) if alpha.ndim > 1 else alpha.reshape(-1, *([1] * (len(layer.in_shape) - 1)))))
+        ones = [1] * (len(layer.in_shape) - 1)       # channels first; a shared axis stays of size 1
+        return K.PReLU(tensor(np.moveaxis(alpha, -1, 0) if alpha.ndim > 1 else alpha.reshape(-1, *ones)))
     return chain(activation(OP_ACTIVATIONS[kind]))
 
 

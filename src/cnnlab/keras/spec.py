@@ -57,7 +57,8 @@ def _spec_layer(kind: str, c: dict[str, Any]) -> S.LayerSpec:   # noqa: C901 - o
                        activation=_act(c.get("activation", "linear")))
     if kind == "Dropout" and c.get("noise_shape") is None:
         return S.Dropout(name=name, rate=float(c.get("rate", 0.0)))
-    if kind == "BatchNormalization" and c.get("center", True) and c.get("scale", True) and c.get("axis", -1) in (-1, 3, [3]):
+    if (kind == "BatchNormalization" and c.get("center", True) and c.get("scale", True)
+            and c.get("axis", -1) in (-1, 3, [3])):
         return S.BatchNorm(name=name, eps=float(c.get("epsilon", 1e-3)), momentum=1 - float(c.get("momentum", 0.99)))
     if kind == "Activation":
         return S.Activation(name=name, function=_act(c.get("activation")))
