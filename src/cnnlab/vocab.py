@@ -20,6 +20,8 @@ DEFAULT_WEIGHT_DECAY = 5e-4   # cnnlab train's, on weights of >= 2 dimensions on
 
 PRECISIONS: dict[str, str] = {
     "fp32": "float32 everywhere",
+    "auto": "bf16-amp with channels-last where the CPU computes bfloat16 natively (AMX, AVX512-BF16), fp32 "
+            "elsewhere; on CUDA bf16-amp (fp16-amp without bfloat16)",
     "bf16-amp": "autocast to bfloat16, float32 weights (mixed precision)",
     "fp16-amp": "autocast to float16 with a GradScaler, float32 weights (mixed precision; CUDA)",
     "bf16": "pure bfloat16 weights and activations",

@@ -37,7 +37,10 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
                    "out for validation when the data has no val split")
     t.add_argument("--seed", type=int, default=d.seed, help="seeds weights, splits, shuffling and augmentation")
     t.add_argument("--device", choices=("cpu", "cuda"), default=d.device, help="where to train")
-    t.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="fp32 or mixed precision")
+    t.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help=f"default: {d.precision}: bf16-amp with channels-last where the CPU computes bfloat16 "
+                        "natively (AMX, AVX512-BF16), fp32 elsewhere (the run's first line says which); or fp32, "
+                        "bf16-amp, fp16-amp (CUDA)")
     t.add_argument("--channels-last", action="store_true",
                    help="NHWC memory layout for the model and batches (faster for some CPUs and GPUs; "
                         "'cnnlab memory' predicts the default NCHW layout)")

@@ -298,6 +298,10 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     """
     if batch_size <= 0:
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
+    from cnnlab.precision import choose
+
+    choice = choose(precision, device, channels_last, kernels)     # "auto": what cnnlab train would run here
+    precision, channels_last = choice.precision, choice.channels_last
     cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay, channels_last)
     shape = tuple(int(s) for s in input_shape)
     values = batch_size * math.prod(shape)
@@ -314,7 +318,7 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ShapeError(f"the network cannot be traced on input {list(shape)}: {first}") from err
-    notes = []
+    notes = [choice.line()] if choice.asked == "auto" else []
     if device == "cuda" and (precision != "fp32" or channels_last):
         notes.append(f"unverified on CUDA: {precision}{' channels-last' if channels_last else ''} steps follow CPU "
                      "autocast's casts and no cuDNN kernel workspace is modelled; compare with --measure on the GPU")

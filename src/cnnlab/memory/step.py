@@ -41,6 +41,8 @@ class StepConfig:
             raise CnnlabError(f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}")
+        if self.precision == "auto":      # a step runs one precision: cnnlab.precision.choose says which
+            raise CnnlabError("precision 'auto' must be resolved first (cnnlab.precision.choose)")
         if self.device not in ("cpu", "cuda"):
             raise CnnlabError(f"unknown device '{self.device}'; use cpu or cuda")
         if not 0 <= self.weight_decay < float("inf"):

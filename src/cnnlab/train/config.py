@@ -38,7 +38,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"          # bf16-amp + channels-last on a CPU with native bfloat16, else fp32 (precision.py)
     channels_last: bool = False       # NHWC memory layout for model and batches
     size: tuple[int, int] | None = None
     channels: int | None = None

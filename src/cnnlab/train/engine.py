@@ -45,6 +45,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text, open_in_run, write_error
 from cnnlab.memory.step import StepConfig, training_step
+from cnnlab.precision import choose
 from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
 from cnnlab.train.batches import epoch_order, prefetch, step_generator
@@ -269,6 +270,10 @@ class Trainer:
             if epochs is not None and not (Path(resume) / "state.safetensors").is_file():
                 cfg.epochs = epochs      # nothing was trained yet: any length
         cfg.check()
+        # --precision auto becomes what this machine runs fastest, recorded in config.json as such (a resume runs
+        # the same precision and layout, on any machine)
+        self.choice = choose(cfg.precision, cfg.device, cfg.channels_last)
+        cfg.precision, cfg.channels_last = self.choice.precision, self.choice.channels_last
         if saved is None:                # the data means the same folder from anywhere, for the run's life
             cfg.data, cfg.data_dir = anchored(cfg.data) or cfg.data, anchored(cfg.data_dir)
             cfg.images = anchored(cfg.images)
@@ -422,11 +427,15 @@ class Trainer:
         self._say_data()
 
     def _say_data(self) -> None:
-        """What was read, in one line on stderr and in log.txt, at every start (a resume too)."""
+        """What was read (and the precision ``auto`` chose), in one line each on stderr and in log.txt, at every
+        start (a resume too)."""
         if self.dist.main:
-            line = self.task.data_line(self.data, self.model)
-            self.folder.log(line)
-            print(printable(line), file=sys.stderr, flush=True)
+            lines = [self.task.data_line(self.data, self.model)]
+            if self.choice.asked == "auto":
+                lines.insert(0, self.choice.line())
+            for line in lines:
+                self.folder.log(line)
+                print(printable(line), file=sys.stderr, flush=True)
 
     def _tested(self, epochs: int) -> bool:
         """Whether ``test.json`` reports the run at ``epochs`` epochs (an extension killed after its last

@@ -121,6 +121,7 @@ class Task(ABC):
 
 def class_list(classes: list[str], category_ids: list[int] | None = None, limit: int = 12) -> str:
     """``'0 background, 1 cat (COCO id 17), …'``: the first ``limit`` classes with their indices."""
-    shown = [f"{k} {name}" + (f" (id {category_ids[k]})" if category_ids and k and category_ids[k] != k else "")
+    shown = [(name if name == str(k) else f"{k} {name}")        # digits' classes are their indices: '0', not '0 0'
+             + (f" (id {category_ids[k]})" if category_ids and k and category_ids[k] != k else "")
              for k, name in enumerate(classes[:limit])]
     return ", ".join(shown) + (f", … ({len(classes) - limit} more)" if len(classes) > limit else "")
