@@ -9,7 +9,7 @@ cnnlab picks ``KERAS_BACKEND=torch`` unless you chose one)::
 
 or saved as a ``.keras`` file, read without Keras::
 
-    python -c "import examples.keras.book as b; b.exercise().save('ex2.keras')"
+    KERAS_BACKEND=torch python -c "import examples.keras.book as b; b.exercise().save('ex2.keras')"
     cnnlab analyze ex2.keras --explain
 """
 

@@ -92,8 +92,12 @@ def _users_code(target: str, doing: str) -> Iterator[None]:
                           "not end the program") from err
     except Exception as err:  # noqa: BLE001 - anything the user's code raises
         first = (str(err).strip().splitlines() or [""])[0][:300]
+        fix = "fix the module or the factory"
+        if isinstance(err, ImportError) and ("keras" in first.lower() or "tensorflow" in first.lower()):
+            fix = ("install Keras 3 for Python builders (pip install -e '.[keras]'; cnnlab picks KERAS_BACKEND=torch), "
+                   "or save the model as .keras, which cnnlab reads without Keras")
         raise TargetError(f"{target}: {doing} it raised {type(err).__name__}"
-                          + (f": {first}" if first else "") + "; fix the module or the factory") from err
+                          + (f": {first}" if first else "") + f"; {fix}") from err
 
 
 def load_module_target(target: str) -> Any:
@@ -172,6 +176,10 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     if path.suffix.lower() in SPEC_SUFFIXES:
         spec = load_spec(path, default_input=input_shape)
         return Target(spec, input_shape or spec.input_shape, spec.name)
+    if path.suffix.lower() in (".h5", ".hdf5") and path.is_file():
+        raise TargetError(f"{target}: an HDF5 file: Keras 2's whole-model format (model.save('x.h5')) or a weights "
+                          "file without its architecture; open it in Keras 3 and save it as .keras: "
+                          "keras.models.load_model('x.h5').save('x.keras'), then give the .keras file")
     if path.suffix.lower() == KERAS_SUFFIX:
         from cnnlab.keras import load_keras
 

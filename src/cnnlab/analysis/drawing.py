@@ -24,6 +24,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+# merge layers that are rows of their own (a Keras model's Add, Concatenate …): drawn as joins, still clickable
+MERGE_ROWS = {"Add": "+", "Subtract": "−", "Multiply": "×", "Average": "avg", "Maximum": "max", "Minimum": "min",
+              "Concatenate": "concat"}
 JOINS = {operator.add: "+", operator.iadd: "+", torch.add: "+", "add": "+", "add_": "+",
          operator.mul: "×", operator.imul: "×", torch.mul: "×", "mul": "×", "mul_": "×",
          torch.cat: "concat", torch.concat: "concat", torch.stack: "stack"}
@@ -40,6 +43,7 @@ class Node:
     shape: tuple[int, ...] = ()
     params: int = 0
     tip: str = ""
+    join: bool = False         # where branches meet: an fx join, or a merge layer (Keras's Add, Concatenate …)
 
 
 @dataclass
@@ -80,7 +84,8 @@ def layer_graph(report: Any) -> Graph:
     graph.nodes["input"] = Node("input", 0, "input", "input", tuple(report.input_shape))
     for row in report.layers:
         graph.nodes[f"layer-{row.index}"] = Node(f"layer-{row.index}", row.index, row.name, row.type,
-                                                 tuple(row.output_shape), row.params, _tip(row))
+                                                 tuple(row.output_shape), row.params, _tip(row),
+                                                 row.type in MERGE_ROWS)
     model = getattr(report, "model", None)
     if model is None or not _trace_into(graph, model, report):
         graph.nodes = {k: n for k, n in graph.nodes.items() if n.index is not None}
@@ -136,7 +141,7 @@ def _trace_into(graph: Graph, model: nn.Module, report: Any) -> bool:
                 return False
         elif node.op in ("call_function", "call_method") and node.target in JOINS and len(preds) >= 2:
             joins += 1
-            join = Node(f"join-{joins}", None, JOINS[node.target], "join")
+            join = Node(f"join-{joins}", None, JOINS[node.target], "join", join=True)
             graph.nodes[join.id] = join
             for p in preds:
                 graph.add_edge(p, join.id)
@@ -240,7 +245,7 @@ def _block(node: Node, x: float, base: float) -> tuple[str, float]:
 
 def _group(node: Node, body: str) -> str:
     index = "" if node.index is None else f' data-index="{node.index}"'
-    cls = "layer" if node.index else ("input" if node.index == 0 else "join")
+    cls = ("layer join" if node.join else "layer") if node.index else ("input" if node.index == 0 else "join")
     tip = node.tip or f"{node.name}: {_dims(node.shape)}"
     return f'<g id="{node.id}" class="{cls}"{index}><title>{escape(tip)}</title>{body}</g>'
 
@@ -317,10 +322,11 @@ def _draw_dag(report: Any, graph: Graph) -> str:
     nodes = []
     for n, (x, y) in pos.items():
         node = graph.nodes[n]
-        if node.index is None:
+        if node.join:
+            symbol = MERGE_ROWS.get(node.kind, node.name) if node.index else node.name
+            symbol = symbol if len(symbol) < 3 else "⧺" if symbol in ("concat", "stack") else symbol
             body = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="#fff" stroke="#e15759" stroke-width="1.5"/>'
-                    f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle">'
-                    f'{escape(node.name if len(node.name) < 3 else "⧺")}</text>')
+                    f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle">{escape(symbol)}</text>')
         else:
             label = f"{node.name[:22]} · {_dims(node.shape)}"
             body = (f'<rect x="{x - box_w / 2:.1f}" y="{y - 11:.1f}" width="{box_w}" height="22" rx="4" '
@@ -330,7 +336,7 @@ def _draw_dag(report: Any, graph: Graph) -> str:
         nodes.append(_group(node, body))
     width = 2 * mid + 120
     height = 40 + step_y * (max(levels) + 1)
-    joins = sum(1 for n in graph.nodes.values() if n.index is None)
+    joins = sum(1 for n in graph.nodes.values() if n.join)
     return _svg(width, height, "".join(edges) + "".join(nodes),
                 f"{report.name}: {len(report.layers)} layers, {joins} joins, a graph")
 

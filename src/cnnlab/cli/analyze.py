@@ -168,8 +168,9 @@ def print_comparison(rows: list, keras_total: int, ours_total: int) -> None:
     """Keras's per-layer numbers beside cnnlab's, and whether they agree."""
     from rich.table import Table
 
-    table = Table(title="Keras (model.summary) beside cnnlab — shapes channels first")
-    for col in ("layer", "type", "Keras params", "cnnlab params", "Keras shape", "cnnlab shape", ""):
+    table = Table(title="Keras (model.summary) beside cnnlab — shapes channels first; cnnlab's parameters counted "
+                        "as Keras counts them (moving statistics included)")
+    for col in ("layer", "type", "Keras params", "cnnlab params (Keras's way)", "Keras shape", "cnnlab shape", ""):
         table.add_column(col, justify="right" if "params" in col else "left")
     dims = lambda s: "–" if s is None else "×".join(map(str, s))  # noqa: E731
     for r in rows:
@@ -181,7 +182,8 @@ def print_comparison(rows: list, keras_total: int, ours_total: int) -> None:
     verdict = (f"all {len(rows)} layers agree" if not bad else
                f"{len(bad)} of {len(rows)} layers differ: {', '.join(bad[:8])}{' …' if len(bad) > 8 else ''}")
     total = "equal" if keras_total == ours_total else "DIFFER"
-    con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total})")
+    con.print(f"{verdict}; count_params: Keras {keras_total:,}, cnnlab {ours_total:,} ({total}; the trainable "
+              "parameters PyTorch counts are in the table above)")
 
 
 def _write_plot(path: str, report: AnalysisReport) -> None:

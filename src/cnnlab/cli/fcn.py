@@ -106,7 +106,9 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     con = console()
     c, h, w = source.input_shape
-    con.print(f"{source.name} ({'trained' if source.trained else 'fresh weights'}), input {c}×{h}×{w} → FCN "
+    weights = ("the file's weights" if source.rebuild.get("target", "").lower().endswith(".keras")
+               else "trained" if source.trained else "fresh weights")
+    con.print(f"{source.name} ({weights}), input {c}×{h}×{w} → FCN "
               f"in {args.out}")
     for layer in conversion.layers:
         con.print("  " + layer.describe())

@@ -48,8 +48,10 @@ def convert(keras_file: KerasFile, input_shape: Shape | None = None) -> Converte
     shape = tuple(input_shape) if input_shape is not None else tuple(torch_shape(keras_input or ()))
     notes = []
     if keras_input is not None and len(keras_input) > 1:
-        notes.append(f"Keras input (None, {_dims(keras_input)}) is channels last; cnnlab's shapes are channels first: "
-                     f"{'×'.join(map(str, shape))} (C×H×W)")
+        own = tuple(torch_shape(keras_input))
+        said = (f"cnnlab's shapes are channels first: {'×'.join(map(str, shape))} (C×H×W)" if own == tuple(shape) else
+                f"analysed at --input {'×'.join(map(str, shape))} (C×H×W) instead")
+        notes.append(f"Keras input (None, {_dims(keras_input)}) is channels last; {said}")
     total, trainable = net.keras_count()
     stored = keras_file.weights.values()
     if stored != total:

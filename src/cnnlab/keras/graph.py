@@ -328,8 +328,9 @@ def _convert(call: Call, graph: Graph, weights: Weights, in_shapes: list[Shape],
         raise TargetError(f"{where}: '{call.name}' is the operation keras.ops.{call.kind.lower()}, which cnnlab does "
                           "not convert; use a Keras layer for it")
     if not module_path.startswith("keras") or registered.startswith("Custom>"):
-        raise TargetError(f"{where}: layer '{call.name}' is a custom layer ({registered or call.kind}"
-                          f", module {module_path or '?'}); cnnlab does not run code from a .keras file: build the "
+        origin = f"module {module_path}" if module_path else "defined in a script"
+        raise TargetError(f"{where}: layer '{call.name}' is a custom layer ({registered or call.kind}, {origin}); "
+                          "cnnlab does not run code from a .keras file: build the "
                           "model from Keras's own layers (a functional model), or give the Python builder as "
                           "TARGET (file.py:build_model, Keras installed) so cnnlab can trace it")
     layer = Layer(call.name, call.kind, cfg, weights.of(call.name), in_shapes)

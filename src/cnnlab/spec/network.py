@@ -28,7 +28,7 @@ import yaml
 
 from cnnlab.errors import SpecError
 from cnnlab.shapes import channels_last_hint
-from cnnlab.spec.keras_names import INPUT_FIELDS, channels_last, keras_type, translate
+from cnnlab.spec.keras_names import FIELDS, INPUT_FIELDS, channels_last, keras_type, translate
 from cnnlab.spec.layers import LAYER_TYPES, LayerProblem, LayerSpec, Shape
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -147,8 +147,9 @@ def parse_layer(entry: Any, index: int, source: str | None = None) -> LayerSpec:
     for key, raw in body.items():
         f = known.get(str(key))
         if f is None:
-            raise fail(f"unknown field '{key}'{_suggest(str(key), known)} "
-                       f"(fields of {cls.TYPE}: {', '.join(known)})")
+            keras_words = [k for k, v in FIELDS.items() if v in known]      # a typo of Keras's spelling too
+            raise fail(f"unknown field '{key}'{_suggest(str(key), [*known, *keras_words])} "
+                       f"(fields of {cls.TYPE}: {', '.join(known)}; or Keras's {', '.join(keras_words) or 'names'})")
         try:
             values[f.name] = f.metadata["parse"](raw)
         except ValueError as err:
@@ -232,7 +233,13 @@ def _keras_input(data: Mapping[str, Any], layers: list[Any], source: str | None)
     if "input" in data:
         return layers, data["input"]
     if "input_shape" in data:
-        return layers, convert(data["input_shape"])
+        shape = data["input_shape"]
+        if (fmt == "channels_last" and isinstance(shape, list) and len(shape) == 3
+                and all(isinstance(v, int) for v in shape) and shape[0] in (1, 3, 4) and shape[2] > 4):
+            raise SpecError(f"{shape} looks channels first, but Keras's input_shape is [height, width, channels]: "
+                            f"write [{shape[1]}, {shape[2]}, {shape[0]}], or add 'data_format: channels_first'",
+                            source=source, field="input_shape")
+        return layers, convert(shape)
     first = layers[0]
     if isinstance(first, Mapping) and len(first) == 1 and str(next(iter(first))).lower() in ("input", "inputlayer"):
         body = next(iter(first.values()))

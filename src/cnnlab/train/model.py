@@ -80,6 +80,9 @@ def build_model(model: str, shape: tuple[int, int, int], classes: int, spec_text
         return build(spec), {"kind": "spec", "name": spec.name, "source": model, "spec_text": text}
     from cnnlab.models import create_model, get_entry
 
+    if ":" in model:
+        raise CnnlabError(f"--model {model}: train takes a zoo name, a spec file or a Keras model file; for a Keras "
+                          "builder save the model first (model.save('model.keras')) and give the .keras file")
     entry = get_entry(model)
     if entry.task != "classification":
         raise CnnlabError(f"--model {entry.name} is a segmentation network; train it with "

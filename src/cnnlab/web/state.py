@@ -106,7 +106,7 @@ class Explorer:
 
         report = self.network(model, input_text)
         graph = layer_graph(report)
-        joins = sum(1 for n in graph.nodes.values() if n.index is None)
+        joins = sum(1 for n in graph.nodes.values() if n.join)
         caption = (f"{len(report.layers)} layers in call order (the graph could not be traced)" if not graph.traced
                    else f"{len(report.layers)} layers in a chain: blocks of C×H×W (log-scaled)" if graph.chain
                    else f"{len(report.layers)} layers and {joins} joins, {len(graph.edges)} edges: a graph "
