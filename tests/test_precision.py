@@ -31,6 +31,8 @@ def test_auto_takes_bf16_only_where_the_cpu_computes_it(family, precision, chann
     assert (choice.precision, choice.channels_last) == (precision, channels_last)
     assert choice.line().startswith(f"precision auto → {precision}")
     assert choose("bf16-amp", "cpu", False).precision == "bf16-amp"        # an explicit choice is kept
+    segmentation = choose("auto", "cpu", kernels=CpuKernels("avx512", 2, family), measured=False)
+    assert (segmentation.precision, segmentation.channels_last) == ("fp32", False)   # measured for classification
 
 
 def test_memory_predicts_what_train_runs():

@@ -26,11 +26,14 @@ class Choice:
         return f"precision {self.asked} → {self.precision}{layout}: {self.why}"
 
 
-def choose(precision: str, device: str, channels_last: bool = False, kernels: Any = None) -> Choice:
+def choose(precision: str, device: str, channels_last: bool = False, kernels: Any = None,
+           measured: bool = True) -> Choice:
     """``auto``: on a CPU that computes bfloat16 natively (AMX, AVX512-BF16), bf16 autocast with channels-last
     batches (measured faster there: docs/benchmarks.md); float32 elsewhere; on CUDA bf16 autocast, or fp16
     with a GradScaler where the GPU has no bfloat16. ``kernels`` (a ``CpuKernels``) answers for another CPU
-    (``cnnlab memory --cpu``). Any other precision is kept as asked."""
+    (``cnnlab memory --cpu``). ``measured=False`` (segmentation networks) keeps fp32: the fast path was measured
+    faster, and its memory predicted to the byte, for classification networks only. Any other precision is kept
+    as asked."""
     if precision != "auto":
         return Choice(precision, precision, channels_last, "as asked")
     if device == "cuda":
@@ -40,6 +43,9 @@ def choose(precision: str, device: str, channels_last: bool = False, kernels: An
     from cnnlab.memory.onednn.workspace import CpuKernels
 
     k = kernels if kernels is not None else CpuKernels.current()
+    if k.bf16 in NATIVE_BF16 and not measured:
+        return Choice("auto", "fp32", channels_last, "segmentation networks train in float32 unless asked (the "
+                      "bfloat16 fast path was measured for classification)")
     if k.bf16 in NATIVE_BF16:
         return Choice("auto", "bf16-amp", True, f"this CPU computes bfloat16 natively ({k.bf16} kernels)")
     return Choice("auto", "fp32", channels_last,

@@ -51,8 +51,10 @@ def test_the_trained_step_is_the_predicted_step(tmp_path, task):
         shape = tuple(trainer.data.train.images.shape[1:])
         with torch.device("meta"):
             meta_model, _ = trainer.task.build_model(trainer.data, None)
+        # the precision and layout the engine chose (cfg holds auto's choice once the trainer is set up)
         predicted = estimate_memory(meta_model, shape, cfg.batch, cfg.optimizer, cfg.precision,
-                                    weight_decay=cfg.weight_decay, include_inference=False).training.peak_bytes
+                                    weight_decay=cfg.weight_decay, include_inference=False,
+                                    channels_last=cfg.channels_last).training.peak_bytes
     finally:
         trainer.folder.release()
     assert abs(measured - predicted) <= TOLERANCE, (measured, predicted)

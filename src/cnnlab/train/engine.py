@@ -272,7 +272,7 @@ class Trainer:
         cfg.check()
         # --precision auto becomes what this machine runs fastest, recorded in config.json as such (a resume runs
         # the same precision and layout, on any machine)
-        self.choice = choose(cfg.precision, cfg.device, cfg.channels_last)
+        self.choice = choose(cfg.precision, cfg.device, cfg.channels_last, measured=cfg.task == "classification")
         cfg.precision, cfg.channels_last = self.choice.precision, self.choice.channels_last
         if saved is None:                # the data means the same folder from anywhere, for the run's life
             cfg.data, cfg.data_dir = anchored(cfg.data) or cfg.data, anchored(cfg.data_dir)
