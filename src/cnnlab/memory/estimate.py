@@ -300,7 +300,8 @@ def estimate_memory(network: nn.Module, input_shape: Sequence[int], batch_size: 
         raise ShapeError(f"batch size must be a positive integer (got {batch_size})")
     from cnnlab.precision import choose
 
-    choice = choose(precision, device, channels_last, kernels)     # "auto": what cnnlab train would run here
+    # "auto": what cnnlab train would run here (segmentation networks: float32, as cnnlab segment train runs them)
+    choice = choose(precision, device, channels_last, kernels, measured=not getattr(network, "dense_prediction", False))
     precision, channels_last = choice.precision, choice.channels_last
     cfg = StepConfig(optimizer, precision, checkpointing, device, weight_decay, channels_last)
     shape = tuple(int(s) for s in input_shape)
