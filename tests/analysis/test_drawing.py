@@ -137,3 +137,23 @@ def test_names_in_a_graph_are_escaped_too() -> None:
     assert "a<b>&" not in text
     labels = [t.text or "" for t in _svg(text).iter("{http://www.w3.org/2000/svg}text")]
     assert any(label.startswith("a<b>& ·") for label in labels)
+
+
+class OneLayerSkip(nn.Module):
+    """``x + conv(x)``: the skip jumps over one layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x)
+
+
+def test_a_skip_over_one_layer_is_an_arc_and_the_adjacent_edges_are_lines() -> None:
+    root = _svg(draw_svg(analyze(OneLayerSkip(), (2, 5, 5))))
+    arcs = [(p.get("data-from"), p.get("data-to")) for p in root.iter("{http://www.w3.org/2000/svg}path")
+            if "skip" in (p.get("class") or "")]
+    lines = sorted((e.get("data-from"), e.get("data-to")) for e in root.iter("{http://www.w3.org/2000/svg}line"))
+    assert arcs == [("input", "join-1")]
+    assert lines == [("input", "layer-1"), ("layer-1", "join-1")]

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.keras.graph import torch_shape
+from cnnlab.keras.graph import statistics, torch_shape
 
 Shape = tuple[int, ...]
 
@@ -63,11 +63,7 @@ def keras_model(target: str) -> Any:
 
 def _keras_style(module: nn.Module | None, params: int) -> int:
     """A row's parameters as Keras counts them: with the persistent buffers (moving statistics)."""
-    if module is None:
-        return params
-    stats = sum(b.numel() for m in module.modules() for name, b in m._buffers.items()
-                if b is not None and name != "num_batches_tracked" and name not in m._non_persistent_buffers_set)
-    return params + stats
+    return params if module is None else params + statistics(module)
 
 
 def compare(model: Any, report: Any) -> list[Row]:

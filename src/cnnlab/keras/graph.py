@@ -102,9 +102,14 @@ class KerasNetwork(nn.Module):
         buffers (batch norm's moving mean and variance, an adapted Normalization's mean, variance and count);
         constants from a layer's config (Rescaling's scale) are buffers Keras does not count: non-persistent."""
         params = {id(p): p for p in self.parameters()}.values()
-        stats = sum(b.numel() for m in self.modules() for name, b in m._buffers.items()
-                    if b is not None and name != "num_batches_tracked" and name not in m._non_persistent_buffers_set)
-        return (sum(p.numel() for p in params) + stats, sum(p.numel() for p in params if p.requires_grad))
+        return (sum(p.numel() for p in params) + statistics(self), sum(p.numel() for p in params if p.requires_grad))
+
+
+def statistics(module: nn.Module) -> int:
+    """Values Keras counts as (non-trainable) variables but PyTorch keeps as buffers: every persistent buffer but
+    batch norm's step counter (moving mean and variance, an adapted Normalization's mean, variance and count)."""
+    return sum(b.numel() for m in module.modules() for name, b in m._buffers.items()
+               if b is not None and name != "num_batches_tracked" and name not in m._non_persistent_buffers_set)
 
 
 def _key(ref: dict[str, Any], where: str) -> str:
