@@ -384,7 +384,7 @@ function drawRunCurves(rows) {   // accuracy-like metrics on the left axis (0–
       dot.append(el("svg:title", {}, `epoch ${j + 1}: ${k} ${v.toFixed(4)}`));
       svg.append(dot);
     });
-    svg.append(el("svg:text", {x: left + 110 * i, y: 12, fill: COLOURS[i], class: "axis"}, k + (loss ? " (right axis)" : "")));
+    svg.append(el("svg:text", {x: left + 125 * i, y: 12, style: `fill:${COLOURS[i]}`, class: "axis"}, k + (loss ? " (right)" : "")));
   });
   svg.append(el("svg:text", {x: left, y: h + 52, class: "axis"}, "epoch; accuracy on the left axis, loss on the right (dashed)"));
 }
