@@ -7,7 +7,7 @@ every case (as a user's model would be), so the baseline RSS includes its
 
     python benchmarks/analyze_speed.py            # needs: pip install torchinfo
     python benchmarks/analyze_speed.py --batches 1 8 1024
-    python benchmarks/analyze_speed.py --model examples/geron_ex2.yaml --batches 50
+    python benchmarks/analyze_speed.py --model geron_ex2 --batches 50
 
 Prints a markdown table for docs/benchmarks.md.
 """

@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-DEFAULT_CASES = ["examples/geron_ex2.yaml:3,100,150:250MB", "lenet5:1,32,32:8MB", "resnet18:3,64,64:400MB",
-                 "examples/separable_net.yaml:3,128,128:500MB", "efficientnet_b0:3,64,64:300MB"]
+DEFAULT_CASES = ["geron_ex2:3,100,150:250MB", "lenet5:1,32,32:8MB", "resnet18:3,64,64:400MB",
+                 "separable_net:3,128,128:500MB", "efficientnet_b0:3,64,64:300MB"]
 
 CHILD = r"""
 import json, sys, torch

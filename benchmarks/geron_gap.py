@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=50)
     b = ap.parse_args().batch
-    spec = load_spec("examples/geron_ex2.yaml")
+    spec = load_spec("geron_ex2")
     shape = spec.input_shape
     symmetric = nn.Sequential(nn.Conv2d(3, 100, 3, 2, 1), nn.ReLU(), nn.Conv2d(100, 200, 3, 2, 1), nn.ReLU(),
                               nn.Conv2d(200, 400, 3, 2, 1), nn.ReLU())

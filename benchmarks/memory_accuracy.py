@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 DEFAULT_NETS = [
-    "examples/geron_ex2.yaml:3,200,300", "lenet5:1,32,32", "alexnet:3,224,224", "vgg16:3,112,112",
+    "geron_ex2:3,200,300", "lenet5:1,32,32", "alexnet:3,224,224", "vgg16:3,112,112",
     "googlenet:3,224,224", "resnet18:3,224,224", "resnet50:3,224,224", "seresnet50:3,224,224",
-    "xception:3,150,150", "efficientnet_b0:3,224,224", "examples/separable_net.yaml:3,128,128",
+    "xception:3,150,150", "efficientnet_b0:3,224,224", "separable_net:3,128,128",
 ]
 
 CHILD = r"""

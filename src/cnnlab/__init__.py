@@ -3,7 +3,7 @@
 Public API::
 
     import cnnlab
-    report = cnnlab.analyze("examples/geron_ex2.yaml", batch_size=50)
+    report = cnnlab.analyze("geron_ex2", batch_size=50)
     report.total_params                     # 903400
     report.memory.training_bytes            # 565613600
     model = cnnlab.create_model("resnet50", num_classes=10)   # the zoo

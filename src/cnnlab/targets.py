@@ -26,16 +26,10 @@ from torch import nn
 
 from cnnlab.errors import ShapeError, TargetError
 from cnnlab.keras.archive import KERAS_SUFFIX
+from cnnlab.packaged import EXAMPLE_SPECS, PACKAGED_SPECS, packaged_path  # noqa: F401  (re-exported)
 from cnnlab.shapes import parse_shape  # noqa: F401  (re-exported: cnnlab.targets.parse_shape)
 from cnnlab.spec import NetworkSpec, load_spec
 from cnnlab.spec.network import SPEC_SUFFIXES
-
-
-PACKAGED_SPECS = {   # spec networks that ship inside the package, usable by name in every command
-    "small_cnn": Path(__file__).parent / "train" / "small_cnn.yaml",
-    "small_cnn_valid": Path(__file__).parent / "train" / "small_cnn_valid.yaml",   # for exact FCN scans
-    "fashion_cnn": Path(__file__).parent / "train" / "fashion_cnn.yaml",   # the Fashion-MNIST recipe's network
-}
 
 
 USER_CODE: list[Path] = []   # folders of the target modules loaded: where an error is the user's to fix
@@ -172,7 +166,7 @@ def zoo_target(name: str, input_shape: tuple[int, ...] | None = None,
 
 def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> Target:
     """A spec (validated), a zoo model or a module, from the command line's TARGET."""
-    path = PACKAGED_SPECS.get(target, Path(target))
+    path = packaged_path(target)
     if path.suffix.lower() in SPEC_SUFFIXES:
         spec = load_spec(path, default_input=input_shape)
         return Target(spec, input_shape or spec.input_shape, spec.name)
@@ -205,8 +199,8 @@ def resolve_target(target: str, input_shape: tuple[int, ...] | None = None) -> T
     except TargetError as err:
         if "/" in target or "." in target:
             raise TargetError(f"{target}: no such spec file (.yaml/.yml/.json)") from None
-        raise TargetError(f"{err}; a TARGET is a zoo name ({len(ZOO)} in 'cnnlab zoo list'), "
-                          "a spec file (.yaml/.yml/.json), a Keras model (.keras) or 'package.module:callable'"
+        raise TargetError(f"{err}; a TARGET is a zoo name ({len(ZOO)} in 'cnnlab zoo list'), a shipped "
+                          f"example ({', '.join(EXAMPLE_SPECS)}), a spec file (.yaml/.yml/.json), a Keras model (.keras) or 'package.module:callable'"
                           ) from None
     return zoo_target(target, input_shape)
 

@@ -22,6 +22,27 @@ def test_json_geron(capsys, examples):
     assert d["memory"]["textbook"]["training_bytes"] == 565_613_600
 
 
+def test_the_shipped_examples_by_name_from_any_folder(capsys, tmp_path, monkeypatch):
+    """The README's headline example works after pip install, from anywhere (the book's answer: 903,400)."""
+    import tomllib
+    from pathlib import Path
+
+    from cnnlab.packaged import EXAMPLE_SPECS, PACKAGED_SPECS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "geron_ex2").mkdir()          # a folder of that name here (a run, say) does not hide it
+    code, out, _ = run(capsys, "analyze", "geron_ex2", "--batch", "50", "--json")
+    assert code == 0 and json.loads(out)["total_params"] == 3 * 3 * 3 * 100 + 100 + 3 * 3 * 100 * 200 + 200 + \
+        3 * 3 * 200 * 400 + 400
+    assert {"geron_ex2", "maxpool_vs_conv", "dense_head", "separable_net"} <= set(EXAMPLE_SPECS)
+    # each packaged spec is matched by the wheel's package-data (else pip install leaves it out)
+    package = Path(__file__).parents[2] / "src" / "cnnlab"
+    globs = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["cnnlab"]
+    for path in PACKAGED_SPECS.values():
+        assert any(path.relative_to(package).match(g) for g in globs), path
+
+
 def test_table_and_explain(capsys, examples):
     code, out, _ = run(capsys, "analyze", str(examples / "geron_ex2.yaml"), "--batch", "50", "--explain")
     assert code == 0

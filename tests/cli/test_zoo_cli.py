@@ -55,6 +55,10 @@ def test_compare_some_models_at_one_input_and_batch_with_a_plot(capsys, tmp_path
     (["zoo", "compare", "alexnet", "--input", "3,32,32"], "alexnet needs inputs of at least 63×63"),
     (["zoo", "compare", "lenet5", "--plot", "chart.svg"], "figures are PNG files"),
     (["zoo", "compare", "lenet5", "--batch", "-3"], "must be a positive integer"),
+    # the learner's audit: the papers' names, every unknown name at once (SENet's models are SE-ResNets)
+    (["zoo", "compare", "senet", "alexnet", "Inception", "EfficientNet"],
+     "unknown zoo models 'senet' (did you mean seresnet50?); 'Inception' (did you mean googlenet"),
+    (["zoo", "compare", "SE-ResNet", "foo"], "(did you mean seresnet18, seresnet34, seresnet50"),
     (["zoo"], "required"),
 ])
 def test_zoo_errors_are_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, needle):

@@ -166,3 +166,25 @@ def test_scan_checks_every_image_before_writing_and_convert_never_overwrites(tmp
     assert main(["fcn", "scan", str(tmp_path / "f"), str(tmp_path / "good.png"), str(tmp_path / "missing.png"),
                  "--out", str(tmp_path / "s")]) == 2
     assert "nothing was written" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_a_runs_input_is_used_where_its_network_takes_it_and_refused_where_not(tmp_path, capsys):
+    """The learner's audit: `fcn convert RUN --input 1,8,8` used to convert at the run's size, silently."""
+    gap = tmp_path / "gap.yaml"
+    gap.write_text("input: [1, 8, 8]\nlayers:\n  - conv: {filters: 4, kernel: 3, padding: same}\n"
+                   "  - activation: relu\n  - global_avgpool\n  - dense: {units: 10}\n")
+    for name, model in (("flat", "small_cnn"), ("gap", str(gap))):
+        assert main(["train", "--model", model, "--epochs", "1", "--train-size", "64", "--no-progress",
+                     "--precision", "fp32", "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert main(["fcn", "convert", str(tmp_path / "flat"), "--input", "1,6,6", "--out", str(tmp_path / "f1")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "trained on 1×8×8" in err and "--input" in err
+    assert not (tmp_path / "f1" / "fcn.json").exists()
+    assert main(["fcn", "convert", str(tmp_path / "gap"), "--input", "3,8,8", "--out", str(tmp_path / "f2")]) == 2
+    assert "1 channel" in capsys.readouterr().err
+    assert main(["fcn", "convert", str(tmp_path / "gap"), "--input", "1,16,16", "--out", str(tmp_path / "f3"),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["window"] == [16, 16] and report["max_abs_diff"] < 1e-5
+    assert json.loads((tmp_path / "f3" / "fcn.json").read_text())["input_shape"] == [1, 16, 16]

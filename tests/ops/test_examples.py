@@ -129,7 +129,18 @@ def test_anything_numpy_prints_parses_back_to_itself(a):
     assert np.array_equal(parse_array(text), a.astype(np.float64))
 
 
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.int64, array_shapes(min_dims=2, max_dims=3, min_side=2, max_side=5),
+              elements=st.integers(-10**6, 10**6)))
+def test_a_numpy_printout_without_its_outer_brackets_parses_as_its_rows(a):
+    """The book prints its answer's matrix rows one per line, outer brackets left off (the learner's audit)."""
+    text = np.array2string(a, threshold=10**6).strip()[1:-1]
+    assert text.startswith("[") and not text.startswith("[[[" if a.ndim == 3 else "[[")
+    assert np.array_equal(parse_array(text), a.astype(np.float64))
+
+
 @pytest.mark.parametrize("text, expected", [
+    ("[1 2 3 -1]\n[4 5 6 -2]\n[7 8 9 -3]", [[1, 2, 3, -1], [4, 5, 6, -2], [7, 8, 9, -3]]),
     ("(1,2,3,4,5,6,7,8)", [1, 2, 3, 4, 5, 6, 7, 8]),        # the exercises' sequences are tuples
     ("1 2 3", [1, 2, 3]),
     ("[[1 2 3 -1]\n [4 5 6 -2]]", [[1, 2, 3, -1], [4, 5, 6, -2]]),

@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EPILOG = """\
 examples:
-  cnnlab analyze examples/geron_ex2.yaml --batch 50 --explain
-  cnnlab analyze examples/geron_ex2.yaml --input 3,224,224 --json
+  cnnlab analyze geron_ex2 --batch 50 --explain
+  cnnlab analyze geron_ex2 --input 3,224,224 --json
   cnnlab analyze resnet50 --input 3,224,224 --batch 32
   cnnlab analyze torchvision.models:resnet50 --input 3,224,224 --batch 32
   cnnlab analyze my_model.keras --explain

@@ -11,7 +11,7 @@ from cnnlab.errors import CnnlabError
 EPILOG = """\
 examples:
   cnnlab explore                                  # cnnlab's small CNN (28×28 grey)
-  cnnlab explore examples/geron_ex2.yaml          # the book's exercise network
+  cnnlab explore geron_ex2          # the book's exercise network
   cnnlab explore resnet18 --input 3,64,64         # any TARGET 'cnnlab analyze' takes
   cnnlab explore runs/fashion                     # a trained run: curves, confusion, predictions, feature maps
 """

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MEMORY_EPILOG = """\
 examples:
-  cnnlab memory examples/geron_ex2.yaml --batch 50 --explain
+  cnnlab memory geron_ex2 --batch 50 --explain
   cnnlab memory resnet50 --batch 32 --optimizer adam --json
   cnnlab memory resnet18 --input 3,64,64 --batch 16 --measure
 """
@@ -23,7 +23,7 @@ examples:
 FIT_EPILOG = """\
 examples:
   cnnlab fit resnet50 --batch 256 --budget 8GiB --optimizer adam
-  cnnlab fit examples/geron_ex2.yaml --batch 50 --budget 500MB --json
+  cnnlab fit geron_ex2 --batch 50 --budget 500MB --json
 """
 
 

@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report folder (report.md, report.json, figures, runs/, specs/); an existing one is resumed")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=run_cnn_vs_dense)
+    for name in ARM_STUDIES:
+        _register_arm_study(s_sub, name)
 
 
 def run_cnn_vs_dense(args: argparse.Namespace) -> int:
@@ -46,6 +48,77 @@ def run_cnn_vs_dense(args: argparse.Namespace) -> int:
     cfg = StudyConfig(data=args.data, data_dir=args.data_dir, out=args.out, epochs=args.epochs, batch=args.batch,
                       seed=args.seed, quick=args.quick)
     path = study(cfg, progress=not args.no_progress)
+    con = console()
+    for line in json.loads((path.parent / "report.json").read_text())["findings"]:
+        con.print("- " + line.replace("**", ""))
+    con.print(f"report: {path}")
+    return 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``--seeds 0,1,2``: distinct seeds, at least one."""
+    try:
+        seeds = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' must be seeds separated by commas, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds) or any(not 0 <= s < 2**32 for s in seeds):
+        raise argparse.ArgumentTypeError(f"'{text}': give distinct seeds from 0 to 2^32 - 1, e.g. 0,1,2")
+    return seeds
+
+
+# the studies that compare arms over seeds: (name, module, config class, help, description, full defaults)
+ARM_STUDIES = {
+    "pooling-vs-stride": (
+        "cnnlab.study.pooling_vs_stride", "PoolingConfig",
+        "max pooling vs average pooling vs a stride-2 convolution: parameters, cost, accuracy, shift tolerance",
+        "Exercise 4 of Géron's chapter 14, measured: cnnlab's small CNN downsampling by 2×2 max pooling, 2×2 average "
+        "pooling or a 3×3 stride-2 convolution (batch norm, ReLU), trained with one recipe and the same seeds: "
+        "parameters, MACs, predicted training peak, seconds per epoch, test accuracy and accuracy on test images "
+        "shifted by 1-3 pixels.",
+        "fashion-mnist, 4 epochs, batch 128", "digits, 15 epochs, batch 64"),
+    "lrn": (
+        "cnnlab.study.lrn", "LrnConfig",
+        "local response normalization vs none vs batch norm: accuracy, time, and do the maps specialise?",
+        "Exercise 5 of Géron's chapter 14, measured: an AlexNet-style small network with no normalisation, with LRN "
+        "(the paper's constants: k=2, n=5, alpha=1e-4, beta=0.75) after each ReLU, or with batch normalisation, "
+        "trained with one recipe and the same seeds: accuracy, seconds per epoch, and the mean absolute correlation "
+        "between the first layer's feature maps over test images (all pairs and neighbouring maps).",
+        "fashion-mnist, 4 epochs, batch 128", "digits, 15 epochs, batch 64"),
+}
+
+
+def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
+    _module, _cls, help_, description, full, quick = ARM_STUDIES[name]
+    c = s_sub.add_parser(name, help=help_, description=description,
+                         epilog=f"examples:\n  cnnlab study {name} --quick          # {quick}, 3 seeds: "
+                                f"a few minutes on 2 cores\n  cnnlab study {name} --out study/{name}   # {full}, "
+                                "3 seeds\n  (run it again to resume; a folder made with other settings is refused)",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--data", default=None, metavar="NAME|DIR",
+                   help="fashion-mnist, digits or an image folder <dir>/<class>/<image> (default: fashion-mnist; "
+                        "digits with --quick)")
+    c.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are")
+    c.add_argument("--quick", action="store_true", help=f"the few-minute version: {quick}")
+    c.add_argument("--epochs", type=positive_int, default=None, help=f"epochs per run (default: {full}; --quick: "
+                                                                     f"{quick})")
+    c.add_argument("--batch", type=batch_size, default=None, help="batch size of every run (defaults as --epochs)")
+    c.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds of every arm (default 0,1,2)")
+    c.add_argument("--out", default=f"study-{name}", metavar="DIR",
+                   help=f"report folder (report.md, report.json, figures, runs/, specs/; default study-{name}); "
+                        "an existing one is resumed")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c.set_defaults(func=run_arm_study, study_name=name)
+
+
+def run_arm_study(args: argparse.Namespace) -> int:
+    import importlib
+    import json
+
+    module_name, cls_name = ARM_STUDIES[args.study_name][:2]
+    module = importlib.import_module(module_name)
+    cfg = getattr(module, cls_name)(data=args.data, data_dir=args.data_dir, out=args.out, epochs=args.epochs,
+                                    batch=args.batch, seeds=args.seeds, quick=args.quick)
+    path = module.study(cfg, progress=not args.no_progress)
     con = console()
     for line in json.loads((path.parent / "report.json").read_text())["findings"]:
         con.print("- " + line.replace("**", ""))

@@ -74,9 +74,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from cnnlab.models import analyzable_names, get_entry  # the zoo only when asked for
+    from cnnlab.models import analyzable_names
+    from cnnlab.models.registry import get_entries  # the zoo only when asked for
 
-    names = [get_entry(n).name for n in args.names] or analyzable_names()  # unknown names fail before any work
+    names = [e.name for e in get_entries(args.names)] or analyzable_names()  # unknown names fail before any work
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CnnlabError(f"--plot {args.plot}: figures are PNG files; give a path ending in .png")
     rows = _compare_with_progress(names, args.input, args.batch)

@@ -52,7 +52,8 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
         entry = doc["config"]["model"] if doc["model"]["kind"] == "spec" else doc["model"]["name"]
         rebuild = {"kind": "run", "model": entry, "spec_text": doc["model"].get("spec_text"),
                    "classes": len(run.classes)}
-        return Source(run.model, run.shape, run.classes, doc["data"]["mean"], doc["data"]["std"],
+        shape = _run_window(run.model, tuple(run.shape), input_shape, target)
+        return Source(run.model, shape, run.classes, doc["data"]["mean"], doc["data"]["std"],
                       rebuild, True, path.name)
     from cnnlab.errors import TargetError
     from cnnlab.targets import resolve_target
@@ -74,6 +75,26 @@ def load_source(target: str, input_shape: tuple[int, int, int] | None = None) ->
     trained = callable(getattr(model, "keras_count", None))     # a Keras file's weights, trained or not
     return Source(model.eval(), shape, [str(i) for i in range(classes)], [0.0] * shape[0], [1.0] * shape[0],
                   {"kind": "target", "target": target}, trained, resolved.name)
+
+
+def _run_window(model: nn.Module, trained: tuple[int, int, int], asked: tuple[int, int, int] | None,
+                target: str) -> tuple[int, int, int]:
+    """The window a run is converted at: its training input, or ``--input`` where the trained classifier takes it
+    (a network ending in global pooling does; one whose dense layer fixes the size refuses with the reason)."""
+    if asked is None or tuple(asked) == trained:
+        return trained
+    c, h, w = trained
+    fixed = f"{target} was trained on {c}×{h}×{w} images"
+    if asked[0] != c:
+        raise CnnlabError(f"--input {','.join(map(str, asked))}: {fixed}; its first layer takes {c} channel(s). "
+                          f"Leave --input out to convert at {c},{h},{w}")
+    try:
+        _classes(model, tuple(asked))
+    except RuntimeError as err:
+        raise CnnlabError(f"--input {','.join(map(str, asked))}: {fixed} and its layers do not take this size "
+                          f"({str(err).splitlines()[0][:120]}; a dense layer fixes the size it was trained at); leave --input out to convert at {c},{h},{w}, or "
+                          "scan larger images with 'cnnlab fcn scan'") from err
+    return tuple(asked)
 
 
 def _build(target: str, shape: tuple[int, int, int], spec_text: str | None) -> nn.Module:

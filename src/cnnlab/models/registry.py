@@ -138,9 +138,47 @@ def get_entry(name: str) -> ZooEntry:
     for entry in ZOO.values():
         if _normal(entry.name) == key:
             return entry
-    close = [n for n in ZOO if key[:4] and _normal(n).startswith(key[:4])]
+    close = suggestions(name)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (see 'cnnlab zoo list')"
     raise TargetError(f"unknown zoo model '{name}'{hint}")
+
+
+# the names papers and books use for a family, where no zoo name starts with them
+PAPER_NAMES = {"senet": "seresnet50", "squeezeexcitation": "seresnet50", "inception": "googlenet",
+               "inceptionv1": "googlenet", "fcn": "fcn8s", "lenet": "lenet5", "efficientnet": "efficientnet_b0",
+               "resnet": "resnet50", "vgg": "vgg16", "vggnet": "vgg16", "maskrcnn": "maskrcnn"}
+
+
+def suggestions(name: str, limit: int = 6) -> list[str]:
+    """Zoo names a mistyped or paper-style ``name`` may mean: the paper name's model, the names sharing its first
+    letters or its family (``SE-ResNet`` → every ``seresnet``); failing those, close spellings (difflib)."""
+    import difflib
+
+    key = _normal(name)
+    found: list[str] = []
+    if key in PAPER_NAMES:
+        found.append(PAPER_NAMES[key])
+    found += [n for n in ZOO if len(key) >= 3 and (_normal(n).startswith(key[:4]) or
+                                                   _normal(ZOO[n].family) == key)]
+    names = {_normal(n): n for n in ZOO}
+    if not found:
+        spellings = {**names, **PAPER_NAMES}
+        found += [spellings[m] for m in difflib.get_close_matches(key, list(spellings), n=3, cutoff=0.7)]
+    unique = list(dict.fromkeys(names.get(_normal(f), f) for f in found))
+    return unique[:limit]
+
+
+def get_entries(names: list[str]) -> list[ZooEntry]:
+    """The zoo rows of ``names``; every unknown name is reported at once, each with its suggestions."""
+    entries, unknown = [], []
+    for name in names:
+        try:
+            entries.append(get_entry(name))
+        except TargetError as err:
+            unknown.append(str(err).removeprefix("unknown zoo model "))
+    if unknown:
+        raise TargetError(f"unknown zoo model{'s' if len(unknown) > 1 else ''} " + "; ".join(unknown))
+    return entries
 
 
 def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None,

@@ -3,7 +3,8 @@
 
 ``1,2,3`` · ``1 2 3`` · ``(1,2,3,4,5,6,7,8)`` (a tuple, as the exercises write
 sequences) · nested lists ``[[1,2],[3,4]]`` · NumPy's print format
-``[[1 2 3 -1]\n [4 5 6 -2]]`` (rows without commas) · fractions ``1/3``.
+``[[1 2 3 -1]\n [4 5 6 -2]]`` (rows without commas), also without its outer brackets
+(``[1 2 3 -1]\n[4 5 6 -2]``, as the book prints its answer's rows) · fractions ``1/3``.
 """
 
 from __future__ import annotations
@@ -190,6 +191,8 @@ def _bracketed(s: str, text: str, what: str) -> list[Any]:
             stack[-1].append(done)
         else:
             stack[-1].append(token)
+    if len(stack) == 1 and len(stack[0]) > 1 and all(isinstance(row, list) for row in stack[0]):
+        return stack[0]      # rows printed one per line without the outer brackets: [1 2 3]\n[4 5 6]
     if len(stack) != 1 or len(stack[0]) != 1:
         raise OpsInputError(f"{what}: cannot read {excerpt(s)}; write nested lists like [[1,2],[3,4]] "
                             "(commas or spaces between numbers)")

@@ -288,8 +288,11 @@ def parse_spec(data: Any, source: str | None = None, default_input: Iterable[int
 
 
 def load_spec(path: str | Path, default_input: Iterable[int] | None = None) -> NetworkSpec:
-    """Read and validate a YAML or JSON spec file (``default_input``: the shape when it gives none)."""
-    path = Path(path)
+    """Read and validate a YAML or JSON spec file (``default_input``: the shape when it gives none); a packaged
+    spec's name (``small_cnn``, ``geron_ex2``: :mod:`cnnlab.packaged`) reads the file that ships with cnnlab."""
+    from cnnlab.packaged import packaged_path
+
+    path = packaged_path(path)
     source = str(path)
     if not path.is_file():
         raise SpecError("not a regular file (a FIFO, device or folder); give a spec file" if path.exists()

@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.study import common
+from cnnlab.study.common import claim_study_folder, shift_images  # noqa: F401  (re-exported)
 
 FRACTIONS = (1 / 64, 1 / 16, 1 / 4, 1.0)
 SCALES = (1, 2, 4, 8)
@@ -141,58 +142,13 @@ def plan(cfg: StudyConfig) -> Plan:
 
 def run_all(p: Plan, progress: bool = True) -> None:
     """Train every run that is not finished (resuming a stopped one); one bar over the runs."""
-    from cnnlab.train.engine import Trainer
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(p.runs), unit="run", desc="study", position=0, leave=True)
-    for key, tc in p.runs.items():
-        folder = Path(tc.out)
-        if bar is not None:
-            bar.set_postfix_str(key)
-        if (folder / "config.json").is_file():
-            _check_same(folder, tc)
-        if not (folder / "test.json").is_file():
-            if (folder / "config.json").is_file():
-                Trainer(tc, resume=folder, progress=progress).run()
-            else:
-                Trainer(tc, progress=progress).run()
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    common.run_all(p.runs, progress, check=SAME)
 
 
 SAME = ("data", "epochs", "batch", "seed", "augment", "train_size", "permute_pixels")
 
 
-def _check_same(folder: Path, tc: Any) -> None:
-    """A run folder is reused only when it was made with the study's present settings."""
-    from cnnlab.train.runs import open_run
-
-    saved = open_run(folder, weights=False).doc["config"]
-    diff = [k for k in SAME if saved.get(k) != getattr(tc, k)]
-    if diff:
-        raise CnnlabError(f"{folder}: made with other settings ({', '.join(f'{k} {saved.get(k)}' for k in diff)}); "
-                          "give the study another --out or the same options")
-
-
 # --------------------------------------------------------------------------------------------------- measuring
-
-def shift_images(images: Any, dy: int, dx: int) -> Any:
-    """(N, C, H, W) images with their content moved ``dy`` pixels down and ``dx`` right; zero fill."""
-    import torch
-
-    n, c, h, w = images.shape
-    out = torch.zeros_like(images)
-    if abs(dy) >= h or abs(dx) >= w:
-        return out
-    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        images[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
 
 def _sizes(p: Plan) -> dict[str, list[dict[str, int]]]:
     """Parameters and MACs of every network at the data's side ×1, ×2, ×4, ×8 (built on the meta device)."""
@@ -218,12 +174,8 @@ def _sizes(p: Plan) -> dict[str, list[dict[str, int]]]:
 
 
 def _result(folder: Path) -> dict[str, float]:
-    import csv
-
-    test = json.loads((folder / "test.json").read_text())
-    with open(folder / "metrics.csv", newline="") as f:
-        seconds = sum(float(r["epoch_s"]) for r in csv.DictReader(f))
-    return {"test_acc": test["test_acc"], "train_s": seconds}
+    r = common.result(folder)
+    return {"test_acc": r["test_acc"], "train_s": r["train_s"]}
 
 
 def _shift_curve(folder: Path, data: Any, shifts: list[int]) -> list[float]:
@@ -422,31 +374,6 @@ def write_report(r: dict[str, Any], out: Path) -> Path:
     path = out / "report.md"
     atomic_write_text(path, "\n".join(md))
     return path
-
-
-STUDY_MARK = ".cnnlab-study"      # written into a study's folder: only such a folder is written into again
-
-
-def claim_study_folder(out: Path, name: str) -> None:
-    """``out`` for a study: new or empty (then marked as the study's), or already this study's folder.
-
-    A folder of the user's (non-empty, unmarked) is refused: the study would overwrite a report.md or
-    figure of theirs. Folders made before the mark (with the study's runs/ and specs/) are accepted."""
-    from cnnlab.files import atomic_write_text
-
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"{out}: is a file; give --out a folder")
-    mark = out / STUDY_MARK
-    if out.is_dir() and any(out.iterdir()):
-        legacy = (out / "runs").is_dir() and (out / "specs").is_dir()
-        if mark.is_file() and mark.read_text(encoding="utf-8", errors="replace").strip() != name:
-            raise CnnlabError(f"{out}: holds another study ({mark.read_text(errors='replace').strip()[:40]}); "
-                              "give this one another --out")
-        if not mark.is_file() and not legacy:
-            raise CnnlabError(f"{out}: is not empty and holds no cnnlab study; cnnlab never writes into a folder "
-                              "of yours: choose a new or empty --out")
-        return
-    atomic_write_text(mark, name + "\n")
 
 
 def study(cfg: StudyConfig, progress: bool = True) -> Path:

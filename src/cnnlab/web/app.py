@@ -1,7 +1,7 @@
 """``cnnlab explore``: a local web page over cnnlab's own API (FastAPI, served by uvicorn).
 
     from cnnlab.web.app import create_app
-    app = create_app("examples/geron_ex2.yaml", run=None)     # what the command line named
+    app = create_app("geron_ex2", run=None)     # what the command line named
 
 The page (``static/``: one HTML file, one script, one stylesheet, no
 framework, nothing from a CDN) calls a JSON API whose documents are the CLI's

@@ -1,0 +1,236 @@
+"""What every study shares: its folder, its runs, their results and the honesty rules.
+
+A study trains several *arms* (networks or recipes) through the one training engine
+(:mod:`cnnlab.train.engine`), each arm with the same seeds and budget, each run in its own folder under
+``out/runs/``. A killed study resumes the run it was in and reuses finished ones; a folder made with other
+settings is refused. The report states a difference only when it holds for the spread of the seeds
+(:func:`verdict`), says how long each arm took and on what CPU (:func:`machine_line`).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+
+STUDY_MARK = ".cnnlab-study"      # written into a study's folder: only such a folder is written into again
+# a run's config fields that are bookkeeping, not settings: a reused run may differ in these
+NOT_SETTINGS = ("out", "segments", "checkpoint_every", "data_dir", "images")
+
+
+def claim_study_folder(out: Path, name: str) -> None:
+    """``out`` for a study: new or empty (then marked as the study's), or already this study's folder.
+
+    A folder of the user's (non-empty, unmarked) is refused: the study would overwrite a report.md or
+    figure of theirs. Folders made before the mark (with the study's runs/ and specs/) are accepted."""
+    from cnnlab.files import atomic_write_text
+
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out}: is a file; give --out a folder")
+    mark = out / STUDY_MARK
+    if out.is_dir() and any(out.iterdir()):
+        legacy = (out / "runs").is_dir() and (out / "specs").is_dir()
+        if mark.is_file() and mark.read_text(encoding="utf-8", errors="replace").strip() != name:
+            raise CnnlabError(f"{out}: holds another study ({mark.read_text(errors='replace').strip()[:40]}); "
+                              "give this one another --out")
+        if not mark.is_file() and not legacy:
+            raise CnnlabError(f"{out}: is not empty and holds no cnnlab study; cnnlab never writes into a folder "
+                              "of yours: choose a new or empty --out")
+        return
+    atomic_write_text(mark, name + "\n")
+
+
+def resolved(tc: Any) -> Any:
+    """``tc`` with ``--precision auto`` replaced by what it comes to on this machine (as the engine records it),
+    so a saved run compares with the study's settings field by field."""
+    from dataclasses import replace
+
+    from cnnlab.precision import choose
+
+    choice = choose(tc.precision, tc.device, tc.channels_last, measured=tc.task == "classification")
+    return replace(tc, precision=choice.precision, channels_last=choice.channels_last)
+
+
+def check_same(folder: Path, tc: Any, fields_: Iterable[str] | None = None) -> None:
+    """A run folder is reused only when it was made with the study's present settings (every config field
+    but bookkeeping, unless ``fields_`` names the ones that matter)."""
+    from cnnlab.train.runs import open_run
+
+    saved = open_run(folder, weights=False).doc["config"]
+    names = list(fields_) if fields_ is not None else [f.name for f in fields(tc) if f.name not in NOT_SETTINGS]
+    diff = [k for k in names if _plain(saved.get(k)) != _plain(getattr(tc, k))]
+    if diff:
+        raise CnnlabError(f"{folder}: made with other settings ({', '.join(f'{k} {saved.get(k)}' for k in diff)}); "
+                          "give the study another --out or the same options")
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples are lists), for comparing a saved config with a live one."""
+    return json.loads(json.dumps(value))
+
+
+def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str] | None = None,
+            desc: str = "study") -> None:
+    """Train every run that is not finished (resuming a stopped one); one bar over the runs."""
+    from cnnlab.train.engine import Trainer
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(runs), unit="run", desc=desc, position=0, leave=True)
+    check = list(check) if check is not None else None
+    for key, tc in runs.items():
+        folder = Path(tc.out)
+        if bar is not None:
+            bar.set_postfix_str(key)
+        if (folder / "config.json").is_file():
+            check_same(folder, tc, check)
+        if not (folder / "test.json").is_file():
+            resume = folder if (folder / "config.json").is_file() else None
+            Trainer(tc, resume=resume, progress=progress).run()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def result(folder: Path) -> dict[str, float]:
+    """A finished run's test accuracy, best validation accuracy and training seconds (sum of its epochs)."""
+    test = json.loads((folder / "test.json").read_text())
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"test_acc": test["test_acc"], "val_acc": max(float(r["val_acc"]) for r in rows),
+            "train_s": sum(float(r["epoch_s"]) for r in rows), "epochs": len(rows)}
+
+
+def spread(values: Iterable[float]) -> dict[str, Any]:
+    """Median, lowest and highest of one arm's values over its seeds (and the values, in seed order)."""
+    vals = [float(v) for v in values]
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals}
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.2f} %"
+
+
+def secs(v: float) -> str:
+    """Seconds with the digits that matter: ``0.14``, ``3.2``, ``41``."""
+    return f"{v:.2f}" if v < 1 else f"{v:.1f}" if v < 10 else f"{v:.0f}"
+
+
+def pct_spread(s: Mapping[str, Any]) -> str:
+    """``93.12 % (92.80–93.40 %, 3 seeds)``; a single seed shows its value alone."""
+    if len(s["values"]) == 1:
+        return pct(s["median"])
+    return f"{100 * s['median']:.2f} % ({100 * s['min']:.2f}–{100 * s['max']:.2f} %, {len(s['values'])} seeds)"
+
+
+def verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """How arm ``a`` compares with ``b`` over seeds: ``"higher"``/``"lower"`` only when every seed of one is above
+    every seed of the other (their ranges do not overlap) and there are at least three seeds; else ``"not shown"``."""
+    if min(len(a["values"]), len(b["values"])) < 3:
+        return "not shown"
+    if a["min"] > b["max"]:
+        return "higher"
+    if a["max"] < b["min"]:
+        return "lower"
+    return "not shown"
+
+
+def machine_line() -> str:
+    """The CPU (model name), the torch threads and version a study ran with: its times mean nothing without."""
+    import platform
+
+    import torch
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def shift_images(images: Any, dy: int, dx: int) -> Any:
+    """(N, C, H, W) images with their content moved ``dy`` pixels down and ``dx`` right; zero fill."""
+    import torch
+
+    n, c, h, w = images.shape
+    out = torch.zeros_like(images)
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def seed_runs(base: Any, arms: Mapping[str, Mapping[str, Any]], seeds: Iterable[int], out: Path) -> dict[str, Any]:
+    """One run per arm and seed (``ARM-sSEED`` under ``out/runs``): ``base``'s settings with the arm's own, the
+    same seeds for every arm."""
+    from dataclasses import replace
+
+    return {f"{arm}-s{seed}": resolved(replace(base, **dict(overrides), seed=seed,
+                                               out=str(out / "runs" / f"{arm}-s{seed}")))
+            for arm, overrides in arms.items() for seed in seeds}
+
+
+def arm_results(runs: Mapping[str, Any], arms: Iterable[str], seeds: Iterable[int]) -> dict[str, dict[str, Any]]:
+    """Each arm's test and validation accuracy, training seconds and seconds per epoch over its seeds, read back
+    from its run folders."""
+    seeds = list(seeds)
+    out: dict[str, dict[str, Any]] = {}
+    for arm in arms:
+        rs = [result(Path(runs[f"{arm}-s{seed}"].out)) for seed in seeds]
+        out[arm] = {"test_acc": spread(r["test_acc"] for r in rs), "val_acc": spread(r["val_acc"] for r in rs),
+                    "train_s": spread(r["train_s"] for r in rs),
+                    "epoch_s": spread(r["train_s"] / r["epochs"] for r in rs)}
+    return out
+
+
+def evaluate_on(folder: Path, images: Any, labels: Any) -> float:
+    """Test accuracy of a run's best weights on the given (N, C, H, W) uint8 images, normalised as in training."""
+    from cnnlab.data import Split
+    from cnnlab.train.tasks.classification import evaluate
+
+    run = _opened(str(folder))
+    return float(evaluate(run.model, Split(images, labels), run.mean, run.std, "cpu")[1])
+
+
+@functools.lru_cache(maxsize=2)
+def _opened(folder: str) -> Any:
+    from cnnlab.train.runs import open_run
+
+    return open_run(Path(folder), "classification")
+
+
+def shifted_accuracy(folder: Path, images: Any, labels: Any, shift: int) -> float:
+    """Accuracy with every test image shifted by ``shift`` pixels, the mean over right, left, down and up."""
+    if shift == 0:
+        return evaluate_on(folder, images, labels)
+    accs = [evaluate_on(folder, shift_images(images, dy * shift, dx * shift), labels)
+            for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))]
+    return sum(accs) / len(accs)
+
+
+def test_split(data: str, data_dir: str | None, seed: int) -> Any:
+    """The test split a run of ``seed`` was tested on (data without an official test split, such as digits, draw
+    theirs by the seed: a run is only ever measured on its own test images)."""
+    return _loaded(data, data_dir, seed).test
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(data: str, data_dir: str | None, seed: int) -> Any:
+    from cnnlab.data import load_data
+
+    return load_data(data, data_dir, seed=seed)
