@@ -61,8 +61,40 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scramble every image's pixels by one fixed permutation (train, validation and test; "
                         "eval and predict apply it too): what a CNN loses without pixel neighbourhoods")
     add_engine_options(t)
+    _add_recipe_option(t)
     t.set_defaults(func=run_train)
     _register_eval_predict(sub)
+
+
+def _add_recipe_option(t: argparse.ArgumentParser) -> None:
+    """``--recipe``: the settings a flag does not give come from it (the data's own recipe by default)."""
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.recipes import CLASSIFICATION_RECIPES, RECIPE_CHOICES, RECIPE_FIELDS
+
+    d = TrainConfig()
+    shown = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r.items())
+                      for name, r in CLASSIFICATION_RECIPES.items())
+    t.add_argument("--recipe", choices=RECIPE_CHOICES, default="auto",
+                   help="where the settings you do not give come from. auto (default): the data's own recipe where "
+                        "cnnlab has one (fashion-mnist), else none; none: the plain defaults (small_cnn, batch "
+                        f"{d.batch}, {d.epochs} epochs, {d.optimizer}, no augmentation); {shown}. Flags always win; "
+                        "the run's config.json records the recipe and every setting")
+    t.set_defaults(**{f: None for f in RECIPE_FIELDS})
+    for action in t._actions:
+        if action.dest in RECIPE_FIELDS and action.help and "recipe" not in action.help:
+            action.help += " (default: from --recipe)"
+
+
+def recipe_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The settings of ``cnnlab train``: the flags given, then the recipe's, then TrainConfig's defaults."""
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.recipes import RECIPE_FIELDS, classification_recipe
+
+    name, recipe = classification_recipe(args.recipe, args.data)
+    d = TrainConfig()
+    chosen = {f: getattr(args, f) if getattr(args, f) is not None else recipe.get(f, getattr(d, f))
+              for f in RECIPE_FIELDS}
+    return {"recipe": name, **chosen}
 
 
 def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
@@ -109,8 +141,13 @@ def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    return run_engine(args, label_smoothing=args.label_smoothing, strict=args.strict, train_size=args.train_size,
-                      permute_pixels=args.permute_pixels, tta=args.tta)
+    if args.resume:
+        return run_engine(args)
+    settings = recipe_settings(args)
+    for field in ("model", "batch", "epochs", "lr", "weight_decay", "optimizer", "augment", "val_fraction"):
+        setattr(args, field, settings.pop(field))
+    return run_engine(args, strict=args.strict, train_size=args.train_size, permute_pixels=args.permute_pixels,
+                      **settings)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -111,6 +111,12 @@ def result(folder: Path) -> dict[str, float]:
             "train_s": sum(float(r["epoch_s"]) for r in rows), "epochs": len(rows)}
 
 
+def result_seconds(folder: Path) -> float:
+    """A finished run's training seconds: the sum of its epochs' (validation included, start-up and test not)."""
+    with open(folder / "metrics.csv", newline="") as f:
+        return sum(float(r["epoch_s"]) for r in csv.DictReader(f))
+
+
 def spread(values: Iterable[float]) -> dict[str, Any]:
     """Median, lowest and highest of one arm's values over its seeds (and the values, in seed order)."""
     vals = [float(v) for v in values]

@@ -50,6 +50,7 @@ class TrainConfig:
     checkpoint_every: int = 0         # also checkpoint every N steps (0: only at epoch ends)
     warmup: float = 0.15              # share of each schedule segment spent warming up
     segments: list[int] = field(default_factory=list)   # epochs where a --resume --epochs extension began
+    recipe: str = "none"              # classification: the recipe the unset options came from (train.recipes)
     out: str = "runs/run"
 
     def check(self) -> None:
@@ -68,6 +69,7 @@ class TrainConfig:
             (self.precision not in TRAIN_PRECISIONS,
              f"unknown precision '{self.precision}'; use {', '.join(TRAIN_PRECISIONS)}"),
             (self.device not in ("cpu", "cuda"), f"unknown device '{self.device}'; use cpu or cuda"),
+            (self.recipe not in _recipe_names(), f"unknown recipe '{self.recipe}'; use {', '.join(_recipe_names())}"),
             (not 0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1 (got {self.val_fraction})"),
             (not 0 <= self.checkpoint_every < 2**31, f"--checkpoint-every must be from 0 to 2^31 (got "
                                                     f"{self.checkpoint_every})"),
@@ -130,6 +132,12 @@ class TrainConfig:
         if known.get("size"):
             known["size"] = tuple(known["size"])
         return cls(**{**known, "out": out})
+
+
+def _recipe_names() -> tuple[str, ...]:
+    from cnnlab.train.recipes import CLASSIFICATION_RECIPES
+
+    return ("none", *CLASSIFICATION_RECIPES)
 
 
 def _runtime_types(hint: Any) -> tuple[type, ...]:

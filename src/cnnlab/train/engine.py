@@ -433,6 +433,10 @@ class Trainer:
             lines = [self.task.data_line(self.data, self.model)]
             if self.choice.asked == "auto":
                 lines.insert(0, self.choice.line())
+            if self.cfg.recipe != "none":
+                from cnnlab.train.recipes import recipe_line
+
+                lines.insert(0, recipe_line(self.cfg))
             for line in lines:
                 self.folder.log(line)
                 print(printable(line), file=sys.stderr, flush=True)

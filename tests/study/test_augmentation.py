@@ -1,0 +1,59 @@
+"""cnnlab study augmentation: the quick study on digits, its numbers checked against its run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("augmentation")
+    assert main(["study", "augmentation", "--quick", "--epochs", "2", "--seeds", "0,1", "--out", str(out),
+                 "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_digits_get_no_flip_arm_and_every_run_is_its_folder(report):
+    r = json.loads((report / "report.json").read_text())
+    assert r["presets"] == ["none", "shift", "strong"] and not r["data"]["flip_ok"]   # a mirrored 2 is no 2
+    assert r["sizes"][-1] == r["data"]["train_images"] and len(r["sizes"]) == 3
+    full_steps = 2 * (r["sizes"][-1] // 64)
+    for preset in r["presets"]:
+        for n in r["sizes"]:
+            accs, epochs = [], []
+            for s in (0, 1):
+                folder = report / "runs" / f"{preset}-n{n}-s{s}"
+                accs.append(json.loads((folder / "test.json").read_text())["test_acc"])
+                cfg = json.loads((folder / "config.json").read_text())["config"]
+                assert cfg["augment"] == preset and cfg["seed"] == s
+                assert cfg["train_size"] == (None if n == r["sizes"][-1] else n)
+                epochs.append(cfg["epochs"])
+            assert r["arms"][f"{preset}-n{n}"]["test_acc"]["values"] == pytest.approx(accs)
+            # a smaller set gets the full set's steps, within 4× its epochs
+            assert epochs[0] * (n // 64) >= full_steps or epochs[0] == 4 * 2
+    assert [line.split("**")[1] for line in r["findings"]][-2:] == ["More data.", "Tolerance to variations"]
+
+
+@pytest.mark.slow
+def test_brightened_accuracy_is_the_run_on_images_times_one_and_a_half(report):
+    from cnnlab.data import load_data
+    from cnnlab.train.runs import open_run
+    from cnnlab.train.tasks.classification import normalise
+
+    r = json.loads((report / "report.json").read_text())
+    n = r["sizes"][-1]
+    run = open_run(report / "runs" / f"shift-n{n}-s1", "classification")
+    test = load_data("digits", seed=1).test
+    bright = torch.from_numpy(np.clip(test.images.numpy().astype(np.float64) * 1.5, 0, 255).astype(np.uint8))
+    with torch.no_grad():
+        pred = run.model.eval()(normalise(bright, run.mean, run.std)).argmax(1)
+    assert r["robustness"]["shift"]["brightened ×1.5"]["values"][1] == pytest.approx(
+        float((pred == test.labels).float().mean()), abs=1e-6)

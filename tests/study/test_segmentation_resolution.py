@@ -1,0 +1,42 @@
+"""cnnlab study segmentation-resolution on a few tiny scenes: its numbers are its run folders'."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnlab.errors import CnnlabError
+from cnnlab.study.segmentation_resolution import MODELS, SegResConfig, study
+
+TINY = {"quick": True, "epochs": 1, "seeds": (0, 1), "scenes": 60, "size": 32}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("segres")
+    study(SegResConfig(out=str(out), **TINY), progress=False)
+    return out
+
+
+@pytest.mark.slow
+def test_every_score_is_its_run_folders_and_the_strides_are_the_papers(report):
+    r = json.loads((report / "report.json").read_text())
+    assert [r["arms"][m]["output_stride"] for m in MODELS] == [32, 16, 8, 1]
+    for m in MODELS:
+        tests = [json.loads((report / "runs" / f"{m}-s{s}" / "test.json").read_text()) for s in (0, 1)]
+        assert r["arms"][m]["miou"]["values"] == pytest.approx([t["miou"] for t in tests])
+        assert r["arms"][m]["boundary_miou"]["values"] == pytest.approx([t["boundary_miou"] for t in tests])
+        cfg = json.loads((report / "runs" / f"{m}-s0" / "config.json").read_text())["config"]
+        assert cfg["task"] == "semantic" and cfg["model"] == m and cfg["data"] == str((report / "scenes").resolve())
+    # every network trained on the same scenes: one folder, written once
+    assert len(list((report / "scenes" / "test" / "images").iterdir())) == 6
+    assert (report / r["figures"][0]).stat().st_size > 0
+    assert "not shown" in r["findings"][1]            # two seeds: no difference is claimed
+
+
+@pytest.mark.slow
+def test_other_settings_are_refused(report):
+    with pytest.raises(CnnlabError, match="made with other settings .*epochs 1"):
+        study(SegResConfig(out=str(report), **{**TINY, "epochs": 2}), progress=False)

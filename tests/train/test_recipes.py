@@ -1,0 +1,51 @@
+"""Recipes: what ``cnnlab train`` runs when a flag is not given (the data's own recipe, a named one, or none)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cnnlab.cli.main import build_parser, main
+from cnnlab.cli.train import recipe_settings
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.recipes import CLASSIFICATION_RECIPES, RECIPE_FIELDS
+
+
+def _settings(*argv: str) -> dict:
+    return recipe_settings(build_parser().parse_args(["train", *argv]))
+
+
+def test_fashion_mnist_gets_its_recipe_digits_the_plain_defaults():
+    fashion = _settings("--data", "fashion-mnist")
+    assert fashion["recipe"] == "fashion-mnist"
+    assert all(fashion[k] == v for k, v in CLASSIFICATION_RECIPES["fashion-mnist"].items())
+    plain = _settings()                              # digits: no recipe of its own
+    d = TrainConfig()
+    assert plain["recipe"] == "none" and all(plain[f] == getattr(d, f) for f in RECIPE_FIELDS)
+
+
+def test_a_flag_given_wins_over_the_recipe_and_none_turns_it_off():
+    s = _settings("--data", "fashion-mnist", "--batch", "32", "--tta", "none", "--augment", "none")
+    assert (s["batch"], s["tta"], s["augment"]) == (32, "none", "none")
+    assert s["epochs"] == CLASSIFICATION_RECIPES["fashion-mnist"]["epochs"]   # what was not given: the recipe's
+    off = _settings("--data", "fashion-mnist", "--recipe", "none")
+    assert off["recipe"] == "none" and off["batch"] == TrainConfig().batch and off["augment"] == "none"
+    # a flag given with the default's own value is still the user's choice
+    assert _settings("--data", "fashion-mnist", "--batch", str(TrainConfig().batch))["batch"] == TrainConfig().batch
+
+
+def test_the_run_records_its_recipe_and_says_it_first(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "fashion-mnist", "--epochs", "1", "--train-size", "256", "--tta", "none",
+                 "--precision", "fp32", "--no-progress", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("recipe fashion-mnist (options you give win")
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["recipe"] == "fashion-mnist" and cfg["augment"] == "flip" and cfg["batch"] == 128
+    assert cfg["epochs"] == 1 and cfg["tta"] == "none"
+
+
+def test_an_edited_recipe_name_is_refused():
+    with pytest.raises(Exception, match="unknown recipe 'fastest'"):
+        TrainConfig(recipe="fastest").check()
