@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+import pytest
 
 from cnnlab.machine import available_ram
 
@@ -39,3 +42,35 @@ def test_no_limit_and_no_meminfo(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert available_ram(fake_root(empty, None)) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc only")
+def test_keeping_freed_memory_stops_the_page_faults_of_training_steps():
+    """What `cnnlab train` sets on a CPU: ten float32 training steps of small_cnn (batch 64, Adam) fault far fewer
+    pages in (counted by the kernel: getrusage's minor faults), in a fresh process per setting. Measured here:
+    86,611 with glibc's defaults, 7,841 with freed memory kept."""
+    import subprocess
+
+    child = ("import resource, sys, torch\n"
+             "from cnnlab.machine import keep_freed_memory\n"
+             "applied = keep_freed_memory() if sys.argv[1] == '1' else False\n"
+             "torch.set_num_threads(2)\n"
+             "from cnnlab.train.model import build_model\n"
+             "m = build_model('small_cnn', (1, 28, 28), 10)[0]\n"
+             "opt = torch.optim.Adam(m.parameters())\n"
+             "x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))\n"
+             "def step():\n"
+             "    loss = torch.nn.functional.cross_entropy(m(x), y)\n"
+             "    opt.zero_grad(); loss.backward(); opt.step()\n"
+             "step()\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+             "for _ in range(10):\n"
+             "    step()\n"
+             "print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+    faults = {}
+    for keep in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", child, keep], capture_output=True, text=True, check=True)
+        applied, n = out.stdout.split()
+        faults[keep] = (applied, int(n))
+    assert faults["1"][0] == "True" and faults["0"][0] == "False"
+    assert faults["1"][1] < faults["0"][1] / 4, faults

@@ -11,6 +11,7 @@ PACKAGED_SPECS: dict[str, Path] = {
     "small_cnn": _HERE / "train" / "small_cnn.yaml",
     "small_cnn_valid": _HERE / "train" / "small_cnn_valid.yaml",   # for exact FCN scans
     "fashion_cnn": _HERE / "train" / "fashion_cnn.yaml",           # a Fashion-MNIST network
+    "speedrun_cnn": _HERE / "train" / "speedrun_cnn.yaml",         # the speedrun recipe's network
 }
 EXAMPLES_DIR = _HERE / "examples"
 # the README's and the exercises' example specs (the repository's examples/ links to them)

@@ -49,3 +49,15 @@ def test_the_run_records_its_recipe_and_says_it_first(tmp_path, capsys):
 def test_an_edited_recipe_name_is_refused():
     with pytest.raises(Exception, match="unknown recipe 'fastest'"):
         TrainConfig(recipe="fastest").check()
+
+
+def test_every_recipe_names_a_network_that_builds_and_speedrun_cnn_costs_what_its_layers_do():
+    from cnnlab.analysis import analyze
+    from cnnlab.train.model import build_model
+
+    for recipe in CLASSIFICATION_RECIPES.values():
+        build_model(recipe.get("model", TrainConfig().model), (1, 28, 28), 10)
+    net, _ = build_model("speedrun_cnn", (1, 28, 28), 10)
+    # 3×3 convolutions: 1→32 at 28×28, 32→64 and 64→64 at 14×14, 64→128 at 7×7; dense 128→10
+    macs = 9 * (1 * 32 * 28 * 28 + 32 * 64 * 14 * 14 + 64 * 64 * 14 * 14 + 64 * 128 * 7 * 7) + 128 * 10
+    assert analyze(net, (1, 28, 28)).total_macs == macs == 14_677_760
