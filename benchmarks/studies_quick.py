@@ -37,7 +37,7 @@ def main() -> None:
         argv += [] if args.full else ["--quick"]
         print(" ".join(argv[2:]), file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        subprocess.run(argv, check=True)
+        subprocess.run(argv, check=True, stdout=sys.stderr)      # the table alone on stdout
         seconds = time.perf_counter() - t0
         findings = json.loads((folder / "report.json").read_text())["findings"]
         rows.append((name, seconds, findings))

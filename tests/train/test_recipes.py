@@ -31,6 +31,8 @@ def test_a_flag_given_wins_over_the_recipe_and_none_turns_it_off():
     assert s["epochs"] == CLASSIFICATION_RECIPES["fashion-mnist"]["epochs"]   # what was not given: the recipe's
     off = _settings("--data", "fashion-mnist", "--recipe", "none")
     assert off["recipe"] == "none" and off["batch"] == TrainConfig().batch and off["augment"] == "none"
+    # scrambled pixels have no mirror image: the recipe's test-time flip is left out, not refused
+    assert _settings("--data", "fashion-mnist", "--permute-pixels")["tta"] == "none"
     # a flag given with the default's own value is still the user's choice
     assert _settings("--data", "fashion-mnist", "--batch", str(TrainConfig().batch))["batch"] == TrainConfig().batch
 

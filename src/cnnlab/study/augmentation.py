@@ -143,8 +143,8 @@ def findings(r: dict[str, Any]) -> list[str]:
         best = max(presets[1:], key=lambda p: rob[p][name]["median"])
         v = common.verdict(rob[best][name], none)
         parts.append(f"{name}: none {common.pct(none['median'])}, {best} {common.pct(rob[best][name]['median'])}"
-                     + ("" if v == "higher" else " (not shown: the seeds' ranges overlap)" if v == "not shown"
-                        else " (lower in every seed)"))
+                     + (" (higher in every seed)" if v == "higher" else " (not shown: the seeds' ranges overlap)"
+                        if v == "not shown" else " (lower in every seed)"))
     lines.append(f"**Tolerance to variations** (all {big:,} images): " + "; ".join(parts) + ".")
     return lines
 
@@ -152,7 +152,7 @@ def findings(r: dict[str, Any]) -> list[str]:
 def _figure(r: dict[str, Any], out: Path) -> str:
     from cnnlab.viz.common import plt, save_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     for i, preset in enumerate(r["presets"]):
         s = [r["arms"][f"{preset}-n{n}"]["test_acc"] for n in r["sizes"]]
         axes[0].plot(r["sizes"], [100 * x["median"] for x in s], "o-", color=f"C{i}", label=LABELS[preset])
@@ -169,9 +169,9 @@ def _figure(r: dict[str, Any], out: Path) -> str:
         ys = [plain] + [r["robustness"][preset][v]["median"] for v in r["variations"]]
         axes[1].bar([j + i * width for j in range(len(names))], [100 * y for y in ys], width, color=f"C{i}",
                     label=preset)
-    axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(names))], [f"test images {n}" for n in names],
-                       fontsize=7)
-    axes[1].set(ylabel="test accuracy (%)", title=f"trained on {r['sizes'][-1]:,} images")
+    axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, fontsize=8)
+    axes[1].set(ylabel="test accuracy (%)", xlabel="test images",
+                title=f"trained on {r['sizes'][-1]:,} images: test images varied")
     axes[1].legend(fontsize=7)
     return save_figure(fig, out / "augmentation.png").name
 

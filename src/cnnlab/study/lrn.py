@@ -199,14 +199,14 @@ def findings(r: dict[str, Any]) -> list[str]:
 def _figure(r: dict[str, Any], out: Path) -> str:
     from cnnlab.viz.common import plt, save_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     xs = list(range(len(ARMS)))
     for ax, key, title in ((axes[0], "all_pairs", "all pairs of maps"), (axes[1], "neighbours", "neighbouring maps")):
         for x, arm in enumerate(ARMS):
             s = r["arms"][arm]["corr_lrn" if arm == "lrn" else "corr_relu"][key]
             ax.bar(x, s["median"], color=f"C{x}")
             ax.plot([x] * len(s["values"]), s["values"], "k.", ms=5)
-        ax.set_xticks(xs, [LABELS[a] for a in ARMS], fontsize=8)
+        ax.set_xticks(xs, ["none", "LRN", "batch norm"], fontsize=8)
         ax.set(ylabel="mean |correlation|", title=f"first-layer maps: {title} (dots: seeds)")
     return save_figure(fig, out / "lrn_correlation.png").name
 

@@ -20,6 +20,7 @@ from cnnlab.study import common
 
 ARMS = ("maxpool", "avgpool", "conv")
 LABELS = {"maxpool": "2×2 max pooling", "avgpool": "2×2 average pooling", "conv": "3×3 stride-2 convolution"}
+SHORT = {"maxpool": "max pool 2×2", "avgpool": "avg pool 2×2", "conv": "conv 3×3/2"}
 SHIFTS = (0, 1, 2, 3)      # pixels at 28×28 and larger; small images (digits' 8×8) go to 2
 
 
@@ -169,7 +170,7 @@ def findings(r: dict[str, Any]) -> list[str]:
 def _figure(r: dict[str, Any], out: Path) -> str:
     from cnnlab.viz.common import plt, save_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for arm in ARMS:
         shifted = r["arms"][arm]["shifted"]
         ys = [100 * shifted[str(k)]["median"] for k in r["shifts"]]
@@ -177,6 +178,7 @@ def _figure(r: dict[str, Any], out: Path) -> str:
         hi = [100 * shifted[str(k)]["max"] for k in r["shifts"]]
         axes[0].plot(r["shifts"], ys, "o-", label=LABELS[arm])
         axes[0].fill_between(r["shifts"], lo, hi, alpha=0.2)
+    axes[0].set_xticks(r["shifts"])
     axes[0].set(xlabel="shift (pixels; mean of right, left, down, up)", ylabel="test accuracy (%)",
                 title="accuracy on shifted test images (band: seeds' range)")
     axes[0].legend(fontsize=8)
@@ -186,7 +188,7 @@ def _figure(r: dict[str, Any], out: Path) -> str:
     axes[1].bar(xs, params, color=["C0", "C1", "C2"])
     for x, p in zip(xs, params):
         axes[1].annotate(f"{p:,}", (x, p), ha="center", va="bottom", fontsize=8)
-    axes[1].set_xticks(xs, [LABELS[a] for a in ARMS], fontsize=8)
+    axes[1].set_xticks(xs, [SHORT[a] for a in ARMS], fontsize=8)
     axes[1].set(ylabel="parameters", title="parameters of the whole network")
     return save_figure(fig, out / "pooling_vs_stride.png").name
 
