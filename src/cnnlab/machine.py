@@ -97,6 +97,9 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BELOW)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 4 * KEEP_BELOW))
+        # glibc before 2.35 or so caps the mmap threshold at 32 MiB (HEAP_MAX_SIZE / 2): fall back to that cap
+        mmap_set = bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BELOW)) or bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20))
+        trim_set = bool(libc.mallopt(M_TRIM_THRESHOLD, 4 * KEEP_BELOW))
+        return mmap_set and trim_set
     except (OSError, AttributeError):
         return False

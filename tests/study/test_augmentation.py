@@ -57,3 +57,13 @@ def test_brightened_accuracy_is_the_run_on_images_times_one_and_a_half(report):
         pred = run.model.eval()(normalise(bright, run.mean, run.std)).argmax(1)
     assert r["robustness"]["shift"]["brightened ×1.5"]["values"][1] == pytest.approx(
         float((pred == test.labels).float().mean()), abs=1e-6)
+
+
+def test_sizes_are_distinct_ascending_and_never_below_a_batch():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.study.augmentation import AugmentConfig, _sizes
+
+    assert _sizes(AugmentConfig(sizes=(4000, 1000, 5000, 9999), batch=128), 4500) == (1000, 4000, 4500)
+    assert _sizes(AugmentConfig(batch=128), 1293) == (1000, 1293)          # full sizes on a small set: no repeats
+    with pytest.raises(CnnlabError, match="--sizes 50: fewer training images than one batch of 128"):
+        _sizes(AugmentConfig(sizes=(50, 1000), batch=128), 5000)

@@ -69,3 +69,9 @@ def test_every_number_is_its_run_folders(report):
     assert f"{r['arms']['none']['corr_relu']['all_pairs']['median']:.3f} without" in r["findings"][0]
     assert "not shown" in r["findings"][1]           # two seeds: no difference is claimed
     assert (report / r["figures"][0]).stat().st_size > 0 and "| LRN" in (report / "report.md").read_text()
+
+
+def test_fewer_than_two_living_maps_have_no_correlation_to_report():
+    maps = torch.zeros(3, 4, 2, 2)
+    maps[:, 1] = torch.rand(3, 2, 2)
+    assert map_correlation(maps) == {"all_pairs": 0.0, "neighbours": 0.0, "dead_maps": 3, "maps": 4}

@@ -78,3 +78,15 @@ def test_a_finished_study_is_reused_and_other_settings_refused(report):
     assert weights.stat().st_mtime_ns == before
     with pytest.raises(CnnlabError, match="made with other settings .*epochs 2"):
         study(PoolingConfig(quick=True, epochs=3, seeds=(0, 1), out=str(report)), progress=False)
+
+
+def test_a_data_folder_is_compared_as_the_engine_saves_it(tmp_path, monkeypatch):
+    """A study on --data DIR (relative) resumes: its runs' data is the folder made absolute, as config.json has it."""
+    from cnnlab.study.common import seed_runs
+    from cnnlab.train.config import TrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgs").mkdir()
+    runs = seed_runs(TrainConfig(data="imgs"), {"a": {}}, (0, 1), tmp_path / "out")
+    assert {tc.data for tc in runs.values()} == {str(tmp_path / "imgs")}
+    assert seed_runs(TrainConfig(data="digits"), {"a": {}}, (0,), tmp_path / "out")["a-s0"].data == "digits"

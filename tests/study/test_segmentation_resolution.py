@@ -40,3 +40,13 @@ def test_every_score_is_its_run_folders_and_the_strides_are_the_papers(report):
 def test_other_settings_are_refused(report):
     with pytest.raises(CnnlabError, match="made with other settings .*epochs 1"):
         study(SegResConfig(out=str(report), **{**TINY, "epochs": 2}), progress=False)
+
+
+def test_scenes_drawn_with_other_settings_are_refused_not_reused(tmp_path):
+    from cnnlab.study.segmentation_resolution import make_scene_folder
+
+    cfg = SegResConfig(out=str(tmp_path), **TINY).effective()
+    folder = make_scene_folder(cfg, tmp_path / "scenes")
+    assert make_scene_folder(cfg, tmp_path / "scenes") == folder           # the same settings: reused
+    with pytest.raises(CnnlabError, match="scenes drawn with other settings"):
+        make_scene_folder(SegResConfig(out=str(tmp_path), **{**TINY, "scenes": 90}).effective(), tmp_path / "scenes")

@@ -63,3 +63,21 @@ def test_every_recipe_names_a_network_that_builds_and_speedrun_cnn_costs_what_it
     # 3×3 convolutions: 1→32 at 28×28, 32→64 and 64→64 at 14×14, 64→128 at 7×7; dense 128→10
     macs = 9 * (1 * 32 * 28 * 28 + 32 * 64 * 14 * 14 + 64 * 64 * 14 * 14 + 64 * 128 * 7 * 7) + 128 * 10
     assert analyze(net, (1, 28, 28)).total_macs == macs == 14_677_760
+
+
+def test_a_setting_given_with_resume_is_refused_not_ignored(capsys):
+    assert main(["train", "--resume", "runs/somewhere", "--batch", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch: a resumed run keeps the settings in its config.json" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "--resume", "runs/somewhere", "--recipe", "speedrun"]) == 2
+    assert "--recipe:" in capsys.readouterr().err
+
+
+def test_a_recipe_on_digits_leaves_its_mirror_out_and_for_recipe_applies_it():
+    s = _settings("--recipe", "speedrun")                      # digits: a mirrored 2 is no 2
+    assert s["tta"] == "none" and s["model"] == "speedrun_cnn"
+    assert _settings("--recipe", "speedrun", "--tta", "flip")["tta"] == "flip"    # asked for: the run refuses it
+    cfg = TrainConfig.for_recipe("speedrun", data="fashion-mnist", epochs=3)
+    assert (cfg.recipe, cfg.model, cfg.batch, cfg.epochs) == ("speedrun", "speedrun_cnn", 256, 3)
+    with pytest.raises(Exception, match="unknown recipe 'fast'"):
+        TrainConfig.for_recipe("fast")

@@ -110,7 +110,7 @@ ARM_STUDIES = {
         "Exercise 8 of Géron's chapter 14, measured: semantic segmentation loses spatial information to pooling "
         "and strides. FCN-32s, FCN-16s, FCN-8s (output strides 32, 16, 8) and U-Net (full-resolution skips) "
         "trained on the same scenes with the same budget and seeds: mIoU over all pixels and near class "
-        "boundaries, and one test scene's four predictions drawn.",
+        "boundaries, and two test scenes' four predictions drawn.",
         "4,000 Fashion-MNIST scenes of 64x64, 6 epochs, batch 32", "1,000 digit scenes of 32x32, 7 epochs, batch 32"),
 }
 

@@ -44,11 +44,20 @@ class AugmentConfig:
 
 
 def _sizes(cfg: AugmentConfig, train_images: int) -> tuple[int, ...]:
+    """The training-set sizes, distinct and ascending, none above the data's; one below a batch is refused."""
+    from cnnlab.errors import CnnlabError
+
     if cfg.sizes:
-        return tuple(sorted({min(n, train_images) for n in cfg.sizes}))
-    if cfg.quick:
-        return tuple(sorted({max(cfg.batch or 1, round(train_images * f)) for f in (1 / 16, 1 / 4)} | {train_images}))
-    return tuple(min(n, train_images) for n in (1000, 4000, 12000))
+        sizes = {min(n, train_images) for n in cfg.sizes}
+    elif cfg.quick:
+        sizes = {max(cfg.batch or 1, round(train_images * f)) for f in (1 / 16, 1 / 4)} | {train_images}
+    else:
+        sizes = {min(n, train_images) for n in (1000, 4000, 12000)}
+    small = [n for n in sizes if n < (cfg.batch or 1)]
+    if small:
+        raise CnnlabError(f"--sizes {', '.join(map(str, sorted(small)))}: fewer training images than one batch of "
+                          f"{cfg.batch}; give sizes of at least {cfg.batch} or a smaller --batch")
+    return tuple(sorted(sizes))
 
 
 def plan(cfg: AugmentConfig) -> tuple[Any, list[str], tuple[int, ...], dict[str, Any]]:
@@ -130,12 +139,18 @@ def findings(r: dict[str, Any]) -> list[str]:
                      + {"higher": "Augmentation helps here in every seed.",
                         "lower": "Even the best augmentation is *below* none here, in every seed.",
                         "not shown": "A gain from augmentation is not shown here: the seeds' ranges overlap."}[v])
-    gains = {n: max(arms[f"{p}-n{n}"]["test_acc"]["median"] for p in presets[1:])
-             - arms[f"none-n{n}"]["test_acc"]["median"] for n in sizes}
-    lines.append(f"**More data.** The best preset's gain over none is {100 * gains[small]:+.2f} points with "
-                 f"{small:,} images and {100 * gains[big]:+.2f} with {big:,}: "
-                 + ("augmentation matters most when data is scarce, as the chapter says." if gains[small] > gains[big]
-                    else "here it does not matter more when data is scarce."))
+    # each seed's gain of the best preset (by median) over none, at the smallest and the largest set
+    best = {n: max(presets[1:], key=lambda p: arms[f"{p}-n{n}"]["test_acc"]["median"]) for n in (small, big)}
+    gains = {n: common.spread(b - a for a, b in zip(arms[f"none-n{n}"]["test_acc"]["values"],
+                                                     arms[f"{best[n]}-n{n}"]["test_acc"]["values"]))
+             for n in (small, big)}
+    v = common.verdict(gains[small], gains[big])
+    lines.append(f"**More data.** The best preset's gain over none, seed by seed, is {100 * gains[small]['median']:+.2f} "
+                 f"points (median) with {small:,} images and {100 * gains[big]['median']:+.2f} with {big:,}: "
+                 + {"higher": "augmentation matters more when data is scarce, as the chapter says (in every seed).",
+                    "lower": "here augmentation matters *less* when data is scarce (in every seed).",
+                    "not shown": "that it matters more when data is scarce is not shown here (the seeds' gains "
+                                 "overlap)."}[v])
     rob = r["robustness"]
     parts = []
     for name in r["variations"]:

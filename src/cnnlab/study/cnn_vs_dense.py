@@ -118,7 +118,10 @@ def plan(cfg: StudyConfig) -> Plan:
     out = Path(cfg.out)
     p = Plan(cfg, data.shape, len(data.classes), len(data.train))
     p.models = _write_specs(out / "specs", data.shape, len(data.classes))
-    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed)
+    from cnnlab.train.config import anchored
+
+    base = TrainConfig(data=anchored(cfg.data) or cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs,
+                       batch=cfg.batch, seed=cfg.seed)     # the data as the engine saves it (a folder made absolute)
 
     def add(key: str, model: str, **kw: Any) -> None:
         p.runs[key] = replace(base, model=p.models[model], out=str(out / "runs" / key), **kw)

@@ -36,7 +36,7 @@ def claim_study_folder(out: Path, name: str) -> None:
         raise CnnlabError(f"{out}: is a file; give --out a folder")
     mark = out / STUDY_MARK
     if out.is_dir() and any(out.iterdir()):
-        legacy = (out / "runs").is_dir() and (out / "specs").is_dir()
+        legacy = name == "cnn-vs-dense" and (out / "runs").is_dir() and (out / "specs").is_dir()
         if mark.is_file() and mark.read_text(encoding="utf-8", errors="replace").strip() != name:
             raise CnnlabError(f"{out}: holds another study ({mark.read_text(errors='replace').strip()[:40]}); "
                               "give this one another --out")
@@ -186,9 +186,20 @@ def seed_runs(base: Any, arms: Mapping[str, Mapping[str, Any]], seeds: Iterable[
     same seeds for every arm."""
     from dataclasses import replace
 
+    from cnnlab.train.config import anchored
+
+    base = replace(base, data=anchored(base.data) or base.data)     # as the engine saves it: a folder made absolute
     return {f"{arm}-s{seed}": resolved(replace(base, **dict(overrides), seed=seed,
                                                out=str(out / "runs" / f"{arm}-s{seed}")))
             for arm, overrides in arms.items() for seed in seeds}
+
+
+def check_existing(runs: Mapping[str, Any], check: Iterable[str] | None = None) -> None:
+    """Refuse, before anything is written, a study folder whose runs were made with other settings."""
+    check = list(check) if check is not None else None
+    for tc in runs.values():
+        if (Path(tc.out) / "config.json").is_file():
+            check_same(Path(tc.out), tc, check)
 
 
 def arm_results(runs: Mapping[str, Any], arms: Iterable[str], seeds: Iterable[int]) -> dict[str, dict[str, Any]]:

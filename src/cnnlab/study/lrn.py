@@ -79,9 +79,11 @@ def plan(cfg: LrnConfig) -> tuple[Any, dict[str, str], dict[str, Any]]:
 
     data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0])
     out = Path(cfg.out)
-    specs = write_specs(out / "specs", data.shape, len(data.classes))
+    specs = {arm: str(out / "specs" / f"{arm}.yaml") for arm in ARMS}
     base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch)
     runs = common.seed_runs(base, {arm: {"model": specs[arm]} for arm in ARMS}, cfg.seeds, out)
+    common.check_existing(runs)                 # a folder made with other settings is refused before any write
+    write_specs(out / "specs", data.shape, len(data.classes))
     return data, specs, runs
 
 
@@ -93,12 +95,14 @@ def map_correlation(maps: Any) -> dict[str, float]:
 
     x = maps.double().transpose(0, 1).reshape(maps.shape[1], -1)
     alive = x.std(dim=1) > 0
+    c = int(alive.sum())
+    if c < 2:                                    # no pair of living maps to correlate
+        return {"all_pairs": 0.0, "neighbours": 0.0, "dead_maps": int((~alive).sum()), "maps": int(maps.shape[1])}
     corr = torch.corrcoef(x[alive]).abs()
-    c = corr.shape[0]
     off = corr[~torch.eye(c, dtype=torch.bool)]
     idx = torch.nonzero(alive).flatten()
     neighbours = [float(corr[i, i + 1]) for i in range(c - 1) if int(idx[i + 1]) == int(idx[i]) + 1]
-    return {"all_pairs": float(off.mean()) if c > 1 else 0.0,
+    return {"all_pairs": float(off.mean()),
             "neighbours": sum(neighbours) / len(neighbours) if neighbours else 0.0,
             "dead_maps": int((~alive).sum()), "maps": int(maps.shape[1])}
 

@@ -90,9 +90,11 @@ def plan(cfg: PoolingConfig) -> tuple[Any, dict[str, str], dict[str, Any]]:
 
     data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0])
     out = Path(cfg.out)
-    specs = write_specs(out / "specs", data.shape)
+    specs = {arm: str(out / "specs" / f"{arm}.yaml") for arm in ARMS}
     base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch)
     runs = common.seed_runs(base, {arm: {"model": specs[arm]} for arm in ARMS}, cfg.seeds, out)
+    common.check_existing(runs)                 # a folder made with other settings is refused before any write
+    write_specs(out / "specs", data.shape)
     return data, specs, runs
 
 

@@ -6,7 +6,7 @@ layers with a stride greater than 1"; FCNs upsample and add skip connections fro
 U-Net concatenates every level back. The study trains FCN-32s, FCN-16s, FCN-8s (Long et al. 2015: the coarsest
 map fused into the output has a stride of 32, 16, 8 pixels) and U-Net (Ronneberger et al. 2015: full-resolution
 skips, stride 1) on the same scenes with the same budget and seeds, and measures mIoU over all pixels and over
-the pixels near a class boundary (where lost resolution shows), with one test scene's four predictions drawn.
+the pixels near a class boundary (where lost resolution shows), with two test scenes' four predictions drawn.
 """
 
 from __future__ import annotations
@@ -47,16 +47,28 @@ class SegResConfig:
 
 
 def make_scene_folder(cfg: SegResConfig, folder: Path) -> Path:
-    """The study's scenes, drawn once (seed 0) and written to ``folder``; items scaled with the canvas."""
+    """The study's scenes, drawn once (seed 0) and written to ``folder``; items scaled with the canvas. Scenes drawn
+    with other settings (items, count, size) are refused, not reused."""
     from cnnlab.data.scenes import SceneConfig, make_scenes, write_scenes
+    from cnnlab.errors import CnnlabError
+    from cnnlab.files import atomic_write_text
 
-    if (folder / "classes.txt").is_file():
-        return folder
     side = cfg.size or 64
     items = (max(2, round(side * 24 / 64)), max(2, round(side * 36 / 64)))
-    scenes = make_scenes(SceneConfig(source=cfg.data or "fashion-mnist", count=cfg.scenes or 4000, size=(side, side),
+    drawn = {"items": cfg.data or "fashion-mnist", "count": cfg.scenes or 4000, "size": side, "item_px": list(items),
+             "seed": 0}
+    record = folder.parent / "scenes.json"
+    if (folder / "classes.txt").is_file():
+        saved = json.loads(record.read_text()) if record.is_file() else None
+        if saved != drawn:
+            raise CnnlabError(f"{folder}: scenes drawn with other settings ({saved}); give the study another --out "
+                              "or the same options")
+        return folder
+    scenes = make_scenes(SceneConfig(source=drawn["items"], count=drawn["count"], size=(side, side),
                                      item_px=items, seed=0, data_dir=cfg.data_dir))
-    return write_scenes(scenes, folder)
+    written = write_scenes(scenes, folder)
+    atomic_write_text(record, json.dumps(drawn))
+    return written
 
 
 def plan(cfg: SegResConfig) -> tuple[Path, dict[str, Any]]:
@@ -82,8 +94,8 @@ def measure(cfg: SegResConfig, scenes: Path, runs: dict[str, Any]) -> dict[str, 
                    "boundary_miou": common.spread(r["boundary_miou"] for r in reports),
                    "pixel_accuracy": common.spread(r["pixel_accuracy"] for r in reports),
                    "params": docs[0]["params"], "output_stride": OUTPUT_STRIDE[m],
-                   # every seed labels every test pixel background: the network has not learnt at this budget
-                   "background_only": all(all(not v for v in r["iou"][1:]) for r in reports),
+                   # every seed predicts background for every test pixel: the network has not learnt at this budget
+                   "background_only": all(sum(sum(row[1:]) for row in r["confusion"]) == 0 for r in reports),
                    "train_s": common.spread(rs)}
     first = runs[f"{MODELS[0]}-s{cfg.seeds[0]}"]
     classes = (scenes / "classes.txt").read_text().split("\n")
@@ -103,6 +115,10 @@ def findings(r: dict[str, Any]) -> list[str]:
     band = ", ".join(f"{LABELS[m]} {common.pct_spread(a[m]['boundary_miou'])}" for m in MODELS)
     v = common.verdict(a["fcn8s"]["boundary_miou"], a["fcn32s"]["boundary_miou"])
     vu = common.verdict(a["unet"]["boundary_miou"], a["fcn8s"]["boundary_miou"])
+    if a["fcn32s"].get("background_only") or a["fcn8s"].get("background_only"):
+        v = "not learnt"
+    if a["fcn8s"].get("background_only"):
+        vu = "not learnt"
     gap = {m: a[m]["miou"]["median"] - a[m]["boundary_miou"]["median"] for m in MODELS}
     idle = [LABELS[m] for m in MODELS if a[m].get("background_only")]
     lines = [f"**Resolution.** mIoU over all pixels: {order}."
@@ -115,15 +131,18 @@ def findings(r: dict[str, Any]) -> list[str]:
              + {"higher": "Skips from stride-8 maps (FCN-8s) beat the stride-32 output at boundaries in every "
                           "seed: the coarse output lost spatial information. ",
                 "lower": "FCN-8s is *below* FCN-32s at boundaries in every seed here. ",
-                "not shown": "FCN-8s over FCN-32s at boundaries is not shown here (the seeds' ranges overlap). "}[v]
+                "not shown": "FCN-8s over FCN-32s at boundaries is not shown here (the seeds' ranges overlap). ",
+                "not learnt": "FCN-8s against FCN-32s says nothing about resolution here: one of them has not learnt "
+                              "(background everywhere). "}[v]
              + {"higher": "U-Net's full-resolution skips beat FCN-8s in every seed.",
                 "lower": "U-Net is below FCN-8s at boundaries in every seed here.",
-                "not shown": "U-Net over FCN-8s is not shown here."}[vu]]
+                "not shown": "U-Net over FCN-8s is not shown here.",
+                "not learnt": "U-Net against FCN-8s says nothing about resolution here: FCN-8s has not learnt."}[vu]]
     return lines
 
 
 def _figure(cfg: SegResConfig, scenes: Path, runs: dict[str, Any], out: Path) -> str:
-    """One test scene (the first with two objects or more, else the first): image, truth, each model (seed 0)."""
+    """Two test scenes (the first with two objects or more, else the first): image, truth, each model (seed 0)."""
     import torch
 
     from cnnlab.data.segmentation import load_segmentation

@@ -50,7 +50,7 @@ class TrainConfig:
     checkpoint_every: int = 0         # also checkpoint every N steps (0: only at epoch ends)
     warmup: float = 0.15              # share of each schedule segment spent warming up
     segments: list[int] = field(default_factory=list)   # epochs where a --resume --epochs extension began
-    recipe: str = "none"              # classification: the recipe the unset options came from (train.recipes)
+    recipe: str = "none"              # the recipe the unset options came from (a record; for_recipe applies one)
     out: str = "runs/run"
 
     def check(self) -> None:
@@ -120,6 +120,17 @@ class TrainConfig:
             merged["lr"] = recipe["adam_lr"]
         merged.setdefault("model_args", model_options(task, merged["model"]))
         return cls(**merged)
+
+    @classmethod
+    def for_recipe(cls, recipe: str, **settings: Any) -> TrainConfig:
+        """A classification config with a recipe's settings (:mod:`cnnlab.train.recipes`) where ``settings`` give
+        none, as ``cnnlab train --recipe`` makes it: ``TrainConfig.for_recipe("speedrun", data="fashion-mnist")``.
+        (``TrainConfig(recipe=...)`` only records the name.)"""
+        from cnnlab.train.recipes import CLASSIFICATION_RECIPES
+
+        if recipe not in CLASSIFICATION_RECIPES:
+            raise CnnlabError(f"unknown recipe '{recipe}'; use {', '.join(CLASSIFICATION_RECIPES)}")
+        return cls(**{**CLASSIFICATION_RECIPES[recipe], **settings, "recipe": recipe})
 
     @property
     def learning_rate(self) -> float:

@@ -281,6 +281,7 @@ class Trainer:
             cfg.data, cfg.data_dir = anchored(cfg.data) or cfg.data, anchored(cfg.data_dir)
             cfg.images = anchored(cfg.images)
         self.run_id: str | None = saved.get(RUN_ID) if saved else new_run_id()   # None: a run from before ids
+        self.resumed = saved is not None
         self.cfg, self.progress = cfg, progress
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
         self._scaler_state: dict[str, Any] | None = None
@@ -439,7 +440,7 @@ class Trainer:
             if self.cfg.recipe != "none":
                 from cnnlab.train.recipes import recipe_line
 
-                lines.insert(0, recipe_line(self.cfg))
+                lines.insert(0, recipe_line(self.cfg, resumed=self.resumed))
             for line in lines:
                 self.folder.log(line)
                 print(printable(line), file=sys.stderr, flush=True)

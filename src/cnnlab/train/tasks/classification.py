@@ -86,11 +86,12 @@ def evaluate(model: nn.Module, split: Split, mean: torch.Tensor, std: torch.Tens
     return total / n, float((p == split.labels).float().mean()) if len(split) else 0.0, p
 
 
-def check_tta(tta: str, data: ImageData) -> None:
+def check_tta(tta: str, data: ImageData, recipe: str = "none") -> None:
     """A mirror-image TTA only where a mirrored image keeps its class (not digits: a mirrored 2 is no 2)."""
     if tta == "flip" and not data.flip_ok:
-        raise CnnlabError(f"--tta flip mirrors the test images, and the classes of {data.name} change when mirrored; "
-                          "use --tta none for it")
+        source = f" (it comes from --recipe {recipe})" if recipe != "none" else ""
+        raise CnnlabError(f"--tta flip{source} mirrors the test images, and the classes of {data.name} change when "
+                          "mirrored; add --tta none")
 
 
 def evaluation_report(run: Any, data: ImageData, tta: str | None = None) -> dict[str, Any]:
@@ -160,7 +161,7 @@ class Classification(Task):
         data = transform_data(data, c.train_size, c.permute_pixels, c.seed)
         self.mean, self.std = standardiser(data.train)
         self.augment = make_augment(c.augment, data.shape[1:], data.flip_ok)
-        check_tta(c.tta, data)
+        check_tta(c.tta, data, c.recipe)
         return data
 
     def describe_data(self, data: ImageData) -> dict[str, Any]:
