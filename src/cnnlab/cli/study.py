@@ -127,8 +127,9 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
                         "digits with --quick)")
     c.add_argument("--data-dir", metavar="DIR", help="where the fashion-mnist IDX files are")
     c.add_argument("--quick", action="store_true", help=f"the few-minute version: {quick}")
-    c.add_argument("--epochs", type=positive_int, default=None, help=f"epochs per run (default: {full}; --quick: "
-                                                                     f"{quick})")
+    per = ("epochs on the largest training set (a smaller set gets its steps, at most 4x its epochs)"
+           if name == "augmentation" else "epochs per run")
+    c.add_argument("--epochs", type=positive_int, default=None, help=f"{per} (default: {full}; --quick: {quick})")
     c.add_argument("--batch", type=batch_size, default=None, help="batch size of every run (defaults as --epochs)")
     c.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds of every arm (default 0,1,2)")
     c.add_argument("--out", default=f"study-{name}", metavar="DIR",

@@ -81,9 +81,16 @@ def _add_recipe_option(t: argparse.ArgumentParser) -> None:
                         f"{d.batch}, {d.epochs} epochs, {d.optimizer}, no augmentation); {shown}. Flags always win; "
                         "the run's config.json records the recipe and every setting")
     t.set_defaults(**{f: None for f in RECIPE_FIELDS})
+    plain = {"epochs": f"(default {d.epochs})", "optimizer": f"default: {d.optimizer}."}
     for action in t._actions:
         if action.dest in RECIPE_FIELDS and action.help and "recipe" not in action.help:
-            action.help += " (default: from --recipe)"
+            old = plain.get(action.dest)
+            if old and old in action.help:       # the engine's own wording names TrainConfig's default
+                action.help = action.help.replace(old, f"(default: the recipe's; {getattr(d, action.dest)} without "
+                                                       "one)" if action.dest == "epochs" else
+                                                  f"default: the recipe's; {d.optimizer} without one.")
+            else:
+                action.help += " (default: from --recipe)"
 
 
 def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
