@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -65,12 +64,9 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     runs = {s: run(out, args.recipe, s, []) for s in args.seeds}
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from cnnlab.study.common import machine_line
+
+    cpu = machine_line()          # the CPU's model name, torch threads and version
     med_acc = statistics.median(r["test"] for r in runs.values())
     med_s = statistics.median(r["seconds"] for r in runs.values())
     print(f"\n`cnnlab train --data fashion-mnist --recipe {args.recipe}`, {cpu}, whole command\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -41,12 +40,9 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         findings = json.loads((folder / "report.json").read_text())["findings"]
         rows.append((name, seconds, findings))
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from cnnlab.study.common import machine_line
+
+    cpu = machine_line()          # the CPU's model name, torch threads and version
     print(f"\n{'full' if args.full else 'quick'} forms, {cpu}\n")
     print("| study | whole command |\n|---|---:|")
     for name, seconds, _ in rows:

@@ -14,7 +14,7 @@ import functools
 import json
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,26 @@ from cnnlab.errors import CnnlabError
 STUDY_MARK = ".cnnlab-study"      # written into a study's folder: only such a folder is written into again
 # a run's config fields that are bookkeeping, not settings: a reused run may differ in these
 NOT_SETTINGS = ("out", "segments", "checkpoint_every", "data_dir", "images")
+
+
+@dataclass(frozen=True)
+class ArmsConfig:
+    """What a study of arms × seeds trains; ``quick`` is digits-sized (well under a minute on 2 cores). A study's
+    own config subclasses it with its ``out`` folder (and its own options)."""
+
+    data: str | None = None           # default: fashion-mnist (digits with quick)
+    data_dir: str | None = None
+    out: str = "study"
+    epochs: int | None = None         # default: 4 (15 with quick)
+    batch: int | None = None          # default: 128 (64 with quick)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    quick: bool = False
+
+    def effective(self) -> ArmsConfig:
+        """The settings with every default filled in (``quick``: digits, 15 epochs, batch 64)."""
+        q = self.quick
+        return replace(self, data=self.data or ("digits" if q else "fashion-mnist"),
+                       epochs=self.epochs or (15 if q else 4), batch=self.batch or (64 if q else 128))
 
 
 def claim_study_folder(out: Path, name: str) -> None:
@@ -45,6 +65,20 @@ def claim_study_folder(out: Path, name: str) -> None:
                               "of yours: choose a new or empty --out")
         return
     atomic_write_text(mark, name + "\n")
+
+
+def write_spec(path: Path, doc: Mapping[str, Any], comment: str) -> str:
+    """A study's network as a spec file (a ``# comment`` line, then YAML), written atomically and only when its text
+    changed (a finished run's spec keeps its time stamp); returns the path."""
+    import yaml
+
+    from cnnlab.files import atomic_write_text
+
+    text = f"# {comment}\n" + yaml.safe_dump(dict(doc), sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return str(path)
 
 
 def resolved(tc: Any) -> Any:
@@ -192,6 +226,22 @@ def seed_runs(base: Any, arms: Mapping[str, Mapping[str, Any]], seeds: Iterable[
     return {f"{arm}-s{seed}": resolved(replace(base, **dict(overrides), seed=seed,
                                                out=str(out / "runs" / f"{arm}-s{seed}")))
             for arm, overrides in arms.items() for seed in seeds}
+
+
+def plan_spec_arms(cfg: ArmsConfig, arms: Iterable[str], write: Any) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """(data, each arm's spec file, every run) of a study whose arms are networks: one spec per arm in
+    ``out/specs/ARM.yaml``, written by ``write(folder, data)`` only after any existing run was checked."""
+    from cnnlab.data import load_data
+    from cnnlab.train.config import TrainConfig
+
+    data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0])
+    out = Path(cfg.out)
+    specs = {arm: str(out / "specs" / f"{arm}.yaml") for arm in arms}
+    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch)
+    runs = seed_runs(base, {arm: {"model": spec} for arm, spec in specs.items()}, cfg.seeds, out)
+    check_existing(runs)                 # a folder made with other settings is refused before any write
+    write(out / "specs", data)
+    return data, specs, runs
 
 
 def check_existing(runs: Mapping[str, Any], check: Iterable[str] | None = None) -> None:

@@ -13,7 +13,7 @@ correlation between maps, over all pairs and over neighbouring pairs, which LRN 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,10 @@ MAX_IMAGES = 2000          # test images whose first-layer maps are correlated
 
 
 @dataclass(frozen=True)
-class LrnConfig:
-    """What the study trains; ``quick`` is digits-sized (a few minutes on 2 cores)."""
+class LrnConfig(common.ArmsConfig):
+    """What the study trains (:class:`cnnlab.study.common.ArmsConfig`'s options)."""
 
-    data: str | None = None           # default: fashion-mnist (digits with quick)
-    data_dir: str | None = None
     out: str = "study-lrn"
-    epochs: int | None = None         # default: 4 (15 with quick)
-    batch: int | None = None          # default: 128 (64 with quick)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    quick: bool = False
-
-    def effective(self) -> LrnConfig:
-        """The settings with every default filled in (``quick``: digits, 15 epochs, batch 64)."""
-        q = self.quick
-        return replace(self, data=self.data or ("digits" if q else "fashion-mnist"),
-                       epochs=self.epochs or (15 if q else 4), batch=self.batch or (64 if q else 128))
 
 
 def _block(arm: str, filters: int, kernel: int) -> list[Any]:
@@ -53,38 +41,20 @@ def _block(arm: str, filters: int, kernel: int) -> list[Any]:
 def write_specs(folder: Path, shape: tuple[int, int, int], classes: int) -> dict[str, str]:
     """The three networks: AlexNet's first two stages in small (5×5 then 3×3 convolutions, overlapping 3×3/2 max
     pools), a dense head with dropout, and the arm's normalisation."""
-    import yaml
-
-    from cnnlab.files import atomic_write_text
-
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for arm in ARMS:
         layers = [*_block(arm, 32, 5), *_block(arm, 64, 3), "flatten",
                   {"dense": {"units": 128, "activation": "relu"}}, {"dropout": 0.5}, {"dense": {"units": classes}}]
         doc = {"name": f"alexnet_small_{arm}", "input": list(shape), "layers": layers}
-        text = (f"# written by cnnlab study lrn: an AlexNet-style small network, {LABELS[arm]}\n"
-                + yaml.safe_dump(doc, sort_keys=False))
-        path = folder / f"{arm}.yaml"
-        if not path.is_file() or path.read_text() != text:
-            atomic_write_text(path, text)
-        out[arm] = str(path)
+        out[arm] = common.write_spec(folder / f"{arm}.yaml", doc,
+                                     f"written by cnnlab study lrn: an AlexNet-style small network, {LABELS[arm]}")
     return out
 
 
 def plan(cfg: LrnConfig) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """(data, the arms' spec files, every run of the study)."""
-    from cnnlab.data import load_data
-    from cnnlab.train.config import TrainConfig
-
-    data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0])
-    out = Path(cfg.out)
-    specs = {arm: str(out / "specs" / f"{arm}.yaml") for arm in ARMS}
-    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch)
-    runs = common.seed_runs(base, {arm: {"model": specs[arm]} for arm in ARMS}, cfg.seeds, out)
-    common.check_existing(runs)                 # a folder made with other settings is refused before any write
-    write_specs(out / "specs", data.shape, len(data.classes))
-    return data, specs, runs
+    return common.plan_spec_arms(cfg, ARMS,
+                                 lambda folder, data: write_specs(folder, data.shape, len(data.classes)))
 
 
 def map_correlation(maps: Any) -> dict[str, float]:

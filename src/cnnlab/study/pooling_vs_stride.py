@@ -12,7 +12,7 @@ shifted by 1, 2 and 3 pixels (right, left, down, up; zero fill).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +30,10 @@ def shifts_for(side: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class PoolingConfig:
-    """What the study trains; ``quick`` is digits-sized (a few minutes on 2 cores)."""
+class PoolingConfig(common.ArmsConfig):
+    """What the study trains (:class:`cnnlab.study.common.ArmsConfig`'s options)."""
 
-    data: str | None = None           # default: fashion-mnist (digits with quick)
-    data_dir: str | None = None
-    out: str = "study-pooling"
-    epochs: int | None = None         # default: 4 (15 with quick)
-    batch: int | None = None          # default: 128 (64 with quick)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    quick: bool = False
-
-    def effective(self) -> PoolingConfig:
-        """The settings with every default filled in (``quick``: digits, 15 epochs, batch 64)."""
-        q = self.quick
-        return replace(self, data=self.data or ("digits" if q else "fashion-mnist"),
-                       epochs=self.epochs or (15 if q else 4), batch=self.batch or (64 if q else 128))
+    out: str = "study-pooling-vs-stride"
 
 
 def _downsampler(arm: str, channels: int) -> list[Any]:
@@ -61,11 +49,9 @@ def write_specs(folder: Path, shape: tuple[int, int, int]) -> dict[str, str]:
     """The three networks: small_cnn with each 2×2 max pool replaced by the arm's downsampler."""
     import yaml
 
-    from cnnlab.files import atomic_write_text
     from cnnlab.packaged import PACKAGED_SPECS
 
     base = yaml.safe_load(PACKAGED_SPECS["small_cnn"].read_text())
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for arm in ARMS:
         layers, channels = [], shape[0]
@@ -74,28 +60,14 @@ def write_specs(folder: Path, shape: tuple[int, int, int]) -> dict[str, str]:
                 channels = layer["conv"]["filters"]
             layers += _downsampler(arm, channels) if layer == {"maxpool": {"size": 2}} else [layer]
         doc = {"name": f"small_cnn_{arm}", "input": list(shape), "layers": layers}
-        text = (f"# written by cnnlab study pooling-vs-stride: small_cnn downsampling by {LABELS[arm]}\n"
-                + yaml.safe_dump(doc, sort_keys=False))
-        path = folder / f"{arm}.yaml"
-        if not path.is_file() or path.read_text() != text:
-            atomic_write_text(path, text)
-        out[arm] = str(path)
+        out[arm] = common.write_spec(folder / f"{arm}.yaml", doc,
+                                     f"written by cnnlab study pooling-vs-stride: small_cnn downsampling by {LABELS[arm]}")
     return out
 
 
 def plan(cfg: PoolingConfig) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """(data, the arms' spec files, every run of the study)."""
-    from cnnlab.data import load_data
-    from cnnlab.train.config import TrainConfig
-
-    data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0])
-    out = Path(cfg.out)
-    specs = {arm: str(out / "specs" / f"{arm}.yaml") for arm in ARMS}
-    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch)
-    runs = common.seed_runs(base, {arm: {"model": specs[arm]} for arm in ARMS}, cfg.seeds, out)
-    common.check_existing(runs)                 # a folder made with other settings is refused before any write
-    write_specs(out / "specs", data.shape)
-    return data, specs, runs
+    return common.plan_spec_arms(cfg, ARMS, lambda folder, data: write_specs(folder, data.shape))
 
 
 def _sizes(specs: dict[str, str], shape: tuple[int, int, int], classes: int, batch: int,
