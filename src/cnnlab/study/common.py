@@ -27,8 +27,8 @@ NOT_SETTINGS = ("out", "segments", "checkpoint_every", "data_dir", "images")
 
 @dataclass(frozen=True)
 class ArmsConfig:
-    """What a study of arms × seeds trains; ``quick`` is digits-sized (23–78 s on 2 cores for the classification studies). A study's
-    own config subclasses it with its ``out`` folder (and its own options)."""
+    """What a study of arms × seeds trains; ``quick`` is digits-sized (23–78 s on 2 cores for the classification
+    studies). A study's own config subclasses it with its ``out`` folder (and its own options)."""
 
     data: str | None = None           # default: fashion-mnist (digits with quick)
     data_dir: str | None = None
