@@ -75,3 +75,14 @@ def test_keeping_freed_memory_stops_the_page_faults_of_training_steps():
     if faults["1"][0] != "True":
         pytest.skip("this C library does not take glibc's mallopt settings")
     assert faults["0"][0] == "False" and faults["1"][1] < faults["0"][1] / 4, faults
+
+
+def test_cpu_name_is_cpuinfos_model_name_else_the_platforms(tmp_path):
+    from cnnlab.machine import cpu_name
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R45 64-Core Processor\n")
+    assert cpu_name(tmp_path) == "AMD EPYC 9R45 64-Core Processor"
+    import platform
+
+    assert cpu_name(tmp_path / "nowhere") == (platform.processor() or platform.machine())

@@ -103,3 +103,15 @@ def keep_freed_memory() -> bool:
         return mmap_set and trim_set
     except (OSError, AttributeError):
         return False
+
+
+def cpu_name(root: Path = Path("/")) -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what Python's platform module knows."""
+    import platform
+
+    try:
+        text = (root / "proc" / "cpuinfo").read_text()
+    except OSError:
+        text = ""
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    return names[0] if names else (platform.processor() or platform.machine())

@@ -187,19 +187,11 @@ def verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
 
 def machine_line() -> str:
     """The CPU (model name), the torch threads and version a study ran with: its times mean nothing without."""
-    import platform
-
     import torch
 
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    from cnnlab.machine import cpu_name
+
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def shift_images(images: Any, dy: int, dx: int) -> Any:
