@@ -33,7 +33,7 @@ DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss and the metrics (VOC's convention)
 
-AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong")
+AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong", "erase")
 
 TTA_MODES: dict[str, str] = {   # test-time augmentation of a classifier's evaluation
     "none": "each test image once",

@@ -227,6 +227,30 @@ def test_flip_only_gives_each_image_or_its_mirror_and_a_slice_gets_the_whole_bat
     assert torch.equal(whole[32:], half)
 
 
+def test_random_erasing_draws_torchvisions_rectangles_on_half_the_images():
+    """Oracle: torchvision.transforms.v2.RandomErasing's documented ranges (p 0.5, area 2–33 %, aspect 0.3–3.3):
+    each erased region is one axis-aligned rectangle inside the image; everything else is the flipped or kept
+    image; a mask's erased pixels become the ignore index; a torchrun slice gets the whole batch's draws."""
+    from torchvision.transforms import v2
+
+    ref = v2.RandomErasing()
+    assert (ref.p, ref.scale, ref.ratio) == (0.5, (0.02, 0.33), (0.3, 3.3))
+    x = torch.full((400, 1, 28, 28), 7, dtype=torch.uint8)     # a noise pixel is 7 too with chance 1/256
+    aug = make_augment("erase", (28, 28), flip=False)
+    images, masks = aug.warp(x, torch.zeros(400, 28, 28, dtype=torch.uint8), torch.Generator().manual_seed(0))
+    changed = masks == 255
+    assert torch.equal(changed, images[:, 0] != 7) or ((changed != (images[:, 0] != 7)).float().mean() < 0.01)
+    erased = changed.flatten(1).any(1)
+    assert 160 < int(erased.sum()) < 240                               # about half
+    for m in changed[erased]:
+        ys, xs = m.nonzero(as_tuple=True)
+        h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+        assert int(m.sum()) == h * w                                    # one solid rectangle
+        assert 0.02 * 784 * 0.8 <= h * w <= 0.33 * 784 * 1.2 and 0.3 / 1.5 <= h / w <= 3.3 * 1.5
+    whole = aug(x, torch.Generator().manual_seed(5))
+    assert torch.equal(whole[200:], aug(x[200:], torch.Generator().manual_seed(5), first=200, total=400))
+
+
 def test_sixteen_bit_grey_pngs_are_scaled_not_saturated(tmp_path):
     from cnnlab.data.sources import decode_image
 

@@ -145,3 +145,39 @@ def test_each_item_shows_its_own_class_and_at_least_half_of_itself(tmp_path):
 def test_scenes_json_records_the_recipe(written):
     doc = json.loads((written / "scenes.json").read_text())
     assert doc["threshold"] == THRESHOLD and doc["config"]["seed"] == 3 and doc["sizes"]["train"] == 32
+
+
+# sha256 of DIGITS' images, masks and instance ids (train, val, test), computed with the code before same_class
+# existed (commit 83573b7): scenes drawn with same_class 0 must stay byte-identical
+DIGITS_SHA256 = "42348c4a5fce338fca7da8a7a73bc942d48cb5a1df8d94aee4de244be0501516"
+
+
+def test_same_class_repeats_the_first_items_class_and_zero_changes_nothing():
+    """same_class 1: every scene holds one class only; 0 (the default) draws the scenes it always drew."""
+    ones = make_scenes(SceneConfig(**{**DIGITS.__dict__, "same_class": 1.0}))
+    for split in ones.splits.values():
+        assert all(len(set(classes)) <= 1 for classes in split.instance_classes)
+    mixed = make_scenes(DIGITS)
+    assert any(len(set(c)) > 1 for c in mixed.splits["train"].instance_classes)
+    h = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        for t in (mixed.splits[name].images, mixed.splits[name].masks, mixed.splits[name].instances):
+            h.update(t.numpy().tobytes())
+    assert h.hexdigest() == DIGITS_SHA256
+
+    def one_class_share(scenes) -> float:                  # of the scenes with two items or more
+        many = [c for c in scenes.splits["train"].instance_classes if len(c) > 1]
+        return sum(len(set(c)) == 1 for c in many) / len(many)
+
+    half = make_scenes(SceneConfig(**{**DIGITS.__dict__, "same_class": 0.5, "count": 400}))
+    independent = make_scenes(SceneConfig(**{**DIGITS.__dict__, "count": 400}))
+    # two items: 0.5 + 0.5 / 10 = 0.55 one class with same_class 0.5, 1/10 drawn independently
+    assert one_class_share(half) > 0.35 and one_class_share(independent) < 0.2
+
+
+def test_same_class_must_be_a_chance(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["scenes", "make", "--source", "digits", "--count", "9", "--same-class", "1.5", "--no-progress",
+              "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2 and "must be a number from 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

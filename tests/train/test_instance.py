@@ -112,6 +112,31 @@ def test_maskrcnn_is_sized_for_small_images_and_trains_from_scratch():
     assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
 
 
+def test_roi_sampling_is_torchvisions_sampling_ratio_and_the_recipe_records_one_point():
+    """Oracle: torchvision's MultiScaleRoIAlign defaults (sampling_ratio 2, outputs 7 and 14) for the builder's
+    default; the instance recipe asks for 1 and records it, so a run made before (no key) rebuilds with 2."""
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from cnnlab.models import create_model
+    from cnnlab.train.recipes import model_options
+
+    ref = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
+    default = create_model("maskrcnn", num_classes=3, in_channels=1, image_size=48)
+    pools = (default.roi_heads.box_roi_pool, default.roi_heads.mask_roi_pool)
+    assert [p.sampling_ratio for p in pools] == [ref.sampling_ratio] * 2
+    assert [p.output_size for p in pools] == [(7, 7), (14, 14)] and pools[0].featmap_names == ref.featmap_names
+    options = model_options("instance", "maskrcnn")
+    assert options["roi_sampling"] == 1
+    one = create_model("maskrcnn", num_classes=3, in_channels=1, image_size=48, **options)
+    assert one.roi_heads.box_roi_pool.sampling_ratio == one.roi_heads.mask_roi_pool.sampling_ratio == 1
+    assert one.state_dict().keys() == default.state_dict().keys()          # no weights change: old runs load
+    from cnnlab.errors import CnnlabError
+
+    for bad in (0, True, 1.5):                                             # one line for the user, not a traceback
+        with pytest.raises(CnnlabError, match="roi_sampling must be a whole number"):
+            create_model("maskrcnn", num_classes=3, in_channels=1, image_size=48, roi_sampling=bad)
+
+
 def test_analyze_refuses_maskrcnn_with_an_explanation():
     p = subprocess.run(cli("analyze", "maskrcnn"), capture_output=True, text=True)
     assert p.returncode == 2 and "depend on the image" in p.stderr and p.stderr.count("\n") == 1, p.stderr

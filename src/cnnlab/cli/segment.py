@@ -75,6 +75,10 @@ def _register_scenes(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--objects", type=_range, default=d.objects, metavar="MIN..MAX", help="items per scene")
     m.add_argument("--item-px", type=_range, default=d.item_px, metavar="MIN..MAX",
                    help="longer side of each pasted item, in pixels")
+    m.add_argument("--same-class", type=_fraction, default=d.same_class, metavar="P",
+                   help="chance that each item after a scene's first repeats its class: more touching objects of "
+                        "one class, which semantic masks merge (cnnlab study semantic-vs-instance; default 0: "
+                        "classes drawn independently)")
     m.add_argument("--seed", type=int, default=d.seed, help="same seed, identical files")
     m.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -150,7 +154,7 @@ def run_scenes_make(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
     cfg = SceneConfig(source=args.source, count=args.count, size=args.size, objects=args.objects,
-                      item_px=args.item_px, seed=args.seed, data_dir=args.data_dir)
+                      item_px=args.item_px, seed=args.seed, data_dir=args.data_dir, same_class=args.same_class)
     scenes = make_scenes(cfg, progress=not args.no_progress)
     write_scenes(scenes, out, progress=not args.no_progress)
     sizes = ", ".join(f"{len(s)} {k}" for k, s in scenes.splits.items())

@@ -7,6 +7,10 @@
 ``basic``   shift up to 10 % of the size; horizontal flip where the data allows it.
 ``strong``  random resized crop (70–100 % of the area, aspect 0.85–1.18), rotation up to ±10°,
             shift up to 10 %, brightness and contrast ±30 %; horizontal flip where the data allows it.
+``erase``   horizontal flip where the data allows it, and random erasing (Zhong et al., AAAI 2020): with
+            chance 0.5 one rectangle of 2–33 % of the image, aspect 0.3–3.3, filled with random values
+            (each channel its own: the paper's best fill; torchvision's ``RandomErasing`` has the same
+            ranges). A segmentation mask's erased pixels are ignored by the loss.
 
 How: the geometric steps of one image compose into one 2×3 affine matrix
 (flip → shift → rotation → crop, in the inverse direction that sampling
@@ -54,6 +58,7 @@ class Augment:
     crop_ratio: tuple[float, float] = (1.0, 1.0)    # its aspect ratio (width / height)
     jitter: float = 0.0                   # brightness and contrast factors in [1 - jitter, 1 + jitter]
     mode: str = "nearest"                 # grid_sample's interpolation: nearest keeps shifted pixels sharp
+    erase: float = 0.0                    # chance of one randomly erased rectangle per image
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None, first: int = 0,
                  total: int | None = None) -> torch.Tensor:
@@ -94,7 +99,32 @@ class Augment:
             x = (x * brightness).clamp_(0, 255)
             grey = x.mean(dim=(1, 2, 3), keepdim=True)       # torchvision: mean of the greyscale image
             x = ((x - grey) * contrast + grey).clamp_(0, 255)
+        if self.erase:
+            erased, noise = self.erasing(total, tuple(x.shape[1:]), generator)
+            erased, noise = erased[rows], noise[rows]
+            x = torch.where(erased[:, None], noise, x)
+            if masks is not None:
+                masks = masks.masked_fill(erased, fill)
         return x.round_().to(torch.uint8), masks
+
+    def erasing(self, n: int, shape: tuple[int, ...], generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random erasing for ``n`` images of ``shape`` (C, H, W): (which pixels are erased (n, H, W) bool, the
+        random values 0–255 that fill them (n, C, H, W) float, each channel its own). torchvision's ``RandomErasing`` ranges: area 2–33 %,
+        aspect 0.3–3.3 (log-uniform); a rectangle larger than the image is cut to it (torchvision redraws)."""
+        _, h, w = shape
+        on = torch.rand(n, generator=generator) < self.erase
+        area = self._uniform(n, 0.02, 0.33, generator) * (h * w)
+        ratio = self._uniform(n, math.log(0.3), math.log(3.3), generator).exp()
+        eh = (area * ratio).sqrt().round().clamp(1, h)
+        ew = (area / ratio).sqrt().round().clamp(1, w)
+        top = (torch.rand(n, generator=generator) * (h - eh + 1)).floor()
+        left = (torch.rand(n, generator=generator) * (w - ew + 1)).floor()
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        inside = ((ys >= top.view(n, 1, 1)) & (ys < (top + eh).view(n, 1, 1))
+                  & (xs >= left.view(n, 1, 1)) & (xs < (left + ew).view(n, 1, 1)))
+        noise = torch.randint(0, 256, (n, *shape), generator=generator).float()
+        return inside & on.view(n, 1, 1), noise
 
     def matrices(self, n: int, generator: torch.Generator | None = None,
                  size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -156,6 +186,8 @@ def make_augment(preset: str, size: tuple[int, int], flip: bool) -> Augment | No
         return Augment(tuple(size), False, shift=0.3)  # type: ignore[arg-type]
     if preset == "basic":
         return Augment(tuple(size), flip, shift=0.1)  # type: ignore[arg-type]
+    if preset == "erase":
+        return Augment(tuple(size), flip, shift=0.0, erase=0.5)  # type: ignore[arg-type]
     return Augment(tuple(size), flip, shift=0.1, degrees=10.0, crop_scale=(0.7, 1.0),  # type: ignore[arg-type]
                    crop_ratio=(0.85, 1.18), jitter=0.3, mode="bilinear")
 

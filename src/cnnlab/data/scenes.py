@@ -35,6 +35,7 @@ Class index 0 is the background; source class *k* is index *k* + 1. 255
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class SceneConfig:
     objects: tuple[int, int] = (1, 3)        # items per scene, MIN..MAX
     item_px: tuple[int, int] = (24, 36)      # longer side of a pasted item, MIN..MAX pixels
     seed: int = 0
+    same_class: float = 0.0                  # chance that each item after the first repeats the first one's class
     data_dir: str | None = None              # where fashion-mnist's IDX files are
 
     def check(self) -> None:
@@ -82,6 +84,7 @@ class SceneConfig:
              f"--item-px MAX {self.item_px[1]} is larger than the canvas {h}×{w}; use a smaller item or a "
              "larger --size"),
             (not 0 <= self.seed < 2**32, f"--seed must be between 0 and {2**32 - 1} (got {self.seed})"),
+            (not 0 <= self.same_class <= 1, f"--same-class must be a chance from 0 to 1 (got {self.same_class})"),
         ]
         for bad, message in problems:
             if bad:
@@ -115,6 +118,13 @@ class Scenes:
 class _Pool:
     images: np.ndarray      # (n, h, w) or (n, h, w, 3) uint8 items
     labels: np.ndarray      # (n,) source class
+
+    @functools.cached_property
+    def by_class(self) -> dict[int, np.ndarray]:
+        """Each source class's item indices."""
+        import numpy as np
+
+        return {int(c): np.flatnonzero(self.labels == c) for c in np.unique(self.labels)}
 
 
 def _item_pools(cfg: SceneConfig) -> tuple[list[str], dict[str, _Pool]]:
@@ -151,6 +161,15 @@ def _resize(item: np.ndarray, longer: int) -> np.ndarray:
     return np.asarray(Image.fromarray(item).resize(size, Image.BILINEAR))
 
 
+def _draw_item(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, classes: list[int]) -> int:
+    """The index of the next item to paste: any item, or (with chance ``same_class``, once the scene has an item) an
+    item of the first item's class. Scenes drawn with ``same_class`` 0 draw exactly what they always did."""
+    if cfg.same_class > 0 and classes and rng.random() < cfg.same_class:
+        same = pool.by_class[classes[0] - 1]
+        return int(same[rng.integers(len(same))])
+    return int(rng.integers(len(pool.labels)))
+
+
 def _scene(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, channels: int
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     import numpy as np
@@ -161,7 +180,7 @@ def _scene(cfg: SceneConfig, pool: _Pool, rng: np.random.Generator, channels: in
     classes: list[int] = []
     sizes: list[int] = []                               # each instance's own pixel count
     for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):
-        k = int(rng.integers(len(pool.labels)))
+        k = _draw_item(cfg, pool, rng, classes)
         item = _resize(pool.images[k], int(rng.integers(cfg.item_px[0], cfg.item_px[1] + 1)))
         grey = item if item.ndim == 2 else item.mean(axis=2)
         mask = grey >= THRESHOLD

@@ -293,3 +293,29 @@ def _loaded(data: str, data_dir: str | None, seed: int) -> Any:
     from cnnlab.data import load_data
 
     return load_data(data, data_dir, seed=seed)
+
+
+def scene_folder(folder: Path, items: str, count: int, side: int, data_dir: str | None, objects: tuple[int, int] = (1, 3),
+                 same_class: float = 0.0) -> Path:
+    """A segmentation study's scenes (:mod:`cnnlab.data.scenes`), drawn once (seed 0) and written to ``folder``;
+    items scaled with the canvas (24–36 px on 64). How they were drawn is recorded beside the folder
+    (``scenes.json``): scenes drawn with other settings are refused, not reused."""
+    from cnnlab.data.scenes import SceneConfig, make_scenes, write_scenes
+    from cnnlab.files import atomic_write_text
+
+    item_px = (max(2, round(side * 24 / 64)), max(2, round(side * 36 / 64)))
+    drawn: dict[str, Any] = {"items": items, "count": count, "size": side, "item_px": list(item_px), "seed": 0}
+    if tuple(objects) != (1, 3) or same_class:         # the older studies' records stay valid
+        drawn.update(objects=list(objects), same_class=same_class)
+    record = folder.parent / "scenes.json"
+    if (folder / "classes.txt").is_file():
+        saved = json.loads(record.read_text()) if record.is_file() else None
+        if saved != drawn:
+            raise CnnlabError(f"{folder}: scenes drawn with other settings ({saved}); give the study another --out "
+                              "or the same options")
+        return folder
+    scenes = make_scenes(SceneConfig(source=items, count=count, size=(side, side), item_px=item_px, seed=0,
+                                     data_dir=data_dir, objects=tuple(objects), same_class=same_class))
+    written = write_scenes(scenes, folder)
+    atomic_write_text(record, json.dumps(drawn))
+    return written

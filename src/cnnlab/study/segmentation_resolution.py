@@ -47,28 +47,8 @@ class SegResConfig:
 
 
 def make_scene_folder(cfg: SegResConfig, folder: Path) -> Path:
-    """The study's scenes, drawn once (seed 0) and written to ``folder``; items scaled with the canvas. Scenes drawn
-    with other settings (items, count, size) are refused, not reused."""
-    from cnnlab.data.scenes import SceneConfig, make_scenes, write_scenes
-    from cnnlab.errors import CnnlabError
-    from cnnlab.files import atomic_write_text
-
-    side = cfg.size or 64
-    items = (max(2, round(side * 24 / 64)), max(2, round(side * 36 / 64)))
-    drawn = {"items": cfg.data or "fashion-mnist", "count": cfg.scenes or 4000, "size": side, "item_px": list(items),
-             "seed": 0}
-    record = folder.parent / "scenes.json"
-    if (folder / "classes.txt").is_file():
-        saved = json.loads(record.read_text()) if record.is_file() else None
-        if saved != drawn:
-            raise CnnlabError(f"{folder}: scenes drawn with other settings ({saved}); give the study another --out "
-                              "or the same options")
-        return folder
-    scenes = make_scenes(SceneConfig(source=drawn["items"], count=drawn["count"], size=(side, side),
-                                     item_px=items, seed=0, data_dir=cfg.data_dir))
-    written = write_scenes(scenes, folder)
-    atomic_write_text(record, json.dumps(drawn))
-    return written
+    """The study's scenes, drawn once (seed 0) and written to ``folder``; items scaled with the canvas."""
+    return common.scene_folder(folder, cfg.data or "fashion-mnist", cfg.scenes or 4000, cfg.size or 64, cfg.data_dir)
 
 
 def plan(cfg: SegResConfig) -> tuple[Path, dict[str, Any]]:
@@ -171,7 +151,7 @@ def write_report(r: dict[str, Any], cfg: SegResConfig, scenes: Path, runs: dict[
     r = {**r, "findings": findings(r), "figures": [_figure(cfg, scenes, runs, out)]}
     atomic_write_text(out / "report.json", json.dumps(r, indent=2))
     rec, d = r["recipe"], r["data"]
-    md = [f"# How much resolution segmentation loses: FCN-32s, FCN-16s, FCN-8s and U-Net", "",
+    md = ["# How much resolution segmentation loses: FCN-32s, FCN-16s, FCN-8s and U-Net", "",
           f"{d['count']:,} scenes of {d['side']}×{d['side']} ({d['items']} items; 80/10/10 train/val/test), each network "
           f"at width {rec['width']}, {rec['epochs']} epochs, batch {rec['batch']}, {rec['optimizer']} {rec['lr']}, "
           f"augment {rec['augment']}, {rec['precision']}, seeds {', '.join(map(str, r['config']['seeds']))}. "
