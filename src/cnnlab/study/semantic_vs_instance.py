@@ -227,18 +227,21 @@ def count_threshold(instance: Any, split: Any) -> float:
     return min(THRESHOLDS, key=lambda t: (error[t], abs(t - 0.5)))
 
 
-def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> dict[str, Any]:
-    """Every number of the report: each seed's counts on the test scenes, and the runs' own test reports."""
+def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(every number of the report: each seed's counts on the test scenes and the runs' own test reports; what the
+    figure draws: the test scenes, the class names and the first seed's predictions and threshold)."""
     from cnnlab.data.instances import load_instances
     from cnnlab.train.runs import open_run
 
     data = load_instances(str(scenes))
     classes = [c for c in (scenes / "classes.txt").read_text().split("\n") if c.strip()]
-    seeds = []
+    seeds, shown = [], {}
     for s in cfg.seeds:
         sem, ins = open_run(Path(runs[f"unet-s{s}"].out), "semantic"), open_run(Path(runs[f"maskrcnn-s{s}"].out), "instance")
         threshold = cfg.score_threshold if cfg.score_threshold is not None else count_threshold(ins, data.val)
-        seeds.append({**count_scenes(data.test, sem, ins, threshold)[0], "score_threshold": threshold})
+        counts, preds, dets = count_scenes(data.test, sem, ins, threshold)
+        seeds.append({**counts, "score_threshold": threshold})
+        shown = shown or {"test": data.test, "classes": classes, "preds": preds, "dets": dets, "threshold": threshold}
     pairs = seeds[0]["pairs"]                           # the same test scenes for every seed
 
     def share(key: str) -> dict[str, Any]:
@@ -270,7 +273,7 @@ def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> dict[str, Any
             "recipe": {"optimizer": first.optimizer, "augment": first.augment, "precision": first.precision,
                        "min_part_pixels": MIN_PART, "score_threshold": cfg.score_threshold},
             "score_thresholds": [c["score_threshold"] for c in seeds],
-            "arms": arms, "per_seed": seeds}
+            "arms": arms, "per_seed": seeds}, shown
 
 
 def findings(r: dict[str, Any]) -> list[str]:
@@ -363,19 +366,14 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
     return masks_to_boxes(masks) if len(masks) else torch.zeros((0, 4))
 
 
-def write_report(r: dict[str, Any], cfg: SviConfig, scenes: Path, runs: dict[str, Any], out: Path) -> Path:
-    """``report.json``, ``report.md`` and the figure (seed 0's networks on four scenes with touching pairs)."""
-    from cnnlab.data.instances import load_instances
+def write_report(r: dict[str, Any], shown: dict[str, Any], cfg: SviConfig, out: Path) -> Path:
+    """``report.json``, ``report.md`` and the figure (the first seed's networks on four scenes with touching pairs,
+    as :func:`measure` predicted them)."""
     from cnnlab.files import atomic_write_text
-    from cnnlab.train.runs import open_run
 
-    test = load_instances(str(scenes)).test
-    classes = [c for c in (scenes / "classes.txt").read_text().split("\n") if c.strip()]
-    s, threshold = cfg.seeds[0], r["score_thresholds"][0]
-    _, preds, dets = count_scenes(test, open_run(Path(runs[f"unet-s{s}"].out), "semantic"),
-                                  open_run(Path(runs[f"maskrcnn-s{s}"].out), "instance"), threshold)
     rows = r["per_seed"][0]["scenes_with_pairs"][:4] or [0]
-    fig = figure(test, rows, preds, dets, classes, out / "semantic_vs_instance.png", threshold)
+    fig = figure(shown["test"], rows, shown["preds"], shown["dets"], shown["classes"],
+                 out / "semantic_vs_instance.png", shown["threshold"])
     r = {**r, "findings": findings(r), "figures": [fig.name]}
     atomic_write_text(out / "report.json", json.dumps(r, indent=2))
     d, u, m = r["data"], r["arms"]["unet"], r["arms"]["maskrcnn"]
@@ -413,4 +411,4 @@ def study(cfg: SviConfig, progress: bool = True) -> Path:
     common.claim_study_folder(out, "semantic-vs-instance")
     scenes, runs = plan(cfg)
     common.run_all(runs, progress, desc="semantic-vs-instance")
-    return write_report(measure(cfg, scenes, runs), cfg, scenes, runs, out)
+    return write_report(*measure(cfg, scenes, runs), cfg, out)
