@@ -234,3 +234,23 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tmp_path):
     assert again.returncode == 0, again.stderr[-1000:]
     assert "no checkpoint was written before the run stopped" in (run / "log.txt").read_text()
     assert (run / "test.json").is_file()
+
+
+def test_checkpointing_trains_the_same_weights_and_running_statistics(tmp_path):
+    """``--checkpointing`` only trades memory for recomputation: with dropout and batch norm (whose recomputed
+    forward must not update the running statistics a second time) the run ends with the plain run's tensors."""
+    cfg = dict(model="small_cnn", epochs=1, batch=64, augment="flip", seed=3, precision="fp32")
+    plain = train(TrainConfig(**cfg, out=str(tmp_path / "plain")), progress=False)
+    ck = train(TrainConfig(**cfg, checkpointing=True, out=str(tmp_path / "ck")), progress=False)
+    a, b = weights(plain), weights(ck)
+    assert any("running_mean" in k for k in a) and a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert "activation checkpointing: model (4 segments of 19 layers)" in (tmp_path / "ck" / "log.txt").read_text()
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["config"]["checkpointing"] is True
+
+
+def test_checkpointing_a_network_without_blocks_is_one_clear_error(tmp_path, write_spec):
+    spec = write_spec("input: [1, 8, 8]\nlayers:\n  - flatten\n  - dense: {units: 10}\n")
+    with pytest.raises(CnnlabError, match="--checkpointing: cnnlab finds no blocks to checkpoint"):
+        train(TrainConfig(model=str(spec), epochs=1, checkpointing=True, out=str(tmp_path / "r")), progress=False)

@@ -44,6 +44,10 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--channels-last", action="store_true",
                    help="NHWC memory layout for the model and batches (faster for some CPUs and GPUs; "
                         "'cnnlab memory' predicts the default NCHW layout)")
+    t.add_argument("--checkpointing", action="store_true",
+                   help="activation checkpointing: keep only some layers' inputs in the forward pass and recompute "
+                        "the rest in backward (less memory, ~a third more compute; 'cnnlab memory --checkpointing' "
+                        "predicts it)")
     t.add_argument("--images", metavar="DIR", help="the folder the image names of a COCO annotations file "
                    "(segment --task instance) or of a labels CSV (train) are relative to, when the usual layouts "
                    "do not find it")
@@ -71,7 +75,7 @@ def engine_config(args: argparse.Namespace, **task_fields: object):  # type: ign
                        epochs=args.epochs or TrainConfig.epochs, batch=args.batch, lr=args.lr,
                        weight_decay=args.weight_decay, optimizer=args.optimizer, augment=args.augment,
                        val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                       precision=args.precision, channels_last=args.channels_last, size=args.size,
+                       precision=args.precision, channels_last=args.channels_last, checkpointing=args.checkpointing, size=args.size,
                        channels=args.channels, checkpoint_every=args.checkpoint_every, out=out,
                        **task_fields)  # type: ignore[arg-type]
 

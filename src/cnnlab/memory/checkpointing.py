@@ -4,10 +4,13 @@ inside during the backward pass."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
+from collections.abc import Iterator
 
+import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -25,9 +28,13 @@ def checkpoint_segments(model: nn.Module) -> list[str]:
 
     The blocks are the composite children (with parameters) of its
     ``nn.Sequential``/``nn.ModuleList`` containers — a ResNet bottleneck, an
-    MBConv, a spec layer — outermost first. A ``Sequential`` of plain layers
-    (VGG's ``features``) is split into √n segments instead.
+    MBConv — outermost first. A ``Sequential`` of plain layers (VGG's
+    ``features``) and a spec network's layers are split into √n segments instead.
     """
+    from cnnlab.spec.build import SpecNet
+
+    if isinstance(model, SpecNet):    # as a Sequential: at least 4 layers, or nothing to gain
+        return [_checkpoint_spec_net(model)] if len(model.blocks) >= 4 else []
     wrapped: list[str] = []
     done: list[str] = []
 
@@ -42,7 +49,7 @@ def checkpoint_segments(model: nn.Module) -> list[str]:
         prefix = f"{name}." if name else ""
         if composite:
             for child_name, child in composite:
-                child.forward = functools.partial(_checkpointed, child.forward)  # type: ignore[method-assign]
+                child.forward = functools.partial(_checkpointed, child, child.forward)  # type: ignore[method-assign]
                 wrapped.append(prefix + child_name)
                 done.append(prefix + child_name)
         elif isinstance(module, nn.Sequential) and len(children) >= 4 and _has_params(module):
@@ -53,8 +60,49 @@ def checkpoint_segments(model: nn.Module) -> list[str]:
     return wrapped
 
 
-def _checkpointed(forward, *args, **kwargs):  # type: ignore[no-untyped-def]
-    return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+def _checkpoint_spec_net(net: nn.Module) -> str:
+    """A spec network runs its layers (``net.blocks``, one per spec layer) as √n segments, each but the last
+    checkpointed, when gradients are on (training); prediction runs them plainly."""
+    layers = list(net.blocks)  # type: ignore[arg-type]
+    segments = max(2, round(math.sqrt(len(layers))))
+    plain = net.forward
+
+    def forward(x):  # type: ignore[no-untyped-def]
+        if not torch.is_grad_enabled():
+            return plain(x)
+        return _run_segments(layers, segment_bounds(layers, segments), x)
+
+    net.forward = forward  # type: ignore[method-assign]
+    return f"model ({segments} segments of {len(layers)} layers)"
+
+
+def _checkpointed(module: nn.Module, forward, *args, **kwargs):  # type: ignore[no-untyped-def]
+    return _checkpoint(forward, [module], *args, **kwargs)
+
+
+def _checkpoint(fn, modules: list[nn.Module], *args, **kwargs):  # type: ignore[no-untyped-def]
+    """``torch.utils.checkpoint`` (non-reentrant), its recomputation leaving batch norms' running statistics alone."""
+    return checkpoint(fn, *args, use_reentrant=False,
+                      context_fn=lambda: (contextlib.nullcontext(), _running_stats_kept(modules)), **kwargs)
+
+
+@contextlib.contextmanager
+def _running_stats_kept(modules: list[nn.Module]) -> Iterator[None]:
+    """The recomputation of a checkpointed segment runs its batch norms in training mode a second time; without
+    this they would update their running mean and variance (and count) twice per step. With momentum 0 the update
+    keeps them as they are (no tensor is allocated, so the memory is the same); the count is put back after."""
+    norms = [m for top in modules for m in top.modules()
+             if isinstance(m, nn.modules.batchnorm._NormBase) and m.training and m.track_running_stats]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+            if m.num_batches_tracked is not None:
+                m.num_batches_tracked.sub_(1)
 
 
 def segment_bounds(layers: list[nn.Module], segments: int) -> list[int]:
@@ -83,7 +131,11 @@ def _run_layers(layers: list[nn.Module], x):  # type: ignore[no-untyped-def]
 def _checkpointed_sequential(module: nn.Sequential, segments: int, x):  # type: ignore[no-untyped-def]
     """Like ``torch.utils.checkpoint.checkpoint_sequential`` (last segment not checkpointed), safe with in-place layers."""
     layers = list(module.children())
-    starts = segment_bounds(layers, segments)
+    return _run_segments(layers, segment_bounds(layers, segments), x)
+
+
+def _run_segments(layers: list[nn.Module], starts: list[int], x):  # type: ignore[no-untyped-def]
+    """Each segment from ``starts`` checkpointed but the last (its activations are needed at once in backward)."""
     for a, b in itertools.pairwise(starts):
-        x = checkpoint(functools.partial(_run_layers, layers[a:b]), x, use_reentrant=False)
+        x = _checkpoint(functools.partial(_run_layers, layers[a:b]), layers[a:b], x)
     return _run_layers(layers[starts[-1]:], x)

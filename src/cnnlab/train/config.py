@@ -40,6 +40,7 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "auto"          # bf16-amp + channels-last on a CPU with native bfloat16, else fp32 (precision.py)
     channels_last: bool = False       # NHWC memory layout for model and batches
+    checkpointing: bool = False       # activation checkpointing of the network's blocks (cnnlab.memory.checkpointing)
     size: tuple[int, int] | None = None
     channels: int | None = None
     train_size: int | None = None     # classification: train on a seeded subset of this many training images

@@ -318,6 +318,20 @@ class Trainer:
                               f"({n} train / {len(self.data.val)} val / {len(self.data.test)} test); use --batch "
                               f"{max(1, 2 ** (n.bit_length() - 1) if n else 1)} or less")
         self._check_step_fits()
+        self._checkpoint_blocks()
+
+    def _checkpoint_blocks(self) -> None:
+        """``--checkpointing``: the network's blocks recompute their insides in backward (what ``cnnlab memory
+        --checkpointing`` predicts, by the same function); after the memory check, which copies the plain network."""
+        self.checkpointed: list[str] = []
+        if not self.cfg.checkpointing:
+            return
+        from cnnlab.memory.checkpointing import checkpoint_segments
+
+        self.checkpointed = checkpoint_segments(self.model)
+        if not self.checkpointed:
+            raise CnnlabError(f"--checkpointing: cnnlab finds no blocks to checkpoint in {self.model_info['name']}; "
+                              "train it without --checkpointing")
 
     def _check_step_fits(self) -> None:
         """cnnlab's own prediction of this run's training step (meta tensors, nothing allocated) against the RAM
@@ -341,7 +355,7 @@ class Trainer:
         if free is None or 2 * (STEP_BOUND_FACTOR * 4 * batch * math.prod(shape) + 6 * weights) < free:
             return
         try:
-            est = estimate_memory(self.model, shape, batch, cfg.optimizer, cfg.precision,
+            est = estimate_memory(self.model, shape, batch, cfg.optimizer, cfg.precision, cfg.checkpointing,
                                   weight_decay=cfg.weight_decay, include_inference=False,
                                   channels_last=cfg.channels_last)
         except CnnlabError:
@@ -402,7 +416,7 @@ class Trainer:
             ids = [torch.cuda.current_device()] if cfg.device == "cuda" else None
             self.net = DDP(self.model, device_ids=ids)
         self.scaler = torch.amp.GradScaler(cfg.device) if cfg.precision == "fp16-amp" else None
-        self.step_cfg = StepConfig(cfg.optimizer, cfg.precision, False, cfg.device, cfg.weight_decay, cfg.channels_last)
+        self.step_cfg = StepConfig(cfg.optimizer, cfg.precision, cfg.checkpointing, cfg.device, cfg.weight_decay, cfg.channels_last)
         if self.scaler is not None and self._scaler_state:
             self.scaler.load_state_dict(self._scaler_state)
 
@@ -437,6 +451,10 @@ class Trainer:
             lines = [self.task.data_line(self.data, self.model)]
             if self.choice.asked == "auto":
                 lines.insert(0, self.choice.line())
+            if self.checkpointed:
+                shown = ", ".join(self.checkpointed[:3]) + (f" and {len(self.checkpointed) - 3} more blocks"
+                                                            if len(self.checkpointed) > 3 else "")
+                lines.append(f"activation checkpointing: {shown}")
             if self.cfg.recipe != "none":
                 from cnnlab.train.recipes import recipe_line
 
