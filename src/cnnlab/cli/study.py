@@ -66,6 +66,17 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _share(text: str) -> float:
+    """``--budget 0.6``: a share from 0.05 to 0.99."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a number such as 0.6") from None
+    if not 0.05 <= value <= 0.99:
+        raise argparse.ArgumentTypeError(f"'{text}': give a share of the step's peak from 0.05 to 0.99, e.g. 0.6")
+    return value
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     """``--sizes 500,2000``: training-set sizes, each at least 1."""
     try:
@@ -79,6 +90,17 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 # the studies that compare arms over seeds: (name, module, config class, help, description, full defaults)
 ARM_STUDIES = {
+    "remedies": (
+        "cnnlab.study.remedies", "RemediesConfig",
+        "a training step that does not fit: smaller batch, larger stride, fewer layers, bf16, 2 processes, "
+        "checkpointing — applied, measured, trained",
+        "Exercise 3 of Géron's chapter 14, measured: cnnlab's small CNN at a batch whose training step does not fit "
+        "a budget (--budget, a share of its predicted peak); each remedy applied for real — the largest batch that "
+        "fits, the larger-stride and fewer-layer networks that fit with the least change, bf16 autocast, two "
+        "processes under torchrun (gloo, DDP), activation checkpointing — its step's peak measured at the allocator "
+        "beside the prediction, then trained with the same seeds: accuracy, time, and a ranking by memory saved "
+        "per accuracy point lost.",
+        "10,000 Fashion-MNIST images, 4 epochs, batch 128", "digits at 16x16, 15 epochs, batch 128"),
     "pooling-vs-stride": (
         "cnnlab.study.pooling_vs_stride", "PoolingConfig",
         "max pooling vs average pooling vs a stride-2 convolution: parameters, cost, accuracy, shift tolerance",
@@ -145,6 +167,10 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
     c.add_argument("--out", default=f"study-{name}", metavar="DIR",
                    help=f"report folder (report.md, report.json, figures, runs/, specs/; default study-{name}); "
                         "an existing one is resumed")
+    if name == "remedies":
+        c.add_argument("--budget", type=_share, default=0.6, metavar="SHARE",
+                       help="the memory budget, as a share of the unchanged training step's predicted peak "
+                            "(default 0.6: the step needs 1/0.6 = 1.67x what there is)")
     if name == "augmentation":
         c.add_argument("--sizes", type=_sizes, default=None, metavar="N,N,...",
                        help="training-set sizes (default: 1,000, 4,000, 12,000; --quick: 1/16, 1/4 and all)")
@@ -160,7 +186,8 @@ def run_arm_study(args: argparse.Namespace) -> int:
     module = importlib.import_module(module_name)
     cfg = getattr(module, cls_name)(data=args.data, data_dir=args.data_dir, out=args.out, epochs=args.epochs,
                                     batch=args.batch, seeds=args.seeds, quick=args.quick,
-                                    **({"sizes": args.sizes} if getattr(args, "sizes", None) else {}))
+                                    **({"sizes": args.sizes} if getattr(args, "sizes", None) else {}),
+                                    **({"budget": args.budget} if getattr(args, "budget", None) else {}))
     path = module.study(cfg, progress=not args.no_progress)
     con = console()
     for line in json.loads((path.parent / "report.json").read_text())["findings"]:

@@ -145,7 +145,7 @@ def fit(network: nn.Module, input_shape: tuple[int, ...], budget: int, batch_siz
     base_curve = pred.curve()
     best = _exact_max_batch(base_curve, usable, lambda b: pred.est(b).training.peak_bytes)
     notes = _step_remedies(pred, base, base_curve, batch_size, best, usable, add)
-    _device_remedies(base_curve, base, batch_size, devices, add)
+    _device_remedies(pred, base, batch_size, devices, add)
     if spec is not None:
         notes += _architecture_remedies(spec, batch_size, usable, base_peak, pred.est, pred.curve, add)
     remedies.sort(key=lambda r: (not r.fits, r.rank_cost, -r.saved_bytes))
@@ -162,16 +162,16 @@ def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchMode
     optimizer, precision = pred.settings["optimizer"], pred.settings["precision"]
     if best < batch_size:
         add("smaller batch", f"train with batch {best} instead of {batch_size}" if best else
-            "no batch fits as the step is now", base_curve.peak(max(best, 1)),
+            "no batch fits as the step is now", pred.est(max(best, 1)).training.peak_bytes,
             "none in memory terms; fewer images per step (scale the learning rate with the batch)",
             1, best, batch=best)
     notes: list[str] = []
     if precision == "fp32":
-        amp = pred.curve(precision="bf16-amp")
+        amp, amp_est = pred.curve(precision="bf16-amp"), pred.est(batch_size, precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
-            "with a GradScaler; the two take the same memory)", amp.peak(batch_size),
+            "with a GradScaler; the two take the same memory)", amp_est.training.peak_bytes,
             "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
-        amp_notes = [n for n in pred.est(batch_size, precision="bf16-amp").notes if "unverified" in n]
+        amp_notes = [n for n in amp_est.notes if "unverified" in n]
         notes += [f"mixed precision remedy: {n}" for n in amp_notes]
     ck = pred.est(batch_size, checkpointing=True, count_macs=True)
     if ck.checkpointed and ck.training.peak_bytes >= base_peak:
@@ -187,22 +187,30 @@ def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchMode
     if optimizer in ("adam", "adamw", "sgd-momentum"):
         sgd = pred.curve(optimizer="sgd")
         add("plain SGD", f"{optimizer} keeps {'2 copies' if 'adam' in optimizer else '1 copy'} of the "
-            "parameters as state; SGD keeps none", sgd.peak(batch_size),
+            "parameters as state; SGD keeps none", pred.est(batch_size, optimizer="sgd").training.peak_bytes,
             "different training dynamics (tune the learning rate)", 3, sgd.max_batch(usable))
     return notes
 
 
-def _device_remedies(base_curve: BatchModel, base: MemoryEstimate, batch_size: int, devices: tuple[int, ...],
+def _device_remedies(pred: _Predictor, base: MemoryEstimate, batch_size: int, devices: tuple[int, ...],
                      add: Callable[..., None]) -> None:
-    """Data parallel and fully sharded over ``devices`` devices: the batch split, FSDP's state split too."""
+    """Data parallel and fully sharded over ``devices`` devices: the batch split, FSDP's state split too.
+
+    Each device's step is predicted at its share of the batch. DistributedDataParallel also holds its gradient
+    buckets all along: one more copy of the gradients, the size of the parameters. Measured in two gloo processes
+    (tests/memory/test_data_parallel.py) a process's peak is that, or up to one bucket more in some runs (the
+    all-reduce's result tensor, when the peak falls before it is let go)."""
     bd = base.training.breakdown
     sharded = bd["parameters"] + bd["gradients"] + bd["optimizer_state"]
+    buckets = bd["parameters"]
     for k in devices:
         per = math.ceil(batch_size / k)
+        step = pred.est(per).training.peak_bytes
         add(f"data parallel ×{k}", f"{k} devices, batch {per} each (DistributedDataParallel)",
-            base_curve.peak(per),
-            f"needs {k} devices; gradient all-reduce each step", 4, per_device_batch=per, devices=k)
-        p = base_curve.peak(per) - sharded + math.ceil(sharded / k)
+            step + buckets,
+            f"needs {k} devices; gradient all-reduce each step", 4, per_device_batch=per, devices=k,
+            ddp_bucket_bytes=buckets)
+        p = step - sharded + math.ceil(sharded / k)
         add(f"fully sharded ×{k}", f"{k} devices, batch {per} each, parameters/gradients/optimizer state "
             f"split {k} ways (FSDP)", p, f"needs {k} devices; more communication than data parallel",
             4, per_device_batch=per, devices=k)

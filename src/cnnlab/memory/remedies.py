@@ -34,6 +34,7 @@ class Candidate:
     params: int
     layer_output: tuple[int, ...] | None   # the changed layer's new output shape (None when removed)
     output: tuple[int, ...]
+    changed: tuple[int, ...] = ()          # 0-based spec layers restrided (one) or removed (one or two)
 
     def details(self, before: NetworkSpec) -> dict[str, Any]:
         return {"layer": self.layer, "layer_number": self.index, "change": self.change,
@@ -83,7 +84,7 @@ def pair_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], int], li
             found.append(Candidate("remove layers", f"{names[a]} and {names[b]}", a + 1,
                                    f"remove {names[a]} ({spec.layers[a].TYPE}) and {names[b]} "
                                    f"({spec.layers[b].TYPE})", new, predict(new), new.total_params(), None,
-                                   new.output_shape))
+                                   new.output_shape, (a, b)))
     return sorted(found, key=lambda c: c.peak_bytes)
 
 
@@ -101,5 +102,14 @@ def architecture_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], 
     found = []
     for kind, i, change, new, layer_out in _variants(spec):
         found.append(Candidate(kind, names[i], i + 1, change, new, predict(new), new.total_params(),
-                               layer_out, new.output_shape))
+                               layer_out, new.output_shape, (i,)))
     return sorted(found, key=lambda c: c.peak_bytes)
+
+
+def gentlest_fitting(candidates: list[Candidate], usable: int) -> Candidate | None:
+    """The candidate that fits ``usable`` bytes with the least change — the largest predicted peak within it (then
+    the most parameters); the smallest peak when none fits; ``None`` for no candidate."""
+    fitting = [c for c in candidates if c.peak_bytes <= usable]
+    if fitting:
+        return max(fitting, key=lambda c: (c.peak_bytes, c.params))
+    return min(candidates, key=lambda c: c.peak_bytes, default=None)

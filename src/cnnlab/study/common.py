@@ -13,7 +13,7 @@ import csv
 import functools
 import json
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -111,8 +111,9 @@ def _plain(value: Any) -> Any:
 
 
 def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str] | None = None,
-            desc: str = "study") -> None:
-    """Train every run that is not finished (resuming a stopped one); one bar over the runs."""
+            desc: str = "study", train: Callable[[str, Any, Path | None], None] | None = None) -> None:
+    """Train every run that is not finished (resuming a stopped one); one bar over the runs. ``train(key, config,
+    resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun)."""
     from cnnlab.train.engine import Trainer
 
     bar = None
@@ -129,7 +130,10 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
             check_same(folder, tc, check)
         if not (folder / "test.json").is_file():
             resume = folder if (folder / "config.json").is_file() else None
-            Trainer(tc, resume=resume, progress=progress).run()
+            if train is not None:
+                train(key, tc, resume)
+            else:
+                Trainer(tc, resume=resume, progress=progress).run()
         if bar is not None:
             bar.update(1)
     if bar is not None:

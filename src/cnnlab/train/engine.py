@@ -430,7 +430,7 @@ class Trainer:
             return
         doc = seal({RUN_ID: self.run_id, "config": asdict(cfg), "model": self.model_info, "params": params,
                     "data": {**self.task.describe_data(data), "split_digest": split_digests(data)},
-                    "torch": torch.__version__})
+                    "torch": torch.__version__, "processes": self.dist.world})
         atomic_write_text(self.folder.folder / "config.json", json.dumps(doc, indent=2))
         if self.model_info["kind"] == "spec":
             atomic_write_text(self.folder.folder / "model_spec.yaml", self.model_info["spec_text"])
@@ -439,7 +439,8 @@ class Trainer:
         sizes = doc["data"]["sizes"]
         self.folder.log(f"task {cfg.task}, model {self.model_info['name']} ({params:,} parameters), data "
                         f"{doc['data']['name']} {doc['data']['shape']}: {sizes['train']} train / {sizes['val']} val / "
-                        f"{sizes['test']} test")
+                        f"{sizes['test']} test" + (f"; {self.dist.world} processes (torchrun), batch "
+                                                   f"{cfg.batch // self.dist.world} each" if self.dist.world > 1 else ""))
         for path, reason in getattr(data, "skipped", []):
             self.folder.log(f"skipped {path}: {reason}")
         self._say_data()
