@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-STUDIES = ("pooling-vs-stride", "lrn", "augmentation", "segmentation-resolution", "semantic-vs-instance")
+STUDIES = ("remedies", "pooling-vs-stride", "lrn", "augmentation", "segmentation-resolution", "semantic-vs-instance")
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def study_blocks() -> list[tuple[str, str]]:
 
 def test_every_study_quoted_is_its_measured_report_restated_by_the_current_code():
     blocks = study_blocks()
-    assert {name for name, _ in blocks} >= {"pooling-vs-stride", "lrn", "augmentation", "segmentation-resolution",
+    assert {name for name, _ in blocks} >= {"remedies", "pooling-vs-stride", "lrn", "augmentation", "segmentation-resolution",
                                            "semantic-vs-instance"}
     for name, text in blocks:
         import json

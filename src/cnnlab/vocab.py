@@ -34,6 +34,8 @@ DTYPES = ("float32", "float16", "bfloat16", "float64")
 IGNORE_INDEX = 255   # segmentation masks: pixels left out of the loss and the metrics (VOC's convention)
 
 AUGMENT_PRESETS = ("none", "flip", "shift", "basic", "strong", "erase")
+# ``cnnlab study remedies --budget``: the memory budget as a share of the unchanged step's predicted peak
+BUDGET_SHARES = (0.05, 0.99)
 
 TTA_MODES: dict[str, str] = {   # test-time augmentation of a classifier's evaluation
     "none": "each test image once",

@@ -67,13 +67,16 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def _share(text: str) -> float:
-    """``--budget 0.6``: a share from 0.05 to 0.99."""
+    """``--budget 0.6``: a share of the step's peak within cnnlab.vocab.BUDGET_SHARES."""
+    from cnnlab.vocab import BUDGET_SHARES
+
+    lo, hi = BUDGET_SHARES
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' must be a number such as 0.6") from None
-    if not 0.05 <= value <= 0.99:
-        raise argparse.ArgumentTypeError(f"'{text}': give a share of the step's peak from 0.05 to 0.99, e.g. 0.6")
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"'{text}': give a share of the step's peak from {lo} to {hi}, e.g. 0.6")
     return value
 
 

@@ -28,13 +28,14 @@ def checkpoint_segments(model: nn.Module) -> list[str]:
 
     The blocks are the composite children (with parameters) of its
     ``nn.Sequential``/``nn.ModuleList`` containers — a ResNet bottleneck, an
-    MBConv — outermost first. A ``Sequential`` of plain layers (VGG's
-    ``features``) and a spec network's layers are split into √n segments instead.
+    MBConv, a layer of a short spec network — outermost first. A ``Sequential`` of
+    plain layers (VGG's ``features``) and a spec network of 4 layers or more are
+    split into √n segments instead.
     """
     from cnnlab.spec.build import SpecNet
 
-    if isinstance(model, SpecNet):    # as a Sequential: at least 4 layers, or nothing to gain
-        return [_checkpoint_spec_net(model)] if len(model.blocks) >= 4 else []
+    if isinstance(model, SpecNet) and len(model.blocks) >= 4:    # as a Sequential of plain layers
+        return [_checkpoint_spec_net(model)]
     wrapped: list[str] = []
     done: list[str] = []
 

@@ -170,25 +170,31 @@ def _step_remedies(pred: _Predictor, base: MemoryEstimate, base_curve: BatchMode
         amp, amp_est = pred.curve(precision="bf16-amp"), pred.est(batch_size, precision="bf16-amp")
         add("mixed precision", "autocast the forward pass to bfloat16 (bf16-amp) or float16 (fp16-amp, "
             "with a GradScaler; the two take the same memory)", amp_est.training.peak_bytes,
-            "little accuracy risk; faster on GPUs with tensor cores", 0, amp.max_batch(usable))
+            "little accuracy risk; faster on GPUs with tensor cores", 0,
+            _exact_max_batch(amp, usable, lambda b: pred.est(b, precision="bf16-amp").training.peak_bytes))
         amp_notes = [n for n in amp_est.notes if "unverified" in n]
         notes += [f"mixed precision remedy: {n}" for n in amp_notes]
     ck = pred.est(batch_size, checkpointing=True, count_macs=True)
+    what = (f"the {ck.checkpointed[0]}" if len(ck.checkpointed) == 1 and "segments" in ck.checkpointed[0]
+            else f"{len(ck.checkpointed)} blocks")
     if ck.checkpointed and ck.training.peak_bytes >= base_peak:
-        notes.append(f"activation checkpointing ({len(ck.checkpointed)} blocks) would not lower the peak "
+        notes.append(f"activation checkpointing ({what}) would not lower the peak "
                      f"here ({ck.training.peak_bytes:,} B vs {base_peak:,} B without): the recomputed block's "
                      "activations and gradients are live together at the peak")
     elif ck.checkpointed:
         extra = (ck.step_macs or 0) - (base.step_macs or 0)
-        add("activation checkpointing", f"checkpoint {len(ck.checkpointed)} blocks (keep their inputs, "
-            "recompute their insides in backward)", ck.training.peak_bytes,
+        add("activation checkpointing", f"checkpoint {what} (keep their inputs, recompute their insides in "
+            "backward)", ck.training.peak_bytes,
             f"+{extra:,} MACs per step (+{100 * extra / max(base.step_macs or 1, 1):.0f} % compute), no accuracy change",
-            2, pred.curve(checkpointing=True).max_batch(usable), segments=ck.checkpointed, recompute_macs=extra)
+            2, _exact_max_batch(pred.curve(checkpointing=True), usable,
+                                lambda b: pred.est(b, checkpointing=True).training.peak_bytes),
+            segments=ck.checkpointed, recompute_macs=extra)
     if optimizer in ("adam", "adamw", "sgd-momentum"):
         sgd = pred.curve(optimizer="sgd")
         add("plain SGD", f"{optimizer} keeps {'2 copies' if 'adam' in optimizer else '1 copy'} of the "
             "parameters as state; SGD keeps none", pred.est(batch_size, optimizer="sgd").training.peak_bytes,
-            "different training dynamics (tune the learning rate)", 3, sgd.max_batch(usable))
+            "different training dynamics (tune the learning rate)", 3,
+            _exact_max_batch(sgd, usable, lambda b: pred.est(b, optimizer="sgd").training.peak_bytes))
     return notes
 
 
@@ -243,9 +249,10 @@ def _architecture_remedies(spec: NetworkSpec, batch_size: int, usable: int, base
         shapes = (f"{c.layer} now outputs {'×'.join(map(str, c.layer_output))}, " if c.layer_output else "") + \
             f"network output {'×'.join(map(str, c.output))}, {c.params:,} parameters (was {spec.total_params():,})"
         where = f"layers {c.layer}" if kind == "remove layers" else f"layer {c.index} ({c.layer})"
+        net = build(c.spec, device="meta")
         add(kind, f"{where}: {c.change}; {shapes}", c.peak_bytes,
             "changes the architecture: retrain; accuracy risk (less spatial detail / capacity)", 5,
-            curve(build(c.spec, device="meta")).max_batch(usable), **c.details(spec),
+            _exact_max_batch(curve(net), usable, lambda b, net=net: est(b, net).training.peak_bytes), **c.details(spec),
             alternatives=[{"layer": o.layer, "change": o.change, "peak_bytes": o.peak_bytes}
                           for o in options[1:4]])
     return notes

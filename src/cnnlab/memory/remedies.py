@@ -19,6 +19,8 @@ from cnnlab.spec import NetworkSpec
 
 STRIDED = ("conv", "depthwise_conv", "separable_conv", "maxpool", "avgpool")
 REMOVABLE = ("conv", "depthwise_conv", "separable_conv", "maxpool", "avgpool", "dense", "lrn")
+WEIGHTED = ("conv", "depthwise_conv", "separable_conv", "dense")
+FOLLOWERS = ("batchnorm", "activation")      # the separate layers that belong to the weighted layer before them
 
 
 @dataclass
@@ -57,10 +59,30 @@ def _variants(spec: NetworkSpec) -> list[tuple[str, int, str, NetworkSpec, tuple
                 out.append(("larger stride", i, f"stride {sh} -> {sh + 1}" if sh == sw else
                             f"stride {sh}×{sw} -> {sh + 1}×{sw + 1}", new, new.shapes[i + 1]))
         if layer.TYPE in REMOVABLE and _can_remove(spec, i):
-            new = _respec(spec, spec.layers[:i] + spec.layers[i + 1:])
+            gone = removal(spec, i)
+            new = _respec(spec, tuple(x for k, x in enumerate(spec.layers) if k not in gone))
             if new is not None:
-                out.append(("remove layer", i, f"remove {names[i]} ({layer.TYPE})", new, None))
+                out.append(("remove layer", i, f"remove {_removed_text(spec, gone)}", new, None))
     return out
+
+
+def removal(spec: NetworkSpec, i: int) -> tuple[int, ...]:
+    """The layers that go when layer ``i`` goes: a convolution or dense layer takes the batch norms and activations
+    written after it as separate layers (Keras style) with it — left behind, they would normalise and rectify
+    whatever came before (the raw image, for a first convolution)."""
+    if spec.layers[i].TYPE not in WEIGHTED:
+        return (i,)
+    end = i + 1
+    while end < len(spec.layers) and spec.layers[end].TYPE in FOLLOWERS:
+        end += 1
+    return tuple(range(i, end))
+
+
+def _removed_text(spec: NetworkSpec, gone: tuple[int, ...]) -> str:
+    names = spec.layer_names()
+    first, rest = gone[0], gone[1:]
+    return f"{names[first]} ({spec.layers[first].TYPE}" + (f", with {', '.join(names[k] for k in rest)})" if rest
+                                                           else ")")
 
 
 def _can_remove(spec: NetworkSpec, i: int) -> bool:
@@ -79,12 +101,13 @@ def pair_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], int], li
     pairs = sorted(((a, b) for k, a in enumerate(singles) for b in singles[k + 1:]), key=lambda p: p[1] - p[0])
     found = []
     for a, b in pairs[:limit]:
-        new = _respec(spec, tuple(layer for k, layer in enumerate(spec.layers) if k not in (a, b)))
+        gone = removal(spec, a) + removal(spec, b)
+        new = _respec(spec, tuple(layer for k, layer in enumerate(spec.layers) if k not in gone))
         if new is not None:
             found.append(Candidate("remove layers", f"{names[a]} and {names[b]}", a + 1,
-                                   f"remove {names[a]} ({spec.layers[a].TYPE}) and {names[b]} "
-                                   f"({spec.layers[b].TYPE})", new, predict(new), new.total_params(), None,
-                                   new.output_shape, (a, b)))
+                                   f"remove {_removed_text(spec, removal(spec, a))} and "
+                                   f"{_removed_text(spec, removal(spec, b))}", new, predict(new), new.total_params(),
+                                   None, new.output_shape, gone))
     return sorted(found, key=lambda c: c.peak_bytes)
 
 
@@ -102,7 +125,7 @@ def architecture_candidates(spec: NetworkSpec, predict: Callable[[NetworkSpec], 
     found = []
     for kind, i, change, new, layer_out in _variants(spec):
         found.append(Candidate(kind, names[i], i + 1, change, new, predict(new), new.total_params(),
-                               layer_out, new.output_shape, (i,)))
+                               layer_out, new.output_shape, (i,) if kind == "larger stride" else removal(spec, i)))
     return sorted(found, key=lambda c: c.peak_bytes)
 
 

@@ -70,15 +70,20 @@ def claim_study_folder(out: Path, name: str) -> None:
 def write_spec(path: Path, doc: Mapping[str, Any], comment: str) -> str:
     """A study's network as a spec file (a ``# comment`` line, then YAML), written atomically and only when its text
     changed (a finished run's spec keeps its time stamp); returns the path."""
-    import yaml
-
     from cnnlab.files import atomic_write_text
 
-    text = f"# {comment}\n" + yaml.safe_dump(dict(doc), sort_keys=False)
+    text = spec_text(doc, comment)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
         atomic_write_text(path, text)
     return str(path)
+
+
+def spec_text(doc: Mapping[str, Any], comment: str) -> str:
+    """A spec file's text as :func:`write_spec` writes it: a ``# comment`` line, then YAML."""
+    import yaml
+
+    return f"# {comment}\n" + yaml.safe_dump(dict(doc), sort_keys=False)
 
 
 def resolved(tc: Any) -> Any:
@@ -97,11 +102,11 @@ def check_same(folder: Path, tc: Any, fields_: Iterable[str] | None = None) -> N
     but bookkeeping, unless ``fields_`` names the ones that matter)."""
     from cnnlab.train.runs import open_run
 
-    saved = open_run(folder, weights=False).doc["config"]
+    saved = type(tc).from_saved(open_run(folder, weights=False).doc["config"], str(folder))  # older runs: defaults
     names = list(fields_) if fields_ is not None else [f.name for f in fields(tc) if f.name not in NOT_SETTINGS]
-    diff = [k for k in names if _plain(saved.get(k)) != _plain(getattr(tc, k))]
+    diff = [k for k in names if _plain(getattr(saved, k)) != _plain(getattr(tc, k))]
     if diff:
-        raise CnnlabError(f"{folder}: made with other settings ({', '.join(f'{k} {saved.get(k)}' for k in diff)}); "
+        raise CnnlabError(f"{folder}: made with other settings ({', '.join(f'{k} {getattr(saved, k)}' for k in diff)}); "
                           "give the study another --out or the same options")
 
 

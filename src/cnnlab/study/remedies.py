@@ -50,12 +50,19 @@ class RemediesConfig(common.ArmsConfig):
     def effective(self) -> RemediesConfig:
         """Every default filled in (full: fashion-mnist, 10,000 images, 4 epochs; quick: digits at 16×16, 15
         epochs; batch 128 in both)."""
+        from cnnlab.vocab import BUDGET_SHARES
+
         q = self.quick
         data = self.data or ("digits" if q else "fashion-mnist")
-        if not 0.05 <= self.budget < 1:
-            raise CnnlabError(f"--budget {self.budget}: give the budget as a share of the step's peak, from 0.05 to "
-                              "0.99 (e.g. 0.6)")
-        return replace(self, data=data, epochs=self.epochs or (15 if q else 4), batch=self.batch or 128,
+        lo, hi = BUDGET_SHARES
+        if not lo <= self.budget <= hi:
+            raise CnnlabError(f"--budget {self.budget}: give the budget as a share of the step's peak, from {lo} to "
+                              f"{hi} (e.g. 0.6)")
+        batch = self.batch or 128
+        if batch % WORLD:
+            raise CnnlabError(f"--batch {batch}: the data-parallel remedy splits the batch over {WORLD} processes; give "
+                              f"a multiple of {WORLD}")
+        return replace(self, data=data, epochs=self.epochs or (15 if q else 4), batch=batch,
                        train_size=self.train_size or (10_000 if data == "fashion-mnist" and not q else None),
                        side=self.side or (16 if q else None))
 
@@ -67,22 +74,32 @@ class Arm:
 
     name: str
     change: str
-    spec: str                       # the network's spec file
+    spec: str                       # the network's name: ``out/specs/SPEC.yaml``
     batch: int                      # per process
     world: int = 1
     precision: str = "fp32"
     checkpointing: bool = False
     predicted: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    doc: dict[str, Any] = field(default_factory=dict, repr=False)    # the network's spec document
+
+    def comment(self) -> str:
+        return "written by cnnlab study remedies: small_cnn" + ("" if self.spec == "baseline" else f", {self.change}")
+
+    def text(self) -> str:
+        """The spec file's text, as written and as a run's config.json keeps it."""
+        return common.spec_text(self.doc, self.comment())
 
 
-def _base_doc(shape: tuple[int, int, int]) -> dict[str, Any]:
+def _base_doc(shape: tuple[int, int, int], classes: int) -> dict[str, Any]:
+    """small_cnn for these images and classes (its classifier as ``cnnlab train`` adapts it)."""
     import yaml
 
     from cnnlab.packaged import PACKAGED_SPECS
 
-    doc = yaml.safe_load(PACKAGED_SPECS["small_cnn"].read_text())
-    return {"name": "small_cnn", "input": list(shape), "layers": doc["layers"]}
+    layers = yaml.safe_load(PACKAGED_SPECS["small_cnn"].read_text())["layers"]
+    last = layers[-1]["dense"]
+    return {"name": "small_cnn", "input": list(shape), "layers": layers[:-1] + [{"dense": {**last, "units": classes}}]}
 
 
 def variant_doc(doc: dict[str, Any], cand: Any) -> dict[str, Any]:
@@ -105,16 +122,14 @@ def variant_doc(doc: dict[str, Any], cand: Any) -> dict[str, Any]:
     return new
 
 
-def _predict(spec_path: str, shape: tuple[int, int, int], classes: int, batch: int, **step: Any) -> int:
-    """The predicted training-step peak of a spec file's network (as the engine builds it) at ``batch``."""
-    import torch
-
+def _predict(doc: dict[str, Any], shape: tuple[int, int, int], batch: int, **step: Any) -> int:
+    """The predicted training-step peak of a spec document's network at ``batch`` (``step``: the step's settings)."""
     from cnnlab.memory import estimate_memory
-    from cnnlab.train.model import build_model
+    from cnnlab.spec import build
+    from cnnlab.spec.network import parse_spec
 
-    with torch.device("meta"):
-        net, _ = build_model(spec_path, shape, classes)
-    return estimate_memory(net, shape, batch, optimizer="adam", include_inference=False, **step).training.peak_bytes
+    return estimate_memory(build(parse_spec(doc), device="meta"), shape, batch, optimizer="adam",
+                           include_inference=False, **step).training.peak_bytes
 
 
 def build_net(spec_path: str, shape: tuple[int, int, int], classes: int) -> Any:
@@ -127,52 +142,50 @@ def build_net(spec_path: str, shape: tuple[int, int, int], classes: int) -> Any:
 
 def plan_arms(cfg: RemediesConfig, shape: tuple[int, int, int], classes: int) -> tuple[dict[str, Arm], dict[str, Any]]:
     """(every arm, the budget and ``cnnlab fit``'s answer): each remedy made from the prediction, as ``fit`` makes
-    it; the networks written to ``out/specs/``."""
+    it. Nothing is written: each arm carries its network's spec text (:meth:`Arm.text`)."""
     from cnnlab.memory.fit import fit, headroom
     from cnnlab.memory.remedies import architecture_candidates, gentlest_fitting, pair_candidates
     from cnnlab.spec import build
     from cnnlab.spec.network import parse_spec
 
-    folder, batch = Path(cfg.out) / "specs", int(cfg.batch)  # type: ignore[arg-type]
-    doc = _base_doc(shape)
-    base_path = common.write_spec(folder / "baseline.yaml", doc, "written by cnnlab study remedies: small_cnn")
-    predict = functools.partial(_predict, shape=shape, classes=classes)
-    base_peak = predict(base_path, batch=batch)
+    batch, doc = int(cfg.batch), _base_doc(shape, classes)  # type: ignore[arg-type]
+    base_peak = _predict(doc, shape, batch)
     budget = int(base_peak * cfg.budget)
     usable = budget - headroom(budget)
     spec = parse_spec(doc)
     report = fit(build(spec, device="meta"), shape, budget, batch, optimizer="adam", spec=spec, devices=(WORLD,),
                  name="small_cnn")
-
-    def peak_of(s: Any) -> int:
-        return _predict_spec(s, shape, batch)
-
-    arms = {"baseline": Arm("baseline", f"small_cnn at batch {batch}", base_path, batch, predicted=base_peak)}
-    arms["smaller-batch"] = Arm("smaller-batch", f"batch {report.max_batch} instead of {batch} (the largest that "
-                                "fits)", base_path, max(1, report.max_batch))
-    found = architecture_candidates(spec, peak_of)
-    for arm, kinds in (("larger-stride", ("larger stride",)), ("fewer-layers", ("remove layer",))):
-        pick = gentlest_fitting([c for c in found if c.kind in kinds], usable)
+    if report.max_batch == 0:
+        raise CnnlabError(f"--budget {cfg.budget}: {budget:,} B is too small for even one image per step (the "
+                          "weights, their gradients and Adam's two moments alone need more); give a larger --budget")
+    base = Arm("baseline", f"small_cnn at batch {batch}", "baseline", batch, doc=doc, predicted=base_peak)
+    arms = {"baseline": base,
+            "smaller-batch": replace(base, name="smaller-batch", batch=report.max_batch, predicted=0,
+                                     change=f"batch {report.max_batch} instead of {batch} (the largest that fits)")}
+    found = architecture_candidates(spec, lambda s: _predict_spec(s, shape, batch))
+    for arm, kind in (("larger-stride", "larger stride"), ("fewer-layers", "remove layer")):
+        pick = gentlest_fitting([c for c in found if c.kind == kind], usable)
         if arm == "fewer-layers" and (pick is None or pick.peak_bytes > usable):
-            pick = gentlest_fitting(pair_candidates(spec, peak_of), usable) or pick
+            pick = gentlest_fitting(pair_candidates(spec, lambda s: _predict_spec(s, shape, batch)), usable) or pick
         if pick is None:
             raise CnnlabError(f"remedies: small_cnn at {shape} has no valid '{arm}' variant")
-        path = common.write_spec(folder / f"{arm}.yaml", variant_doc(doc, pick),
-                                 f"written by cnnlab study remedies: small_cnn, {pick.change}")
-        arms[arm] = Arm(arm, pick.change if kinds != ("larger stride",) else f"{pick.layer}: {pick.change}", path, batch, details={"params": pick.params, "params_before":
-                                                                 spec.total_params()})
-    arms["bf16-amp"] = Arm("bf16-amp", "autocast to bfloat16, float32 weights", base_path, batch, precision="bf16-amp")
-    arms["data-parallel"] = Arm("data-parallel", f"{WORLD} processes (torchrun, gloo), batch {batch // WORLD} each",
-                                base_path, batch // WORLD, world=WORLD)
-    arms["checkpointing"] = Arm("checkpointing", "checkpoint √n segments of layers (recomputed in backward)",
-                                base_path, batch, checkpointing=True)
+        change = (f"{pick.layer}: {pick.change}" if kind == "larger stride" else pick.change) + \
+            ("" if pick.peak_bytes <= usable else " (none fits the budget: the one that saves the most)")
+        arms[arm] = Arm(arm, change, arm, batch, doc=variant_doc(doc, pick),
+                        details={"params": pick.params, "params_before": spec.total_params()})
+    arms["bf16-amp"] = replace(base, name="bf16-amp", change="autocast to bfloat16, float32 weights", predicted=0,
+                               precision="bf16-amp")
+    arms["data-parallel"] = replace(base, name="data-parallel", batch=batch // WORLD, world=WORLD, predicted=0,
+                                    change=f"{WORLD} processes (torchrun, gloo), batch {batch // WORLD} each")
+    arms["checkpointing"] = replace(base, name="checkpointing", checkpointing=True, predicted=0,
+                                    change="checkpoint √n segments of layers (recomputed in backward)")
     for arm in arms.values():
         if not arm.predicted:
-            arm.predicted = predict(arm.spec, batch=arm.batch, precision=arm.precision,
-                                    checkpointing=arm.checkpointing)
+            arm.predicted = _predict(arm.doc, shape, arm.batch, precision=arm.precision,
+                                     checkpointing=arm.checkpointing)
     buckets = next(r.details["ddp_bucket_bytes"] for r in report.remedies if r.name == f"data parallel ×{WORLD}")
     arms["data-parallel"].predicted += buckets
-    arms["data-parallel"].details["ddp_bucket_bytes"] = buckets
+    arms["data-parallel"].details = {"ddp_bucket_bytes": buckets}
     return arms, {"budget_bytes": budget, "usable_bytes": usable, "share": cfg.budget,
                   "fit": {"try_first": report.try_first, "max_batch": report.max_batch,
                           "fits": [r.name for r in report.remedies if r.fits]}}
@@ -187,7 +200,8 @@ def _predict_spec(spec: Any, shape: tuple[int, int, int], batch: int) -> int:
 
 
 def plan(cfg: RemediesConfig) -> tuple[Any, dict[str, Arm], dict[str, Any], dict[str, Any]]:
-    """(data, the arms, the budget record, every run of the study)."""
+    """(data, the arms, the budget record, every run of the study). A folder whose runs trained other networks or
+    settings is refused before anything is written; then the networks are written to ``out/specs/``."""
     from cnnlab.data import load_data
     from cnnlab.train.config import TrainConfig
 
@@ -195,23 +209,22 @@ def plan(cfg: RemediesConfig) -> tuple[Any, dict[str, Arm], dict[str, Any], dict
     data = load_data(cfg.data, cfg.data_dir, seed=cfg.seeds[0], size=size)  # type: ignore[arg-type]
     shape = tuple(data.shape)
     out = Path(cfg.out)
-    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch,  # type: ignore[arg-type]
-                       precision="fp32", size=size, train_size=cfg.train_size,
-                       model=str(out / "specs" / "baseline.yaml"))
-    names = {"larger-stride": "larger-stride.yaml", "fewer-layers": "fewer-layers.yaml"}
-    overrides: dict[str, dict[str, Any]] = {a: {} for a in ARMS}
-    for arm, name in names.items():
-        overrides[arm] = {"model": str(out / "specs" / name)}
-    overrides["bf16-amp"] = {"precision": "bf16-amp"}
-    overrides["checkpointing"] = {"checkpointing": True}
-    # the smaller batch is fit's answer: known only from the prediction, which the check below does not need
-    runs = common.seed_runs(base, overrides, cfg.seeds, out)
-    common.check_existing({k: tc for k, tc in runs.items() if not k.startswith("smaller-batch")})
     arms, budget = plan_arms(cfg, shape, len(data.classes))  # type: ignore[arg-type]
-    for key, tc in runs.items():
-        if key.startswith("smaller-batch"):
-            runs[key] = replace(tc, batch=arms["smaller-batch"].batch)
+    base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, epochs=cfg.epochs, batch=cfg.batch,  # type: ignore[arg-type]
+                       precision="fp32", size=size, train_size=cfg.train_size)
+    overrides = {name: {"model": str(out / "specs" / f"{arm.spec}.yaml"), "batch": arm.batch * arm.world,
+                        "precision": arm.precision, "checkpointing": arm.checkpointing}
+                 for name, arm in arms.items()}
+    runs = common.seed_runs(base, overrides, cfg.seeds, out)
+    for key, tc in runs.items():              # the network each finished or stopped run trained is the planned one
+        saved = Path(tc.out) / "config.json"
+        arm = arms[key.rsplit("-s", 1)[0]]
+        if saved.is_file() and json.loads(saved.read_text())["model"].get("spec_text") != arm.text():
+            raise CnnlabError(f"{tc.out}: trained another network than this study now plans ({arm.change}); the "
+                              "remedies were planned on another machine or version: give the study another --out")
     common.check_existing(runs)
+    for arm in arms.values():
+        common.write_spec(out / "specs" / f"{arm.spec}.yaml", arm.doc, arm.comment())
     return data, arms, budget, runs
 
 
@@ -243,16 +256,24 @@ def _train(progress: bool, key: str, tc: Any, resume: Path | None) -> None:
         return
     done = subprocess.run(torchrun_argv(tc, WORLD, resume), capture_output=True, text=True)
     if done.returncode != 0 or not (Path(tc.out) / "test.json").is_file():
-        last = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        raise CnnlabError(f"{tc.out}: the data-parallel run under torchrun failed: {last[-1] if last else 'no output'}")
+        raise CnnlabError(f"{tc.out}: the data-parallel run under torchrun failed: {_failure(done.stderr)}")
     common.check_same(Path(tc.out), tc)
     ran = json.loads((Path(tc.out) / "config.json").read_text()).get("processes")
     if ran != WORLD:              # pragma: no cover - torchrun started another number of processes
         raise CnnlabError(f"{tc.out}: ran in {ran} processes, not {WORLD}")
 
 
-def measure_arms(arms: dict[str, Arm], shape: tuple[int, int, int], classes: int) -> dict[str, int]:
-    """Each arm's training-step peak (per process), measured at the allocator on a real step."""
+def _failure(stderr: str) -> str:
+    """The line that says why a run under torchrun failed: cnnlab's own error line, else the last line that is not
+    torchrun's frame of ``=`` signs."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and set(line.strip()) != {"="}]
+    errors = [line for line in lines if ": error:" in line or line.startswith(("Error", "RuntimeError"))]
+    return (errors or lines or ["no output"])[-1]
+
+
+def measure_arms(arms: dict[str, Arm], shape: tuple[int, int, int], classes: int, specs: Path) -> dict[str, int]:
+    """Each arm's training-step peak (per process), measured at the allocator on a real step of its network
+    (``specs/NAME.yaml``)."""
     from cnnlab.memory.checkpointing import checkpoint_segments
     from cnnlab.memory.measure import measure_data_parallel, measure_memory
     from cnnlab.memory.step import StepConfig
@@ -261,10 +282,10 @@ def measure_arms(arms: dict[str, Arm], shape: tuple[int, int, int], classes: int
     for name, arm in arms.items():
         cfg = StepConfig("adam", arm.precision, arm.checkpointing)
         if arm.world > 1:
-            factory = functools.partial(build_net, arm.spec, shape, classes)
+            factory = functools.partial(build_net, str(specs / f"{arm.spec}.yaml"), shape, classes)
             out[name] = max(measure_data_parallel(factory, shape, arm.batch, cfg, world=arm.world))
             continue
-        net = build_net(arm.spec, shape, classes)
+        net = build_net(str(specs / f"{arm.spec}.yaml"), shape, classes)
         if arm.checkpointing:
             checkpoint_segments(net)
         out[name] = measure_memory(net, shape, arm.batch, cfg)[0]
@@ -275,11 +296,11 @@ def measure(cfg: RemediesConfig, data: Any, arms: dict[str, Arm], budget: dict[s
             runs: dict[str, Any]) -> dict[str, Any]:
     """Every number of the report: the arms' peaks (predicted and measured) and their runs' results."""
     shape, classes = tuple(data.shape), len(data.classes)
-    measured = measure_arms(arms, shape, classes)  # type: ignore[arg-type]
+    measured = measure_arms(arms, shape, classes, Path(cfg.out) / "specs")  # type: ignore[arg-type]
     results = common.arm_results(runs, ARMS, cfg.seeds)
     out: dict[str, Any] = {}
     for name, arm in arms.items():
-        out[name] = {**asdict(arm), **results[name], "measured": measured[name],
+        out[name] = {**{k: v for k, v in asdict(arm).items() if k != "doc"}, **results[name], "measured": measured[name],
                      "fits": measured[name] <= budget["budget_bytes"],
                      "prediction_error": (arm.predicted - measured[name]) / measured[name]}
     first = runs[f"baseline-s{cfg.seeds[0]}"]
@@ -291,9 +312,9 @@ def measure(cfg: RemediesConfig, data: Any, arms: dict[str, Arm], budget: dict[s
 
 
 def rank(arms: dict[str, Any]) -> list[dict[str, Any]]:
-    """The remedies best first: those whose measured peak fits the budget before those that do not; then those
-    whose median test accuracy is not below the unchanged network's (by memory saved), then by memory saved per
-    median accuracy point lost. Whether a loss holds over every seed is recorded beside it (``loss_shown``)."""
+    """The remedies best first: those whose measured peak fits the budget before those that do not; then those that
+    lose no accuracy — a loss counts only where every seed is below every seed of the unchanged network — by memory
+    saved; then by memory saved per point of median accuracy lost."""
     base = arms["baseline"]
     rows = []
     for name in REMEDIES:
@@ -302,9 +323,9 @@ def rank(arms: dict[str, Any]) -> list[dict[str, Any]]:
         lost = 100 * (base["test_acc"]["median"] - a["test_acc"]["median"])
         shown = common.verdict(a["test_acc"], base["test_acc"]) == "lower"
         rows.append({"arm": name, "fits": a["fits"], "saved_bytes": saved, "lost_points": lost, "loss_shown": shown,
-                     "mb_per_point": saved / 1e6 / lost if lost > 0 else None})
-    rows.sort(key=lambda r: (not r["fits"], r["mb_per_point"] is not None,
-                             -(r["mb_per_point"] if r["mb_per_point"] is not None else r["saved_bytes"])))
+                     "mb_per_point": saved / 1e6 / lost if shown else None})
+    rows.sort(key=lambda r: (not r["fits"], r["loss_shown"],
+                             -(r["mb_per_point"] if r["loss_shown"] else r["saved_bytes"])))
     return rows
 
 
@@ -321,11 +342,13 @@ def findings(r: dict[str, Any]) -> list[str]:
              f"budget is {100 * b['share']:.0f} % of the prediction, {b['budget_bytes']:,} B ({_mb(b['budget_bytes'])})."]
     fitting = [a for a in REMEDIES if arms[a]["fits"]]
     missing = [a for a in REMEDIES if not arms[a]["fits"]]
-    lines.append("**What fits.** Measured on a real step, " + (", ".join(
-        f"{LABELS[a]} {100 * arms[a]['measured'] / base['measured']:.0f} %" for a in fitting) or "none")
-        + " of the unchanged step's peak fit" + ("s" if len(fitting) == 1 else "") + " the budget"
-        + (("; " + ", ".join(f"{LABELS[a]} ({100 * arms[a]['measured'] / base['measured']:.0f} %)" for a in missing)
-            + " do" + ("es" if len(missing) == 1 else "") + " not") if missing else "") + ".")
+
+    def shares(names: list[str]) -> str:
+        return ", ".join(f"{LABELS[a]} ({100 * arms[a]['measured'] / base['measured']:.0f} %)" for a in names)
+    lines.append("**What fits.** Measured on a real step, as a share of the unchanged step's peak: "
+                 + (f"{shares(fitting)} fit{'s' if len(fitting) == 1 else ''} the budget" if fitting
+                    else "no remedy fits the budget alone")
+                 + (f"; {shares(missing)} do{'es' if len(missing) == 1 else ''} not" if missing else "") + ".")
     acc = []
     for a in REMEDIES:
         v = common.verdict(arms[a]["test_acc"], base["test_acc"])
@@ -339,12 +362,13 @@ def findings(r: dict[str, Any]) -> list[str]:
         f"{LABELS[a]} {arms[a]['train_s']['median'] / t0:.2f}×" for a in REMEDIES) + ".")
     best = r["ranking"][0]
     order = " > ".join(LABELS[row["arm"]] for row in r["ranking"])
-    lines.append(f"**Ranking** (fitting the budget first, then memory saved per point of median accuracy lost): "
-                 f"{order}. Best here: {LABELS[best['arm']]}, saving {_mb(best['saved_bytes'])}"
-                 + (f" for {best['lost_points']:.2f} points of median accuracy"
-                    + ("" if best["loss_shown"] else " (a loss not shown over the seeds)")
-                    if best["lost_points"] > 0 else " with no median accuracy lost")
-                 + f". `cnnlab fit` would try {r['budget']['fit']['try_first'] or 'nothing'} first.")
+    verdict = (f"Best here: {LABELS[best['arm']]}, saving {_mb(best['saved_bytes'])}"
+               + (f" for {best['lost_points']:.2f} points of accuracy (median)" if best["loss_shown"]
+                  else " with no accuracy loss shown") if best["fits"]
+               else "No remedy fits alone: combine them (e.g. 16-bit floats and a smaller batch)")
+    lines.append(f"**Ranking** (those that fit the budget first; then those with no accuracy loss shown, by memory "
+                 f"saved; then by memory saved per point of median accuracy lost): {order}. {verdict}. `cnnlab fit` "
+                 f"would try {r['budget']['fit']['try_first'] or 'nothing'} first.")
     worst = max(REMEDIES + ("baseline",), key=lambda a: abs(arms[a]["prediction_error"]))
     lines.append(f"**Prediction.** `cnnlab memory`/`fit`'s predictions are within "
                  f"{100 * abs(arms[worst]['prediction_error']):.1f} % of the measured peaks (largest gap: "
@@ -403,7 +427,7 @@ def write_report(r: dict[str, Any], out: Path) -> Path:
     md += ["", "| rank | remedy | memory saved | accuracy lost (median) | in every seed? | MB saved per point lost |",
            "|---:|---|---:|---:|:---:|---:|"]
     for i, row in enumerate(r["ranking"], 1):
-        per = f"{row['mb_per_point']:.1f}" if row["mb_per_point"] is not None else "— (none lost)"
+        per = f"{row['mb_per_point']:.1f}" if row["mb_per_point"] is not None else "— (no loss shown)"
         md.append(f"| {i} | {LABELS[row['arm']]}{'' if row['fits'] else ' (does not fit)'} | "
                   f"{row['saved_bytes']:,} B | {row['lost_points']:.2f} points | "
                   f"{'yes' if row['loss_shown'] else 'no'} | {per} |")
@@ -414,12 +438,13 @@ def write_report(r: dict[str, Any], out: Path) -> Path:
     return path
 
 
-def _check_settings(cfg: RemediesConfig) -> None:
-    """The study's own settings (the budget picks its networks and batch) recorded once; others refused."""
+def _check_settings(cfg: RemediesConfig, write: bool) -> None:
+    """The study's own settings (the budget picks its networks and batch) refused when they differ from the folder's
+    record; recorded (``write``) once the study was planned. Seeds may be added, as in every study."""
     from cnnlab.files import atomic_write_text
 
     path = Path(cfg.out) / "settings.json"
-    mine = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in ("out", "data_dir")}
+    mine = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in ("out", "data_dir", "seeds")}
     if path.is_file():
         saved = json.loads(path.read_text())
         diff = [k for k in mine if saved.get(k) != mine[k]]
@@ -427,7 +452,8 @@ def _check_settings(cfg: RemediesConfig) -> None:
             raise CnnlabError(f"{cfg.out}: made with other settings ({', '.join(f'{k} {saved.get(k)}' for k in diff)}); "
                               "give the study another --out or the same options")
         return
-    atomic_write_text(path, json.dumps(mine, indent=2))
+    if write:
+        atomic_write_text(path, json.dumps(mine, indent=2))
 
 
 def study(cfg: RemediesConfig, progress: bool = True) -> Path:
@@ -435,7 +461,8 @@ def study(cfg: RemediesConfig, progress: bool = True) -> Path:
     cfg = cfg.effective()
     out = Path(cfg.out)
     common.claim_study_folder(out, "remedies")
-    _check_settings(cfg)
+    _check_settings(cfg, write=False)
     data, arms, budget, runs = plan(cfg)
+    _check_settings(cfg, write=True)
     common.run_all(runs, progress, desc="remedies", train=functools.partial(_train, progress))
     return write_report(measure(cfg, data, arms, budget, runs), out)
