@@ -22,7 +22,7 @@ SHAPE = (1, 16, 16)
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("remedies")
-    assert main(["study", "remedies", "--quick", "--epochs", "2", "--seeds", "0,1", "--out", str(out),
+    assert main(["study", "remedies", "--quick", "--epochs", "1", "--seeds", "0", "--out", str(out),
                  "--no-progress"]) == 0
     return out
 
@@ -47,7 +47,7 @@ def test_each_remedy_is_what_it_says_and_its_run_trained_it(report):
     assert base_cfg["precision"] == "fp32" and base_cfg["size"] == [16, 16] and base_cfg["batch"] == 128
     assert budget["budget_bytes"] == int(0.6 * arms["baseline"]["predicted"])
     for arm in ARMS:
-        doc = json.loads((report / "runs" / f"{arm}-s1" / "config.json").read_text())
+        doc = json.loads((report / "runs" / f"{arm}-s0" / "config.json").read_text())
         cfg = doc["config"]
         changed = {k for k in cfg if cfg[k] != base_cfg[k]} - {"out", "seed"}
         expected = {"baseline": set(), "smaller-batch": {"batch"}, "larger-stride": {"model"},
@@ -87,7 +87,7 @@ def test_every_predicted_peak_is_cnnlab_memorys_and_every_accuracy_its_run_folde
                  __import__("cnnlab.spec", fromlist=["build"]).build(load_spec(spec).with_input(SHAPE)).parameters())
     assert arms["data-parallel"]["predicted"] == _peak(spec, 64) + 4 * params        # + DDP's gradient buckets
     for arm in ARMS:
-        accs = [json.loads((report / "runs" / f"{arm}-s{s}" / "test.json").read_text())["test_acc"] for s in (0, 1)]
+        accs = [json.loads((report / "runs" / f"{arm}-s0" / "test.json").read_text())["test_acc"]]
         assert arms[arm]["test_acc"]["values"] == pytest.approx(accs)
         assert arms[arm]["fits"] == (arms[arm]["measured"] <= r["budget"]["budget_bytes"])
         # measured at the allocator: within 2 % (bf16's kernels are estimated), DDP up to one bucket more
@@ -107,7 +107,7 @@ def test_the_ranking_follows_its_rule_from_the_arms_numbers(report):
         a = arms[row["arm"]]
         assert row["saved_bytes"] == base["measured"] - a["measured"]
         assert row["lost_points"] == pytest.approx(100 * (base["test_acc"]["median"] - a["test_acc"]["median"]))
-        assert row["loss_shown"] is False          # two seeds: no difference is ever claimed
+        assert row["loss_shown"] is False          # one seed: no difference is ever claimed
     fits = [row["fits"] for row in rows]
     assert fits == sorted(fits, reverse=True)      # every fitting remedy before any that does not
     for a, b in zip(rows, rows[1:]):               # with no loss shown: by memory saved
@@ -198,19 +198,19 @@ def test_a_run_of_an_older_cnnlab_is_reused_and_one_of_another_network_refused(r
     check_same(old, TrainConfig.from_saved(saved, str(old)))
     copy = tmp_path / "copy"
     shutil.copytree(report, copy)
-    edit(copy / "runs" / "larger-stride-s1", lambda d: d["model"].update(spec_text=d["model"]["spec_text"] + "# x\n"))
-    with pytest.raises(CnnlabError, match="larger-stride-s1: trained another network than this study now plans"):
-        study(RemediesConfig(quick=True, epochs=2, seeds=(0, 1), out=str(copy)), progress=False)
+    edit(copy / "runs" / "larger-stride-s0", lambda d: d["model"].update(spec_text=d["model"]["spec_text"] + "# x\n"))
+    with pytest.raises(CnnlabError, match="larger-stride-s0: trained another network than this study now plans"):
+        study(RemediesConfig(quick=True, epochs=1, seeds=(0,), out=str(copy)), progress=False)
 
 
 @pytest.mark.slow
 def test_a_finished_study_is_reused_and_another_budget_refused(report):
     weights = report / "runs" / "data-parallel-s0" / "model.safetensors"
     before = weights.stat().st_mtime_ns
-    study(RemediesConfig(quick=True, epochs=2, seeds=(0, 1), out=str(report)), progress=False)
+    study(RemediesConfig(quick=True, epochs=1, seeds=(0,), out=str(report)), progress=False)
     assert weights.stat().st_mtime_ns == before
     with pytest.raises(CnnlabError, match="made with other settings .*budget 0.6"):
-        study(RemediesConfig(quick=True, epochs=2, seeds=(0, 1), budget=0.5, out=str(report)), progress=False)
+        study(RemediesConfig(quick=True, epochs=1, seeds=(0,), budget=0.5, out=str(report)), progress=False)
 
 
 def test_the_torchrun_command_is_the_train_commands_own_settings(tmp_path, monkeypatch):
