@@ -246,7 +246,7 @@ def test_checkpointing_trains_the_same_weights_and_running_statistics(tmp_path):
     assert any("running_mean" in k for k in a) and a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert "activation checkpointing: model (4 segments of 19 layers)" in (tmp_path / "ck" / "log.txt").read_text()
+    assert "activation checkpointing: model (19 layers in 4 segments)" in (tmp_path / "ck" / "log.txt").read_text()
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["config"]["checkpointing"] is True
 
 

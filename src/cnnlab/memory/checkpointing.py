@@ -56,7 +56,7 @@ def checkpoint_segments(model: nn.Module) -> list[str]:
         elif isinstance(module, nn.Sequential) and len(children) >= 4 and _has_params(module):
             segments = max(2, round(math.sqrt(len(children))))
             module.forward = functools.partial(_checkpointed_sequential, module, segments)  # type: ignore[method-assign]
-            wrapped.append(f"{name or 'model'} ({segments} segments of {len(children)} layers)")
+            wrapped.append(f"{name or 'model'} ({len(children)} layers in {segments} segments)")
             done.append(name)
     return wrapped
 
@@ -74,7 +74,7 @@ def _checkpoint_spec_net(net: nn.Module) -> str:
         return _run_segments(layers, segment_bounds(layers, segments), x)
 
     net.forward = forward  # type: ignore[method-assign]
-    return f"model ({segments} segments of {len(layers)} layers)"
+    return f"model ({len(layers)} layers in {segments} segments)"
 
 
 def _checkpointed(module: nn.Module, forward, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -212,13 +212,14 @@ def _device_remedies(pred: _Predictor, base: MemoryEstimate, batch_size: int, de
     for k in devices:
         per = math.ceil(batch_size / k)
         step = pred.est(per).training.peak_bytes
-        add(f"data parallel ×{k}", f"{k} devices, batch {per} each (DistributedDataParallel)",
+        add(f"data parallel ×{k}", f"{k} devices, batch {per} each (DistributedDataParallel; the peak of each "
+            "device, its gradient buckets included)",
             step + buckets,
             f"needs {k} devices; gradient all-reduce each step", 4, per_device_batch=per, devices=k,
             ddp_bucket_bytes=buckets)
         p = step - sharded + math.ceil(sharded / k)
         add(f"fully sharded ×{k}", f"{k} devices, batch {per} each, parameters/gradients/optimizer state "
-            f"split {k} ways (FSDP)", p, f"needs {k} devices; more communication than data parallel",
+            f"split {k} ways (FSDP; the peak of each device)", p, f"needs {k} devices; more communication than data parallel",
             4, per_device_batch=per, devices=k)
 
 
