@@ -33,6 +33,8 @@ def test_ddp_holds_its_gradient_buckets_beside_the_step_and_fit_predicts_them():
     predicted = next(r for r in report.remedies if r.name == "data parallel ×2")
     assert predicted.details["ddp_bucket_bytes"] == buckets
     assert 0.99 * predicted.peak_bytes <= max(peaks) <= predicted.peak_bytes + buckets + 64 * 1024
+    # the measured single-process step at the same batch, plus the buckets the measurement shows DDP holds
+    assert predicted.peak_bytes >= alone + 0.99 * buckets
 
 
 def test_a_failing_process_is_one_clear_error():

@@ -124,12 +124,9 @@ def variant_doc(doc: dict[str, Any], cand: Any) -> dict[str, Any]:
 
 def _predict(doc: dict[str, Any], shape: tuple[int, int, int], batch: int, **step: Any) -> int:
     """The predicted training-step peak of a spec document's network at ``batch`` (``step``: the step's settings)."""
-    from cnnlab.memory import estimate_memory
-    from cnnlab.spec import build
     from cnnlab.spec.network import parse_spec
 
-    return estimate_memory(build(parse_spec(doc), device="meta"), shape, batch, optimizer="adam",
-                           include_inference=False, **step).training.peak_bytes
+    return _predict_spec(parse_spec(doc), shape, batch, **step)
 
 
 def build_net(spec_path: str, shape: tuple[int, int, int], classes: int) -> Any:
@@ -191,12 +188,13 @@ def plan_arms(cfg: RemediesConfig, shape: tuple[int, int, int], classes: int) ->
                           "fits": [r.name for r in report.remedies if r.fits]}}
 
 
-def _predict_spec(spec: Any, shape: tuple[int, int, int], batch: int) -> int:
+def _predict_spec(spec: Any, shape: tuple[int, int, int], batch: int, **step: Any) -> int:
+    """The predicted training-step peak of a spec's network at ``batch`` with Adam (``step``: other settings)."""
     from cnnlab.memory import estimate_memory
     from cnnlab.spec import build
 
-    return estimate_memory(build(spec, device="meta"), shape, batch, optimizer="adam",
-                           include_inference=False).training.peak_bytes
+    return estimate_memory(build(spec, device="meta"), shape, batch, optimizer="adam", include_inference=False,
+                           **step).training.peak_bytes
 
 
 def plan(cfg: RemediesConfig) -> tuple[Any, dict[str, Arm], dict[str, Any], dict[str, Any]]:
