@@ -127,7 +127,7 @@ ARM_STUDIES = {
         "flip where the data allows mirror images, shift, strong) on several training-set sizes with the same "
         "seeds (a smaller set gets the largest set's steps, at most 4x its epochs): test accuracy against the "
         "set's size, and accuracy on shifted, rotated and brightened test images.",
-        "fashion-mnist, 1,000/4,000/12,000 images, 6 epochs on the largest, batch 128",
+        "fashion-mnist, 1,000/4,000/12,000 images, 4 epochs on the largest, batch 128",
         "digits, 1/16, 1/4 and all images, 15 epochs on the largest, batch 64"),
     "segmentation-resolution": (
         "cnnlab.study.segmentation_resolution", "SegResConfig",
