@@ -33,7 +33,9 @@ def test_every_score_is_its_run_folders_and_the_strides_are_the_papers(report):
     # every network trained on the same scenes: one folder, written once
     assert len(list((report / "scenes" / "test" / "images").iterdir())) == 6
     assert (report / r["figures"][0]).stat().st_size > 0
-    assert "not shown" in r["findings"][1]            # two seeds: no difference is claimed
+    # two seeds of one epoch: no difference is claimed ("not shown", or a network has not learnt)
+    assert "every seed" not in r["findings"][1].replace("in every seed:", "")
+    assert "not shown" in r["findings"][1] or "not learnt" in r["findings"][1]
 
 
 @pytest.mark.slow
@@ -50,3 +52,14 @@ def test_scenes_drawn_with_other_settings_are_refused_not_reused(tmp_path):
     assert make_scene_folder(cfg, tmp_path / "scenes") == folder           # the same settings: reused
     with pytest.raises(CnnlabError, match="scenes drawn with other settings"):
         make_scene_folder(SegResConfig(out=str(tmp_path), **{**TINY, "scenes": 90}).effective(), tmp_path / "scenes")
+
+
+def test_not_learnt_means_no_better_than_background_everywhere():
+    from cnnlab.study.segmentation_resolution import background_miou
+
+    # 90 background pixels, 10 of class 1: everything background scores IoU 90/100 and 0/10, mIoU 0.45
+    assert background_miou([[90, 0], [10, 0]]) == pytest.approx(0.45)
+    # the same scenes, a few pixels predicted class 1 (all wrong): the all-background level is what counts
+    assert background_miou([[88, 2], [10, 0]]) == pytest.approx(0.45)
+    # a network that found most of class 1 scores (85/93 + 7/15) / 2 = 0.69, above it
+    assert (85 / 93 + 7 / 15) / 2 > background_miou([[85, 5], [3, 7]])
