@@ -55,8 +55,9 @@ def test_brightened_accuracy_is_the_run_on_images_times_one_and_a_half(report):
     bright = torch.from_numpy(np.clip(test.images.numpy().astype(np.float64) * 1.5, 0, 255).astype(np.uint8))
     with torch.no_grad():
         pred = run.model.eval()(normalise(bright, run.mean, run.std)).argmax(1)
+    # the study evaluates in the run's layout (channels-last here), this in NCHW: one near-tie may flip
     assert r["robustness"]["shift"]["brightened ×1.5"]["values"][1] == pytest.approx(
-        float((pred == test.labels).float().mean()), abs=1e-6)
+        float((pred == test.labels).float().mean()), abs=1.01 / len(test.labels))
 
 
 def test_sizes_are_distinct_ascending_and_never_below_a_batch():

@@ -18,3 +18,25 @@ def test_a_difference_is_claimed_only_when_every_seed_is_on_one_side():
 def test_a_spread_reads_as_median_and_range():
     assert pct_spread(spread([0.9, 0.95, 0.92])) == "92.00 % (90.00–95.00 %, 3 seeds)"
     assert pct_spread(spread([0.9])) == "90.00 %"
+
+
+def test_a_refused_study_leaves_no_trace_and_a_resumed_one_keeps_its_mark(tmp_path):
+    import pytest
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.study.common import STUDY_MARK, study_folder
+
+    def refused(out):
+        with pytest.raises(CnnlabError):
+            with study_folder(out, "lrn"):
+                raise CnnlabError("other settings")
+
+    refused(tmp_path / "new")                         # made by the study, nothing else in it: removed
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    refused(tmp_path / "empty")                       # the user's empty folder: kept, unmarked
+    assert list((tmp_path / "empty").iterdir()) == []
+    with study_folder(tmp_path / "done", "lrn"):      # a study that planned: marked
+        (tmp_path / "done" / "runs").mkdir()
+    refused(tmp_path / "done")                        # refused later (other settings): its runs and mark stay
+    assert (tmp_path / "done" / STUDY_MARK).is_file() and (tmp_path / "done" / "runs").is_dir()

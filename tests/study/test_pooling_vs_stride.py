@@ -67,7 +67,8 @@ def test_shifted_accuracy_is_torchvisions_translation(report):
         with torch.no_grad():
             pred = run.model.eval()(normalise(moved, run.mean, run.std)).argmax(1)
         accs.append(float((pred == test.labels).float().mean()))
-    assert r["arms"]["conv"]["shifted"]["1"]["values"][0] == pytest.approx(sum(accs) / 4, abs=1e-6)
+    # the study evaluates in the run's layout (channels-last here), this in NCHW: one near-tie may flip
+    assert r["arms"]["conv"]["shifted"]["1"]["values"][0] == pytest.approx(sum(accs) / 4, abs=1.01 / len(test.labels))
 
 
 @pytest.mark.slow

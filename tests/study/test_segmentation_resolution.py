@@ -34,7 +34,8 @@ def test_every_score_is_its_run_folders_and_the_strides_are_the_papers(report):
     assert len(list((report / "scenes" / "test" / "images").iterdir())) == 6
     assert (report / r["figures"][0]).stat().st_size > 0
     # two seeds of one epoch: no difference is claimed ("not shown", or a network has not learnt)
-    assert "every seed" not in r["findings"][1].replace("in every seed:", "")
+    assert "every seed" not in r["findings"][1]
+    assert cfg["channels_last"] is True
     assert "not shown" in r["findings"][1] or "not learnt" in r["findings"][1]
 
 
@@ -55,11 +56,30 @@ def test_scenes_drawn_with_other_settings_are_refused_not_reused(tmp_path):
 
 
 def test_not_learnt_means_no_better_than_background_everywhere():
-    from cnnlab.study.segmentation_resolution import background_miou
+    import torch
+
+    from cnnlab.study.segmentation_resolution import background_miou, learnt
+    from cnnlab.train.tasks.semantic import scores
+
+    def miou(cm):
+        return scores(torch.tensor(cm))["miou"]
 
     # 90 background pixels, 10 of class 1: everything background scores IoU 90/100 and 0/10, mIoU 0.45
-    assert background_miou([[90, 0], [10, 0]]) == pytest.approx(0.45)
-    # the same scenes, a few pixels predicted class 1 (all wrong): the all-background level is what counts
-    assert background_miou([[88, 2], [10, 0]]) == pytest.approx(0.45)
-    # a network that found most of class 1 scores (85/93 + 7/15) / 2 = 0.69, above it
-    assert (85 / 93 + 7 / 15) / 2 > background_miou([[85, 5], [3, 7]])
+    everything_background = [[90, 0], [10, 0]]
+    assert background_miou(everything_background) == pytest.approx(0.45) == pytest.approx(miou(everything_background))
+    assert not learnt(miou(everything_background), everything_background)
+    # on 100 pixels, one of class 1 found: mIoU (89/99 + 1/11) / 2 = 0.495, 4.5 points above: learnt
+    few = [[89, 1], [9, 1]]
+    assert miou(few) == pytest.approx((89 / 99 + 1 / 11) / 2) and learnt(miou(few), few)
+    # on 10,000 pixels, 5 of class 1's 1,005 found: (8995/9995 + 5/1005) / 2, 0.27 points above: stray, not learnt
+    stray = [[8995, 0], [1000, 5]]
+    assert miou(stray) - background_miou(stray) == pytest.approx((8995 / 9995 + 5 / 1005) / 2 - 0.8995 / 2)
+    assert not learnt(miou(stray), stray)
+    # most of class 1 found: (85/93 + 7/15) / 2 = 0.69
+    found = [[85, 5], [3, 7]]
+    assert miou(found) == pytest.approx((85 / 93 + 7 / 15) / 2) and learnt(miou(found), found)
+    # a class the network predicts but the test truth lacks counts in both means: 4 classes, truth in 0 and 1 only;
+    # the network gets background 80/87 and class 1 8/10 right, mIoU (0.920 + 0.8 + 0 + 0) / 4 = 0.43, against
+    # everything background's (0.9 + 0 + 0 + 0) / 4 = 0.225 over the same classes
+    extra = [[80, 0, 5, 5], [2, 8, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert background_miou(extra) == pytest.approx(0.9 / 4) and learnt(miou(extra), extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.common import batch_size, command_group, console, positive_int
+from cnnlab.cli.common import batch_size, command_group, console, finite_float, positive_int
 
 EPILOG = """\
 examples:
@@ -136,7 +136,7 @@ ARM_STUDIES = {
         "and strides. FCN-32s, FCN-16s, FCN-8s (output strides 32, 16, 8) and U-Net (full-resolution skips) "
         "trained on the same scenes with the same budget and seeds: mIoU over all pixels and near class "
         "boundaries, and two test scenes' four predictions drawn.",
-        "4,000 Fashion-MNIST scenes of 64x64, 6 epochs, batch 32", "1,000 digit scenes of 32x32, 7 epochs, batch 32"),
+        "3,000 Fashion-MNIST scenes of 64x64, 6 epochs, batch 32", "1,000 digit scenes of 32x32, 7 epochs, batch 32"),
     "semantic-vs-instance": (
         "cnnlab.study.semantic_vs_instance", "SviConfig",
         "U-Net vs Mask R-CNN on touching objects of one class: merged, kept apart, counted",
@@ -177,6 +177,9 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
     if name == "augmentation":
         c.add_argument("--sizes", type=_sizes, default=None, metavar="N,N,...",
                        help="training-set sizes (default: 1,000, 4,000, 12,000; --quick: 1/16, 1/4 and all)")
+        c.add_argument("--val-fraction", type=finite_float, default=None, metavar="SHARE",
+                       help="share of the training images held out to choose each run's best epoch (default 0.05; "
+                            "--quick: 0.1)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=run_arm_study, study_name=name)
 
@@ -190,6 +193,8 @@ def run_arm_study(args: argparse.Namespace) -> int:
     cfg = getattr(module, cls_name)(data=args.data, data_dir=args.data_dir, out=args.out, epochs=args.epochs,
                                     batch=args.batch, seeds=args.seeds, quick=args.quick,
                                     **({"sizes": args.sizes} if getattr(args, "sizes", None) else {}),
+                                    **({"val_fraction": args.val_fraction}
+                                       if getattr(args, "val_fraction", None) is not None else {}),
                                     **({"budget": args.budget} if getattr(args, "budget", None) else {}))
     path = module.study(cfg, progress=not args.no_progress)
     con = console()

@@ -35,8 +35,8 @@ class AugmentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     quick: bool = False
     sizes: tuple[int, ...] | None = None    # training-set sizes; default: 1/16, 1/4 and all (full: 1,000, 4,000, 12,000)
-    # share of the data kept for validation (best epoch); default 0.1, full form 0.05: 3,000 Fashion-MNIST images,
-    # as 6,000 validated after each of a 1,000-image set's 16 epochs took longer than its training
+    # share of the data kept for validation (best epoch); default 0.1 (quick), 0.05 full: 3,000 Fashion-MNIST images
+    # (6,000, validated after each of a 1,000-image set's 24 epochs in the first full form, took longer than its training)
     val_fraction: float | None = None
 
     def effective(self) -> AugmentConfig:
@@ -70,11 +70,12 @@ def plan(cfg: AugmentConfig) -> tuple[Any, list[str], tuple[int, ...], dict[str,
     from cnnlab.data import load_data
     from cnnlab.train.config import TrainConfig
 
-    data = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction or 0.1, seed=cfg.seeds[0])
+    assert cfg.val_fraction is not None, "plan() takes the effective() settings"
+    data = load_data(cfg.data, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seeds[0])
     presets = [p for p in PRESETS if p != "flip" or data.flip_ok]       # mirror images change a digit's class
     sizes = _sizes(cfg, len(data.train))
     base = TrainConfig(data=cfg.data, data_dir=cfg.data_dir, batch=cfg.batch, epochs=cfg.epochs,
-                       val_fraction=cfg.val_fraction or 0.1)
+                       val_fraction=cfg.val_fraction)
     steps = cfg.epochs * (sizes[-1] // cfg.batch)
     arms = {}
     for n in sizes:
@@ -235,7 +236,7 @@ def study(cfg: AugmentConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    common.claim_study_folder(out, "augmentation")
-    data, presets, sizes, runs = plan(cfg)
+    with common.study_folder(out, "augmentation"):
+        data, presets, sizes, runs = plan(cfg)
     common.run_all(runs, progress, desc="augmentation")
     return write_report(measure(cfg, data, presets, sizes, runs), out)

@@ -382,7 +382,7 @@ def write_report(r: dict[str, Any], out: Path) -> Path:
 def study(cfg: StudyConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     out = Path(cfg.out)
-    claim_study_folder(out, "cnn-vs-dense")
-    p = plan(cfg)
+    with common.study_folder(out, "cnn-vs-dense"):
+        p = plan(cfg)
     run_all(p, progress)
     return write_report(measure(p), out)

@@ -9,11 +9,12 @@ settings is refused. The report states a difference only when it holds for the s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,23 @@ def claim_study_folder(out: Path, name: str) -> None:
                               "of yours: choose a new or empty --out")
         return
     atomic_write_text(mark, name + "\n")
+
+
+@contextlib.contextmanager
+def study_folder(out: Path, name: str) -> Iterator[None]:
+    """:func:`claim_study_folder` for the study's planning: when planning refuses (other settings, a bad value),
+    a folder that this call marked and that holds nothing else is taken back — a refused study leaves no trace."""
+    mark = out / STUDY_MARK
+    existed, marked = out.exists(), mark.is_file()
+    claim_study_folder(out, name)
+    try:
+        yield
+    except BaseException:
+        if not marked and mark.is_file() and [p.name for p in out.iterdir()] == [STUDY_MARK]:
+            mark.unlink()
+            if not existed:
+                out.rmdir()
+        raise
 
 
 def write_spec(path: Path, doc: Mapping[str, Any], comment: str) -> str:

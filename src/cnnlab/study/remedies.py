@@ -458,9 +458,9 @@ def study(cfg: RemediesConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    common.claim_study_folder(out, "remedies")
-    _check_settings(cfg, write=False)
-    data, arms, budget, runs = plan(cfg)
-    _check_settings(cfg, write=True)
+    with common.study_folder(out, "remedies"):
+        _check_settings(cfg, write=False)
+        data, arms, budget, runs = plan(cfg)
+        _check_settings(cfg, write=True)
     common.run_all(runs, progress, desc="remedies", train=functools.partial(_train, progress))
     return write_report(measure(cfg, data, arms, budget, runs), out)
