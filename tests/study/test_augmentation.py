@@ -68,3 +68,14 @@ def test_sizes_are_distinct_ascending_and_never_below_a_batch():
     assert _sizes(AugmentConfig(batch=128), 1293) == (1000, 1293)          # full sizes on a small set: no repeats
     with pytest.raises(CnnlabError, match="--sizes 50: fewer training images than one batch of 128"):
         _sizes(AugmentConfig(sizes=(50, 1000), batch=128), 5000)
+
+
+def test_a_zero_validation_share_is_refused_not_replaced_by_the_default(tmp_path):
+    from cnnlab.errors import CnnlabError
+    from cnnlab.study.augmentation import AugmentConfig, study
+
+    assert AugmentConfig(quick=True, val_fraction=0.0).effective().val_fraction == 0.0
+    assert AugmentConfig().effective().val_fraction == 0.05 and AugmentConfig(quick=True).effective().val_fraction == 0.1
+    with pytest.raises(CnnlabError, match="val-fraction"):
+        study(AugmentConfig(quick=True, val_fraction=0.0, out=str(tmp_path / "s")), progress=False)
+    assert not (tmp_path / "s").exists()

@@ -33,6 +33,11 @@ def test_a_refused_study_leaves_no_trace_and_a_resumed_one_keeps_its_mark(tmp_pa
 
     refused(tmp_path / "new")                         # made by the study, nothing else in it: removed
     assert not (tmp_path / "new").exists()
+    with pytest.raises(CnnlabError):                  # made by the study, scenes drawn, then refused: removed
+        with study_folder(tmp_path / "drawn", "lrn"):
+            (tmp_path / "drawn" / "scenes").mkdir()
+            raise CnnlabError("--batch too large")
+    assert not (tmp_path / "drawn").exists()
     (tmp_path / "empty").mkdir()
     refused(tmp_path / "empty")                       # the user's empty folder: kept, unmarked
     assert list((tmp_path / "empty").iterdir()) == []

@@ -35,8 +35,9 @@ class AugmentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     quick: bool = False
     sizes: tuple[int, ...] | None = None    # training-set sizes; default: 1/16, 1/4 and all (full: 1,000, 4,000, 12,000)
-    # share of the data kept for validation (best epoch); default 0.1 (quick), 0.05 full: 3,000 Fashion-MNIST images
-    # (6,000, validated after each of a 1,000-image set's 24 epochs in the first full form, took longer than its training)
+    # share of the whole training split held out for validation (each run's best epoch), before the --sizes subsets
+    # are drawn; default 0.1 (quick), 0.05 full: 3,000 Fashion-MNIST images. (The first full form validated 6,000
+    # images after each of a 1,000-image run's 24 epochs: that took longer than the training.)
     val_fraction: float | None = None
 
     def effective(self) -> AugmentConfig:
@@ -45,7 +46,7 @@ class AugmentConfig:
         q = self.quick
         return replace(self, data=self.data or ("digits" if q else "fashion-mnist"),
                        epochs=self.epochs or (15 if q else 4), batch=self.batch or (64 if q else 128),
-                       val_fraction=self.val_fraction or (0.1 if q else 0.05))
+                       val_fraction=self.val_fraction if self.val_fraction is not None else (0.1 if q else 0.05))
 
 
 def _sizes(cfg: AugmentConfig, train_images: int) -> tuple[int, ...]:

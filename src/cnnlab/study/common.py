@@ -13,6 +13,7 @@ import contextlib
 import csv
 import functools
 import json
+import shutil
 import statistics
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
@@ -71,17 +72,18 @@ def claim_study_folder(out: Path, name: str) -> None:
 @contextlib.contextmanager
 def study_folder(out: Path, name: str) -> Iterator[None]:
     """:func:`claim_study_folder` for the study's planning: when planning refuses (other settings, a bad value),
-    a folder that this call marked and that holds nothing else is taken back — a refused study leaves no trace."""
+    a folder this call created is removed with what planning wrote in it (scenes, specs), and a mark it put in an
+    empty folder of the user's is taken back — a refused study leaves no trace."""
     mark = out / STUDY_MARK
     existed, marked = out.exists(), mark.is_file()
     claim_study_folder(out, name)
     try:
         yield
     except BaseException:
-        if not marked and mark.is_file() and [p.name for p in out.iterdir()] == [STUDY_MARK]:
+        if not existed and mark.is_file():
+            shutil.rmtree(out)            # made by this call (scenes drawn, specs written): nothing of the user's
+        elif not marked and mark.is_file() and [p.name for p in out.iterdir()] == [STUDY_MARK]:
             mark.unlink()
-            if not existed:
-                out.rmdir()
         raise
 
 

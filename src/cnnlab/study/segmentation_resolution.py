@@ -142,7 +142,7 @@ def findings(r: dict[str, Any]) -> list[str]:
                 "lower": "FCN-8s is *below* FCN-32s at boundaries in every seed here. ",
                 "not shown": "FCN-8s over FCN-32s at boundaries is not shown here (the seeds' ranges overlap). ",
                 "not learnt": "FCN-8s against FCN-32s says nothing about resolution here: one of them has not learnt "
-                              "(no better than background everywhere). "}[v]
+                              "(no better than background everywhere, in at least one seed). "}[v]
              + {"higher": "U-Net's full-resolution skips beat FCN-8s in every seed.",
                 "lower": "U-Net is below FCN-8s at boundaries in every seed here.",
                 "not shown": "U-Net over FCN-8s is not shown here.",
