@@ -79,3 +79,16 @@ def test_a_zero_validation_share_is_refused_not_replaced_by_the_default(tmp_path
     with pytest.raises(CnnlabError, match="val-fraction"):
         study(AugmentConfig(quick=True, val_fraction=0.0, out=str(tmp_path / "s")), progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_one_training_set_size_is_reported_once_and_not_compared_with_itself():
+    from cnnlab.study.augmentation import findings
+    from cnnlab.study.common import spread
+
+    acc = {"none": [0.90, 0.91, 0.92], "shift": [0.93, 0.94, 0.95], "strong": [0.80, 0.81, 0.82]}
+    r = {"sizes": [1294], "presets": list(acc), "variations": ["rotated ±15°"],
+         "arms": {f"{p}-n1294": {"test_acc": spread(v)} for p, v in acc.items()},
+         "robustness": {p: {"rotated ±15°": spread(v)} for p, v in acc.items()}}
+    lines = findings(r)
+    assert [line.split("**")[1] for line in lines] == ["1,294 training images.", "More data.", "Tolerance to variations"]
+    assert "Not measured" in lines[1] and "helps here in every seed" in lines[0]     # shift's seeds all above none's

@@ -137,7 +137,7 @@ def findings(r: dict[str, Any]) -> list[str]:
     arms, sizes, presets = r["arms"], r["sizes"], r["presets"]
     small, big = sizes[0], sizes[-1]
     lines = []
-    for n in (small, big):
+    for n in dict.fromkeys((small, big)):              # one size: one line
         none = arms[f"none-n{n}"]["test_acc"]
         best = max(presets[1:], key=lambda p: arms[f"{p}-n{n}"]["test_acc"]["median"])
         b = arms[f"{best}-n{n}"]["test_acc"]
@@ -147,6 +147,10 @@ def findings(r: dict[str, Any]) -> list[str]:
                      + {"higher": "Augmentation helps here in every seed.",
                         "lower": "Even the best augmentation is *below* none here, in every seed.",
                         "not shown": "A gain from augmentation is not shown here: the seeds' ranges overlap."}[v])
+    if small == big:
+        lines.append(f"**More data.** Not measured: one training-set size ({big:,} images); give --sizes two or more "
+                     "sizes below the data's own count to compare.")
+        return lines + [_tolerance(r, presets, big)]
     # each seed's gain of the best preset (by median) over none, at the smallest and the largest set
     best = {n: max(presets[1:], key=lambda p: arms[f"{p}-n{n}"]["test_acc"]["median"]) for n in (small, big)}
     gains = {n: common.spread(b - a for a, b in zip(arms[f"none-n{n}"]["test_acc"]["values"],
@@ -159,6 +163,11 @@ def findings(r: dict[str, Any]) -> list[str]:
                     "lower": "here augmentation matters *less* when data is scarce (in every seed).",
                     "not shown": "that it matters more when data is scarce is not shown here (the seeds' gains "
                                  "overlap)."}[v])
+    return lines + [_tolerance(r, presets, big)]
+
+
+def _tolerance(r: dict[str, Any], presets: list[str], big: int) -> str:
+    """The tolerance finding: accuracy on varied test images, none against the best preset, for the largest set."""
     rob = r["robustness"]
     parts = []
     for name in r["variations"]:
@@ -168,8 +177,7 @@ def findings(r: dict[str, Any]) -> list[str]:
         parts.append(f"{name}: none {common.pct(none['median'])}, {best} {common.pct(rob[best][name]['median'])}"
                      + (" (higher in every seed)" if v == "higher" else " (not shown: the seeds' ranges overlap)"
                         if v == "not shown" else " (lower in every seed)"))
-    lines.append(f"**Tolerance to variations** (all {big:,} images): " + "; ".join(parts) + ".")
-    return lines
+    return f"**Tolerance to variations** (all {big:,} images): " + "; ".join(parts) + "."
 
 
 def _figure(r: dict[str, Any], out: Path) -> str:

@@ -141,9 +141,11 @@ def findings(r: dict[str, Any]) -> list[str]:
                           "seed: the coarse output lost spatial information. ",
                 "lower": "FCN-8s is *below* FCN-32s at boundaries in every seed here. ",
                 "not shown": "FCN-8s over FCN-32s at boundaries is not shown here (the seeds' ranges overlap). ",
-                "not learnt": "FCN-8s against FCN-32s says nothing about resolution here: one of them has not learnt "
-                              "(no better than background everywhere, in at least one seed). "}[v]
-             + {"higher": "U-Net's full-resolution skips beat FCN-8s in every seed.",
+                "not learnt": "FCN-8s against FCN-32s says nothing about resolution here: "
+                              + " and ".join(LABELS[m] for m in ("fcn32s", "fcn8s") if idle[m])
+                              + (" have" if idle["fcn32s"] and idle["fcn8s"] else " has")
+                              + " not learnt (no better than background everywhere, in at least one seed). "}[v]
+             + {"higher": "U-Net's full-resolution skips beat FCN-8s at boundaries in every seed.",
                 "lower": "U-Net is below FCN-8s at boundaries in every seed here.",
                 "not shown": "U-Net over FCN-8s is not shown here.",
                 "not learnt": "U-Net against FCN-8s says nothing about resolution here: FCN-8s has not learnt."}[vu]]
