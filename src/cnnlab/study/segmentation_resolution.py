@@ -58,8 +58,8 @@ def plan(cfg: SegResConfig) -> tuple[Path, dict[str, Any]]:
 
     out = Path(cfg.out)
     scenes = make_scene_folder(cfg, out / "scenes")
-    # float32 (segmentation's default) in channels-last layout: the same arithmetic, U-Net's step 2.1x faster on
-    # 2 cores (412 -> 197 ms at batch 32, docs/benchmarks.md), for the full form's 20 minutes
+    # float32 (segmentation's default) in channels-last layout: the same arithmetic; in the study's runs U-Net's
+    # epochs ~1.3x and the FCNs' ~1.2x faster on 2 cores (docs/benchmarks.md), for the full form's 20 minutes
     base = TrainConfig.for_task("semantic", data=str(scenes.resolve()), epochs=cfg.epochs, batch=cfg.batch,
                                 channels_last=True)
     arms = {m: {"model": m, "model_args": model_options("semantic", m)} for m in MODELS}
