@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +258,29 @@ def test_checkpointing_a_network_without_blocks_is_one_clear_error(tmp_path, wri
     spec = write_spec("input: [1, 8, 8]\nlayers:\n  - flatten\n  - dense: {units: 10}\n")
     with pytest.raises(CnnlabError, match="--checkpointing: cnnlab finds no blocks to checkpoint"):
         train(TrainConfig(model=str(spec), epochs=1, checkpointing=True, out=str(tmp_path / "r")), progress=False)
+
+
+LEAVER = """
+import atexit, sys, torch, torch.distributed as tdist
+atexit.register(lambda: print("left" if not tdist.is_initialized() else "still joined", flush=True))
+from cnnlab.train.engine import dist_setup
+d = dist_setup("cpu")
+t = torch.ones(3)
+tdist.all_reduce(t)
+print("sum", int(t[0]), "world", d.world, flush=True)
+"""
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed next to this Python")
+def test_a_joined_process_leaves_the_group_before_the_interpreter_ends(tmp_path):
+    """Gloo's threads left to interpreter shutdown abort the process now and then (pytorch/pytorch#190489):
+    the group must be destroyed at exit. Oracle: torch.distributed.is_initialized seen by a hook that runs after
+    cnnlab's (atexit is last in, first out, and this one is registered first)."""
+    script = tmp_path / "leaver.py"
+    script.write_text(LEAVER)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    p = subprocess.run([torchrun, "--nproc-per-node", "2", str(script)], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("sum 2 world 2") == 2 and p.stdout.count("left") == 2, p.stdout

@@ -27,6 +27,7 @@ the same update as one process on the whole batch. Only rank 0 logs and writes.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -106,9 +107,21 @@ def dist_setup(device: str) -> Dist:
             tdist.init_process_group(backend)
         else:
             _join_by_hand(tdist, backend, world)
+        atexit.register(_leave, tdist)
     if device == "cuda":
         torch.cuda.set_device(_env_int("LOCAL_RANK", "0", 0))
     return Dist(tdist.get_rank(), tdist.get_world_size())
+
+
+def _leave(tdist) -> None:  # noqa: ANN001 - torch.distributed
+    """Destroy the process group while the interpreter is whole.
+
+    Left to interpreter shutdown, gloo's worker threads can outlive it and the
+    process aborts ("terminate called without an active exception", SIGABRT) after
+    a run that finished: pytorch/pytorch#190489. Seen in 1 of 6 two-process exits.
+    """
+    if tdist.is_initialized():
+        tdist.destroy_process_group()
 
 
 def _join_by_hand(tdist, backend: str, world: int) -> None:  # noqa: ANN001 - torch.distributed
