@@ -117,6 +117,22 @@ def test_every_number_is_its_run_folders_and_the_pairs_are_the_scenes(report):
 
 
 @pytest.mark.slow
+def test_the_quick_mask_rcnn_is_the_narrow_one_the_report_names(report):
+    """--quick trains a Mask R-CNN with a 32-channel pyramid and mask head (recorded, counted and said), the U-Net
+    channels-last; oracle for the count: the parameters of torchvision's MaskRCNN built with those widths."""
+    from cnnlab.models.segmentation.maskrcnn import maskrcnn
+
+    doc = json.loads((report / "runs" / "maskrcnn-s0" / "config.json").read_text())
+    args = doc["config"]["model_args"]
+    assert (args["fpn_channels"], args["mask_channels"]) == (32, 32)
+    narrow = maskrcnn(num_classes=11, in_channels=1, image_size=32, **args)
+    assert doc["params"] == sum(p.numel() for p in narrow.parameters()) < sum(
+        p.numel() for p in maskrcnn(num_classes=11, in_channels=1, image_size=32, fpn_channels=64).parameters())
+    assert json.loads((report / "runs" / "unet-s0" / "config.json").read_text())["config"]["channels_last"]
+    assert "32-channel feature pyramid and a 32-channel mask head" in (report / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_other_settings_are_refused(report):
     from cnnlab.study.semantic_vs_instance import SviConfig, study
 

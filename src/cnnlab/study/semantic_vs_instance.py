@@ -35,6 +35,10 @@ TASKS = {"unet": "semantic", "maskrcnn": "instance"}
 LABELS = {"unet": "U-Net (semantic)", "maskrcnn": "Mask R-CNN (instance)"}
 SAME_CLASS = 0.5        # chance each further item repeats the first one's class: touching same-class pairs
 OBJECTS = (2, 4)        # items per scene
+# --quick's Mask R-CNN: a 32-channel feature pyramid and mask head (the recipe: 64 and 64) for 32×32 scenes of
+# 14-px items: a training step 1.7× faster on 2 cores, test mask AP50 16.9 % against 21.1 % (one seed, 6 epochs;
+# docs/benchmarks.md "Studies: the quick forms")
+QUICK_ARGS = {"unet": {}, "maskrcnn": {"fpn_channels": 32, "mask_channels": 32}}
 MIN_PART = 20           # pixels a connected part of a semantic mask needs to count as an object (items: 60+)
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))      # detection scores tried: 0.05 … 0.95
 
@@ -145,8 +149,9 @@ def semantic_objects(pred: np.ndarray, min_pixels: int = MIN_PART) -> dict[str, 
 
 @dataclass(frozen=True)
 class SviConfig:
-    """What the study trains; ``quick`` is digit scenes of 32×32 (7 minutes on 2 cores). ``batch`` defaults to each
-    task's recipe (:mod:`cnnlab.train.recipes`: 32 and 16), ``epochs`` to the study's own."""
+    """What the study trains; ``quick`` is digit scenes of 32×32 and a narrower Mask R-CNN (:data:`QUICK_ARGS`; ~4
+    minutes on 2 cores). ``batch`` defaults to each task's recipe (:mod:`cnnlab.train.recipes`: 32 and 16), ``epochs``
+    to the study's own. The U-Net trains channels-last (the same arithmetic, faster on CPU)."""
 
     data: str | None = None           # scene items: fashion-mnist (digits with quick)
     data_dir: str | None = None
@@ -182,7 +187,9 @@ def plan(cfg: SviConfig) -> tuple[Path, dict[str, Any]]:
     runs: dict[str, Any] = {}
     for arm in ARMS:
         base = TrainConfig.for_task(TASKS[arm], data=str(scenes.resolve()), model=arm, epochs=cfg.arm_epochs(arm),
-                                    augment=augment, model_args=model_options(TASKS[arm], arm),
+                                    augment=augment, model_args={**model_options(TASKS[arm], arm),
+                                                                 **(QUICK_ARGS[arm] if cfg.quick else {})},
+                                    channels_last=arm == "unet",
                                     **({"batch": cfg.batch} if cfg.batch else {}))
         runs.update(common.seed_runs(base, {arm: {}}, cfg.seeds, out))
     common.check_existing(runs)
@@ -254,6 +261,7 @@ def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> tuple[dict[st
         folders = [Path(runs[f"{arm}-s{s}"].out) for s in cfg.seeds]
         doc = json.loads((folders[0] / "config.json").read_text())
         return {"params": doc["params"], "epochs": cfg.arm_epochs(arm), "batch": doc["config"]["batch"],
+                "model_args": doc["config"]["model_args"], "channels_last": doc["config"]["channels_last"],
                 "train_s": common.spread(common.result_seconds(f) for f in folders)}
 
     kind = {"unet": "semantic", "maskrcnn": "instance"}
@@ -366,6 +374,18 @@ def _boxes(masks: torch.Tensor) -> torch.Tensor:
     return masks_to_boxes(masks) if len(masks) else torch.zeros((0, 4))
 
 
+def networks_line(arms: dict[str, Any]) -> str:
+    """How wide each network was, from its runs' configs (old reports without it: the recipe's, unsaid)."""
+    from cnnlab.models.segmentation.maskrcnn import MASK_CHANNELS
+
+    u, m = arms["unet"].get("model_args"), arms["maskrcnn"].get("model_args")
+    if u is None or m is None:
+        return "the recipes' widths"
+    return (f"U-Net width {u['width']}{', channels-last' if arms['unet'].get('channels_last') else ''}; Mask R-CNN "
+            f"{m['backbone']} with a {m['fpn_channels']}-channel feature pyramid and a "
+            f"{m.get('mask_channels', MASK_CHANNELS)}-channel mask head")
+
+
 def write_report(r: dict[str, Any], shown: dict[str, Any], cfg: SviConfig, out: Path) -> Path:
     """``report.json``, ``report.md`` and the figure (the first seed's networks on four scenes with touching pairs,
     as :func:`measure` predicted them)."""
@@ -381,7 +401,8 @@ def write_report(r: dict[str, Any], shown: dict[str, Any], cfg: SviConfig, out: 
           f"{d['count']:,} scenes of {d['side']}×{d['side']} ({d['items']} items, {d['objects'][0]}–{d['objects'][1]} "
           f"per scene, each further item of the first one's class with chance {d['same_class']}; 80/10/10 "
           f"train/val/test); each network with its task's recipe ({r['recipe']['optimizer']}, augment "
-          f"{r['recipe']['augment']}, {r['recipe']['precision']}), seeds {', '.join(map(str, cfg.seeds))}. "
+          f"{r['recipe']['augment']}, {r['recipe']['precision']}; {networks_line(r['arms'])}), seeds "
+          f"{', '.join(map(str, cfg.seeds))}. "
           f"Machine: {r['machine']}.", ""]
     md += [f"- {line}" for line in r["findings"]]
     md += ["", "| network | parameters | epochs × batch | test metric | pairs found as two objects | pairs merged | "

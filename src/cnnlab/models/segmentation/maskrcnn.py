@@ -35,11 +35,12 @@ ANCHOR_SIZES = (8, 16, 32, 64, 128)     # one per pyramid level P2, P3, P4, P5, 
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 BOX_HEAD = 256                          # units of the two dense layers of the box head (torchvision: 1024)
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+MASK_CHANNELS = 64                      # channels of the mask head's four convolutions (torchvision: 256)
 ROI_SAMPLING = 2                        # RoIAlign sampling points per bin side (torchvision's default)
 
 
 def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet18", image_size: int = 64,
-             fpn_channels: int = 128, mask_channels: int = 64, detections: int = 50, anchor_sizes: tuple[int, ...] = ANCHOR_SIZES,
+             fpn_channels: int = 128, mask_channels: int = MASK_CHANNELS, detections: int = 50, anchor_sizes: tuple[int, ...] = ANCHOR_SIZES,
              roi_sampling: int = ROI_SAMPLING, **overrides: Any) -> nn.Module:
     """Mask R-CNN for ``num_classes`` classes (background included, index 0) on ``image_size``-px images.
 
