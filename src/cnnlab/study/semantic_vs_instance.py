@@ -151,7 +151,7 @@ def semantic_objects(pred: np.ndarray, min_pixels: int = MIN_PART) -> dict[str, 
 class SviConfig:
     """What the study trains; ``quick`` is digit scenes of 32×32 and a narrower Mask R-CNN (:data:`QUICK_ARGS`; ~4
     minutes on 2 cores). ``batch`` defaults to each task's recipe (:mod:`cnnlab.train.recipes`: 32 and 16), ``epochs``
-    to the study's own. The U-Net trains channels-last (the same arithmetic, faster on CPU)."""
+    to the study's own. The quick U-Net trains channels-last (the same arithmetic, faster on CPU)."""
 
     data: str | None = None           # scene items: fashion-mnist (digits with quick)
     data_dir: str | None = None
@@ -189,7 +189,7 @@ def plan(cfg: SviConfig) -> tuple[Path, dict[str, Any]]:
         base = TrainConfig.for_task(TASKS[arm], data=str(scenes.resolve()), model=arm, epochs=cfg.arm_epochs(arm),
                                     augment=augment, model_args={**model_options(TASKS[arm], arm),
                                                                  **(QUICK_ARGS[arm] if cfg.quick else {})},
-                                    channels_last=arm == "unet",
+                                    channels_last=cfg.quick and arm == "unet",
                                     **({"batch": cfg.batch} if cfg.batch else {}))
         runs.update(common.seed_runs(base, {arm: {}}, cfg.seeds, out))
     common.check_existing(runs)
