@@ -344,6 +344,50 @@ def test_ctrl_c_while_torch_is_still_loading_is_one_line():
     assert p.returncode == 130 and err == "cnnlab: interrupted\n", (p.returncode, err[-1500:])
 
 
+INTERRUPTED_IMPORT = """import os, signal, time
+from torch import nn
+class Field:                       # a library's descriptor: Python 3.11 wraps what __set_name__ raises
+    def __set_name__(self, owner, name):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+class Holder:
+    f = Field()
+def build():
+    return nn.Linear(4, 2)
+"""
+
+INTERRUPTED_BUILD = """import os, signal, sys, time
+from torch import nn
+def build():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+    finally:
+        open(os.environ["MARK"], "w").close()
+    return nn.Linear(4, 2)
+"""
+
+
+def test_ctrl_c_inside_an_import_is_one_line_whatever_the_library_makes_of_it(tmp_path):
+    """Ctrl-C landing in a library's __set_name__ during an import became 'RuntimeError: Error calling
+    __set_name__' with a traceback (seen while torch loads): inside an import cnnlab stops at once, one line."""
+    (tmp_path / "user.py").write_text(INTERRUPTED_IMPORT)
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert (p.returncode, p.stderr) == (130, "cnnlab: interrupted\n"), p.stderr[-1500:]
+
+
+def test_ctrl_c_outside_imports_still_runs_the_finally_blocks_on_its_way(tmp_path):
+    import os
+
+    (tmp_path / "user.py").write_text(INTERRUPTED_BUILD)
+    mark = tmp_path / "finally-ran"
+    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
+                       capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "MARK": str(mark)})
+    assert (p.returncode, p.stderr) == (130, "cnnlab: interrupted\n"), p.stderr[-1500:]
+    assert mark.exists()
+
+
 def test_an_error_inside_cnnlab_keeps_its_traceback_even_under_the_users_forward(tmp_path):
     """Only the user's own frames make a one-line 'fix it there'; cnnlab's are a bug report (traceback)."""
     (tmp_path / "user.py").write_text(NET.format(body="from cnnlab.analysis.walk import count_params; "

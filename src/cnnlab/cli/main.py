@@ -87,14 +87,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):    # an ASCII-only locale: escapes instead of UnicodeEncodeError
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    import signal
+
+    before = _catch_interrupts_in_imports()
     try:
         return _main(argv)
-    except KeyboardInterrupt:   # Ctrl-C anywhere, start-up (importing torch) included: one line
-        import signal
-
+    except KeyboardInterrupt:   # Ctrl-C anywhere else: one line, after the finally blocks on the way have run
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C (or a late one) cannot replace the exit
         sys.stderr.write("cnnlab: interrupted\n")
         return 130
+    finally:
+        if before is not None and signal.getsignal(signal.SIGINT) is _on_interrupt:
+            signal.signal(signal.SIGINT, before)
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: ``KeyboardInterrupt``, unless it lands inside an import (torch's takes seconds).
+
+    There the exception passes through the imported library's own code, which may turn
+    it into another error (``RuntimeError: Error calling __set_name__``), swallow it
+    (a bare ``except``), or leave CPython's flag that kills the process by SIGINT after
+    cnnlab's exit status 130 — all measured. An import writes none of the user's files:
+    the one line, and exit 130 at once.
+    """
+    f = frame
+    while f is not None:
+        if f.f_code.co_filename.startswith("<frozen importlib"):
+            sys.stderr.write("cnnlab: interrupted\n")
+            sys.stderr.flush()
+            os._exit(130)
+        f = f.f_back
+    raise KeyboardInterrupt
+
+
+def _catch_interrupts_in_imports() -> object | None:
+    """Install :func:`_on_interrupt` where Ctrl-C has Python's default handler; the handler it replaced
+    (None: left alone — not the main thread, or Ctrl-C ignored or handled by the caller)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:
+        return None
+    signal.signal(signal.SIGINT, _on_interrupt)
+    return before
 
 
 def _main(argv: Sequence[str] | None) -> int:
