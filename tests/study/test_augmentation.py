@@ -64,7 +64,11 @@ def test_sizes_are_distinct_ascending_and_never_below_a_batch():
     from cnnlab.errors import CnnlabError
     from cnnlab.study.augmentation import AugmentConfig, _sizes
 
-    assert _sizes(AugmentConfig(sizes=(4000, 1000, 5000, 9999), batch=128), 4500) == (1000, 4000, 4500)
+    assert _sizes(AugmentConfig(sizes=(4000, 1000, 4500, 1000), batch=128), 4500) == (1000, 4000, 4500)
+    with pytest.raises(CnnlabError, match="--sizes 5,000, 9,999: the training split holds 4,500 images"):
+        _sizes(AugmentConfig(sizes=(4000, 1000, 5000, 9999), batch=128), 4500)     # not cut down in silence
+    with pytest.raises(CnnlabError, match="--batch 5000: more than the smallest training-set size"):
+        _sizes(AugmentConfig(batch=5000), 60000)                                # the defaults: --batch is to blame
     assert _sizes(AugmentConfig(batch=128), 1293) == (1000, 1293)          # full sizes on a small set: no repeats
     with pytest.raises(CnnlabError, match="--sizes 50: fewer training images than one batch of 128"):
         _sizes(AugmentConfig(sizes=(50, 1000), batch=128), 5000)
@@ -92,3 +96,11 @@ def test_one_training_set_size_is_reported_once_and_not_compared_with_itself():
     lines = findings(r)
     assert [line.split("**")[1] for line in lines] == ["1,294 training images.", "More data.", "Tolerance to variations"]
     assert "Not measured" in lines[1] and "helps here in every seed" in lines[0]     # shift's seeds all above none's
+
+
+@pytest.mark.parametrize("given,says", [("1,000,4,000", "the comma separates sizes, not thousands"),
+                                        ("500,0", "image counts of at least 1")])
+def test_sizes_written_with_thousands_separators_are_refused_with_the_fix(given, says, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["study", "augmentation", "--sizes", given])
+    assert stop.value.code == 2 and says in capsys.readouterr().err

@@ -86,6 +86,9 @@ def _sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' must be image counts separated by commas, e.g. 500,2000") from None
+    if any(len(t.strip()) == 3 and t.strip().startswith("0") for t in text.split(",")[1:]):
+        raise argparse.ArgumentTypeError(f"'{text}': the comma separates sizes, not thousands; write 1000,4000, "
+                                         "not 1,000,4,000")
     if not sizes or any(not 1 <= n < 2**31 for n in sizes):
         raise argparse.ArgumentTypeError(f"'{text}': give image counts of at least 1, e.g. 500,2000")
     return sizes
@@ -176,7 +179,8 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
                             "(default 0.6: the step needs 1/0.6 = 1.67x what there is)")
     if name == "augmentation":
         c.add_argument("--sizes", type=_sizes, default=None, metavar="N,N,...",
-                       help="training-set sizes (default: 1,000, 4,000, 12,000; --quick: 1/16, 1/4 and all)")
+                       help="training-set sizes, e.g. 500,2000 (default: 1000,4000,12000; --quick: 1/16, 1/4 and all; "
+                            "none above the training split's count)")
         c.add_argument("--val-fraction", type=finite_float, default=None, metavar="SHARE",
                        help="share of the training images held out to choose each run's best epoch (default 0.05; "
                             "--quick: 0.1)")

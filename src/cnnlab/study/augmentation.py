@@ -50,16 +50,25 @@ class AugmentConfig:
 
 
 def _sizes(cfg: AugmentConfig, train_images: int) -> tuple[int, ...]:
-    """The training-set sizes, distinct and ascending, none above the data's; one below a batch is refused."""
+    """The training-set sizes, distinct and ascending; a size asked above the data's count, or one below a batch,
+    is refused (the defaults are cut to the data's count)."""
     from cnnlab.errors import CnnlabError
 
     if cfg.sizes:
-        sizes = {min(n, train_images) for n in cfg.sizes}
+        over = sorted(n for n in set(cfg.sizes) if n > train_images)
+        if over:
+            raise CnnlabError(f"--sizes {', '.join(f'{n:,}' for n in over)}: the training split holds "
+                              f"{train_images:,} images (after --val-fraction's share); give sizes up to "
+                              f"{train_images:,}")
+        sizes = set(cfg.sizes)
     elif cfg.quick:
         sizes = {max(cfg.batch or 1, round(train_images * f)) for f in (1 / 16, 1 / 4)} | {train_images}
     else:
         sizes = {min(n, train_images) for n in (1000, 4000, 12000)}
     small = [n for n in sizes if n < (cfg.batch or 1)]
+    if small and not cfg.sizes:
+        raise CnnlabError(f"--batch {cfg.batch}: more than the smallest training-set size ({min(sizes):,} images); "
+                          f"give a --batch of at most {min(sizes):,}, or --sizes of at least {cfg.batch}")
     if small:
         raise CnnlabError(f"--sizes {', '.join(map(str, sorted(small)))}: fewer training images than one batch of "
                           f"{cfg.batch}; give sizes of at least {cfg.batch} or a smaller --batch")
