@@ -45,3 +45,23 @@ def test_a_refused_study_leaves_no_trace_and_a_resumed_one_keeps_its_mark(tmp_pa
         (tmp_path / "done" / "runs").mkdir()
     refused(tmp_path / "done")                        # refused later (other settings): its runs and mark stay
     assert (tmp_path / "done" / STUDY_MARK).is_file() and (tmp_path / "done" / "runs").is_dir()
+
+
+def test_a_finished_report_is_not_replaced_by_one_over_fewer_seeds(tmp_path):
+    import json
+
+    import pytest
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.study.common import study_folder
+
+    out = tmp_path / "study"
+    with study_folder(out, "lrn", (0, 1, 2)):
+        (out / "report.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}}))
+    with pytest.raises(CnnlabError, match=r"report is over seeds 0,1,2; --seeds 0 would replace it.* --seeds 0,1,2"):
+        with study_folder(out, "lrn", (0,)):
+            pass
+    for more in ((2, 1, 0), (0, 1, 2, 3)):               # the same seeds in another order, or more: resumed
+        with study_folder(out, "lrn", more):
+            pass
+    assert (out / "report.json").is_file()

@@ -138,6 +138,8 @@ def test_other_settings_are_refused(report):
 
     with pytest.raises(CnnlabError, match="made with other settings .*epochs 1"):
         study(SviConfig(out=str(report), **{**TINY, "epochs": 2}), progress=False)
+    with pytest.raises(CnnlabError, match="report is over seeds 0,1; --seeds 0 would replace it"):
+        study(SviConfig(out=str(report), **{**TINY, "seeds": (0,)}), progress=False)
 
 
 def test_the_count_threshold_is_the_score_that_counts_the_validation_scenes_best():

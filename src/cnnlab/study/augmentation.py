@@ -254,7 +254,7 @@ def study(cfg: AugmentConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "augmentation"):
+    with common.study_folder(out, "augmentation", cfg.seeds):
         data, presets, sizes, runs = plan(cfg)
     common.run_all(runs, progress, desc="augmentation")
     return write_report(measure(cfg, data, presets, sizes, runs), out)

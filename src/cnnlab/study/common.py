@@ -15,7 +15,7 @@ import functools
 import json
 import shutil
 import statistics
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -70,14 +70,17 @@ def claim_study_folder(out: Path, name: str) -> None:
 
 
 @contextlib.contextmanager
-def study_folder(out: Path, name: str) -> Iterator[None]:
+def study_folder(out: Path, name: str, seeds: Sequence[int] | None = None) -> Iterator[None]:
     """:func:`claim_study_folder` for the study's planning: when planning refuses (other settings, a bad value),
     a folder this call created is removed with what planning wrote in it (scenes, specs), and a mark it put in an
-    empty folder of the user's is taken back — a refused study leaves no trace."""
+    empty folder of the user's is taken back — a refused study leaves no trace. ``seeds``: a finished report over
+    seeds that these leave out is not replaced by a report over fewer (more seeds extend it)."""
     mark = out / STUDY_MARK
     existed, marked = out.exists(), mark.is_file()
     claim_study_folder(out, name)
     try:
+        if seeds is not None:
+            keep_seeds(out, seeds)
         yield
     except BaseException:
         if not existed and mark.is_file():
@@ -85,6 +88,20 @@ def study_folder(out: Path, name: str) -> Iterator[None]:
         elif not marked and mark.is_file() and [p.name for p in out.iterdir()] == [STUDY_MARK]:
             mark.unlink()
         raise
+
+
+def keep_seeds(out: Path, seeds: Sequence[int]) -> None:
+    """Refuse ``seeds`` that leave out some of the seeds of the report already in ``out``."""
+    report = out / "report.json"
+    try:
+        before = [int(s) for s in json.loads(report.read_text())["config"]["seeds"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return                               # no report yet (or not one of cnnlab's): nothing to keep
+    dropped = [s for s in before if s not in seeds]
+    if dropped:
+        had = ",".join(map(str, before))
+        raise CnnlabError(f"{out}: its report is over seeds {had}; --seeds {','.join(map(str, seeds))} would replace "
+                          f"it with one over fewer (the runs stay): give --seeds {had} (or more), or another --out")
 
 
 def write_spec(path: Path, doc: Mapping[str, Any], comment: str) -> str:

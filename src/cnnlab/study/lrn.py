@@ -218,7 +218,7 @@ def study(cfg: LrnConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "lrn"):
+    with common.study_folder(out, "lrn", cfg.seeds):
         data, specs, runs = plan(cfg)
     common.run_all(runs, progress, desc="lrn")
     return write_report(measure(cfg, data, specs, runs), out)

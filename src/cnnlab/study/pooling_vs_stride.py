@@ -204,7 +204,7 @@ def study(cfg: PoolingConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "pooling-vs-stride"):
+    with common.study_folder(out, "pooling-vs-stride", cfg.seeds):
         data, specs, runs = plan(cfg)
     common.run_all(runs, progress, desc="pooling-vs-stride")
     return write_report(measure(cfg, data, specs, runs), out)

@@ -458,7 +458,7 @@ def study(cfg: RemediesConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "remedies"):
+    with common.study_folder(out, "remedies", cfg.seeds):
         _check_settings(cfg, write=False)
         data, arms, budget, runs = plan(cfg)
         _check_settings(cfg, write=True)

@@ -207,7 +207,7 @@ def study(cfg: SegResConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "segmentation-resolution"):
+    with common.study_folder(out, "segmentation-resolution", cfg.seeds):
         scenes, runs = plan(cfg)
     common.run_all(runs, progress, desc="segmentation-resolution")
     return write_report(measure(cfg, scenes, runs), cfg, scenes, runs, out)

@@ -429,7 +429,7 @@ def study(cfg: SviConfig, progress: bool = True) -> Path:
     """Run (or resume) the whole study and write its report; returns ``report.md``'s path."""
     cfg = cfg.effective()
     out = Path(cfg.out)
-    with common.study_folder(out, "semantic-vs-instance"):
+    with common.study_folder(out, "semantic-vs-instance", cfg.seeds):
         scenes, runs = plan(cfg)
     common.run_all(runs, progress, desc="semantic-vs-instance")
     return write_report(*measure(cfg, scenes, runs), cfg, out)
