@@ -71,6 +71,14 @@ def test_a_setting_given_with_resume_is_refused_not_ignored(capsys):
     assert "--batch: a resumed run keeps the settings in its config.json" in err and len(err.strip().splitlines()) == 1
     assert main(["train", "--resume", "runs/somewhere", "--recipe", "speedrun"]) == 2
     assert "--recipe:" in capsys.readouterr().err
+    for argv in (["train", "--resume", "runs/somewhere", "--precision", "fp32"],     # engine options too
+                 ["train", "--resume", "runs/somewhere", "--channels-last"],
+                 ["segment", "train", "--resume", "runs/somewhere", "--width", "8"]):
+        assert main(argv) == 2
+        flag = next(a for a in argv[3:] if a.startswith("--"))
+        assert f"{flag}: a resumed run keeps the settings" in capsys.readouterr().err
+    assert main(["train", "--resume", "runs/somewhere", "--seed", "0", "--no-progress"]) == 2   # its default: let be
+    assert "not a cnnlab run folder" in capsys.readouterr().err
 
 
 def test_a_recipe_on_digits_leaves_its_mirror_out_and_for_recipe_applies_it():

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from cnnlab.cli.common import batch_size, console, finite_float, nonneg_int, positive_int, size_arg
+from cnnlab.errors import CnnlabError
 
 
 def add_engine_options(t: argparse.ArgumentParser) -> None:
@@ -62,6 +63,24 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint "
                    "(its saved settings are used; --epochs N extends it)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar: one line per epoch on stderr")
+    t.set_defaults(engine_parser=t)
+
+
+RESUME_TAKES = frozenset({"help", "resume", "epochs", "no_progress", "engine_parser", "func"})   # all else: saved
+
+
+def refuse_settings_on_resume(args: argparse.Namespace) -> None:
+    """A resumed run keeps the settings in its config.json: an option given with ``--resume`` (any but
+    ``--epochs``, which extends the run, and ``--no-progress``) would be ignored, so it is refused. An option is
+    taken as given when its value is not its default (one given at its default changes nothing)."""
+    parser = getattr(args, "engine_parser", None)
+    for action in parser._actions if parser is not None else ():
+        if action.dest in RESUME_TAKES or not action.option_strings:
+            continue
+        if getattr(args, action.dest, action.default) != action.default:
+            flag = max(action.option_strings, key=len)
+            raise CnnlabError(f"{flag}: a resumed run keeps the settings in its config.json; leave {flag} out to "
+                              f"resume {args.resume} (--epochs N extends it), or start a new run with --out")
 
 
 def engine_config(args: argparse.Namespace, **task_fields: object):  # type: ignore[no-untyped-def]
@@ -88,6 +107,7 @@ def run_engine(args: argparse.Namespace, **task_fields: object) -> int:
     from cnnlab.train.engine import Trainer
 
     if args.resume:
+        refuse_settings_on_resume(args)
         trainer = Trainer(TrainConfig(), resume=Path(args.resume), progress=not args.no_progress, epochs=args.epochs)
     else:
         trainer = Trainer(engine_config(args, **task_fields), progress=not args.no_progress)

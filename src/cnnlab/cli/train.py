@@ -93,21 +93,6 @@ def _add_recipe_option(t: argparse.ArgumentParser) -> None:
                 action.help += " (default: from --recipe)"
 
 
-def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
-    """A resumed run keeps its saved settings: a recipe or a setting given with --resume would be ignored, so it is
-    refused (--epochs extends the run)."""
-    from cnnlab.errors import CnnlabError
-    from cnnlab.train.recipes import RECIPE_FIELDS
-
-    given = [f for f in RECIPE_FIELDS if f != "epochs" and getattr(args, f, None) is not None]
-    if args.recipe != "auto":
-        given.insert(0, "recipe")
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        raise CnnlabError(f"{flag}: a resumed run keeps the settings in its config.json; leave {flag} out to resume "
-                          f"{args.resume} (--epochs N extends it), or start a new run with --out")
-
-
 def recipe_settings(args: argparse.Namespace) -> dict[str, object]:
     """The settings of ``cnnlab train``: the flags given, then the recipe's, then TrainConfig's defaults."""
     from cnnlab.train.config import TrainConfig
@@ -167,8 +152,7 @@ def _register_eval_predict(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     if args.resume:
-        _refuse_settings_on_resume(args)
-        return run_engine(args)
+        return run_engine(args)        # every setting but --epochs is the run's own (given ones are refused)
     settings = recipe_settings(args)
     for field in ("model", "batch", "epochs", "lr", "weight_decay", "optimizer", "augment", "val_fraction"):
         setattr(args, field, settings.pop(field))
