@@ -371,19 +371,24 @@ def build():
 def test_ctrl_c_inside_an_import_is_one_line_whatever_the_library_makes_of_it(tmp_path):
     """Ctrl-C landing in a library's __set_name__ during an import became 'RuntimeError: Error calling
     __set_name__' with a traceback (seen while torch loads): inside an import cnnlab stops at once, one line."""
+    import signal
+
     (tmp_path / "user.py").write_text(INTERRUPTED_IMPORT)
     p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+                       capture_output=True, text=True, timeout=TIMEOUT,     # a background job's child ignores SIGINT
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert (p.returncode, p.stderr) == (130, "cnnlab: interrupted\n"), p.stderr[-1500:]
 
 
 def test_ctrl_c_outside_imports_still_runs_the_finally_blocks_on_its_way(tmp_path):
     import os
+    import signal
 
     (tmp_path / "user.py").write_text(INTERRUPTED_BUILD)
     mark = tmp_path / "finally-ran"
     p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
-                       capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "MARK": str(mark)})
+                       capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "MARK": str(mark)},
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert (p.returncode, p.stderr) == (130, "cnnlab: interrupted\n"), p.stderr[-1500:]
     assert mark.exists()
 

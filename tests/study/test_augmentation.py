@@ -65,7 +65,7 @@ def test_sizes_are_distinct_ascending_and_never_below_a_batch():
     from cnnlab.study.augmentation import AugmentConfig, _sizes
 
     assert _sizes(AugmentConfig(sizes=(4000, 1000, 4500, 1000), batch=128), 4500) == (1000, 4000, 4500)
-    with pytest.raises(CnnlabError, match="--sizes 5,000, 9,999: the training split holds 4,500 images"):
+    with pytest.raises(CnnlabError, match="--sizes 5000,9999: the training split holds 4,500 images"):
         _sizes(AugmentConfig(sizes=(4000, 1000, 5000, 9999), batch=128), 4500)     # not cut down in silence
     with pytest.raises(CnnlabError, match="--batch 5000: more than the smallest training-set size"):
         _sizes(AugmentConfig(batch=5000), 60000)                                # the defaults: --batch is to blame

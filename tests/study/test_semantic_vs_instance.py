@@ -119,7 +119,7 @@ def test_every_number_is_its_run_folders_and_the_pairs_are_the_scenes(report):
 @pytest.mark.slow
 def test_the_quick_mask_rcnn_is_the_narrow_one_the_report_names(report):
     """--quick trains a Mask R-CNN with a 32-channel pyramid and mask head (recorded, counted and said), the U-Net
-    channels-last; oracle for the count: the parameters of torchvision's MaskRCNN built with those widths."""
+    channels-last: the run's parameter count is that of the builder at those widths, fewer than the recipe's."""
     from cnnlab.models.segmentation.maskrcnn import maskrcnn
 
     doc = json.loads((report / "runs" / "maskrcnn-s0" / "config.json").read_text())

@@ -281,7 +281,7 @@ def test_a_joined_process_leaves_the_group_before_the_interpreter_ends(tmp_path)
     script = tmp_path / "leaver.py"
     script.write_text(LEAVER)
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    p = subprocess.run([torchrun, "--nproc-per-node", "2", str(script), str(tmp_path)], capture_output=True,
+    p = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)], capture_output=True,
                        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     for rank in (0, 1):

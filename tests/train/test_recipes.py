@@ -77,7 +77,12 @@ def test_a_setting_given_with_resume_is_refused_not_ignored(capsys):
         assert main(argv) == 2
         flag = next(a for a in argv[3:] if a.startswith("--"))
         assert f"{flag}: a resumed run keeps the settings" in capsys.readouterr().err
-    assert main(["train", "--resume", "runs/somewhere", "--seed", "0", "--no-progress"]) == 2   # its default: let be
+    for argv in (["train", "--resume", "runs/somewhere", "--seed", "0"],      # given at its default: refused too
+                 ["train", "--resume", "runs/somewhere", "--prec", "auto"],   # an abbreviation, as argparse takes it
+                 ["segment", "train", "--resume", "runs/somewhere", "--optimizer", "adam"]):
+        assert main(argv) == 2
+        assert "a resumed run keeps the settings" in capsys.readouterr().err
+    assert main(["train", "--resume", "runs/somewhere", "--epochs", "3", "--no-progress"]) == 2   # taken: on to the run
     assert "not a cnnlab run folder" in capsys.readouterr().err
 
 

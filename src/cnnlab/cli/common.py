@@ -157,3 +157,27 @@ def report_unreadable(predicted: int, failed: list[dict]) -> int:
         done = "skipped; the other images were predicted" if predicted else "nothing was predicted"
         sys.stderr.write(f"cnnlab: error: {printable(str(f['image']))}: {printable(reason)} ({done})\n")
     return 0 if not failed else 1 if predicted else 2
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``dest`` of every option the command line ``argv`` gave (even at its default value): ``argv`` parsed
+    again with every default of ``parser`` and its sub-commands suppressed, so only what was given is set."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def suppress(p: argparse.ArgumentParser) -> None:
+        saved.append((p, "_defaults", p._defaults))
+        p._defaults = {}
+        for action in p._actions:
+            saved.append((action, "default", action.default))
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in {id(s): s for s in action.choices.values()}.values():   # aliases: one parser
+                    suppress(sub)
+
+    try:
+        suppress(parser)
+        given, _ = parser.parse_known_args(argv, argparse.Namespace())
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+    return set(vars(given))

@@ -71,13 +71,14 @@ RESUME_TAKES = frozenset({"help", "resume", "epochs", "no_progress", "engine_par
 
 def refuse_settings_on_resume(args: argparse.Namespace) -> None:
     """A resumed run keeps the settings in its config.json: an option given with ``--resume`` (any but
-    ``--epochs``, which extends the run, and ``--no-progress``) would be ignored, so it is refused. An option is
-    taken as given when its value is not its default (one given at its default changes nothing)."""
-    parser = getattr(args, "engine_parser", None)
-    for action in parser._actions if parser is not None else ():
-        if action.dest in RESUME_TAKES or not action.option_strings:
-            continue
-        if getattr(args, action.dest, action.default) != action.default:
+    ``--epochs``, which extends the run, and ``--no-progress``), even at its default value, would be ignored, so
+    it is refused. ``args.given`` (set by the CLI's ``main``) names the options the command line gave."""
+    parser, given = getattr(args, "engine_parser", None), getattr(args, "given", None)
+    if parser is None or given is None:
+        return
+    named = given()
+    for action in parser._actions:
+        if action.dest in named and action.dest not in RESUME_TAKES and action.option_strings:
             flag = max(action.option_strings, key=len)
             raise CnnlabError(f"{flag}: a resumed run keeps the settings in its config.json; leave {flag} out to "
                               f"resume {args.resume} (--epochs N extends it), or start a new run with --out")

@@ -11,8 +11,8 @@ import os
 import re
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Sequence
+from types import FrameType, TracebackType
+from typing import Any, Callable, Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import analyze as analyze_cmd
@@ -24,6 +24,7 @@ from cnnlab.cli import segment as segment_cmd
 from cnnlab.cli import study as study_cmd
 from cnnlab.cli import train as train_cmd
 from cnnlab.cli import zoo as zoo_cmd
+from cnnlab.cli.common import given_options
 from cnnlab.errors import CnnlabError
 from cnnlab.text import printable, shorten_words
 
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     import signal
 
-    before = _catch_interrupts_in_imports()
+    before = _catch_interrupts_in_imports() if argv is None else None   # the command itself, not a caller's process
     try:
         return _main(argv)
     except KeyboardInterrupt:   # Ctrl-C anywhere else: one line, after the finally blocks on the way have run
@@ -101,18 +102,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGINT, before)
 
 
-def _on_interrupt(signum: int, frame: object) -> None:
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C: ``KeyboardInterrupt``, unless it lands inside an import (torch's takes seconds).
 
     There the exception passes through the imported library's own code, which may turn
     it into another error (``RuntimeError: Error calling __set_name__``), swallow it
     (a bare ``except``), or leave CPython's flag that kills the process by SIGINT after
-    cnnlab's exit status 130 — all measured. An import writes none of the user's files:
-    the one line, and exit 130 at once.
+    cnnlab's exit status 130 — all measured. So there the one line, and exit 130 at once,
+    as a kill would: the ``finally`` blocks around the import do not run (a temporary
+    folder may stay), while every file cnnlab writes is written atomically and stays whole.
     """
     f = frame
     while f is not None:
         if f.f_code.co_filename.startswith("<frozen importlib"):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
             sys.stderr.write("cnnlab: interrupted\n")
             sys.stderr.flush()
             os._exit(130)
@@ -120,7 +127,7 @@ def _on_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _catch_interrupts_in_imports() -> object | None:
+def _catch_interrupts_in_imports() -> Callable[[int, FrameType | None], Any] | int | None:
     """Install :func:`_on_interrupt` where Ctrl-C has Python's default handler; the handler it replaced
     (None: left alone — not the main thread, or Ctrl-C ignored or handled by the caller)."""
     import signal
@@ -143,6 +150,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                                    if k.endswith("_command") and v]])
         sys.stderr.write(f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')\n")
         return EXIT_USAGE
+    args.given = lambda: given_options(parser, list(argv) if argv is not None else sys.argv[1:])
     try:
         return int(args.func(args) or 0)
     except CnnlabError as err:

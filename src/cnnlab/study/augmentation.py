@@ -57,7 +57,7 @@ def _sizes(cfg: AugmentConfig, train_images: int) -> tuple[int, ...]:
     if cfg.sizes:
         over = sorted(n for n in set(cfg.sizes) if n > train_images)
         if over:
-            raise CnnlabError(f"--sizes {', '.join(f'{n:,}' for n in over)}: the training split holds "
+            raise CnnlabError(f"--sizes {','.join(map(str, over))}: the training split holds "
                               f"{train_images:,} images (after --val-fraction's share); give sizes up to "
                               f"{train_images:,}")
         sizes = set(cfg.sizes)
@@ -67,8 +67,9 @@ def _sizes(cfg: AugmentConfig, train_images: int) -> tuple[int, ...]:
         sizes = {min(n, train_images) for n in (1000, 4000, 12000)}
     small = [n for n in sizes if n < (cfg.batch or 1)]
     if small and not cfg.sizes:
+        fix = f", or --sizes of at least {cfg.batch}" if cfg.batch <= train_images else ""
         raise CnnlabError(f"--batch {cfg.batch}: more than the smallest training-set size ({min(sizes):,} images); "
-                          f"give a --batch of at most {min(sizes):,}, or --sizes of at least {cfg.batch}")
+                          f"give a --batch of at most {min(sizes):,}{fix}")
     if small:
         raise CnnlabError(f"--sizes {', '.join(map(str, sorted(small)))}: fewer training images than one batch of "
                           f"{cfg.batch}; give sizes of at least {cfg.batch} or a smaller --batch")
