@@ -60,8 +60,9 @@ def test_a_finished_report_is_not_replaced_by_one_over_fewer_seeds(tmp_path):
         (out / "report.json").write_text(json.dumps({"config": {"seeds": [0, 1, 2]}}))
     with pytest.raises(CnnlabError, match=r"report is over seeds 0,1,2; --seeds 0 would replace it.* --seeds 0,1,2"):
         with study_folder(out, "lrn", (0,)):
-            pass
+            raise AssertionError("planning must not start")            # the refusal comes on entering
     for more in ((2, 1, 0), (0, 1, 2, 3)):               # the same seeds in another order, or more: resumed
         with study_folder(out, "lrn", more):
-            pass
+            planned = more
+        assert planned == more
     assert (out / "report.json").is_file()

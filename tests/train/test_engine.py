@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -272,16 +271,14 @@ out.write(f"sum {int(t[0])} world {d.world}; ")
 """
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
-                    reason="torchrun not installed next to this Python")
 def test_a_joined_process_leaves_the_group_before_the_interpreter_ends(tmp_path):
     """Gloo's threads left to interpreter shutdown abort the process now and then (pytorch/pytorch#190489):
     the group must be destroyed at exit. Oracle: torch.distributed.is_initialized seen by a hook that runs after
     cnnlab's (atexit is last in, first out, and this one is registered first)."""
     script = tmp_path / "leaver.py"
     script.write_text(LEAVER)
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    p = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)], capture_output=True,
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]      # torchrun itself, always beside torch
+    p = subprocess.run([*torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)], capture_output=True,
                        text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     for rank in (0, 1):

@@ -7,6 +7,7 @@ print one line, ``cnnlab: error: ...``, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -116,10 +117,8 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     while f is not None:
         if f.f_code.co_filename.startswith("<frozen importlib"):
             for stream in (sys.stdout, sys.stderr):
-                try:
+                with contextlib.suppress(OSError, ValueError):   # a closed pipe or stream has nothing left to flush
                     stream.flush()
-                except (OSError, ValueError):
-                    pass
             sys.stderr.write("cnnlab: interrupted\n")
             sys.stderr.flush()
             os._exit(130)
