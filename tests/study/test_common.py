@@ -66,3 +66,20 @@ def test_a_finished_report_is_not_replaced_by_one_over_fewer_seeds(tmp_path):
             planned = more
         assert planned == more
     assert (out / "report.json").is_file()
+
+
+def test_a_study_trains_each_run_quietly_and_says_one_line_for_it(tmp_path, capsys):
+    from cnnlab.study.common import run_all
+    from cnnlab.train.config import TrainConfig
+
+    runs = {f"small-s{s}": TrainConfig(data="digits", epochs=2, batch=64, train_size=128, seed=s,
+                                       out=str(tmp_path / f"small-s{s}")) for s in (0, 1)}
+    run_all(runs, progress=False, desc="mystudy")
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" trained in ")[0] for line in err] == ["mystudy: run 1 of 2 (small-s0)",
+                                                                 "mystudy: run 2 of 2 (small-s1)"]
+    for key in runs:                                    # what the run would have said is in its log
+        log = (tmp_path / key / "log.txt").read_text()
+        assert "epoch 1: val acc" in log and "epoch 2: val acc" in log
+    run_all(runs, progress=False, desc="mystudy")       # finished: nothing trained, nothing said
+    assert capsys.readouterr().err == ""

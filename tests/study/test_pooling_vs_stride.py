@@ -81,6 +81,20 @@ def test_a_finished_study_is_reused_and_other_settings_refused(report):
         study(PoolingConfig(quick=True, epochs=3, seeds=(0, 1), out=str(report)), progress=False)
 
 
+@pytest.mark.slow
+def test_the_command_prints_each_finding_whole_on_one_line(report, capsys):
+    # rerun on the finished folder (only the report is written again), output to a pipe: no paragraph is cut at a
+    # console width (rich hard-wrapped them at 160 columns)
+    assert main(["study", "pooling-vs-stride", "--quick", "--epochs", "2", "--seeds", "0,1", "--out", str(report),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    findings = json.loads((report / "report.json").read_text())["findings"]
+    assert max(map(len, findings)) > 160
+    for finding in findings:
+        assert "- " + finding.replace("**", "") in printed
+    assert printed[-1] == f"report: {report / 'report.md'}"
+
+
 def test_a_data_folder_is_compared_as_the_engine_saves_it(tmp_path, monkeypatch):
     """A study on --data DIR (relative) resumes: its runs' data is the folder made absolute, as config.json has it."""
     from cnnlab.study.common import seed_runs

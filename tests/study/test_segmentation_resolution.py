@@ -36,6 +36,8 @@ def test_every_score_is_its_run_folders_and_the_strides_are_the_papers(report):
     # two seeds of one epoch: no difference is claimed ("not shown", or a network has not learnt)
     assert "every seed" not in r["findings"][1]
     assert cfg["channels_last"] is True
+    # digit scenes are never mirrored (a mirrored digit is another shape): the runs and the report say so
+    assert cfg["augment"] == "none" and "augment none" in (report / "report.md").read_text()
     assert "not shown" in r["findings"][1] or "not learnt" in r["findings"][1]
 
 

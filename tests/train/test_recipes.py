@@ -19,7 +19,8 @@ def _settings(*argv: str) -> dict:
 def test_fashion_mnist_gets_its_recipe_digits_the_plain_defaults():
     fashion = _settings("--data", "fashion-mnist")
     assert fashion["recipe"] == "fashion-mnist"
-    assert all(fashion[k] == v for k, v in CLASSIFICATION_RECIPES["fashion-mnist"].items())
+    recipe = CLASSIFICATION_RECIPES["fashion-mnist"]
+    assert all(fashion["lr" if k == "adam_lr" else k] == v for k, v in recipe.items())
     plain = _settings()                              # digits: no recipe of its own
     d = TrainConfig()
     assert plain["recipe"] == "none" and all(plain[f] == getattr(d, f) for f in RECIPE_FIELDS)
@@ -37,14 +38,30 @@ def test_a_flag_given_wins_over_the_recipe_and_none_turns_it_off():
     assert _settings("--data", "fashion-mnist", "--batch", str(TrainConfig().batch))["batch"] == TrainConfig().batch
 
 
+def test_the_recipes_adam_rate_is_for_adam_only_and_a_given_rate_wins():
+    from cnnlab.vocab import DEFAULT_LR
+
+    peak = CLASSIFICATION_RECIPES["fashion-mnist"]["adam_lr"]
+    assert peak != DEFAULT_LR["adam"]                  # else this test could not tell the two apart
+    assert _settings("--data", "fashion-mnist", "--optimizer", "adamw")["lr"] == peak
+    assert _settings("--data", "fashion-mnist", "--lr", "0.01")["lr"] == 0.01
+    for sgd in ("sgd", "nesterov"):     # SGD at Adam's peak would crawl: it keeps its own default rate
+        assert _settings("--data", "fashion-mnist", "--optimizer", sgd)["lr"] is None
+        assert TrainConfig.for_recipe("fashion-mnist", optimizer=sgd).learning_rate == DEFAULT_LR[sgd]
+    assert TrainConfig.for_recipe("fashion-mnist").learning_rate == peak
+    assert TrainConfig.for_recipe("fashion-mnist", lr=0.02, out="x").lr == 0.02
+
+
 def test_the_run_records_its_recipe_and_says_it_first(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--recipe", "fashion-mnist", "--epochs", "1", "--train-size", "256", "--tta", "none",
                  "--precision", "fp32", "--no-progress", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert err.splitlines()[0].startswith("recipe fashion-mnist (options you give win")
+    assert "lr 0.003" in err.splitlines()[0]
     cfg = json.loads((out / "config.json").read_text())["config"]
     assert cfg["recipe"] == "fashion-mnist" and cfg["augment"] == "flip" and cfg["batch"] == 128
+    assert cfg["lr"] == 3e-3 and cfg["optimizer"] == "adam"            # the peak chosen on validation
     assert cfg["epochs"] == 1 and cfg["tta"] == "none"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnlab.cli.common import batch_size, command_group, console, finite_float, positive_int
 
@@ -40,19 +41,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         _register_arm_study(s_sub, name)
 
 
-def run_cnn_vs_dense(args: argparse.Namespace) -> int:
+def _say_findings(path: Path) -> int:
+    """Print a finished study's findings, one paragraph a line (the terminal wraps them: a file or pipe gets whole
+    lines, never a paragraph cut at a console width), and where its report is."""
     import json
 
+    con = console()
+    for line in json.loads((path.parent / "report.json").read_text())["findings"]:
+        con.print("- " + line.replace("**", ""), soft_wrap=True)
+    con.print(f"report: {path}", soft_wrap=True)
+    return 0
+
+
+def run_cnn_vs_dense(args: argparse.Namespace) -> int:
     from cnnlab.study.cnn_vs_dense import StudyConfig, study
 
     cfg = StudyConfig(data=args.data, data_dir=args.data_dir, out=args.out, epochs=args.epochs, batch=args.batch,
                       seed=args.seed, quick=args.quick)
-    path = study(cfg, progress=not args.no_progress)
-    con = console()
-    for line in json.loads((path.parent / "report.json").read_text())["findings"]:
-        con.print("- " + line.replace("**", ""))
-    con.print(f"report: {path}")
-    return 0
+    return _say_findings(study(cfg, progress=not args.no_progress))
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -190,7 +196,6 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
 
 def run_arm_study(args: argparse.Namespace) -> int:
     import importlib
-    import json
 
     module_name, cls_name = ARM_STUDIES[args.study_name][:2]
     module = importlib.import_module(module_name)
@@ -200,9 +205,4 @@ def run_arm_study(args: argparse.Namespace) -> int:
                                     **({"val_fraction": args.val_fraction}
                                        if getattr(args, "val_fraction", None) is not None else {}),
                                     **({"budget": args.budget} if getattr(args, "budget", None) else {}))
-    path = module.study(cfg, progress=not args.no_progress)
-    con = console()
-    for line in json.loads((path.parent / "report.json").read_text())["findings"]:
-        con.print("- " + line.replace("**", ""))
-    con.print(f"report: {path}")
-    return 0
+    return _say_findings(module.study(cfg, progress=not args.no_progress))

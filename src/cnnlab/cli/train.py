@@ -96,12 +96,10 @@ def _add_recipe_option(t: argparse.ArgumentParser) -> None:
 def recipe_settings(args: argparse.Namespace) -> dict[str, object]:
     """The settings of ``cnnlab train``: the flags given, then the recipe's, then TrainConfig's defaults."""
     from cnnlab.train.config import TrainConfig
-    from cnnlab.train.recipes import RECIPE_FIELDS, classification_recipe
+    from cnnlab.train.recipes import RECIPE_FIELDS, classification_recipe, with_recipe
 
     name, recipe = classification_recipe(args.recipe, args.data)
-    d = TrainConfig()
-    chosen = {f: getattr(args, f) if getattr(args, f) is not None else recipe.get(f, getattr(d, f))
-              for f in RECIPE_FIELDS}
+    chosen = with_recipe(recipe, {f: getattr(args, f) for f in RECIPE_FIELDS}, TrainConfig())
     if args.tta is None and (getattr(args, "permute_pixels", False) or args.data.lower() == "digits"):
         chosen["tta"] = "none"        # a recipe's test-time mirror means nothing on scrambled pixels or digits
     return {"recipe": name, **chosen}

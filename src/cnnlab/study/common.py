@@ -154,8 +154,12 @@ def _plain(value: Any) -> Any:
 
 def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str] | None = None,
             desc: str = "study", train: Callable[[str, Any, Path | None], None] | None = None) -> None:
-    """Train every run that is not finished (resuming a stopped one); one bar over the runs. ``train(key, config,
+    """Train every run that is not finished (resuming a stopped one), each quietly (its lines go to its
+    ``log.txt``): one bar over the runs, or without a bar one line on stderr per run trained. ``train(key, config,
     resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun)."""
+    import sys
+    import time
+
     from cnnlab.train.engine import Trainer
 
     bar = None
@@ -164,7 +168,7 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
 
         bar = tqdm(total=len(runs), unit="run", desc=desc, position=0, leave=True)
     check = list(check) if check is not None else None
-    for key, tc in runs.items():
+    for n, (key, tc) in enumerate(runs.items(), 1):
         folder = Path(tc.out)
         if bar is not None:
             bar.set_postfix_str(key)
@@ -172,10 +176,15 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
             check_same(folder, tc, check)
         if not (folder / "test.json").is_file():
             resume = folder if (folder / "config.json").is_file() else None
+            start = time.perf_counter()
             if train is not None:
                 train(key, tc, resume)
             else:
-                Trainer(tc, resume=resume, progress=progress).run()
+                Trainer(tc, resume=resume, progress=progress, quiet=True).run()
+            if bar is None:
+                print(f"{desc}: run {n} of {len(runs)} ({key}) trained in {time.perf_counter() - start:.0f} s"
+                      + (" (resumed)" if resume else "") + f"; its log: {folder / 'log.txt'}", file=sys.stderr,
+                      flush=True)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -343,6 +352,12 @@ def _loaded(data: str, data_dir: str | None, seed: int) -> Any:
     from cnnlab.data import load_data
 
     return load_data(data, data_dir, seed=seed)
+
+
+def scene_augment(items: str) -> str:
+    """The segmentation studies' augmentation for scenes of ``items``: ``flip``, but ``none`` for digits (a mirrored
+    digit is another shape; the task would skip the flips anyway, and the run's record should say what it did)."""
+    return "none" if items.lower() == "digits" else "flip"
 
 
 def scene_folder(folder: Path, items: str, count: int, side: int, data_dir: str | None, objects: tuple[int, int] = (1, 3),

@@ -250,7 +250,7 @@ def _train(progress: bool, key: str, tc: Any, resume: Path | None) -> None:
     from cnnlab.train.engine import Trainer
 
     if not key.startswith("data-parallel"):
-        Trainer(tc, resume=resume, progress=progress).run()
+        Trainer(tc, resume=resume, progress=progress, quiet=True).run()
         return
     done = subprocess.run(torchrun_argv(tc, WORLD, resume), capture_output=True, text=True)
     if done.returncode != 0 or not (Path(tc.out) / "test.json").is_file():

@@ -46,6 +46,13 @@ class SegResConfig:
                        scenes=self.scenes or (1000 if q else 3000), size=self.size or (32 if q else 64))
 
 
+def _seeds_phrase(some: int, seeds: int) -> str:
+    """``in every seed`` / ``in the only seed`` when all of them, else ``in 2 of 3 seeds``."""
+    if some == seeds:
+        return "in every seed" if seeds > 1 else "in the only seed"
+    return f"in {some} of {seeds} seeds"
+
+
 def make_scene_folder(cfg: SegResConfig, folder: Path) -> Path:
     """The study's scenes, drawn once (seed 0) and written to ``folder``; items scaled with the canvas."""
     return common.scene_folder(folder, cfg.data or "fashion-mnist", cfg.scenes or 3000, cfg.size or 64, cfg.data_dir)
@@ -61,7 +68,7 @@ def plan(cfg: SegResConfig) -> tuple[Path, dict[str, Any]]:
     # float32 (segmentation's default) in channels-last layout: the same arithmetic; in the study's runs U-Net's
     # epochs ~1.3x and the FCNs' ~1.2x faster on 2 cores (docs/benchmarks.md), for the full form's 20 minutes
     base = TrainConfig.for_task("semantic", data=str(scenes.resolve()), epochs=cfg.epochs, batch=cfg.batch,
-                                channels_last=True)
+                                augment=common.scene_augment(cfg.data or "fashion-mnist"), channels_last=True)
     arms = {m: {"model": m, "model_args": model_options("semantic", m)} for m in MODELS}
     return scenes, common.seed_runs(base, arms, cfg.seeds, out)
 
@@ -127,7 +134,7 @@ def findings(r: dict[str, Any]) -> list[str]:
     if idle["fcn8s"]:
         vu = "not learnt"
     gap = {m: a[m]["miou"]["median"] - a[m]["boundary_miou"]["median"] for m in MODELS}
-    names = [f"{LABELS[m]} (in {idle[m]} of {len(a[m]['miou']['values'])} seeds)" for m in MODELS if idle[m]]
+    names = [f"{LABELS[m]} ({_seeds_phrase(idle[m], len(a[m]['miou']['values']))})" for m in MODELS if idle[m]]
     one = len(names) == 1
     lines = [f"**Resolution.** mIoU over all pixels: {order}."
              + (f" {' and '.join(names)} score{'s' if one else ''} no better than labelling every test pixel "

@@ -183,7 +183,7 @@ def plan(cfg: SviConfig) -> tuple[Path, dict[str, Any]]:
     out = Path(cfg.out)
     scenes = common.scene_folder(out / "scenes", cfg.data or "fashion-mnist", cfg.scenes or 2700, cfg.size or 64,
                                  cfg.data_dir, objects=OBJECTS, same_class=SAME_CLASS)
-    augment = "none" if (cfg.data or "").lower() == "digits" else "flip"     # a mirrored digit is another shape
+    augment = common.scene_augment(cfg.data or "fashion-mnist")
     runs: dict[str, Any] = {}
     for arm in ARMS:
         base = TrainConfig.for_task(TASKS[arm], data=str(scenes.resolve()), model=arm, epochs=cfg.arm_epochs(arm),

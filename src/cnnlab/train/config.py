@@ -127,11 +127,11 @@ class TrainConfig:
         """A classification config with a recipe's settings (:mod:`cnnlab.train.recipes`) where ``settings`` give
         none, as ``cnnlab train --recipe`` makes it: ``TrainConfig.for_recipe("speedrun", data="fashion-mnist")``.
         (``TrainConfig(recipe=...)`` only records the name.)"""
-        from cnnlab.train.recipes import CLASSIFICATION_RECIPES
+        from cnnlab.train.recipes import CLASSIFICATION_RECIPES, with_recipe
 
         if recipe not in CLASSIFICATION_RECIPES:
             raise CnnlabError(f"unknown recipe '{recipe}'; use {', '.join(CLASSIFICATION_RECIPES)}")
-        return cls(**{**CLASSIFICATION_RECIPES[recipe], **settings, "recipe": recipe})
+        return cls(**{**settings, **with_recipe(CLASSIFICATION_RECIPES[recipe], settings, cls()), "recipe": recipe})
 
     @property
     def learning_rate(self) -> float:

@@ -276,7 +276,9 @@ class Trainer:
     """Set-up, steps, epoch ends and the finish of one run; ``Trainer(cfg).run()`` trains it."""
 
     def __init__(self, cfg: TrainConfig, resume: Path | None = None, progress: bool = True,
-                 epochs: int | None = None) -> None:
+                 epochs: int | None = None, quiet: bool = False) -> None:
+        """``quiet``: the run's lines (what was read, each epoch) go to its ``log.txt`` only, not to stderr (a study
+        trains dozens of runs and says one line for each)."""
         saved: dict[str, Any] | None = None
         if resume is not None:
             saved = load_run_config(resume)
@@ -295,7 +297,7 @@ class Trainer:
             cfg.images = anchored(cfg.images)
         self.run_id: str | None = saved.get(RUN_ID) if saved else new_run_id()   # None: a run from before ids
         self.resumed = saved is not None
-        self.cfg, self.progress = cfg, progress
+        self.cfg, self.progress, self.quiet = cfg, progress, quiet
         self._extended: int | None = None        # the epoch an extension (--resume --epochs N) starts at
         self._scaler_state: dict[str, Any] | None = None
         self._finish_only = False
@@ -475,7 +477,8 @@ class Trainer:
                 lines.insert(0, recipe_line(self.cfg, resumed=self.resumed))
             for line in lines:
                 self.folder.log(line)
-                print(printable(line), file=sys.stderr, flush=True)
+                if not self.quiet:
+                    print(printable(line), file=sys.stderr, flush=True)
 
     def _tested(self, epochs: int) -> bool:
         """Whether ``test.json`` reports the run at ``epochs`` epochs (an extension killed after its last
@@ -674,9 +677,9 @@ class Trainer:
                     + f", {row['images_per_s']:.0f} images/s (batches {row['data_s']:.1f} s, "
                     f"compute {row['compute_s']:.1f} s)")
             self.folder.log(line.replace(f"epoch {epoch + 1}/{cfg.epochs}", f"epoch {epoch + 1}"))
-            if bar is not None:
+            if bar is not None and not self.quiet:
                 bar.write(line, file=sys.stderr)
-            else:   # no bar: one line per epoch on stderr, so a quiet run is not a silent one
+            elif not self.quiet:   # no bar: one line per epoch on stderr, so a run without a bar is not a silent one
                 print(line, file=sys.stderr, flush=True)
         self.checkpoint()
 
