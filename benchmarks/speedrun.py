@@ -31,6 +31,7 @@ ABLATIONS = {
         ("small_cnn instead of speedrun_cnn", ["--model", "small_cnn"]),
     ],
     "fashion-mnist": [
+        ("Adam's default peak 1e-3 instead of 3e-3", ["--lr", "1e-3"]),
         ("no flip augmentation", ["--augment", "none"]),
         ("no test-time flip", ["--tta", "none"]),
     ],
