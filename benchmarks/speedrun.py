@@ -25,6 +25,7 @@ from pathlib import Path
 # each ingredient of the speedrun recipe changed on its own: (name, the flags that change it)
 ABLATIONS = {
     "speedrun": [
+        ("Adam's default peak 1e-3 instead of 5e-3", ["--lr", "1e-3"]),
         ("no flip augmentation", ["--augment", "none"]),
         ("no test-time flip", ["--tta", "none"]),
         ("no label smoothing", ["--label-smoothing", "0"]),
