@@ -49,7 +49,13 @@ def test_the_recipes_adam_rate_is_for_adam_only_and_a_given_rate_wins():
         assert _settings("--data", "fashion-mnist", "--optimizer", sgd)["lr"] is None
         assert TrainConfig.for_recipe("fashion-mnist", optimizer=sgd).learning_rate == DEFAULT_LR[sgd]
     assert TrainConfig.for_recipe("fashion-mnist").learning_rate == peak
-    assert TrainConfig.for_recipe("fashion-mnist", lr=0.02, out="x").lr == 0.02
+    kept = TrainConfig.for_recipe("fashion-mnist", lr=0.02, out="x", data="digits", seed=7)
+    assert (kept.lr, kept.out, kept.data, kept.seed) == (0.02, "x", "digits", 7)    # every setting given is kept
+    # the first line names the rate the run trains at: SGD's own, not "lr None"
+    from cnnlab.train.recipes import recipe_line
+
+    line = recipe_line(TrainConfig.for_recipe("fashion-mnist", optimizer="nesterov"))
+    assert f"lr {DEFAULT_LR['nesterov']}" in line and "None" not in line
 
 
 def test_the_run_records_its_recipe_and_says_it_first(tmp_path, capsys):

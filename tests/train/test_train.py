@@ -187,6 +187,20 @@ def test_the_default_run_folder_never_collides(tmp_path):
     assert _fresh_folder(str(base)) == f"{base}-2"
 
 
+def test_a_quiet_run_still_says_that_files_were_left_out(tmp_path, capsys):
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.engine import Trainer
+
+    make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")
+    cfg = dict(model=str(_tiny_spec(tmp_path)), data=str(tmp_path / "imgs"), epochs=1, batch=4)
+    Trainer(TrainConfig(**cfg, out=str(tmp_path / "a")), progress=False, quiet=True).run()
+    assert capsys.readouterr().err == ""                     # nothing to warn about: silent
+    (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png")
+    Trainer(TrainConfig(**cfg, out=str(tmp_path / "b")), progress=False, quiet=True).run()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "1 left out (listed in log.txt)" in err[0]
+
+
 def test_the_console_names_skipped_images_and_eval_labels_the_confusion_matrix(tmp_path, capsys):
 
     make_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=12, size=(8, 8), mode="L")

@@ -25,10 +25,10 @@ def add_engine_options(t: argparse.ArgumentParser) -> None:
                    help=f"passes over the training images (default {d.epochs}); with --resume, a larger number "
                         "extends the run with a new learning-rate segment")
     t.add_argument("--batch", type=batch_size, default=d.batch, help="global batch (split across torchrun processes)")
-    fashion = CLASSIFICATION_RECIPES["fashion-mnist"]["adam_lr"]
+    recipes = ", ".join(f"{r['adam_lr']:g} in the {name} recipe" for name, r in CLASSIFICATION_RECIPES.items()
+                        if "adam_lr" in r)
     t.add_argument("--lr", type=finite_float, help="peak learning rate of the warm-up + cosine schedule "
-                   f"(default 1e-3 for adam/adamw, {fashion:g} in Fashion-MNIST's recipe; 0.05 for sgd, sgd-momentum, "
-                   "nesterov)")
+                   f"(default 1e-3 for adam/adamw, {recipes}; 0.05 for sgd, sgd-momentum, nesterov)")
     t.add_argument("--weight-decay", type=finite_float, default=d.weight_decay,
                    help="weight decay on weights of 2 or more dimensions, none on biases and norm scales "
                         "(decoupled for adamw, L2 for the others)")

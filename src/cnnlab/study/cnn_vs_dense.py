@@ -145,7 +145,7 @@ def plan(cfg: StudyConfig) -> Plan:
 
 def run_all(p: Plan, progress: bool = True) -> None:
     """Train every run that is not finished (resuming a stopped one); one bar over the runs."""
-    common.run_all(p.runs, progress, check=SAME)
+    common.run_all(p.runs, progress, check=SAME, desc="cnn-vs-dense")
 
 
 SAME = ("data", "epochs", "batch", "seed", "augment", "train_size", "permute_pixels")

@@ -464,7 +464,8 @@ class Trainer:
         """What was read (and the precision ``auto`` chose), in one line each on stderr and in log.txt, at every
         start (a resume too)."""
         if self.dist.main:
-            lines = [self.task.data_line(self.data, self.model)]
+            data_line = self.task.data_line(self.data, self.model)
+            lines = [data_line]
             if self.choice.asked == "auto":
                 lines.insert(0, self.choice.line())
             if self.checkpointed:
@@ -475,9 +476,10 @@ class Trainer:
                 from cnnlab.train.recipes import recipe_line
 
                 lines.insert(0, recipe_line(self.cfg, resumed=self.resumed))
+            loud = bool(getattr(self.data, "skipped", None))     # files were left out: a quiet run says so too
             for line in lines:
                 self.folder.log(line)
-                if not self.quiet:
+                if not self.quiet or (loud and line == data_line):
                     print(printable(line), file=sys.stderr, flush=True)
 
     def _tested(self, epochs: int) -> bool:

@@ -34,11 +34,11 @@ RECIPES: dict[str, dict[str, Any]] = {
 CLASSIFICATION_RECIPES: dict[str, dict[str, Any]] = {
     # 94.00 % on Fashion-MNIST's test set (median of 3 seeds) in 502 s on 2 cores of an Intel Xeon with AMX: the
     # goal, 94.0 % in 10 minutes, met at its edge; Adam's peak 3e-3 chosen on validation (median 94.62 % against
-    # 94.50 % at 1e-3: docs/benchmarks.md, "The default command with Fashion-MNIST's recipe")
+    # 94.50 % at 1e-3: docs/benchmarks.md, "The recipe at Adam's peak 3e-3")
     "fashion-mnist": {"model": "small_cnn", "batch": 128, "epochs": 20, "adam_lr": 3e-3, "augment": "flip",
                       "tta": "flip"},
     # the fastest recipe measured towards 94 %: 93.45 % (median of 3 seeds) in 143 s on the Xeon, the 150 s goal missed
-    # (docs/benchmarks.md, "A speedrun", its ablation and the peak rate's sweep: 1e-3, 3e-3, 5e-3, 1e-2)
+    # (docs/benchmarks.md, "The speedrun at Adam's peak 5e-3": the sweep 1e-3…1e-2; "A speedrun": the ablation)
     "speedrun": {"model": "speedrun_cnn", "batch": 256, "epochs": 8, "adam_lr": 5e-3, "augment": "flip",
                  "tta": "flip", "label_smoothing": 0.1},
 }
@@ -69,8 +69,10 @@ def classification_recipe(name: str, data: str) -> tuple[str, dict[str, Any]]:
 def recipe_line(cfg: Any, resumed: bool = False) -> str:
     """The run's first line when a recipe chose its settings: the recipe and what the run uses of it."""
     recipe = CLASSIFICATION_RECIPES.get(cfg.recipe, {})
-    fields = ("lr" if k == "adam_lr" else k for k in recipe)
-    used = ", ".join(f"{k.replace('_', ' ')} {getattr(cfg, k)}" for k in fields)
+    shown = {k: getattr(cfg, k) for k in recipe if k != "adam_lr"}
+    if "adam_lr" in recipe:            # the peak the run trains at (its optimizer's default where not Adam's)
+        shown = {"lr": cfg.learning_rate, **shown}
+    used = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
     why = "as the run was started" if resumed else "options you give win; --recipe none for the plain defaults"
     return f"recipe {cfg.recipe} ({why}): {used}"
 
