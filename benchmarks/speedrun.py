@@ -39,8 +39,19 @@ ABLATIONS = {
 }
 
 
+def _recipe_tag(recipe: str) -> str:
+    """A short digest of the recipe's settings: a folder from an older recipe (another rate, say) is not reused."""
+    import hashlib
+
+    from cnnlab.train.recipes import CLASSIFICATION_RECIPES
+
+    settings = json.dumps(CLASSIFICATION_RECIPES[recipe], sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:8]
+
+
 def run(out: Path, recipe: str, seed: int, flags: list[str]) -> dict:
-    folder = out / (f"{recipe}-s{seed}" + ("-" + "_".join(f.strip("-") for f in flags) if flags else ""))
+    folder = out / (f"{recipe}-{_recipe_tag(recipe)}-s{seed}"
+                    + ("-" + "_".join(f.strip("-") for f in flags) if flags else ""))
     if not (folder / "command_s.txt").is_file():
         argv = [sys.executable, "-m", "cnnlab", "train", "--data", "fashion-mnist", "--recipe", recipe,
                 "--seed", str(seed), *flags, "--no-progress", "--out", str(folder)]
