@@ -222,23 +222,6 @@ def test_weights_that_turn_nan_stop_the_run_before_they_are_saved(tmp_path, monk
     assert load_weights(tmp_path / "r" / "model.safetensors", net)["epoch"] == 1     # epoch 1's, still loadable
 
 
-def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from cnnlab.train import KILL_HOOK
-
-    run = tmp_path / "run"
-    argv = [sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--out", str(run), "--no-progress"]
-    killed = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, KILL_HOOK: "1"})
-    assert killed.returncode == -9 and (run / "config.json").is_file() and not (run / "state.safetensors").exists()
-    again = subprocess.run([*argv[:4], "--resume", str(run), "--no-progress"], capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr[-1000:]
-    assert "no checkpoint was written before the run stopped" in (run / "log.txt").read_text()
-    assert (run / "test.json").is_file()
-
-
 def test_checkpointing_trains_the_same_weights_and_running_statistics(tmp_path):
     """``--checkpointing`` only trades memory for recomputation: with dropout and batch norm (whose recomputed
     forward must not update the running statistics a second time) the run ends with the plain run's tensors."""

@@ -267,7 +267,9 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     resumed = subprocess.run(cli("train", "--resume", str(tmp_path / "run"), "--no-progress"), capture_output=True,
                              text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert "starting again from step 0" in (tmp_path / "run" / "log.txt").read_text()
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "no checkpoint was written before the run stopped: starting again from step 0" in log
+    assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "test.json").is_file()
     assert same(weights(tmp_path / "ref"), weights(tmp_path / "run"))
 
 
