@@ -69,10 +69,9 @@ def classification_recipe(name: str, data: str) -> tuple[str, dict[str, Any]]:
 def recipe_line(cfg: Any, resumed: bool = False) -> str:
     """The run's first line when a recipe chose its settings: the recipe and what the run uses of it."""
     recipe = CLASSIFICATION_RECIPES.get(cfg.recipe, {})
-    shown = {k: getattr(cfg, k) for k in recipe if k != "adam_lr"}
-    if "adam_lr" in recipe:            # the peak the run trains at (its optimizer's default where not Adam's)
-        shown = {"lr": cfg.learning_rate, **shown}
-    used = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown.items())
+    # adam_lr: the peak the run trains at (its optimizer's own default where that is not Adam or AdamW)
+    shown = [("lr", cfg.learning_rate) if k == "adam_lr" else (k, getattr(cfg, k)) for k in recipe]
+    used = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shown)
     why = "as the run was started" if resumed else "options you give win; --recipe none for the plain defaults"
     return f"recipe {cfg.recipe} ({why}): {used}"
 
