@@ -97,6 +97,7 @@ def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
     report = json.loads((run / "test.json").read_text())
     assert report["classes"] == ["background", "ring", "square"]
     assert report["miou"] > 0.8, report                      # easy scenes: a tiny U-Net learns them
+    assert json.loads((run / "config.json").read_text())["config"]["lr"] == 0.01     # a given rate wins the recipe's
     for name in ("curves.png", "iou.png", "overlays.png", "metrics.csv", "model.safetensors"):
         assert (run / name).stat().st_size > 0
     ev = json.loads(run_ok("segment", "eval", str(run), "--json").stdout)

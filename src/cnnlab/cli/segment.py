@@ -11,7 +11,7 @@ from cnnlab.cli.common import size_arg
 from cnnlab.cli.engine import add_engine_options, run_engine
 from cnnlab.errors import CnnlabError
 from cnnlab.text import label
-from cnnlab.train.recipes import MODELS, RECIPES, model_options
+from cnnlab.train.recipes import MODELS, RECIPES, model_options, recipe_lr
 
 # each task's recipe (docs/segmentation.md): model, batch, peak Adam rate, epochs, width
 SEMANTIC_MODELS, INSTANCE_MODELS = MODELS["semantic"], MODELS["instance"]
@@ -191,8 +191,7 @@ def run_segment_train(args: argparse.Namespace) -> int:
     args.model = args.model or recipe["model"]
     args.batch = args.batch or recipe["batch"]
     args.epochs = args.epochs or recipe["epochs"]
-    if args.lr is None and args.optimizer in ("adam", "adamw"):
-        args.lr = recipe["adam_lr"]
+    args.lr = recipe_lr(recipe, args.optimizer, args.lr)
     if task == "instance" and args.backbone == "vgg":
         raise CnnlabError("--backbone vgg is for FCN; Mask R-CNN takes resnet18, resnet34 or resnet50")
     options = model_options(task, args.model, args.width, args.depth, args.backbone)

@@ -108,7 +108,7 @@ class TrainConfig:
     @classmethod
     def for_task(cls, task: str, **settings: Any) -> TrainConfig:
         """A config with ``task``'s recipe (:mod:`cnnlab.train.recipes`) as its defaults; ``settings`` win."""
-        from cnnlab.train.recipes import RECIPES, model_options
+        from cnnlab.train.recipes import RECIPES, model_options, recipe_lr
 
         recipe = RECIPES.get(task)
         if recipe is None:
@@ -117,8 +117,7 @@ class TrainConfig:
                                     "epochs": recipe["epochs"], "augment": recipe["augment"],
                                     "data": "scenes:fashion-mnist"}
         merged = {**defaults, **settings}
-        if merged.get("lr") is None and merged.get("optimizer", cls.optimizer) in ("adam", "adamw"):
-            merged["lr"] = recipe["adam_lr"]
+        merged["lr"] = recipe_lr(recipe, merged.get("optimizer", cls.optimizer), merged.get("lr"))
         merged.setdefault("model_args", model_options(task, merged["model"]))
         return cls(**merged)
 

@@ -679,10 +679,11 @@ class Trainer:
                     + f", {row['images_per_s']:.0f} images/s (batches {row['data_s']:.1f} s, "
                     f"compute {row['compute_s']:.1f} s)")
             self.folder.log(line.replace(f"epoch {epoch + 1}/{cfg.epochs}", f"epoch {epoch + 1}"))
-            if bar is not None and not self.quiet:
-                bar.write(line, file=sys.stderr)
-            elif not self.quiet:   # no bar: one line per epoch on stderr, so a run without a bar is not a silent one
-                print(line, file=sys.stderr, flush=True)
+            if not self.quiet:          # a quiet run (a study's) keeps its epochs to log.txt
+                if bar is not None:
+                    bar.write(line, file=sys.stderr)
+                else:   # no bar: one line per epoch on stderr, so a run without a bar is not a silent one
+                    print(line, file=sys.stderr, flush=True)
         self.checkpoint()
 
     def _check_finite(self, epoch: int) -> None:

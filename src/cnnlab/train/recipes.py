@@ -48,13 +48,20 @@ RECIPE_FIELDS = ("model", "batch", "epochs", "lr", "weight_decay", "optimizer", 
                  "val_fraction")
 
 
+def recipe_lr(recipe: dict[str, Any], optimizer: str, lr: float | None) -> float | None:
+    """The peak rate a run of ``recipe`` trains at: ``lr`` when given, else the recipe's ``adam_lr`` for Adam and
+    AdamW only, else None (the optimizer's own default, :data:`cnnlab.vocab.DEFAULT_LR`: SGD at Adam's peak would
+    crawl). One rule for every recipe, classification's and segmentation's."""
+    if lr is None and optimizer in ("adam", "adamw"):
+        return recipe.get("adam_lr")
+    return lr
+
+
 def with_recipe(recipe: dict[str, Any], given: dict[str, Any], defaults: Any) -> dict[str, Any]:
     """Every field of :data:`RECIPE_FIELDS`: what ``given`` sets (not None), else the recipe's, else ``defaults``'
-    (a TrainConfig). A recipe's ``adam_lr`` is its peak rate for Adam and AdamW only (as segmentation's recipes):
-    another optimizer given keeps its own default rate (:data:`cnnlab.vocab.DEFAULT_LR`)."""
+    (a TrainConfig); the rate by :func:`recipe_lr`."""
     chosen = {f: given[f] if given.get(f) is not None else recipe.get(f, getattr(defaults, f)) for f in RECIPE_FIELDS}
-    if given.get("lr") is None and "adam_lr" in recipe and chosen["optimizer"] in ("adam", "adamw"):
-        chosen["lr"] = recipe["adam_lr"]
+    chosen["lr"] = recipe_lr(recipe, chosen["optimizer"], given.get("lr"))
     return chosen
 
 
