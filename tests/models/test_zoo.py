@@ -222,3 +222,21 @@ def test_googlenet_paper_has_5x5_kernels_where_torchvision_has_3x3() -> None:
     ours = meta_model("googlenet_paper")
     assert n_params(ours) == n_params(ref) > n_params(meta_model("googlenet"))
     assert _macs(ours, (3, 224, 224)) == _macs(ref, (3, 224, 224))
+
+
+@pytest.mark.parametrize("depth, width", [(18, 32), (50, 16)])
+def test_a_narrower_resnet_is_the_papers_with_every_channel_count_scaled(depth, width):
+    """Oracle: the paper's ResNet (width 64, torchvision's parameter count, tested above) with every channel count
+    but the image's and the classes' times width/64, layer by layer; the same layers, nothing else changed."""
+    from cnnlab.models.resnet import ResNet
+
+    with torch.device("meta"):
+        wide = dict(ResNet(depth, num_classes=10, in_channels=1).named_parameters())
+        narrow = dict(ResNet(depth, num_classes=10, in_channels=1, width=width).named_parameters())
+    assert narrow.keys() == wide.keys()
+    for name, p in wide.items():
+        keep = {1: 1} if name == "stem.0.0.weight" else {0: 10} if name.startswith("fc.") else {}
+        want = [keep.get(d) if d in keep and n == keep[d] else n * width // 64 for d, n in enumerate(p.shape[:2])]
+        assert list(narrow[name].shape) == want + list(p.shape[2:]), name
+    with pytest.raises(ValueError, match="width must be a whole number"):
+        ResNet(18, width=0)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from cnnlab.errors import CnnlabError
 from cnnlab.study.common import pct_spread, spread, verdict
 
 
@@ -21,9 +26,6 @@ def test_a_spread_reads_as_median_and_range():
 
 
 def test_a_refused_study_leaves_no_trace_and_a_resumed_one_keeps_its_mark(tmp_path):
-    import pytest
-
-    from cnnlab.errors import CnnlabError
     from cnnlab.study.common import STUDY_MARK, study_folder
 
     def refused(out):
@@ -50,9 +52,6 @@ def test_a_refused_study_leaves_no_trace_and_a_resumed_one_keeps_its_mark(tmp_pa
 def test_a_finished_report_is_not_replaced_by_one_over_fewer_seeds(tmp_path):
     import json
 
-    import pytest
-
-    from cnnlab.errors import CnnlabError
     from cnnlab.study.common import study_folder
 
     out = tmp_path / "study"
@@ -83,3 +82,31 @@ def test_a_study_trains_each_run_quietly_and_says_one_line_for_it(tmp_path, caps
         assert "epoch 1: val acc" in log and "epoch 2: val acc" in log
     run_all(runs, progress=False, desc="mystudy")       # finished: nothing trained, nothing said
     assert capsys.readouterr().err == ""
+
+
+def test_runs_trained_two_at_a_time_are_the_runs_trained_alone_on_their_thread_share(tmp_path, capsys):
+    """workers=2: each run in its own process on 1 of the 2 torch threads. Oracle: the same run trained here, alone,
+    on 1 thread — the same weights (deterministic on CPU); a run that fails says why in this process."""
+    import torch
+    from safetensors.torch import load_file
+
+    from cnnlab.study.common import _train_quietly, run_all
+    from cnnlab.train.config import TrainConfig
+
+    def runs(folder: Path, data: str = "digits") -> dict:
+        return {f"small-s{s}": TrainConfig(data=data, epochs=1, batch=64, train_size=128, seed=s,
+                                           out=str(folder / f"small-s{s}")) for s in (0, 1)}
+
+    threads = torch.get_num_threads()
+    try:
+        run_all(runs(tmp_path / "parallel"), progress=False, desc="mystudy", workers=2)
+        said = sorted(line.split(" trained in ")[0].split(" (")[1] for line in capsys.readouterr().err.splitlines())
+        assert said == ["small-s0)", "small-s1)"]
+        alone = runs(tmp_path / "alone")["small-s1"]
+        _train_quietly(alone, None, threads=max(1, threads // 2))
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (load_file(tmp_path / f / "small-s1" / "model.safetensors") for f in ("parallel", "alone"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(CnnlabError, match="no-such-folder"):
+        run_all(runs(tmp_path / "bad", str(tmp_path / "no-such-folder")), progress=False, workers=2)

@@ -118,18 +118,21 @@ def test_every_number_is_its_run_folders_and_the_pairs_are_the_scenes(report):
 
 @pytest.mark.slow
 def test_the_quick_mask_rcnn_is_the_narrow_one_the_report_names(report):
-    """--quick trains a Mask R-CNN with a 32-channel pyramid and mask head (recorded, counted and said), the U-Net
-    channels-last: the run's parameter count is that of the builder at those widths, fewer than the recipe's."""
+    """--quick trains a Mask R-CNN with a half-width ResNet-18 and a 32-channel pyramid and mask head (recorded,
+    counted and said), the U-Net channels-last: the run's parameter count is that of the builder at those widths,
+    fewer than the recipe's."""
     from cnnlab.models.segmentation.maskrcnn import maskrcnn
 
     doc = json.loads((report / "runs" / "maskrcnn-s0" / "config.json").read_text())
     args = doc["config"]["model_args"]
-    assert (args["fpn_channels"], args["mask_channels"]) == (32, 32)
+    assert (args["fpn_channels"], args["mask_channels"], args["width"]) == (32, 32, 32)
     narrow = maskrcnn(num_classes=11, in_channels=1, image_size=32, **args)
     assert doc["params"] == sum(p.numel() for p in narrow.parameters()) < sum(
         p.numel() for p in maskrcnn(num_classes=11, in_channels=1, image_size=32, fpn_channels=64).parameters())
     assert json.loads((report / "runs" / "unet-s0" / "config.json").read_text())["config"]["channels_last"]
-    assert "32-channel feature pyramid and a 32-channel mask head" in (report / "report.md").read_text()
+    md = (report / "report.md").read_text()
+    assert "resnet18 of width 32 with a 32-channel feature pyramid and a 32-channel mask head" in md
+    assert "runs trained 2 at a time, each on" in md
 
 
 @pytest.mark.slow
@@ -218,3 +221,19 @@ def test_a_semantic_masks_objects_are_its_connected_parts_of_each_class_without_
     assert MIN_PART > 10 and objects["labels"].tolist() == [2, 3]
     assert [int(m.sum()) for m in objects["masks"]] == [48, 30]
     assert len(semantic_objects(np.zeros((5, 5), np.uint8))["labels"]) == 0
+
+
+def test_jobs_is_how_many_runs_train_at_a_time(monkeypatch, capsys):
+    """--jobs reaches the study (default 2), and a count below 1 is refused in one line."""
+    from cnnlab.cli.main import main
+    from cnnlab.study import semantic_vs_instance
+
+    seen = []
+    monkeypatch.setattr(semantic_vs_instance, "study", lambda cfg, progress: seen.append(cfg.jobs) or Path("report.md"))
+    monkeypatch.setattr("cnnlab.cli.study._say_findings", lambda path: 0)
+    assert main(["study", "semantic-vs-instance", "--quick"]) == 0
+    assert main(["study", "semantic-vs-instance", "--quick", "--jobs", "1"]) == 0
+    assert seen == [2, 1]
+    with pytest.raises(SystemExit) as exit_:
+        main(["study", "semantic-vs-instance", "--jobs", "0"])
+    assert exit_.value.code == 2 and "--jobs" in capsys.readouterr().err

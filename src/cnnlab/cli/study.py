@@ -155,7 +155,8 @@ ARM_STUDIES = {
         "the U-Net's class mask merges it into one connected part and whether Mask R-CNN finds both objects; how "
         "far each one's object count is from the truth; training time.",
         "2,700 Fashion-MNIST scenes of 64x64, U-Net 6 epochs (batch 32), Mask R-CNN 3 epochs (batch 16)",
-        "800 digit scenes of 32x32, U-Net 8 epochs, a narrower Mask R-CNN (32-channel pyramid and mask head) 6 epochs"),
+        "800 digit scenes of 32x32, U-Net 8 epochs, a narrower Mask R-CNN (half-width ResNet-18, 32-channel pyramid "
+        "and mask head) 6 epochs"),
 }
 
 
@@ -190,6 +191,11 @@ def _register_arm_study(s_sub: argparse._SubParsersAction, name: str) -> None:
         c.add_argument("--val-fraction", type=finite_float, default=None, metavar="SHARE",
                        help="share of the training images held out to choose each run's best epoch (default 0.05; "
                             "--quick: 0.1)")
+    if name == "semantic-vs-instance":
+        c.add_argument("--jobs", type=positive_int, default=2, metavar="N",
+                       help="runs trained at a time, each in its own process on its share of the torch threads "
+                            "(default 2: these small networks keep 2 cores busier two at a time; 1: one after "
+                            "another on all threads)")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
     c.set_defaults(func=run_arm_study, study_name=name)
 
@@ -204,5 +210,6 @@ def run_arm_study(args: argparse.Namespace) -> int:
                                     **({"sizes": args.sizes} if getattr(args, "sizes", None) else {}),
                                     **({"val_fraction": args.val_fraction}
                                        if getattr(args, "val_fraction", None) is not None else {}),
-                                    **({"budget": args.budget} if getattr(args, "budget", None) else {}))
+                                    **({"budget": args.budget} if getattr(args, "budget", None) else {}),
+                                    **({"jobs": args.jobs} if getattr(args, "jobs", None) else {}))
     return _say_findings(module.study(cfg, progress=not args.no_progress))

@@ -114,22 +114,26 @@ class ResNet(ZooModel):
     ``se=True`` adds a squeeze-excitation gate to every block (SE-ResNet).
     ``zero_init_residual`` starts each block's last batch-norm γ at 0, so each
     block starts as the identity (Goyal et al., 2017).
+    ``width`` is the stem's and the first stage's planes (the paper's 64); the stages double it (64→512).
     """
 
     min_input_size = 1
 
     def __init__(self, depth: int = 50, num_classes: int = 1000, in_channels: int = 3,
-                 se: bool = False, zero_init_residual: bool = False, stride_in_1x1: bool = False) -> None:
+                 se: bool = False, zero_init_residual: bool = False, stride_in_1x1: bool = False,
+                 width: int = 64) -> None:
         super().__init__()
         if depth not in TABLE1:
             raise ValueError(f"ResNet depth must be one of {sorted(TABLE1)}, not {depth}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"ResNet width must be a whole number of channels ≥ 1, not {width!r}")
         cfg = TABLE1[depth]
         self.num_classes, self.in_channels, self.depth = num_classes, in_channels, depth
-        self.stem = nn.Sequential(ConvNormAct(in_channels, 64, 7, 2),        # 224 → 112
+        self.stem = nn.Sequential(ConvNormAct(in_channels, width, 7, 2),     # 224 → 112
                                   nn.MaxPool2d(3, stride=2, padding=1))      # → 56
-        channels = 64
+        channels = width
         stages = []
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), cfg.layers)):
+        for i, (planes, blocks) in enumerate(zip((width, 2 * width, 4 * width, 8 * width), cfg.layers)):
             stride = 1 if i == 0 else 2                                     # 56, 28, 14, 7
             stage = []
             for b in range(blocks):

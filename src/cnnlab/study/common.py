@@ -15,6 +15,8 @@ import functools
 import json
 import shutil
 import statistics
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -153,42 +155,95 @@ def _plain(value: Any) -> Any:
 
 
 def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str] | None = None,
-            desc: str = "study", train: Callable[[str, Any, Path | None], None] | None = None) -> None:
+            desc: str = "study", train: Callable[[str, Any, Path | None], None] | None = None,
+            workers: int = 1) -> None:
     """Train every run that is not finished (resuming a stopped one), each quietly (its lines go to its
     ``log.txt``): one bar over the runs, or without a bar one line on stderr per run trained. ``train(key, config,
-    resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun)."""
-    import sys
-    import time
-
-    from cnnlab.train.engine import Trainer
-
+    resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun). ``workers`` > 1
+    trains that many runs at a time, each in its own process on its share of the torch threads (small networks
+    keep 2 cores busier that way: :func:`parallel_note`)."""
+    check = list(check) if check is not None else None
+    pending = []
+    for key, tc in runs.items():
+        folder = Path(tc.out)
+        if (folder / "config.json").is_file():
+            check_same(folder, tc, check)
+        if not (folder / "test.json").is_file():
+            pending.append((key, tc, folder if (folder / "config.json").is_file() else None))
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(runs), unit="run", desc=desc, position=0, leave=True)
-    check = list(check) if check is not None else None
-    for n, (key, tc) in enumerate(runs.items(), 1):
-        folder = Path(tc.out)
+        bar = tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=desc, position=0, leave=True)
+
+    def done(n: int, key: str, seconds: float, resume: Path | None) -> None:
         if bar is not None:
-            bar.set_postfix_str(key)
-        if (folder / "config.json").is_file():
-            check_same(folder, tc, check)
-        if not (folder / "test.json").is_file():
-            resume = folder if (folder / "config.json").is_file() else None
+            bar.update(1)
+        else:
+            print(f"{desc}: run {n} of {len(pending)} ({key}) trained in {seconds:.0f} s"
+                  + (" (resumed)" if resume else "") + f"; its log: {Path(runs[key].out) / 'log.txt'}",
+                  file=sys.stderr, flush=True)
+
+    if workers > 1 and train is None and len(pending) > 1:
+        _train_parallel(pending, workers, done)
+    else:
+        for n, (key, tc, resume) in enumerate(pending, 1):
+            if bar is not None:
+                bar.set_postfix_str(key)
             start = time.perf_counter()
             if train is not None:
                 train(key, tc, resume)
             else:
-                Trainer(tc, resume=resume, progress=progress, quiet=True).run()
-            if bar is None:
-                print(f"{desc}: run {n} of {len(runs)} ({key}) trained in {time.perf_counter() - start:.0f} s"
-                      + (" (resumed)" if resume else "") + f"; its log: {folder / 'log.txt'}", file=sys.stderr,
-                      flush=True)
-        if bar is not None:
-            bar.update(1)
+                _train_quietly(tc, resume, progress)
+            done(n, key, time.perf_counter() - start, resume)
     if bar is not None:
         bar.close()
+
+
+def _train_quietly(tc: Any, resume: Path | None, progress: bool = False, threads: int | None = None) -> float:
+    """Train one run (its lines to its log only); with ``threads``, on that many torch threads. Its seconds."""
+    import torch
+
+    from cnnlab.train.engine import Trainer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    Trainer(tc, resume=resume, progress=progress, quiet=True).run()
+    return time.perf_counter() - start
+
+
+def _train_parallel(pending: list[tuple[str, Any, Path | None]], workers: int,
+                    done: Callable[[int, str, float, Path | None], None]) -> None:
+    """Train ``pending`` runs ``workers`` at a time in fresh processes, the torch threads shared between them."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_quietly, tc, resume, False, threads): (key, resume)
+                   for key, tc, resume in pending}
+        finished = 0
+        while futures:
+            ready, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in ready:
+                key, resume = futures.pop(future)
+                if future.exception() is not None:
+                    pool.shutdown(cancel_futures=True)
+                    raise future.exception()
+                finished += 1
+                done(finished, key, future.result(), resume)
+
+
+def parallel_note(workers: int) -> str:
+    """What a report says of runs trained ``workers`` at a time (their seconds are each run's own, shared CPU)."""
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    return (f"runs trained {workers} at a time, each on {threads} torch thread{'s' if threads > 1 else ''} "
+            "(a run's seconds are its own, while another ran beside it)")
 
 
 def result(folder: Path) -> dict[str, float]:

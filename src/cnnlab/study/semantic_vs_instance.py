@@ -35,10 +35,10 @@ TASKS = {"unet": "semantic", "maskrcnn": "instance"}
 LABELS = {"unet": "U-Net (semantic)", "maskrcnn": "Mask R-CNN (instance)"}
 SAME_CLASS = 0.5        # chance each further item repeats the first one's class: touching same-class pairs
 OBJECTS = (2, 4)        # items per scene
-# --quick's Mask R-CNN: a 32-channel feature pyramid and mask head (the recipe: 64 and 64) for 32×32 scenes of
-# 14-px items: a training step 1.7× faster on 2 cores, test mask AP50 16.9 % against 21.1 % (one seed, 6 epochs;
-# docs/benchmarks.md "Studies: the quick forms")
-QUICK_ARGS = {"unet": {}, "maskrcnn": {"fpn_channels": 32, "mask_channels": 32}}
+# --quick's Mask R-CNN for 32×32 scenes of 14-px items: a 32-channel feature pyramid and mask head (the recipe: 64 and
+# 64), a ResNet-18 of half width (32→256 planes: 2.9 M parameters, not 11.8 M) and 20 detections per image (scenes
+# hold 2–4 objects; the recipe keeps 50): docs/benchmarks.md "Studies: the quick forms" has what each costs
+QUICK_ARGS = {"unet": {}, "maskrcnn": {"fpn_channels": 32, "mask_channels": 32, "width": 32, "detections": 20}}
 MIN_PART = 20           # pixels a connected part of a semantic mask needs to count as an object (items: 60+)
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))      # detection scores tried: 0.05 … 0.95
 
@@ -163,6 +163,7 @@ class SviConfig:
     scenes: int | None = None         # scenes drawn (80/10/10); default 2,700 (800 with quick)
     size: int | None = None           # canvas side; default 64 (32 with quick)
     score_threshold: float | None = None   # a detection counts from this score; None: chosen on validation
+    jobs: int = 2                     # runs trained at a time, each on its share of the torch threads
 
     def effective(self) -> SviConfig:
         """The settings with every default filled in (``quick``: 800 digit scenes of 32×32)."""
@@ -273,7 +274,8 @@ def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> tuple[dict[st
     for arm in ARMS:
         arms[arm]["count_error"] = common.spread(c["count_error"][kind[arm]] for c in seeds)
     first = runs[f"unet-s{cfg.seeds[0]}"]
-    return {"study": "semantic-vs-instance", "config": asdict(cfg), "machine": common.machine_line(),
+    return {"study": "semantic-vs-instance", "config": asdict(cfg), "machine": common.machine_line()
+            + (f"; {common.parallel_note(cfg.jobs)}" if cfg.jobs > 1 else ""),
             "data": {"scenes": str(scenes), "items": cfg.data, "side": cfg.size, "count": cfg.scenes,
                      "classes": len(classes), "objects": list(OBJECTS), "same_class": SAME_CLASS,
                      "test_scenes": seeds[0]["scenes"], "touching_pairs": pairs,
@@ -382,7 +384,8 @@ def networks_line(arms: dict[str, Any]) -> str:
     if u is None or m is None:
         return "the recipes' widths"
     return (f"U-Net width {u['width']}{', channels-last' if arms['unet'].get('channels_last') else ''}; Mask R-CNN "
-            f"{m['backbone']} with a {m['fpn_channels']}-channel feature pyramid and a "
+            f"{m['backbone']}{f' of width {w}' if (w := m.get('width', 64)) != 64 else ''} with a "
+            f"{m['fpn_channels']}-channel feature pyramid and a "
             f"{m.get('mask_channels', MASK_CHANNELS)}-channel mask head")
 
 
@@ -431,5 +434,6 @@ def study(cfg: SviConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     with common.study_folder(out, "semantic-vs-instance", cfg.seeds):
         scenes, runs = plan(cfg)
-    common.run_all(runs, progress, desc="semantic-vs-instance")
+    longest_first = sorted(runs, key=lambda key: not key.startswith("maskrcnn"))    # two workers then end together
+    common.run_all({key: runs[key] for key in longest_first}, progress, desc="semantic-vs-instance", workers=cfg.jobs)
     return write_report(*measure(cfg, scenes, runs), cfg, out)

@@ -43,11 +43,14 @@ ROI_SAMPLING = 2                        # RoIAlign sampling points per bin side 
 
 def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet18", image_size: int = 64,
              fpn_channels: int = 128, mask_channels: int = MASK_CHANNELS, detections: int = 50, anchor_sizes: tuple[int, ...] = ANCHOR_SIZES,
-             roi_sampling: int = ROI_SAMPLING, **overrides: Any) -> nn.Module:
+             roi_sampling: int = ROI_SAMPLING, width: int = 64, mask_layers: int = 4, **overrides: Any) -> nn.Module:
     """Mask R-CNN for ``num_classes`` classes (background included, index 0) on ``image_size``-px images.
 
     ``roi_sampling``: RoIAlign's sampling points per bin side (torchvision's default 2, i.e. 2×2 = 4 points, the
     paper's; He et al. 2017 §3 found the results not sensitive to the number of points sampled).
+
+    ``width``: the ResNet's first-stage planes (the paper's 64; its stages double it). ``mask_layers``: the mask
+    head's 3×3 convolutions before its 2× up-convolution (the paper's 4).
 
     ``overrides`` go to torchvision's ``MaskRCNN`` as they are (e.g. ``rpn_pre_nms_top_n_train``).
     """
@@ -67,8 +70,8 @@ def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resne
         raise ValueError(f"num_classes counts the background too: at least 2, not {num_classes}")
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per pyramid level P2..P6 (5), not {len(anchor_sizes)}")
-    body = ResNet(int(backbone[6:]), num_classes=1, in_channels=in_channels)    # the zoo's ResNet, fresh weights
-    stage_channels = [c * body.layer1[0].expansion for c in (64, 128, 256, 512)]
+    body = ResNet(int(backbone[6:]), num_classes=1, in_channels=in_channels, width=width)  # the zoo's, fresh weights
+    stage_channels = [c * body.layer1[0].expansion for c in (width, 2 * width, 4 * width, 8 * width)]
     trunk = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, stage_channels,
                             fpn_channels, extra_blocks=LastLevelMaxPool())
     anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), (ASPECT_RATIOS,) * len(anchor_sizes))
@@ -83,7 +86,7 @@ def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resne
         box_head=TwoMLPHead(fpn_channels * 7 * 7, BOX_HEAD), box_predictor=FastRCNNPredictor(BOX_HEAD, num_classes),
         box_roi_pool=SeparableMultiScaleRoIAlign(levels, 7, roi_sampling),
         mask_roi_pool=SeparableMultiScaleRoIAlign(levels, 14, roi_sampling),
-        mask_head=MaskRCNNHeads(fpn_channels, [mask_channels] * 4, 1),
+        mask_head=MaskRCNNHeads(fpn_channels, [mask_channels] * mask_layers, 1),
         mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes))
     settings.update(overrides)
     model = MaskRCNN(trunk, num_classes=None, **settings)
