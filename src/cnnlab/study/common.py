@@ -201,11 +201,14 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
 
 
 def _train_quietly(tc: Any, resume: Path | None, progress: bool = False, threads: int | None = None) -> float:
-    """Train one run (its lines to its log only); with ``threads``, on that many torch threads. Its seconds."""
+    """Train one run (its lines to its log only); with ``threads``, on that many torch threads. Its seconds (0: not
+    started, the study was stopped first)."""
     import torch
 
     from cnnlab.train.engine import Trainer
 
+    if _STOP is not None and _STOP.is_set():
+        return 0.0
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -213,28 +216,36 @@ def _train_quietly(tc: Any, resume: Path | None, progress: bool = False, threads
     return time.perf_counter() - start
 
 
+_STOP: Any = None          # in a worker process: set when the study stops (a run failed, or Ctrl-C)
+
+
+def _worker_starts(stop: Any) -> None:
+    global _STOP
+    _STOP = stop
+
+
 def _train_parallel(pending: list[tuple[str, Any, Path | None]], workers: int,
                     done: Callable[[int, str, float, Path | None], None]) -> None:
     """Train ``pending`` runs ``workers`` at a time in fresh processes, the torch threads shared between them."""
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
 
     threads = max(1, torch.get_num_threads() // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_worker_starts, initargs=(stop,)) as pool:
         futures = {pool.submit(_train_quietly, tc, resume, False, threads): (key, resume)
                    for key, tc, resume in pending}
-        finished = 0
-        while futures:
-            ready, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in ready:
-                key, resume = futures.pop(future)
-                if future.exception() is not None:
-                    pool.shutdown(cancel_futures=True)
-                    raise future.exception()
-                finished += 1
+        try:
+            for finished, future in enumerate(as_completed(futures), 1):
+                key, resume = futures[future]
                 done(finished, key, future.result(), resume)
+        except BaseException:     # a run failed, or Ctrl-C (which reaches the workers too): start no other run
+            stop.set()            # (a run already handed to a worker returns at once)
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def parallel_note(workers: int) -> str:
