@@ -67,3 +67,30 @@ def test_the_multiscale_pooler_maps_levels_as_torchvisions():
     for a, b in zip(torch.autograd.grad(mine, list(features.values()), grad),
                     torch.autograd.grad(theirs, list(features.values()), grad)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_half_precision_maps_are_pooled_in_float32_as_torchvisions_autocast_does():
+    """bfloat16 maps, float32 boxes, under CPU autocast (bf16-amp): pooled in float32 and cast back, so within one
+    bfloat16 rounding of the float32 result — box coordinates rounded to bfloat16 would be up to half a pixel off."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 24, 24)
+    rois = regions(2, 60, 96, seed=3).float()
+    exact = reference(x, rois, (7, 7), 0.25, 2, False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mine = roi_align(x.bfloat16(), rois, (7, 7), 0.25, 2)
+    assert mine.dtype == torch.bfloat16
+    torch.testing.assert_close(mine.float(), reference(x.bfloat16().float(), rois, (7, 7), 0.25, 2, False),
+                               rtol=2 ** -7, atol=1e-6)
+    assert (mine.float() - exact).abs().max() < 0.05
+
+
+def test_one_level_and_maps_past_the_matrix_limit_are_torchvisions_numbers():
+    from cnnlab.models.segmentation.roialign import MAX_MAP_PIXELS
+
+    side = int(MAX_MAP_PIXELS ** 0.5) + 8                  # past the limit: torchvision's own kernel
+    for size in (12, side):
+        features = OrderedDict(p=torch.randn(2, 3, size, size, dtype=torch.float64))
+        boxes = [regions(1, 20, 4 * size, seed=size)[:, 1:], regions(1, 5, 4 * size, seed=size + 1)[:, 1:]]
+        mine = SeparableMultiScaleRoIAlign(["p"], 5, 2)(features, boxes, [(4 * size, 4 * size)] * 2)
+        theirs = MultiScaleRoIAlign(["p"], 5, 2)(features, boxes, [(4 * size, 4 * size)] * 2)
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)

@@ -84,6 +84,47 @@ def test_a_study_trains_each_run_quietly_and_says_one_line_for_it(tmp_path, caps
     assert capsys.readouterr().err == ""
 
 
+def _probe(tc, resume, threads):
+    """A stand-in for training a run, in a worker: its process id and torch threads; each leaves a mark, 'fail'
+    fails after 3 s and 'slow' takes 30 s."""
+    import os
+    import time
+
+    import torch
+
+    Path(tc.out).mkdir(parents=True, exist_ok=True)
+    (Path(tc.out) / "ran").write_text("")
+    if tc.name == "fail":
+        time.sleep(3)                                  # the other worker has started its run by then
+        raise CnnlabError(f"{tc.out}: cannot be trained")
+    if tc.name == "slow":
+        time.sleep(30)
+    torch.set_num_threads(threads)
+    (Path(tc.out) / "finished").write_text("")
+    return os.getpid(), torch.get_num_threads()
+
+
+def test_parallel_runs_are_other_processes_on_their_thread_share_and_a_failure_stops_them_all(tmp_path):
+    import os
+    from types import SimpleNamespace
+
+    from cnnlab.study.common import _train_parallel, thread_share
+
+    def pending(*names):
+        return [(n, SimpleNamespace(name=n.rstrip("0123456789"), out=str(tmp_path / n)), None) for n in names]
+
+    seen = {}
+    _train_parallel(pending("a", "b", "c"), 2, lambda n, key, result, resume: seen.update({key: result}),
+                    work=_probe)
+    assert sorted(seen) == ["a", "b", "c"]
+    assert os.getpid() not in {pid for pid, _ in seen.values()} and len({pid for pid, _ in seen.values()}) <= 2
+    assert {threads for _, threads in seen.values()} == {thread_share(2)}
+    with pytest.raises(CnnlabError, match="fail: cannot be trained"):
+        _train_parallel(pending("fail", "slow1", "slow2", "last"), 2, lambda *a: None, work=_probe)
+    assert not (tmp_path / "last" / "ran").exists()       # never started, and the slow ones stopped, not waited for
+    assert (tmp_path / "slow1" / "ran").exists() and not (tmp_path / "slow1" / "finished").exists()
+
+
 def test_runs_trained_two_at_a_time_are_the_runs_trained_alone_on_their_thread_share(tmp_path, capsys):
     """workers=2: each run in its own process on 1 of the 2 torch threads. Oracle: the same run trained here, alone,
     on 1 thread — the same weights (deterministic on CPU); a run that fails says why in this process."""

@@ -133,7 +133,9 @@ class ResNet(ZooModel):
                                   nn.MaxPool2d(3, stride=2, padding=1))      # → 56
         channels = width
         stages = []
-        for i, (planes, blocks) in enumerate(zip((width, 2 * width, 4 * width, 8 * width), cfg.layers)):
+        planes_per_stage = (width, 2 * width, 4 * width, 8 * width)
+        self.stage_channels = [p * cfg.block.expansion for p in planes_per_stage]   # each stage's output channels
+        for i, (planes, blocks) in enumerate(zip(planes_per_stage, cfg.layers)):
             stride = 1 if i == 0 else 2                                     # 56, 28, 14, 7
             stage = []
             for b in range(blocks):

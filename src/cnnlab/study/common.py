@@ -160,8 +160,8 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
     """Train every run that is not finished (resuming a stopped one), each quietly (its lines go to its
     ``log.txt``): one bar over the runs, or without a bar one line on stderr per run trained. ``train(key, config,
     resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun). ``workers`` > 1
-    trains that many runs at a time, each in its own process on its share of the torch threads (small networks
-    keep 2 cores busier that way: :func:`parallel_note`)."""
+    trains up to that many runs at a time, each in its own process on its share of the torch threads (small
+    networks keep 2 cores busier that way: :func:`parallel_note`)."""
     check = list(check) if check is not None else None
     pending = []
     for key, tc in runs.items():
@@ -170,21 +170,25 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
             check_same(folder, tc, check)
         if not (folder / "test.json").is_file():
             pending.append((key, tc, folder if (folder / "config.json").is_file() else None))
+    before = len(runs) - len(pending)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(runs), initial=len(runs) - len(pending), unit="run", desc=desc, position=0, leave=True)
+        bar = tqdm(total=len(runs), initial=before, unit="run", desc=desc, position=0, leave=True)
 
     def done(n: int, key: str, seconds: float, resume: Path | None) -> None:
         if bar is not None:
             bar.update(1)
         else:
-            print(f"{desc}: run {n} of {len(pending)} ({key}) trained in {seconds:.0f} s"
+            print(f"{desc}: run {before + n} of {len(runs)} ({key}) trained in {seconds:.0f} s"
                   + (" (resumed)" if resume else "") + f"; its log: {Path(runs[key].out) / 'log.txt'}",
                   file=sys.stderr, flush=True)
 
-    if workers > 1 and train is None and len(pending) > 1:
+    workers = min(workers, len(pending))
+    if workers > 1 and train is None:
+        if bar is not None:
+            bar.set_postfix_str(f"{workers} at a time")
         _train_parallel(pending, workers, done)
     else:
         for n, (key, tc, resume) in enumerate(pending, 1):
@@ -200,15 +204,19 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
         bar.close()
 
 
+def thread_share(workers: int) -> int:
+    """The torch threads each of ``workers`` runs side by side gets: this process's, shared out (at least 1)."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
+
+
 def _train_quietly(tc: Any, resume: Path | None, progress: bool = False, threads: int | None = None) -> float:
-    """Train one run (its lines to its log only); with ``threads``, on that many torch threads. Its seconds (0: not
-    started, the study was stopped first)."""
+    """Train one run (its lines to its log only); with ``threads``, on that many torch threads. Its seconds."""
     import torch
 
     from cnnlab.train.engine import Trainer
 
-    if _STOP is not None and _STOP.is_set():
-        return 0.0
     if threads is not None:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -224,37 +232,60 @@ def _worker_starts(stop: Any) -> None:
     _STOP = stop
 
 
+def _in_worker(work: Callable[..., Any], tc: Any, resume: Path | None, threads: int) -> Any:
+    """``work(tc, resume, threads=threads)`` in a worker process, unless the study has stopped; an error that is not
+    cnnlab's comes back as its text (an exception's class may not survive the trip between processes)."""
+    import traceback
+
+    if _STOP is not None and _STOP.is_set():
+        return 0.0
+    try:
+        return work(tc, resume, threads=threads)
+    except CnnlabError:
+        raise
+    except Exception as err:
+        raise RuntimeError(f"{tc.out}: {type(err).__name__}: {err}\n{traceback.format_exc()}") from None
+
+
 def _train_parallel(pending: list[tuple[str, Any, Path | None]], workers: int,
-                    done: Callable[[int, str, float, Path | None], None]) -> None:
-    """Train ``pending`` runs ``workers`` at a time in fresh processes, the torch threads shared between them."""
+                    done: Callable[[int, str, Any, Path | None], None],
+                    work: Callable[..., Any] = _train_quietly) -> None:
+    """``work`` (training) for ``pending`` runs, ``workers`` at a time in fresh processes, the torch threads shared
+    between them. A failure or Ctrl-C stops every worker at once (a run folder keeps its last checkpoint: a rerun
+    resumes it)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    import torch
-
-    threads = max(1, torch.get_num_threads() // workers)
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_worker_starts, initargs=(stop,)) as pool:
-        futures = {pool.submit(_train_quietly, tc, resume, False, threads): (key, resume)
-                   for key, tc, resume in pending}
-        try:
-            for finished, future in enumerate(as_completed(futures), 1):
-                key, resume = futures[future]
-                done(finished, key, future.result(), resume)
-        except BaseException:     # a run failed, or Ctrl-C (which reaches the workers too): start no other run
-            stop.set()            # (a run already handed to a worker returns at once)
-            pool.shutdown(cancel_futures=True)
-            raise
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_worker_starts, initargs=(stop,))
+    futures = {pool.submit(_in_worker, work, tc, resume, thread_share(workers)): (key, resume)
+               for key, tc, resume in pending}
+    try:
+        for n, future in enumerate(as_completed(futures), 1):
+            key, resume = futures[future]
+            try:
+                result = future.result()
+            except BrokenProcessPool as err:
+                raise CnnlabError(f"a process training this study's runs died ({key} was among those unfinished): "
+                                  "killed by the system, e.g. out of memory with several runs at a time; run "
+                                  "again to resume, with --jobs 1 for one run at a time") from err
+            done(n, key, result, resume)
+    except BaseException:
+        stop.set()                                   # a run handed to a worker already returns at once
+        for process in list((getattr(pool, "_processes", None) or {}).values()):   # no public way before 3.14
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def parallel_note(workers: int) -> str:
-    """What a report says of runs trained ``workers`` at a time (their seconds are each run's own, shared CPU)."""
-    import torch
-
-    threads = max(1, torch.get_num_threads() // workers)
-    return (f"runs trained {workers} at a time, each on {threads} torch thread{'s' if threads > 1 else ''} "
-            "(a run's seconds are its own, while another ran beside it)")
+    """What a report says of runs trained with ``workers`` > 1 (their seconds are each run's own, on shared CPU)."""
+    threads = thread_share(workers)
+    return (f"runs trained up to {workers} at a time, each on {threads} torch thread{'s' if threads > 1 else ''} "
+            "(a run's seconds are its own, with another beside it)")
 
 
 def result(folder: Path) -> dict[str, float]:

@@ -163,7 +163,7 @@ class SviConfig:
     scenes: int | None = None         # scenes drawn (80/10/10); default 2,700 (800 with quick)
     size: int | None = None           # canvas side; default 64 (32 with quick)
     score_threshold: float | None = None   # a detection counts from this score; None: chosen on validation
-    jobs: int = 2                     # runs trained at a time, each on its share of the torch threads
+    jobs: int = 1                     # runs trained at a time, each on its share of the torch threads (CLI: 2)
 
     def effective(self) -> SviConfig:
         """The settings with every default filled in (``quick``: 800 digit scenes of 32×32)."""
@@ -324,7 +324,10 @@ def findings(r: dict[str, Any]) -> list[str]:
                     "lower": "The semantic mask's parts count closer in every seed here.",
                     "not shown": "Which counts closer is not shown here."}[vc]
                  + f" The price: Mask R-CNN trained {common.secs(m['train_s']['median'])} s a run against U-Net's "
-                   f"{common.secs(u['train_s']['median'])} s.")
+                   f"{common.secs(u['train_s']['median'])} s"
+                 + (f", up to {jobs} runs side by side (each run alone on all threads would take less, and the two "
+                    "networks gain differently from more threads)."
+                    if (jobs := r.get("config", {}).get("jobs", 1)) > 1 else "."))
     return lines
 
 

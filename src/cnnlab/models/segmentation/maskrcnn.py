@@ -68,11 +68,12 @@ def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resne
         raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not '{backbone}'")
     if num_classes < 2:
         raise ValueError(f"num_classes counts the background too: at least 2, not {num_classes}")
+    if isinstance(mask_layers, bool) or not isinstance(mask_layers, int) or mask_layers < 1:
+        raise ValueError(f"mask_layers must be a whole number of convolutions of at least 1, not {mask_layers!r}")
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per pyramid level P2..P6 (5), not {len(anchor_sizes)}")
     body = ResNet(int(backbone[6:]), num_classes=1, in_channels=in_channels, width=width)  # the zoo's, fresh weights
-    stage_channels = [c * body.layer1[0].expansion for c in (width, 2 * width, 4 * width, 8 * width)]
-    trunk = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, stage_channels,
+    trunk = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, body.stage_channels,
                             fpn_channels, extra_blocks=LastLevelMaxPool())
     anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), (ASPECT_RATIOS,) * len(anchor_sizes))
     if isinstance(roi_sampling, bool) or not isinstance(roi_sampling, int) or roi_sampling < 1:

@@ -1,11 +1,11 @@
-"""RoIAlign (He et al. 2017) as two matrix products: torchvision's arithmetic, 4–8× faster to train on CPU.
+"""RoIAlign (He et al. 2017) as matrix products: torchvision's arithmetic, 3–10× faster to train on small CPU maps.
 
 RoIAlign averages ``sampling_ratio²`` bilinear samples per output bin. Bilinear
 interpolation is separable and the samples of a region form a product grid, so
 a region's output is ``Ay · X · Axᵀ`` for its image's feature map ``X`` (H×W, per
 channel), with ``Ay`` (bins × H) and ``Ax`` (bins × W) holding each bin's averaged
-interpolation weights along one axis. Batched over a batch's images, that is two
-``bmm`` calls whose backward is two more — where torchvision's CPU kernel walks
+interpolation weights along one axis: one ``mm`` per image and one ``bmm`` for the
+batch, whose backward is as many more — where torchvision's CPU kernel walks
 every sample of every channel of every region on one thread in its backward
 (~30 % of a quick Mask R-CNN training step, measured: docs/benchmarks.md).
 
@@ -14,17 +14,28 @@ The weights follow torchvision's ``roi_align`` exactly (``aligned`` offsets, the
 coordinates in ``[-1, 0)`` clamped to 0, the last row/column repeated past it);
 tests/models/test_roialign.py checks outputs and gradients against it. Regions
 are the boxes of torchvision's detection code, which carry no gradient here
-either. An adaptive ``sampling_ratio`` (≤ 0: a per-region grid) is not separable
-batch-wide and is left to torchvision's kernel.
+either. Half-precision maps are pooled in float32 and cast back, as torchvision's
+autocast wrapper does. Left to torchvision's kernel: an adaptive ``sampling_ratio``
+(≤ 0: a per-region grid, not separable batch-wide), maps past
+:data:`MAX_MAP_PIXELS` (the products grow with the map, its kernel does not) and
+GPU tensors (its CUDA kernel runs in parallel).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 from torch import Tensor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import roi_align as torchvision_roi_align
 from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
+
+# the largest map (H·W) pooled as matrix products: the first product costs H·W·C per bin row where torchvision's
+# kernel costs ~4·C per bin; forward + backward of 512 RoIs × 64 channels on 16 maps, 7×7 bins: 25 vs 116 ms at
+# 16×16, 37 vs 121 at 32×32, 85 vs 130 at 48×48, 130 vs 140 at 64×64 (docs/benchmarks.md) — past 48×48, torchvision's
+# one-thread kernel
+MAX_MAP_PIXELS = 48 * 48
 
 
 def axis_weights(start: Tensor, length: Tensor, bins: int, sampling: int, size: int) -> Tensor:
@@ -48,36 +59,39 @@ def axis_weights(start: Tensor, length: Tensor, bins: int, sampling: int, size: 
 def roi_align(x: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float = 1.0,
               sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
     """torchvision's :func:`~torchvision.ops.roi_align` for ``x`` ``(N, C, H, W)`` and ``rois`` ``(R, 5)`` rows of
-    (image index, x1, y1, x2, y2): ``(R, C, *output_size)``, computed as ``Ay · X · Axᵀ`` per region."""
-    if sampling_ratio <= 0:
+    (image index, x1, y1, x2, y2): ``(R, C, *output_size)``, computed as ``Ay · X · Axᵀ`` per region on CPU maps
+    of up to :data:`MAX_MAP_PIXELS` pixels. Half-precision maps are pooled in float32 and the result cast back, as
+    torchvision's autocast wrapper does."""
+    n, c, h, w = x.shape
+    if sampling_ratio <= 0 or x.device.type != "cpu" or h * w > MAX_MAP_PIXELS:
         return torchvision_roi_align(x, rois, output_size, spatial_scale, sampling_ratio, aligned)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    with torch.autocast("cpu", enabled=False):
+        out = _separable(x.to(work), rois.detach().to(work), output_size, spatial_scale, sampling_ratio, aligned)
+    return out.to(x.dtype)
+
+
+def _separable(x: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float, sampling: int,
+               aligned: bool) -> Tensor:
+    """:func:`roi_align`'s arithmetic: per image, its regions' ``Ay`` stacked times its map (one ``mm``), then each
+    region's rows times its ``Axᵀ`` (one ``bmm``); regions come back in the order given."""
     (ph, pw), (n, c, h, w), r = output_size, x.shape, rois.shape[0]
-    rois = rois.detach().to(x.dtype)
     offset = 0.5 if aligned else 0.0
     x1, y1, x2, y2 = (rois[:, i] * spatial_scale - offset for i in range(1, 5))
     width, height = x2 - x1, y2 - y1
     if not aligned:                                                        # torchvision's 1-pixel minimum
         width, height = width.clamp(min=1), height.clamp(min=1)
-    ay = axis_weights(y1, height, ph, sampling_ratio, h)                   # (R, ph, H)
-    ax = axis_weights(x1, width, pw, sampling_ratio, w)                    # (R, pw, W)
     image = rois[:, 0].long()
-    slot = _slots(image, n)
-    per_image = x.new_zeros(n, int(slot.max()) + 1 if r else 0, ph, h)     # each image's regions' Ay, padded
-    per_image[image, slot] = ay
-    rows = torch.bmm(per_image.flatten(1, 2), x.transpose(1, 2).reshape(n, h, c * w))  # (N, M·ph, C·W)
-    rows = rows.view(n, -1, ph, c, w)[image, slot]                         # (R, ph, C, W)
-    out = torch.bmm(rows.reshape(r, ph * c, w), ax.transpose(1, 2))        # (R, ph·C, pw)
-    return out.view(r, ph, c, pw).transpose(1, 2).contiguous()
-
-
-def _slots(image: Tensor, n: int) -> Tensor:
-    """Each region's position among its image's regions (0, 1, … in the order given)."""
-    order = torch.argsort(image, stable=True)
-    counts = torch.bincount(image, minlength=n)
-    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    slot = torch.empty_like(image)
-    slot[order] = torch.arange(image.numel(), device=image.device) - first
-    return slot
+    order = torch.argsort(image, stable=True)                              # regions grouped by image
+    ay = axis_weights(y1[order], height[order], ph, sampling, h)           # (R, ph, H)
+    ax = axis_weights(x1[order], width[order], pw, sampling, w)            # (R, pw, W)
+    maps = x.transpose(1, 2).reshape(n, h, c * w)                          # each image's map as (H, C·W)
+    counts = torch.bincount(image, minlength=n).tolist()
+    starts = [0, *itertools.accumulate(counts)][:-1]
+    rows = [ay[s:s + k].reshape(k * ph, h) @ maps[b] for b, (s, k) in enumerate(zip(starts, counts)) if k]
+    rows = torch.cat(rows) if rows else x.new_zeros(0, c * w)              # (R·ph, C·W)
+    out = torch.bmm(rows.view(r, ph * c, w), ax.transpose(1, 2))           # (R, ph·C, pw)
+    return out.view(r, ph, c, pw).transpose(1, 2)[torch.argsort(order)].contiguous()
 
 
 class SeparableMultiScaleRoIAlign(MultiScaleRoIAlign):
