@@ -205,10 +205,31 @@ def test_a_run_of_an_older_cnnlab_is_reused_and_one_of_another_network_refused(r
 
 @pytest.mark.slow
 def test_a_finished_study_is_reused_and_another_budget_refused(report):
+    """A rerun trains nothing and measures nothing again: its report keeps the peaks measured on this machine for
+    the very same arms (a mark in one shows it); another machine or another arm would be measured again."""
+    from dataclasses import fields, replace
+
+    from cnnlab.study.remedies import Arm, measured_before
+
     weights = report / "runs" / "data-parallel-s0" / "model.safetensors"
     before = weights.stat().st_mtime_ns
-    study(RemediesConfig(quick=True, epochs=1, seeds=(0,), out=str(report)), progress=False)
-    assert weights.stat().st_mtime_ns == before
+    original = (report / "report.json").read_text()
+    doc = json.loads(original)
+    doc["arms"]["baseline"]["measured"] += 1                 # kept only if the rerun does not measure again
+    try:
+        (report / "report.json").write_text(json.dumps(doc))
+        study(RemediesConfig(quick=True, epochs=1, seeds=(0,), out=str(report)), progress=False)
+        assert weights.stat().st_mtime_ns == before
+        assert _r(report)["arms"]["baseline"]["measured"] == doc["arms"]["baseline"]["measured"]
+        names = {f.name for f in fields(Arm)}
+        arms = {n: Arm(**{k: v for k, v in a.items() if k in names}) for n, a in doc["arms"].items()}
+        assert measured_before(report, arms) is not None
+        for change in ({"batch": arms["baseline"].batch + 1}, {"precision": "bf16"}, {"predicted": 1}):
+            assert measured_before(report, {**arms, "baseline": replace(arms["baseline"], **change)}) is None
+        (report / "report.json").write_text(json.dumps({**doc, "machine": "another CPU"}))
+        assert measured_before(report, arms) is None
+    finally:
+        (report / "report.json").write_text(original)
     with pytest.raises(CnnlabError, match="made with other settings .*budget 0.6"):
         study(RemediesConfig(quick=True, epochs=1, seeds=(0,), budget=0.5, out=str(report)), progress=False)
 
@@ -236,3 +257,4 @@ def test_a_bad_budget_is_one_line(capsys, bad, tmp_path):
         main(["study", "remedies", "--budget", bad, "--out", str(tmp_path / "s")])
     assert e.value.code == 2
     assert "--budget" in capsys.readouterr().err
+
