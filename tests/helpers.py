@@ -35,6 +35,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-
     return code, out, err
 
 
+def run_here_ok(capsys, *argv: str) -> str:  # type: ignore[no-untyped-def]
+    """``cnnlab ARGV`` in this process, which must succeed: its stdout."""
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err[-2000:]
+    return out
+
+
 def cli(*argv: str) -> list[str]:
     """The command line of ``cnnlab ARGV`` in a fresh Python process."""
     return [sys.executable, "-m", "cnnlab", *argv]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_many
+from tests.helpers import run, run_many
 from PIL import Image
 
 TIMEOUT = 120
@@ -176,19 +176,22 @@ def test_an_edited_config_cannot_move_the_split(two_runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_relative_data_path_means_the_same_folder_from_anywhere(tmp_path):
+def test_a_relative_data_path_means_the_same_folder_from_anywhere(tmp_path, monkeypatch, capsys):
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     image_folder(work / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]})
     image_folder(elsewhere / "ds", {"a": [f"{i}.png" for i in range(20)], "b": [f"{i}.png" for i in range(20)]},
                  size=6)                                   # another 'ds', as a relative path finds it from there
-    p = cnnlab("train", "--data", "ds", "--batch", "8", "--epochs", "1", "--out", "run", "--no-progress", cwd=work)
-    assert p.returncode == 0, p.stderr[-1500:]
+    monkeypatch.chdir(work)                                # in this process: main() as `cnnlab` runs it, from there
+    code, _, err = run(capsys, "train", "--data", "ds", "--batch", "8", "--epochs", "1", "--out", "run",
+                       "--no-progress")
+    assert code == 0, err[-1500:]
     assert json.loads((work / "run/config.json").read_text())["config"]["data"] == str(work / "ds")
-    p = cnnlab("eval", str(work / "run"), "--json", cwd=elsewhere)
-    assert p.returncode == 0, p.stderr[-1500:]
-    assert json.loads(p.stdout)["confusion"] == json.loads((work / "run/test.json").read_text())["confusion"]
+    monkeypatch.chdir(elsewhere)
+    code, out, err = run(capsys, "eval", str(work / "run"), "--json")
+    assert code == 0, err[-1500:]
+    assert json.loads(out)["confusion"] == json.loads((work / "run/test.json").read_text())["confusion"]
     image_folder(work / "ds", {"a": ["new.png"]})          # the data changed since: its split moved
-    refused(cnnlab("eval", str(work / "run"), cwd=elsewhere), "no longer gives the test split")
+    refused(subprocess.CompletedProcess([], *run(capsys, "eval", str(work / "run"))), "no longer gives the test split")
 
 
 def test_config_numbers_are_typed_and_bounded():

@@ -131,8 +131,10 @@ def test_runs_trained_two_at_a_time_are_the_runs_trained_alone_on_their_thread_s
     import torch
     from safetensors.torch import load_file
 
-    from cnnlab.study.common import _train_quietly, run_all
+    from cnnlab.study.common import _train_quietly, parallel_note, run_all, trained_how
     from cnnlab.train.config import TrainConfig
+
+    said_keys = ("small-s0", "small-s1")
 
     def runs(folder: Path, data: str = "digits") -> dict:
         return {f"small-s{s}": TrainConfig(data=data, epochs=1, batch=64, train_size=128, seed=s,
@@ -140,9 +142,13 @@ def test_runs_trained_two_at_a_time_are_the_runs_trained_alone_on_their_thread_s
 
     threads = torch.get_num_threads()
     try:
-        run_all(runs(tmp_path / "parallel"), progress=False, desc="mystudy", workers=2)
+        run_all(runs(tmp_path / "parallel"), progress=False, desc="mystudy", workers=2, record=tmp_path / "how.json")
         said = sorted(line.split(" trained in ")[0].split(" (")[1] for line in capsys.readouterr().err.splitlines())
         assert said == ["small-s0)", "small-s1)"]
+        share = max(1, threads // 2)
+        assert trained_how(tmp_path / "how.json") == {k: {"at_a_time": 2, "threads": share} for k in said_keys}
+        note = parallel_note(trained_how(tmp_path / "how.json"))
+        assert note.startswith(f"2 runs trained up to 2 at a time, on {share} torch thread")
         alone = runs(tmp_path / "alone")["small-s1"]
         _train_quietly(alone, None, threads=max(1, threads // 2))
     finally:

@@ -132,7 +132,7 @@ def test_the_quick_mask_rcnn_is_the_narrow_one_the_report_names(report):
     assert json.loads((report / "runs" / "unet-s0" / "config.json").read_text())["config"]["channels_last"]
     md = (report / "report.md").read_text()
     assert "resnet18 of width 32 with a 32-channel feature pyramid and a 32-channel mask head" in md
-    assert "runs trained up to 2 at a time, each on" in md
+    assert "4 runs trained up to 2 at a time, on 1 torch thread each" in md          # as run_all recorded it
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from cnnlab.data.instances import InstSplit, coco_ground_truth, make_target
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.instance import coco_evaluate, coco_results
 from tests.helpers import cli, run_ok
+from tests.helpers import run as here, run_here_ok as here_ok
 
 CLASSES = ["background", "square", "ring"]
 
@@ -166,11 +167,12 @@ TINY = ["--width", "16", "--batch", "8", "--no-progress"]
 
 
 @pytest.mark.slow
-def test_train_eval_predict_end_to_end(easy_scenes, tmp_path):
+def test_train_eval_predict_end_to_end(easy_scenes, tmp_path, capsys):
+    # in this process (main(), as `cnnlab` runs it): `python -m cnnlab` itself is tested by the kill test below
     run = tmp_path / "run"
-    out = run_ok("segment", "train", "--task", "instance", "--data", str(easy_scenes), "--epochs", "1", *TINY,
-                 "--out", str(run))
-    assert "test mask AP50" in out.stdout
+    out = here_ok(capsys, "segment", "train", "--task", "instance", "--data", str(easy_scenes), "--epochs", "1",
+                  *TINY, "--out", str(run))
+    assert "test mask AP50" in out
     report = json.loads((run / "test.json").read_text())
     assert report["classes"] == ["background", "ring", "square"] and report["images"] == 6
     assert report["evaluator"].startswith("pycocotools")
@@ -181,19 +183,19 @@ def test_train_eval_predict_end_to_end(easy_scenes, tmp_path):
         assert (run / name).stat().st_size > 0
     truth = json.loads((run / "test_annotations.json").read_text())
     assert len(truth["annotations"]) == report["instances"] > 0
-    ev = json.loads(run_ok("segment", "eval", str(run), "--json").stdout)
+    ev = json.loads(here_ok(capsys, "segment", "eval", str(run), "--json"))
     assert ev["mask"] == report["mask"] and ev["box"] == report["box"]
     image = next((easy_scenes / "test" / "images").glob("*.png"))
-    pred = json.loads(run_ok("segment", "predict", str(run), str(image), "--score-threshold", "0",
-                             "--out", str(tmp_path / "p"), "--json").stdout)
+    pred = json.loads(here_ok(capsys, "segment", "predict", str(run), str(image), "--score-threshold", "0",
+                              "--out", str(tmp_path / "p"), "--json"))
     label = np.asarray(Image.open(pred["predictions"][0]["instances"]))
     dets = pred["predictions"][0]["detections"]
     assert label.shape == (32, 32) and label.max() <= len(dets)
     assert all(d["class"] in ("ring", "square") and 0 <= d["score"] <= 1 for d in dets)
     assert Image.open(pred["predictions"][0]["overlay"]).size[0] > 0
-    bad = subprocess.run(cli("segment", "train", "--task", "instance", "--model", "unet", "--data", str(easy_scenes)),
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "--model unet is a semantic-segmentation network" in bad.stderr
+    code, _, err = here(capsys, "segment", "train", "--task", "instance", "--model", "unet", "--data",
+                        str(easy_scenes))
+    assert code == 2 and "--model unet is a semantic-segmentation network" in err
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.semantic import boundary_band, iou_per_class, pixel_confusion, scores
 from tests.helpers import cli, run_ok, weights
+from tests.helpers import run as here, run_here_ok as here_ok
 
 K = 5
 
@@ -89,22 +90,25 @@ def easy_scenes(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
+def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path, capsys):
+    # in this process (main(), as `cnnlab` runs it; one torch import less per command): `python -m cnnlab` itself
+    # is tested in tests/cli/test_startup.py and by the kill tests below
     run = tmp_path / "run"
-    out = run_ok("segment", "train", "--data", str(easy_scenes), "--model", "unet", "--width", "8", "--depth", "2",
-                 "--epochs", "8", "--batch", "16", "--lr", "0.01", "--out", str(run), "--no-progress")
-    assert "test mIoU" in out.stdout
+    code, out, _ = here(capsys, "segment", "train", "--data", str(easy_scenes), "--model", "unet", "--width", "8",
+                        "--depth", "2", "--epochs", "8", "--batch", "16", "--lr", "0.01", "--out", str(run),
+                        "--no-progress")
+    assert code == 0 and "test mIoU" in out
     report = json.loads((run / "test.json").read_text())
     assert report["classes"] == ["background", "ring", "square"]
     assert report["miou"] > 0.8, report                      # easy scenes: a tiny U-Net learns them
     assert json.loads((run / "config.json").read_text())["config"]["lr"] == 0.01     # a given rate wins the recipe's
     for name in ("curves.png", "iou.png", "overlays.png", "metrics.csv", "model.safetensors"):
         assert (run / name).stat().st_size > 0
-    ev = json.loads(run_ok("segment", "eval", str(run), "--json").stdout)
+    ev = json.loads(here_ok(capsys, "segment", "eval", str(run), "--json"))
     assert ev["miou"] == pytest.approx(report["miou"]) and ev["confusion"] == report["confusion"]
     image = next((easy_scenes / "test" / "images").glob("*.png"))
-    pred = json.loads(run_ok("segment", "predict", str(run), str(image), "--out", str(tmp_path / "p"),
-                             "--json").stdout)
+    pred = json.loads(here_ok(capsys, "segment", "predict", str(run), str(image), "--out", str(tmp_path / "p"),
+                              "--json"))
     mask = Image.open(pred["predictions"][0]["mask"])
     assert mask.mode == "P" and mask.size == (32, 32)
     truth = np.asarray(Image.open(easy_scenes / "test" / "masks" / image.name))
@@ -112,8 +116,8 @@ def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path):
     assert Image.open(pred["predictions"][0]["overlay"]).mode == "RGB"
     for wrong in (["eval", str(run)], ["predict", str(run), str(image)], ["fcn", "convert", str(run), "--out",
                                                                            str(tmp_path / "f")]):
-        p = subprocess.run(cli(*wrong), capture_output=True, text=True)
-        assert p.returncode == 2 and "segmentation" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+        code, _, err = here(capsys, *wrong)
+        assert code == 2 and "segmentation" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.slow

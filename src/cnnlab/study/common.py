@@ -156,12 +156,13 @@ def _plain(value: Any) -> Any:
 
 def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str] | None = None,
             desc: str = "study", train: Callable[[str, Any, Path | None], None] | None = None,
-            workers: int = 1) -> None:
+            workers: int = 1, record: Path | None = None) -> None:
     """Train every run that is not finished (resuming a stopped one), each quietly (its lines go to its
     ``log.txt``): one bar over the runs, or without a bar one line on stderr per run trained. ``train(key, config,
     resume)`` trains a run another way (the remedies study's data-parallel runs under torchrun). ``workers`` > 1
     trains up to that many runs at a time, each in its own process on its share of the torch threads (small
-    networks keep 2 cores busier that way: :func:`parallel_note`)."""
+    networks keep 2 cores busier that way: :func:`parallel_note`). ``record``: a JSON file that keeps, for each run
+    trained, how many ran at a time and on how many threads (what a report may say of its seconds)."""
     check = list(check) if check is not None else None
     pending = []
     for key, tc in runs.items():
@@ -177,7 +178,12 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
 
         bar = tqdm(total=len(runs), initial=before, unit="run", desc=desc, position=0, leave=True)
 
+    workers = min(workers, len(pending))
+    side_by_side = workers if workers > 1 and train is None else 1
+
     def done(n: int, key: str, seconds: float, resume: Path | None) -> None:
+        if record is not None:
+            _record(record, key, side_by_side)
         if bar is not None:
             bar.update(1)
         else:
@@ -185,8 +191,7 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
                   + (" (resumed)" if resume else "") + f"; its log: {Path(runs[key].out) / 'log.txt'}",
                   file=sys.stderr, flush=True)
 
-    workers = min(workers, len(pending))
-    if workers > 1 and train is None:
+    if side_by_side > 1:
         if bar is not None:
             bar.set_postfix_str(f"{workers} at a time")
         _train_parallel(pending, workers, done)
@@ -202,6 +207,36 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
             done(n, key, time.perf_counter() - start, resume)
     if bar is not None:
         bar.close()
+
+
+def _record(path: Path, key: str, side_by_side: int) -> None:
+    """Add to ``path`` how run ``key`` was trained: how many runs at a time, on how many torch threads each."""
+    from cnnlab.files import atomic_write_text
+
+    doc = trained_how(path)
+    doc[key] = {"at_a_time": side_by_side, "threads": thread_share(side_by_side)}
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True))
+
+
+def trained_how(path: Path) -> dict[str, dict[str, int]]:
+    """What :func:`run_all` recorded in ``path`` ({} if nothing, or unreadable)."""
+    try:
+        doc = json.loads(path.read_text())
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def parallel_note(how: Mapping[str, Mapping[str, int]]) -> str:
+    """What a report says of its runs' seconds when some were trained side by side ("" when none was)."""
+    side = [h for h in how.values() if h.get("at_a_time", 1) > 1]
+    if not side:
+        return ""
+    most = max(h["at_a_time"] for h in side)
+    threads = sorted({h["threads"] for h in side})
+    return (f"{len(side)} run{'s' if len(side) > 1 else ''} trained up to {most} at a time, on "
+            f"{'/'.join(map(str, threads))} torch thread{'s' if threads[-1] > 1 else ''} each (a run's seconds are "
+            "its own, with another beside it)")
 
 
 def thread_share(workers: int) -> int:
@@ -279,13 +314,6 @@ def _train_parallel(pending: list[tuple[str, Any, Path | None]], workers: int,
         raise
     finally:
         pool.shutdown(cancel_futures=True)
-
-
-def parallel_note(workers: int) -> str:
-    """What a report says of runs trained with ``workers`` > 1 (their seconds are each run's own, on shared CPU)."""
-    threads = thread_share(workers)
-    return (f"runs trained up to {workers} at a time, each on {threads} torch thread{'s' if threads > 1 else ''} "
-            "(a run's seconds are its own, with another beside it)")
 
 
 def result(folder: Path) -> dict[str, float]:

@@ -36,10 +36,11 @@ LABELS = {"unet": "U-Net (semantic)", "maskrcnn": "Mask R-CNN (instance)"}
 SAME_CLASS = 0.5        # chance each further item repeats the first one's class: touching same-class pairs
 OBJECTS = (2, 4)        # items per scene
 # --quick's Mask R-CNN for 32×32 scenes of 14-px items: a 32-channel feature pyramid and mask head (the recipe: 64 and
-# 64), a ResNet-18 of half width (32→256 planes: 2.9 M parameters, not 11.8 M) and 20 detections per image (scenes
+# 64), a ResNet-18 of half width (32→256 planes: a 2.8 M-parameter trunk, not 11.2 M) and 20 detections per image (scenes
 # hold 2–4 objects; the recipe keeps 50): docs/benchmarks.md "Studies: the quick forms" has what each costs
 QUICK_ARGS = {"unet": {}, "maskrcnn": {"fpn_channels": 32, "mask_channels": 32, "width": 32, "detections": 20}}
 MIN_PART = 20           # pixels a connected part of a semantic mask needs to count as an object (items: 60+)
+TRAINED = "trained.json"  # how each run was trained: how many at a time, on how many threads (common.run_all)
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))      # detection scores tried: 0.05 … 0.95
 
 
@@ -274,8 +275,11 @@ def measure(cfg: SviConfig, scenes: Path, runs: dict[str, Any]) -> tuple[dict[st
     for arm in ARMS:
         arms[arm]["count_error"] = common.spread(c["count_error"][kind[arm]] for c in seeds)
     first = runs[f"unet-s{cfg.seeds[0]}"]
-    return {"study": "semantic-vs-instance", "config": asdict(cfg), "machine": common.machine_line()
-            + (f"; {common.parallel_note(cfg.jobs)}" if cfg.jobs > 1 else ""),
+    how = {k: v for k, v in common.trained_how(Path(cfg.out) / TRAINED).items() if k in runs}
+    note = common.parallel_note(how)
+    return {"study": "semantic-vs-instance", "config": asdict(cfg),
+            "machine": common.machine_line() + (f"; {note}" if note else ""),
+            "side_by_side": max((h.get("at_a_time", 1) for h in how.values()), default=1),
             "data": {"scenes": str(scenes), "items": cfg.data, "side": cfg.size, "count": cfg.scenes,
                      "classes": len(classes), "objects": list(OBJECTS), "same_class": SAME_CLASS,
                      "test_scenes": seeds[0]["scenes"], "touching_pairs": pairs,
@@ -325,9 +329,9 @@ def findings(r: dict[str, Any]) -> list[str]:
                     "not shown": "Which counts closer is not shown here."}[vc]
                  + f" The price: Mask R-CNN trained {common.secs(m['train_s']['median'])} s a run against U-Net's "
                    f"{common.secs(u['train_s']['median'])} s"
-                 + (f", up to {jobs} runs side by side (each run alone on all threads would take less, and the two "
+                 + (f", up to {side} runs side by side (each run alone on all threads would take less, and the two "
                     "networks gain differently from more threads)."
-                    if (jobs := r.get("config", {}).get("jobs", 1)) > 1 else "."))
+                    if (side := r.get("side_by_side", 1)) > 1 else "."))
     return lines
 
 
@@ -438,5 +442,6 @@ def study(cfg: SviConfig, progress: bool = True) -> Path:
     with common.study_folder(out, "semantic-vs-instance", cfg.seeds):
         scenes, runs = plan(cfg)
     longest_first = sorted(runs, key=lambda key: not key.startswith("maskrcnn"))    # two workers then end together
-    common.run_all({key: runs[key] for key in longest_first}, progress, desc="semantic-vs-instance", workers=cfg.jobs)
+    common.run_all({key: runs[key] for key in longest_first}, progress, desc="semantic-vs-instance", workers=cfg.jobs,
+                   record=out / TRAINED)
     return write_report(*measure(cfg, scenes, runs), cfg, out)
