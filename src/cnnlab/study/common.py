@@ -191,22 +191,24 @@ def run_all(runs: Mapping[str, Any], progress: bool = True, check: Iterable[str]
                   + (" (resumed)" if resume else "") + f"; its log: {Path(runs[key].out) / 'log.txt'}",
                   file=sys.stderr, flush=True)
 
-    if side_by_side > 1:
-        if bar is not None:
-            bar.set_postfix_str(f"{workers} at a time")
-        _train_parallel(pending, workers, done)
-    else:
-        for n, (key, tc, resume) in enumerate(pending, 1):
+    try:
+        if side_by_side > 1:
             if bar is not None:
-                bar.set_postfix_str(key)
-            start = time.perf_counter()
-            if train is not None:
-                train(key, tc, resume)
-            else:
-                _train_quietly(tc, resume, progress)
-            done(n, key, time.perf_counter() - start, resume)
-    if bar is not None:
-        bar.close()
+                bar.set_postfix_str(f"{workers} at a time")
+            _train_parallel(pending, workers, done)
+        else:
+            for n, (key, tc, resume) in enumerate(pending, 1):
+                if bar is not None:
+                    bar.set_postfix_str(key)
+                start = time.perf_counter()
+                if train is not None:
+                    train(key, tc, resume)
+                else:
+                    _train_quietly(tc, resume, progress)
+                done(n, key, time.perf_counter() - start, resume)
+    finally:              # closed before an error or "interrupted" is said, so that line comes after the bar
+        if bar is not None:
+            bar.close()
 
 
 def _record(path: Path, key: str, side_by_side: int) -> None:
