@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from cnnlab.cli.main import main
+from tests.zygote import run_cnnlab
 
 TINY = """\
 input: [1, 8, 8]
@@ -49,7 +50,7 @@ def cli(*argv: str) -> list[str]:
 
 def run_ok(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``cnnlab ARGS`` in a fresh process, which must succeed."""
-    p = subprocess.run(cli(*args), capture_output=True, text=True, env=env)
+    p = run_cnnlab(*args, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     return p
 
@@ -142,6 +143,7 @@ def make_voc(root: Path, n_train: int = 8, n_val: int = 4) -> Path:
 _MANY = """\
 import contextlib, io, json, sys, traceback, warnings
 from cnnlab.cli.main import main
+
 results = []
 for argv in json.load(sys.stdin):
     warnings.resetwarnings()                  # a warning shown once by an earlier command shows again

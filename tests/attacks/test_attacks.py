@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_many
+from tests.zygote import run_cnnlab
 
 TIMEOUT = 60     # seconds: the slowest attack here answers in a few
 
@@ -111,14 +112,13 @@ def test_a_1_mb_spec_loads_in_linear_time(tmp_path):
 def test_nothing_the_user_had_changes_when_a_spec_is_refused(tmp_path):
     path = laughs(tmp_path)
     before = Path(path).read_bytes()
-    subprocess.run([sys.executable, "-m", "cnnlab", "analyze", path, "--json"], capture_output=True, timeout=TIMEOUT)
+    run_cnnlab("analyze", path, "--json", timeout=TIMEOUT)
     assert Path(path).read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["laughs.yaml"]
 
 
 def _run_folder(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("tamper") / "run"
-    subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "2", "--out", str(run), "--no-progress"],
-                   check=True, capture_output=True, timeout=300)
+    run_cnnlab("train", "--epochs", "2", "--out", str(run), "--no-progress", timeout=300).check_returncode()
     return run
 
 
@@ -216,8 +216,7 @@ def test_names_in_tables_reach_the_terminal_as_text(tmp_path):
         "    net.add_module('evil\\x1b[2J[bold]x[/bold]', nn.Conv2d(1, 4, 3))\n"
         "    net.add_module('flat', nn.Flatten())\n"
         "    return net\n")
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'named.py'}:build",
-                        "--input", "1,8,8"], capture_output=True, text=True, timeout=TIMEOUT)
+    p = run_cnnlab("analyze", f"{tmp_path / 'named.py'}:build", "--input", "1,8,8", timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr[-1000:]
     assert "\x1b" not in p.stdout
     assert "evil\\x1b[2J[bold]x[/bold]" in p.stdout
@@ -234,8 +233,7 @@ def test_predict_on_a_fifo_names_it_and_goes_on(finished_run, tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     Image.fromarray((np.arange(64 * 64) % 251).reshape(64, 64).astype(np.uint8)).save(tmp_path / "ok.png")
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "predict", str(finished_run), str(fifo), str(tmp_path / "ok.png")],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+    p = run_cnnlab("predict", str(finished_run), str(fifo), str(tmp_path / "ok.png"), timeout=TIMEOUT)
     assert p.returncode == 1, p.stderr[-500:]          # some images could not be read, the others were predicted
     assert "pipe.png: not a regular file" in p.stderr and "ok.png:" in p.stdout
 
@@ -263,8 +261,8 @@ def test_a_multi_process_environment_without_its_peers_is_one_line(tmp_path, env
     env = {**{k: v for k, v in os.environ.items() if k not in ("RANK", "MASTER_ADDR", "MASTER_PORT")}, **env}
     if "MASTER_ADDR" in env:
         env.setdefault("MASTER_PORT", str(_free_port()))
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--out", str(tmp_path / "run"),
-                        "--no-progress"], capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    p = run_cnnlab("train", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress", timeout=TIMEOUT,
+                   env=env)
     assert p.returncode == 2, (p.returncode, p.stderr[-500:])
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr[-2000:]
     assert words in p.stderr
@@ -397,6 +395,5 @@ def test_an_error_inside_cnnlab_keeps_its_traceback_even_under_the_users_forward
     """Only the user's own frames make a one-line 'fix it there'; cnnlab's are a bug report (traceback)."""
     (tmp_path / "user.py").write_text(NET.format(body="from cnnlab.analysis.walk import count_params; "
                                                       "return self.fc(x) * count_params(None)[0]"))
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", f"{tmp_path / 'user.py'}:build", "--input", "4"],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+    p = run_cnnlab("analyze", f"{tmp_path / 'user.py'}:build", "--input", "4", timeout=TIMEOUT)
     assert p.returncode == 1 and "Traceback" in p.stderr and "walk.py" in p.stderr, p.stderr[-800:]

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-import resource
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +25,8 @@ from cnnlab.data.coco_schema import validate_coco
 from cnnlab.text import excerpt
 from cnnlab.data.instances import MAX_INSTANCES, load_instances
 from cnnlab.data.sources import DataError
+
+from tests.zygote import run_cnnlab
 
 TIMEOUT = 120                  # seconds: a refused input answers in a few; importing torch takes most of it
 ADDRESS_SPACE = 6 << 30        # a whole 1-epoch Mask R-CNN run on 2 images peaks at 4.3 GB VmPeak (measured);
@@ -62,15 +62,11 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def train_cli(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """``cnnlab segment train --task instance`` on ``data`` in a child with a bounded address space."""
-    return subprocess.run([sys.executable, "-m", "cnnlab", "segment", "train", "--task", "instance",
-                           "--data", str(data), "--out", str(out), "--epochs", "1", "--no-progress", *extra],
-                          capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=limit_address_space)
+    return run_cnnlab("segment", "train", "--task", "instance", "--data", str(data), "--out", str(out), "--epochs",
+                      "1", "--no-progress", *extra, timeout=TIMEOUT,
+                      rlimits=[("RLIMIT_AS", ADDRESS_SPACE, ADDRESS_SPACE)])
 
 
 def assert_refused(p: subprocess.CompletedProcess, *words: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import run, run_many
+from tests.zygote import run_cnnlab
 from PIL import Image
 
 TIMEOUT = 120
@@ -29,15 +29,10 @@ ADDRESS_SPACE = 6 << 30        # torch maps ~3 GB of libraries; a bomb needs far
 
 def cnnlab(*args: str, cwd: Path | None = None, limit_as: bool = False, fsize: int | None = None
            ) -> subprocess.CompletedProcess:
-    def limits() -> None:
-        if limit_as:
-            resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-        if fsize is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=cwd, preexec_fn=limits,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    limits = [("RLIMIT_AS", ADDRESS_SPACE, ADDRESS_SPACE)] if limit_as else []
+    limits += [("RLIMIT_FSIZE", fsize, fsize)] if fsize is not None else []
+    return run_cnnlab(*args, timeout=TIMEOUT, cwd=cwd, rlimits=limits,
+                      env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
 
 
 def refused(p: subprocess.CompletedProcess, *words: str) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from tests.helpers import run
+from tests.zygote import run_cnnlab
 
 
 def test_json_geron(capsys, examples):
@@ -130,11 +129,9 @@ def test_spec_error_names_file_layer_field(capsys, tmp_path):
 
 def test_console_script_and_module_entry(examples):
     # The real entry points, in a subprocess: exit status and no traceback on error.
-    ok = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", str(examples / "geron_ex2.yaml"),
-                         "--json"], capture_output=True, text=True, check=False)
+    ok = run_cnnlab("analyze", str(examples / "geron_ex2.yaml"), "--json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["total_params"] == 903_400
-    bad = subprocess.run([sys.executable, "-m", "cnnlab", "analyze", "nope.yaml"],
-                         capture_output=True, text=True, check=False)
+    bad = run_cnnlab("analyze", "nope.yaml")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 

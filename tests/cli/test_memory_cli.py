@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.helpers import run
+from tests.zygote import run_cnnlab
 
 
 def test_memory_json_has_training_and_inference_peaks(capsys, examples):
@@ -87,11 +88,8 @@ def test_measure_on_cuda_without_a_gpu_is_a_clear_error(capsys, monkeypatch):
 
 def test_measure_leaves_stderr_clean():
     """The profiler's native chatter (USDT profiler_start, gpuGetDeviceCount failed) is silenced."""
-    import subprocess
-    import sys
 
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "memory", "lenet5", "--batch", "2", "--measure"],
-                          capture_output=True, text=True)
+    proc = run_cnnlab("memory", "lenet5", "--batch", "2", "--measure")
     assert proc.returncode == 0 and "measured" in proc.stdout
     assert proc.stderr == "", proc.stderr[-1000:]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,8 @@ from PIL import Image
 
 from cnnlab.data.instances import load_instances, make_target
 from cnnlab.data.sources import DataError
+
+from tests.zygote import run_cnnlab
 
 
 def test_a_scenes_folder_reads_back_the_instances_it_was_drawn_with(tmp_path):
@@ -110,8 +110,8 @@ def test_a_missing_image_names_the_annotation(tmp_path):
 def test_the_cli_reports_a_bad_annotation_in_one_line(tmp_path):
     root = coco_folder(tmp_path / "d", [GOOD[0], {"id": 7, "image_id": 2, "category_id": 42,
                                                   "segmentation": poly(1, 1, 5, 5)}])
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "segment", "train", "--task", "instance", "--data", str(root),
-                        "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    p = run_cnnlab("segment", "train", "--task", "instance", "--data", str(root),
+                   "--out", str(tmp_path / "run"))
     assert p.returncode == 2 and "annotation 7: unknown category 42" in p.stderr and p.stderr.count("\n") == 1
     assert not (tmp_path / "run").exists()
 

@@ -23,7 +23,7 @@ def tiny_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
         keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
         keras.layers.Flatten(),
         keras.layers.Dropout(0.25),
-        keras.layers.Dense(5, activation="softmax"),
+        keras.layers.Dense(5, activation="softmax", name="dense"),   # named: Keras counts names per process
     ], name="tiny")
     path = tmp_path_factory.mktemp("tiny") / "tiny.keras"
     model.save(path)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from cnnlab.errors import TargetError
 from cnnlab.keras import archive, load_keras
-from tests.helpers import cli
+from tests.zygote import run_cnnlab
 
 
 def _rewrite(src: Path, dst: Path, config=None, weights: bytes | None = None, extra: dict | None = None) -> Path:  # type: ignore[no-untyped-def]
@@ -187,24 +185,20 @@ def test_a_layer_cnnlab_does_not_convert_is_one_line_naming_it(tiny_keras: Path,
 
 
 def test_read_without_keras_importable(tiny_keras: Path, tmp_path: Path) -> None:
-    """The no-Keras path: Keras made unimportable in a fresh process; analyze, memory and fcn convert work."""
+    """The no-Keras path: Keras made unimportable in cnnlab's process; analyze, memory and fcn convert work."""
     keras = pytest.importorskip("keras")
     expected = keras.saving.load_model(tiny_keras, compile=False).count_params()
-    code = ("import sys; sys.modules['keras'] = None; from cnnlab.cli.main import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    base = [sys.executable, "-c", code]
-    p = subprocess.run([*base, "analyze", str(tiny_keras), "--json"], capture_output=True, text=True)
+    p = run_cnnlab("analyze", str(tiny_keras), "--json", hide=("keras",))
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["keras"]["count_params"] == expected
     assert doc["input_shape"] == [1, 8, 8]
-    p = subprocess.run([*base, "memory", str(tiny_keras), "--batch", "4"], capture_output=True, text=True)
+    p = run_cnnlab("memory", str(tiny_keras), "--batch", "4", hide=("keras",))
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([*base, "fcn", "convert", str(tiny_keras), "--out", str(tmp_path / "fcn")],
-                       capture_output=True, text=True)
+    p = run_cnnlab("fcn", "convert", str(tiny_keras), "--out", str(tmp_path / "fcn"), hide=("keras",))
     assert p.returncode == 0, p.stderr
     assert "equals the classifier's" in p.stdout
     assert json.loads((tmp_path / "fcn" / "fcn.json").read_text())["source"]["target"] == str(tiny_keras)
     # and a model file that is not there is one line
-    p = subprocess.run(cli("analyze", str(tmp_path / "nope.keras")), capture_output=True, text=True)
+    p = run_cnnlab("analyze", str(tmp_path / "nope.keras"))
     assert p.returncode == 2 and "no such file" in p.stderr and "Traceback" not in p.stderr

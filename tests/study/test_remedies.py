@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from cnnlab.cli.main import build_parser, main
 from cnnlab.errors import CnnlabError

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from cnnlab.data.instances import InstSplit, coco_ground_truth, make_target
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.instance import coco_evaluate, coco_results
-from tests.helpers import cli, run_ok
+from tests.helpers import run_ok
+from tests.zygote import run_cnnlab
 from tests.helpers import run as here, run_here_ok as here_ok
 
 CLASSES = ["background", "square", "ring"]
@@ -139,9 +140,9 @@ def test_roi_sampling_is_torchvisions_sampling_ratio_and_the_recipe_records_one_
 
 
 def test_analyze_refuses_maskrcnn_with_an_explanation():
-    p = subprocess.run(cli("analyze", "maskrcnn"), capture_output=True, text=True)
+    p = run_cnnlab("analyze", "maskrcnn")
     assert p.returncode == 2 and "depend on the image" in p.stderr and p.stderr.count("\n") == 1, p.stderr
-    p = subprocess.run(cli("memory", "maskrcnn", "--batch", "4"), capture_output=True, text=True)
+    p = run_cnnlab("memory", "maskrcnn", "--batch", "4")
     assert p.returncode == 2 and "non-maximum suppression" in p.stderr, p.stderr
 
 
@@ -206,7 +207,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scen
               "--checkpoint-every", "3", "--augment", "flip", *TINY]
     run_ok(*common, "--out", str(tmp_path / "ref"))
     env = {**os.environ, KILL_HOOK: "5"}        # 6 steps per epoch: killed at step 5, checkpoint at 3
-    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
+    killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env=env)
     assert killed.returncode == -9
     run_ok("segment", "train", "--resume", str(tmp_path / "run"), "--no-progress")
     assert "resumed at epoch 1, step 3" in (tmp_path / "run" / "log.txt").read_text()

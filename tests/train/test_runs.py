@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import torch
@@ -11,14 +10,13 @@ from safetensors.torch import load_file
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train.runs import open_run
-from tests.helpers import cli
+from tests.zygote import run_cnnlab
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("runs") / "digits"
-    subprocess.run(cli("train", "--epochs", "2", "--out", str(folder), "--no-progress"), check=True,
-                   capture_output=True, timeout=300)
+    run_cnnlab("train", "--epochs", "2", "--out", str(folder), "--no-progress", timeout=300).check_returncode()
     return folder
 
 

@@ -17,7 +17,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.semantic import boundary_band, iou_per_class, pixel_confusion, scores
-from tests.helpers import cli, run_ok, weights
+from tests.helpers import run_ok, weights
+from tests.zygote import run_cnnlab
 from tests.helpers import run as here, run_here_ok as here_ok
 
 K = 5
@@ -126,7 +127,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scen
               "--batch", "32", "--augment", "basic", "--checkpoint-every", "4", "--no-progress"]
     run_ok(*common, "--out", str(tmp_path / "ref"))
     env = {**os.environ, KILL_HOOK: "9"}        # 6 steps per epoch: killed at step 3 of epoch 2, checkpoint at 8
-    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
+    killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env=env)
     assert killed.returncode == -9
     run_ok("segment", "train", "--resume", str(tmp_path / "run"), "--no-progress")
     assert "resumed at epoch 2, step 2" in (tmp_path / "run" / "log.txt").read_text()

@@ -17,7 +17,8 @@ from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import CheckpointError, load_state
 from cnnlab.train import KILL_HOOK, TrainConfig, train
-from tests.helpers import SMALL, TINY, cli, make_folder, same, weights
+from tests.helpers import SMALL, TINY, make_folder, same, weights
+from tests.zygote import run_cnnlab
 
 
 
@@ -37,17 +38,16 @@ def test_same_seed_same_weights_and_the_run_folder(tmp_path):
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
     common = ["train", "--model", SMALL, "--epochs", "2", "--batch", "64", "--augment", "strong",
               "--checkpoint-every", "7", "--no-progress"]
-    ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
+    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     assert "epoch 1/2: val acc" in ref.stderr and "epoch 2/2: val acc" in ref.stderr   # quiet, not silent
     listed = ref.stdout.rsplit("run folder:", 1)[1]
     assert all(p.name in listed for p in (tmp_path / "ref").iterdir() if not p.name.startswith("."))   # every file
     env = {**os.environ, KILL_HOOK: "25"}       # epoch 2 of 20 steps each, 4 steps after the checkpoint at 21
-    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True, env=env)
+    killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env=env)
     assert killed.returncode == -9                # really SIGKILLed
     assert not (tmp_path / "run" / "test.json").exists()
-    resumed = subprocess.run(cli("train", "--resume", str(tmp_path / "run"), "--no-progress"),
-                             capture_output=True, text=True)
+    resumed = run_cnnlab("train", "--resume", str(tmp_path / "run"), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed at epoch 2, step 1" in (tmp_path / "run" / "log.txt").read_text()
     assert same(weights(tmp_path / "ref"), weights(tmp_path / "run"))
@@ -95,7 +95,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     # float32: DDP equals one process to rounding; bfloat16 products (the default on a CPU that has them) round
     # differently once the batch is split across processes and threads
     args = ["train", "--model", str(spec), "--epochs", "2", "--batch", "32", "--precision", "fp32", "--no-progress"]
-    one = subprocess.run(cli(*args, "--out", str(tmp_path / "one")), capture_output=True, text=True)
+    one = run_cnnlab(*args, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     torchrun = str(Path(sys.executable).parent / "torchrun")
     two = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", *args, "--out", str(tmp_path / "two")],
@@ -259,13 +259,11 @@ def test_nan_weights_are_refused(tmp_path):
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
     common = ["train", "--model", SMALL, "--epochs", "1", "--batch", "64", "--no-progress"]
-    ref = subprocess.run(cli(*common, "--out", str(tmp_path / "ref")), capture_output=True, text=True)
+    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
-    killed = subprocess.run(cli(*common, "--out", str(tmp_path / "run")), capture_output=True, text=True,
-                            env={**os.environ, KILL_HOOK: "3"})
+    killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env={**os.environ, KILL_HOOK: "3"})
     assert killed.returncode == -9 and not (tmp_path / "run" / "state.safetensors").exists()
-    resumed = subprocess.run(cli("train", "--resume", str(tmp_path / "run"), "--no-progress"), capture_output=True,
-                             text=True)
+    resumed = run_cnnlab("train", "--resume", str(tmp_path / "run"), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "no checkpoint was written before the run stopped: starting again from step 0" in log

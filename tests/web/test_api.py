@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from cnnlab.cli.main import main
 from cnnlab.web.app import MAX_BODY, create_app
 
+from tests.zygote import run_cnnlab
+
 GERON = "examples/geron_ex2.yaml"
 
 
@@ -147,21 +149,18 @@ def test_a_bad_target_fails_before_serving():
 
 def test_the_command_refuses_a_busy_port_and_an_instance_run_in_one_line(tmp_path):
     import socket
-    import subprocess
-    import sys
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", GERON, "--port", str(port)],
-                           capture_output=True, text=True, timeout=60)
+        p = run_cnnlab("explore", GERON, "--port", str(port), timeout=60)
     assert p.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in p.stderr and p.stderr.count("\n") == 1
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"config": {"task": "instance"}, "model": {"kind": "zoo",
                                                  "name": "maskrcnn"}, "data": {"shape": [1, 64, 64], "classes": ["a", "b"]}}))
-    p = subprocess.run([sys.executable, "-m", "cnnlab", "explore", str(run)], capture_output=True, text=True, timeout=60)
+    p = run_cnnlab("explore", str(run), timeout=60)
     assert p.returncode == 2 and "an instance-segmentation run" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
 

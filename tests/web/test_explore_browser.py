@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.zygote import run_cnnlab
 
 CHROMIUM = os.environ.get("CNNLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -31,7 +31,8 @@ GERON = "examples/geron_ex2.yaml"
 
 
 def cli_json(*args: str) -> dict:
-    p = subprocess.run([sys.executable, "-m", "cnnlab", *args, "--json"], capture_output=True, text=True, check=True)
+    p = run_cnnlab(*args, "--json")
+    p.check_returncode()
     return json.loads(p.stdout)
 
 
@@ -186,8 +187,7 @@ def test_memory_slider_matches_memory_json_and_the_playground_the_book(browser, 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("explore") / "run"
-    subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--out", str(run), "--no-progress"],
-                   check=True, capture_output=True)
+    run_cnnlab("train", "--epochs", "1", "--out", str(run), "--no-progress").check_returncode()
     return run
 
 
