@@ -30,6 +30,10 @@ ABLATIONS = {
         ("no test-time flip", ["--tta", "none"]),
         ("no label smoothing", ["--label-smoothing", "0"]),
         ("small_cnn instead of speedrun_cnn", ["--model", "small_cnn"]),
+        ("batch norm and ReLU before each pool (the former speedrun_cnn), 8 epochs",
+         ["--model", str(Path(__file__).resolve().parent / "nets" / "speedrun_cnn_bn_first.yaml"), "--epochs", "8"]),
+        ("mirror and shift augmentation (`basic`)", ["--augment", "basic"]),
+        ("label smoothing 0.2", ["--label-smoothing", "0.2"]),
     ],
     "fashion-mnist": [
         ("Adam's default peak 1e-3 instead of 3e-3", ["--lr", "1e-3"]),
@@ -51,7 +55,7 @@ def _recipe_tag(recipe: str) -> str:
 
 def run(out: Path, recipe: str, seed: int, flags: list[str]) -> dict:
     folder = out / (f"{recipe}-{_recipe_tag(recipe)}-s{seed}"
-                    + ("-" + "_".join(f.strip("-") for f in flags) if flags else ""))
+                    + ("-" + "_".join(Path(f).stem if "/" in f else f.strip("-") for f in flags) if flags else ""))
     if not (folder / "command_s.txt").is_file():
         argv = [sys.executable, "-m", "cnnlab", "train", "--data", "fashion-mnist", "--recipe", recipe,
                 "--seed", str(seed), *flags, "--no-progress", "--out", str(folder)]
