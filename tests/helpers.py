@@ -48,9 +48,9 @@ def cli(*argv: str) -> list[str]:
     return [sys.executable, "-m", "cnnlab", *argv]
 
 
-def run_ok(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``cnnlab ARGS`` in a fresh process, which must succeed."""
-    p = run_cnnlab(*args, env=env)
+def run_ok(*args: str, env: dict | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """``cnnlab ARGS`` in a process of its own (:func:`tests.zygote.run_cnnlab`), which must succeed."""
+    p = run_cnnlab(*args, env=env, fresh=fresh)
     assert p.returncode == 0, p.stderr[-2000:]
     return p
 

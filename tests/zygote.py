@@ -9,10 +9,13 @@ does (``runpy``) and leaves with its exit status; the zygote reports how the chi
 ``-N``, as :mod:`subprocess` does). PyTorch supports ``fork`` after import (its DataLoader workers are
 forks): ATen resets its thread pool in the child.
 
-What a fork cannot give, :func:`run_cnnlab` leaves to a real ``python -m cnnlab``: settings read when torch
-is imported (``OMP_*``, ``MKL_*``, ``ONEDNN_*``/``DNNL_*``, ``ATEN_*``, ``KMP_*``, ``TORCH_*``/``PYTORCH_*``,
-``KERAS_*``) in ``env``. Tests of the start-up itself (import time, Ctrl-C while torch loads, a closed
-stdout at start, what ``--help`` imports) call the interpreter directly, as before.
+What a fork cannot give, :func:`run_cnnlab` leaves to a real ``python -m cnnlab``: an environment that
+differs from the zygote's in more than what cnnlab reads while it runs (:data:`RUN_TIME`; ``OMP_*``,
+``ONEDNN_*``, ``ATEN_*``, ``LC_*``, ``PYTHON*``... are read at start-up), and reference runs asked for with
+``fresh=True`` (a determinism test compares two interpreters that share nothing, not two forks of one).
+Anything the zygote's imports print stops it (a fresh process would have shown it to the test); warnings it
+showed are shown again in each child. Tests of the start-up itself (import time, Ctrl-C while torch loads, a
+closed stdout at start, what ``--help`` imports, the installed entry points) call the interpreter directly.
 ``CNNLAB_TEST_NO_ZYGOTE=1`` makes every call a real process (to compare).
 """
 
@@ -32,26 +35,39 @@ from pathlib import Path
 from typing import Any
 
 SRC = Path(__file__).resolve().parents[1] / "src"      # where the zygote's cnnlab comes from (editable install)
-IMPORT_TIME = ("OMP_", "MKL_", "ONEDNN_", "DNNL_", "ATEN_", "KMP_", "TORCH_", "PYTORCH_", "KERAS_", "PYTHON")
+# environment variables cnnlab reads while it runs (not at start-up): a change of any other one (OMP_*, ONEDNN_*,
+# ATEN_*, LD_*, LC_*, PYTHON*, ...) takes a real process, since the zygote read it once when it imported torch
+RUN_TIME = ("CNNLAB_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+            "PYTEST_")          # pytest's own (PYTEST_CURRENT_TEST changes with every test)
+START_LIMIT = 300        # seconds for the zygote's imports and a fork
 
 ZYGOTE = r"""
-import atexit, json, os, resource, runpy, sys, threading, traceback
+import atexit, json, os, resource, runpy, signal, sys, threading, traceback, warnings
+quiet = os.dup(2)                              # what the imports print is caught: a fresh process would show it
+caught = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.dup2(caught, 2)
 import numpy, PIL.Image, yaml, safetensors.torch, torch, torchvision, matplotlib
 import cnnlab.cli.main, cnnlab.train.engine
+sys.stderr.flush()
+os.dup2(quiet, 2)
+os.close(caught)
 main_path = os.path.join(os.path.dirname(cnnlab.__file__), "__main__.py")
+threads = len(os.listdir("/proc/self/task"))   # after the imports: no thread pool may start before a fork
 
 def child(req):
     os.close(reply_fd)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.close(null)
     for fd, path in ((1, req["out"]), (2, req["err"])):
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(f, fd)
         os.close(f)
+    warnings._filters_mutated()                # a warning the zygote showed is shown again, as in a new process
+    warnings.onceregistry.clear()
     code = 1
     try:
-        if req["cwd"]:
-            os.chdir(req["cwd"])
+        os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
         for name in req["hide"]:                   # unimportable, as if not installed
@@ -71,6 +87,11 @@ def child(req):
         else:
             print(exit_.code, file=sys.stderr)
             code = 1
+    except KeyboardInterrupt:                      # as CPython: the traceback, then death by SIGINT
+        traceback.print_exc()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -79,13 +100,20 @@ def child(req):
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
+    except BaseException:
+        code = 120                                 # CPython's status when flushing at exit fails
     finally:
         os._exit(code & 0xFF)
 
 reply_fd = int(sys.argv[1])                    # the reply pipe; the zygote's own stdout is /dev/null
 reply = os.fdopen(reply_fd, "w", buffering=1)
+reply.write("ready\n")
 for line in sys.stdin:
     req = json.loads(line)
+    now = len(os.listdir("/proc/self/task"))
+    if now > threads:
+        reply.write(f"error: {now} threads before a fork, {threads} after the imports\n")
+        break
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
@@ -97,23 +125,34 @@ for line in sys.stdin:
 
 
 class _Zygote:
-    """The process that forks: started at the first call, ended with the test session."""
+    """The process that forks: started at the first call, ended with the test session (or at a broken call)."""
 
     def __init__(self) -> None:
         read, write = os.pipe()
-        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(write)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, env=os.environ.copy(), pass_fds=(write,))
+        self.env = os.environ.copy()             # what torch and the interpreter read at start-up
+        self.tmp = tempfile.TemporaryDirectory(prefix="cnnlab-zygote-")
+        caught = Path(self.tmp.name, "imports.txt")
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(write), str(caught)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, env=self.env, pass_fds=(write,))
         os.close(write)
         self.replies = read
         self.buffer = b""
         self.lock = threading.Lock()
         atexit.register(self.close)
+        ready = self._line(START_LIMIT)
+        said = caught.read_text(errors="replace") if caught.exists() else ""
+        if ready != "ready" or said:
+            self.close()
+            raise RuntimeError(f"the test zygote did not start cleanly ({ready!r}); its imports printed: {said[-2000:]}")
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        os.close(self.replies)
+        if self.replies >= 0:
+            os.close(self.replies)
+            self.replies = -1
+        self.tmp.cleanup()
 
     def _line(self, timeout: float | None) -> str | None:
         fd = self.replies
@@ -128,20 +167,34 @@ class _Zygote:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line.decode()
 
-    def run(self, argv: list[str], env: dict[str, str], cwd: str | None, timeout: float | None,
+    def run(self, argv: list[str], env: dict[str, str], cwd: str, timeout: float | None,
             rlimits: list[tuple[str, int, int]], hide: list[str]) -> tuple[int, str, str]:
+        """One command; any failure here ends the zygote (the next call starts another), so replies never
+        fall out of step with requests."""
         with self.lock, tempfile.TemporaryDirectory(prefix="cnnlab-zygote-") as tmp:
             out, err = Path(tmp, "out"), Path(tmp, "err")
             request = {"argv": argv, "env": env, "cwd": cwd, "rlimits": rlimits, "hide": hide,
                        "out": str(out), "err": str(err)}
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
-            pid = int(self._line(None) or "0")
-            status = self._line(timeout)
-            if status is None:
-                os.kill(pid, signal.SIGKILL)
-                self._line(None)
-                raise subprocess.TimeoutExpired(argv, timeout or 0)
+            try:
+                self.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+                reply = self._line(START_LIMIT)
+                if reply is None or not reply.isdigit() or int(reply) <= 1:
+                    raise RuntimeError(f"the test zygote could not fork: {reply!r}")
+                pid = int(reply)
+                status = self._line(timeout)
+                if status is None:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass                     # it ended just now: the zygote has reaped it
+                    self._line(START_LIMIT)
+                    raise subprocess.TimeoutExpired(argv, timeout or 0)
+            except subprocess.TimeoutExpired:
+                raise
+            except BaseException:
+                self.close()
+                raise
             encoding = locale.getpreferredencoding(False)
             return int(status), _text(out, encoding), _text(err, encoding)
 
@@ -156,21 +209,31 @@ _zygote: _Zygote | None = None
 
 def run_cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | str | None = None,
                timeout: float | None = None, rlimits: list[tuple[str, int, int]] | None = None,
-               hide: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+               hide: tuple[str, ...] = (), fresh: bool = False) -> subprocess.CompletedProcess:
     """``python -m cnnlab ARGS`` with ``capture_output=True, text=True``: a fork of the zygote, or a real
-    process where ``env`` changes what torch reads at import. ``rlimits``: ``(RLIMIT_NAME, soft, hard)`` set
-    in the child before cnnlab runs; ``hide``: packages the child cannot import (none of them may be one the
-    zygote imported)."""
+    process where ``env`` changes more than what cnnlab reads while it runs (:data:`RUN_TIME`) or ``fresh`` asks
+    for one (a reference run whose interpreter shares nothing with the run it is compared with: another hash
+    seed, another start). ``rlimits``: ``(RLIMIT_NAME, soft, hard)`` set in the child before cnnlab runs;
+    ``hide``: packages the child cannot import (none of them may be one the zygote imported)."""
     global _zygote
     argv = [sys.executable, "-m", "cnnlab", *args]
     env = dict(os.environ if env is None else env)
-    changed = {k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k)}
-    changed.discard("PYTHONPATH") if env.get("PYTHONPATH") == str(SRC) else None
-    if os.environ.get("CNNLAB_TEST_NO_ZYGOTE") or any(k.startswith(IMPORT_TIME) for k in changed):
+    cwd = str(cwd) if cwd else os.getcwd()
+    if fresh or os.environ.get("CNNLAB_TEST_NO_ZYGOTE"):
         return _real(argv, env, cwd, timeout, rlimits or [], hide)
     if _zygote is None or _zygote.proc.poll() is not None:
         _zygote = _Zygote()
-    code, out, err = _zygote.run(list(args), env, str(cwd) if cwd else None, timeout, rlimits or [], list(hide))
+    changed = {k for k in set(env) | set(_zygote.env) if env.get(k) != _zygote.env.get(k)}
+    changed -= {k for k in changed if k.startswith(RUN_TIME)}
+    changed.discard("PYTHONPATH") if env.get("PYTHONPATH") == str(SRC) else None
+    if changed:
+        return _real(argv, env, cwd, timeout, rlimits or [], hide)
+    zygote = _zygote
+    try:
+        code, out, err = zygote.run(list(args), env, cwd, timeout, rlimits or [], list(hide))
+    finally:
+        if zygote.proc.poll() is not None:
+            _zygote = None
     return subprocess.CompletedProcess(argv, code, out, err)
 
 

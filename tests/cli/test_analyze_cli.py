@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -128,10 +131,12 @@ def test_spec_error_names_file_layer_field(capsys, tmp_path):
 
 
 def test_console_script_and_module_entry(examples):
-    # The real entry points, in a subprocess: exit status and no traceback on error.
-    ok = run_cnnlab("analyze", str(examples / "geron_ex2.yaml"), "--json")
+    # The real entry points, each a new interpreter: the installed console script and python -m cnnlab.
+    script = Path(sys.executable).parent / "cnnlab"
+    ok = subprocess.run([str(script), "analyze", str(examples / "geron_ex2.yaml"), "--json"], capture_output=True,
+                        text=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["total_params"] == 903_400
-    bad = run_cnnlab("analyze", "nope.yaml")
+    bad = run_cnnlab("analyze", "nope.yaml", fresh=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 

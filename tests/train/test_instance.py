@@ -205,7 +205,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scen
     # its flips, its per-image crops — is what must come back exactly)
     common = ["segment", "train", "--task", "instance", "--data", str(easy_scenes), "--epochs", "1",
               "--checkpoint-every", "3", "--augment", "flip", *TINY]
-    run_ok(*common, "--out", str(tmp_path / "ref"))
+    run_ok(*common, "--out", str(tmp_path / "ref"), fresh=True)    # an interpreter of its own
     env = {**os.environ, KILL_HOOK: "5"}        # 6 steps per epoch: killed at step 5, checkpoint at 3
     killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env=env)
     assert killed.returncode == -9

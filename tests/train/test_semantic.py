@@ -125,7 +125,7 @@ def test_train_eval_predict_end_to_end_on_easy_scenes(easy_scenes, tmp_path, cap
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(easy_scenes, tmp_path):
     common = ["segment", "train", "--data", str(easy_scenes), "--model", "fcn8s", "--width", "4", "--epochs", "2",
               "--batch", "32", "--augment", "basic", "--checkpoint-every", "4", "--no-progress"]
-    run_ok(*common, "--out", str(tmp_path / "ref"))
+    run_ok(*common, "--out", str(tmp_path / "ref"), fresh=True)    # an interpreter of its own
     env = {**os.environ, KILL_HOOK: "9"}        # 6 steps per epoch: killed at step 3 of epoch 2, checkpoint at 8
     killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env=env)
     assert killed.returncode == -9

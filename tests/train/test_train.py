@@ -38,7 +38,7 @@ def test_same_seed_same_weights_and_the_run_folder(tmp_path):
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
     common = ["train", "--model", SMALL, "--epochs", "2", "--batch", "64", "--augment", "strong",
               "--checkpoint-every", "7", "--no-progress"]
-    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"))
+    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"), fresh=True)   # an interpreter of its own
     assert ref.returncode == 0, ref.stderr
     assert "epoch 1/2: val acc" in ref.stderr and "epoch 2/2: val acc" in ref.stderr   # quiet, not silent
     listed = ref.stdout.rsplit("run folder:", 1)[1]
@@ -259,7 +259,7 @@ def test_nan_weights_are_refused(tmp_path):
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
     common = ["train", "--model", SMALL, "--epochs", "1", "--batch", "64", "--no-progress"]
-    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"))
+    ref = run_cnnlab(*common, "--out", str(tmp_path / "ref"), fresh=True)   # an interpreter of its own
     assert ref.returncode == 0, ref.stderr
     killed = run_cnnlab(*common, "--out", str(tmp_path / "run"), env={**os.environ, KILL_HOOK: "3"})
     assert killed.returncode == -9 and not (tmp_path / "run" / "state.safetensors").exists()
