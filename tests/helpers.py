@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -140,34 +139,11 @@ def make_voc(root: Path, n_train: int = 8, n_val: int = 4) -> Path:
 
 
 
-_MANY = """\
-import contextlib, io, json, sys, traceback, warnings
-from cnnlab.cli.main import main
-
-results = []
-for argv in json.load(sys.stdin):
-    warnings.resetwarnings()                  # a warning shown once by an earlier command shows again
-    warnings.simplefilter("default")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exit_:           # argparse's own errors
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        except BaseException:                 # a cnnlab bug: its traceback reaches the test
-            traceback.print_exc()
-            code = 1
-    results.append([code, out.getvalue(), err.getvalue()])
-sys.__stdout__.write(json.dumps(results))
-"""
-
-
 def run_many(argvs: list[list[str]], timeout: float = 300, env: dict | None = None) -> list[tuple[int, str, str]]:
-    """Several ``cnnlab ARGV`` in one fresh process (torch imported once): each one's exit status, stdout and
-    stderr, as separate runs would give them (warnings reset between them). A hang fails the caller through
-    ``timeout`` (seconds, all together). ``python -m cnnlab`` itself is exercised by the tests that still run
-    one command per process (tests/cli/test_startup.py, the attack corpora's own subprocess cases)."""
-    p = subprocess.run([sys.executable, "-c", _MANY], input=json.dumps(argvs), capture_output=True, text=True,
-                       timeout=timeout, env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return [tuple(r) for r in json.loads(p.stdout)]  # type: ignore[misc]
+    """Several ``cnnlab ARGV``, each in a process of its own (:func:`tests.zygote.run_cnnlab`): each one's exit
+    status, stdout and stderr. A hang fails the caller through ``timeout`` (seconds, each command)."""
+    results = []
+    for argv in argvs:
+        p = run_cnnlab(*argv, env=env, timeout=timeout)
+        results.append((p.returncode, p.stdout, p.stderr))
+    return results

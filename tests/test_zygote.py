@@ -41,7 +41,13 @@ def test_an_import_time_setting_takes_a_real_process(monkeypatch):
     run_cnnlab("zoo", "list", env={**os.environ, "OMP_NUM_THREADS": "1"})
     run_cnnlab("zoo", "list", env={**os.environ, "CNNLAB_JOIN_TIMEOUT": "5"})    # read while cnnlab runs: forked
     run_cnnlab("zoo", "list")                       # the zygote was started in another test: still forked
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR", "/tmp/x"))
+    run_cnnlab("zoo", "list")        # torch sets it in this process when the inductor loads: still forked
     assert len(started) == 1
+    first = zygote._zygote
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")      # this process's own environment changed: a new zygote with it
+    run_cnnlab("zoo", "list")
+    assert len(started) == 1 and zygote._zygote is not first and zygote._zygote.env["OMP_NUM_THREADS"] == "1"
 
 
 def test_a_hidden_package_cannot_be_imported_and_one_already_imported_cannot_be_hidden():

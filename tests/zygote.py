@@ -9,10 +9,12 @@ does (``runpy``) and leaves with its exit status; the zygote reports how the chi
 ``-N``, as :mod:`subprocess` does). PyTorch supports ``fork`` after import (its DataLoader workers are
 forks): ATen resets its thread pool in the child.
 
-What a fork cannot give, :func:`run_cnnlab` leaves to a real ``python -m cnnlab``: an environment that
-differs from the zygote's in more than what cnnlab reads while it runs (:data:`RUN_TIME`; ``OMP_*``,
-``ONEDNN_*``, ``ATEN_*``, ``LC_*``, ``PYTHON*``... are read at start-up), and reference runs asked for with
-``fresh=True`` (a determinism test compares two interpreters that share nothing, not two forks of one).
+What a fork cannot give, :func:`run_cnnlab` leaves to a real ``python -m cnnlab``: a call whose ``env``
+changes more than what cnnlab reads while it runs (:data:`RUN_TIME`; ``OMP_*``, ``ONEDNN_*``, ``ATEN_*``,
+``LC_*``, ``PYTHON*``... are read at start-up), and reference runs asked for with ``fresh=True`` (a
+determinism test compares two interpreters that share nothing, not two forks of one). When the test
+process's own environment changes in such a variable (a library sets one as it loads), the zygote is
+started again with it.
 Anything the zygote's imports print stops it (a fresh process would have shown it to the test); warnings it
 showed are shown again in each child. Tests of the start-up itself (import time, Ctrl-C while torch loads, a
 closed stdout at start, what ``--help`` imports, the installed entry points) call the interpreter directly.
@@ -32,22 +34,26 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 SRC = Path(__file__).resolve().parents[1] / "src"      # where the zygote's cnnlab comes from (editable install)
 # environment variables cnnlab reads while it runs (not at start-up): a change of any other one (OMP_*, ONEDNN_*,
 # ATEN_*, LD_*, LC_*, PYTHON*, ...) takes a real process, since the zygote read it once when it imported torch
 RUN_TIME = ("CNNLAB_", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+            "KERAS_",           # read when Keras is imported, which the zygote never does (cnnlab sets its backend)
             "PYTEST_")          # pytest's own (PYTEST_CURRENT_TEST changes with every test)
+SET_BY_TORCH = {"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK", "TORCHINDUCTOR_CACHE_DIR"}   # as modules load
 START_LIMIT = 300        # seconds for the zygote's imports and a fork
 
 ZYGOTE = r"""
 import atexit, json, os, resource, runpy, signal, sys, threading, traceback, warnings
+env0 = dict(os.environ)
 quiet = os.dup(2)                              # what the imports print is caught: a fresh process would show it
 caught = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.dup2(caught, 2)
 import numpy, PIL.Image, yaml, safetensors.torch, torch, torchvision, matplotlib
 import cnnlab.cli.main, cnnlab.train.engine
+assert "keras" not in sys.modules              # KERAS_* is read in each child (RUN_TIME)
 sys.stderr.flush()
 os.dup2(quiet, 2)
 os.close(caught)
@@ -107,7 +113,7 @@ def child(req):
 
 reply_fd = int(sys.argv[1])                    # the reply pipe; the zygote's own stdout is /dev/null
 reply = os.fdopen(reply_fd, "w", buffering=1)
-reply.write("ready\n")
+reply.write("ready " + json.dumps(sorted(k for k in os.environ if os.environ.get(k) != env0.get(k))) + "\n")
 for line in sys.stdin:
     req = json.loads(line)
     now = len(os.listdir("/proc/self/task"))
@@ -139,11 +145,13 @@ class _Zygote:
         self.buffer = b""
         self.lock = threading.Lock()
         atexit.register(self.close)
-        ready = self._line(START_LIMIT)
+        ready = self._line(START_LIMIT) or ""
         said = caught.read_text(errors="replace") if caught.exists() else ""
-        if ready != "ready" or said:
+        if not ready.startswith("ready ") or said:
             self.close()
             raise RuntimeError(f"the test zygote did not start cleanly ({ready!r}); its imports printed: {said[-2000:]}")
+        # variables the libraries set in their own process (torch's KMP_*, the inductor's cache folder): not settings
+        self.set_by_imports = set(json.loads(ready[len("ready "):])) | SET_BY_TORCH
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -211,7 +219,8 @@ def run_cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | str | 
                timeout: float | None = None, rlimits: list[tuple[str, int, int]] | None = None,
                hide: tuple[str, ...] = (), fresh: bool = False) -> subprocess.CompletedProcess:
     """``python -m cnnlab ARGS`` with ``capture_output=True, text=True``: a fork of the zygote, or a real
-    process where ``env`` changes more than what cnnlab reads while it runs (:data:`RUN_TIME`) or ``fresh`` asks
+    process where ``env`` changes more than what cnnlab reads while it runs (:data:`RUN_TIME`; a zygote started
+    again where this process's own environment changed since it started) or ``fresh`` asks
     for one (a reference run whose interpreter shares nothing with the run it is compared with: another hash
     seed, another start). ``rlimits``: ``(RLIMIT_NAME, soft, hard)`` set in the child before cnnlab runs;
     ``hide``: packages the child cannot import (none of them may be one the zygote imported)."""
@@ -221,13 +230,14 @@ def run_cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | str | 
     cwd = str(cwd) if cwd else os.getcwd()
     if fresh or os.environ.get("CNNLAB_TEST_NO_ZYGOTE"):
         return _real(argv, env, cwd, timeout, rlimits or [], hide)
-    if _zygote is None or _zygote.proc.poll() is not None:
-        _zygote = _Zygote()
-    changed = {k for k in set(env) | set(_zygote.env) if env.get(k) != _zygote.env.get(k)}
-    changed -= {k for k in changed if k.startswith(RUN_TIME)}
-    changed.discard("PYTHONPATH") if env.get("PYTHONPATH") == str(SRC) else None
-    if changed:
+    if _settings(env, os.environ):                  # the call changes what a new interpreter reads at start-up
         return _real(argv, env, cwd, timeout, rlimits or [], hide)
+    if _zygote is not None and (_zygote.proc.poll() is not None or _settings(os.environ, _zygote.env,
+                                                                               _zygote.set_by_imports)):
+        _zygote.close()                             # this process's environment changed since: start another
+        _zygote = None
+    if _zygote is None:
+        _zygote = _Zygote()
     zygote = _zygote
     try:
         code, out, err = zygote.run(list(args), env, cwd, timeout, rlimits or [], list(hide))
@@ -235,6 +245,16 @@ def run_cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | str | 
         if zygote.proc.poll() is not None:
             _zygote = None
     return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def _settings(env: Mapping[str, str], base: Mapping[str, str], ignore: set[str] = frozenset()) -> set[str]:
+    """The variables ``env`` sets otherwise than ``base`` that a new interpreter would read at start-up: all but
+    :data:`RUN_TIME`'s, ``ignore`` and the repository's own ``PYTHONPATH``."""
+    changed = {k for k in set(env) | set(base) if env.get(k) != base.get(k)} - set(ignore)
+    changed -= {k for k in changed if k.startswith(RUN_TIME)}
+    if env.get("PYTHONPATH") == str(SRC):
+        changed.discard("PYTHONPATH")
+    return changed
 
 
 def _real(argv: list[str], env: dict[str, str], cwd: Any, timeout: float | None,

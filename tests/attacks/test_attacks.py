@@ -80,7 +80,7 @@ ATTACKS = [
 
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory) -> list[tuple[int, str, str]]:
-    """Every attack of ATTACKS, each in its own folder, run one after the other in one fresh process (a hang
+    """Every attack of ATTACKS, each in its own folder, run one after the other, each in its own process (a hang
     fails the batch through its timeout)."""
     argvs = []
     for n, (argv, _) in enumerate(ATTACKS):
@@ -152,7 +152,7 @@ CHANGES = [
 
 @pytest.fixture(scope="module")
 def tampered(finished_run, tmp_path_factory) -> list[tuple[Path, bytes, tuple[int, str, str]]]:
-    """A copy of the finished run per change, its checkpoint's metadata edited, each resumed (one process)."""
+    """A copy of the finished run per change, its checkpoint's metadata edited, each resumed (a process each)."""
     import shutil
 
     runs = []
@@ -298,7 +298,7 @@ COMMANDS = ["analyze", "memory"]
 
 @pytest.fixture(scope="module")
 def users_code_failing(tmp_path_factory) -> dict[tuple[str, int], tuple[int, str, str]]:
-    """Each failing user module under each command, all in one fresh process."""
+    """Each failing user module under each command, each in its own process."""
     keys, argvs = [], []
     for n, (source, _) in enumerate(USER_CODE):
         folder = tmp_path_factory.mktemp(f"user{n}")

@@ -43,7 +43,7 @@ def refused(p: subprocess.CompletedProcess, *words: str) -> None:
 
 
 def refused_all(results: list[tuple[int, str, str]], *words: str) -> None:
-    """``refused`` for results of :func:`tests.helpers.run_many` (several command lines in one process)."""
+    """``refused`` for results of :func:`tests.helpers.run_many` (several command lines, a process each)."""
     for code, out, err in results:
         refused(subprocess.CompletedProcess([], code, out, err), *words)
 
@@ -413,7 +413,7 @@ def test_corrupt_idx_files_are_one_line(corrupted_idx, n):
 
 @pytest.fixture(scope="module")
 def corrupted_idx(tmp_path_factory) -> list[tuple[Path, tuple[int, str, str]]]:
-    """Each corruption in its own copy of a small Fashion-MNIST folder, all trained on in one process."""
+    """Each corruption in its own copy of a small Fashion-MNIST folder, each trained on in its own process."""
     folders, argvs = [], []
     for n, (corrupt, _) in enumerate(CORRUPT_IDX):
         folder = tmp_path_factory.mktemp(f"idx{n}")
