@@ -30,6 +30,7 @@ def test_working_folder_environment_limits_and_signals_reach_the_child(tmp_path:
     assert p.returncode != 0
     with pytest.raises(subprocess.TimeoutExpired):
         run_cnnlab("train", "--epochs", "50", "--out", str(tmp_path / "slow"), "--no-progress", timeout=1)
+    assert not (tmp_path / "slow" / "test.json").exists()                          # killed, not waited for
     assert run_cnnlab("zoo", "list").returncode == 0                               # the zygote goes on
 
 
