@@ -154,6 +154,7 @@ class _Zygote:
         self.set_by_imports = set(json.loads(ready[len("ready "):])) | SET_BY_TORCH
 
     def close(self) -> None:
+        atexit.unregister(self.close)            # a zygote started again registers its own
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
