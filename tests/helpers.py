@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,12 @@ def run_ok(*args: str, env: dict | None = None, fresh: bool = False) -> subproce
     p = run_cnnlab(*args, env=env, fresh=fresh)
     assert p.returncode == 0, p.stderr[-2000:]
     return p
+
+
+def torchrun_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a test's torchrun: one thread per process (two processes on the CI's 2 cores), and the
+    test's folder as TMPDIR (torchrun leaves a torchelastic_* log folder there at each start)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
 
 
 def weights(run_folder: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ count, the ranking recomputed from the arms, the torchrun command parsed by the 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,28 @@ SHAPE = (1, 16, 16)
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
+def study_tmp(tmp_path_factory) -> Path:
+    """The temporary folder (TMPDIR) the study and its torchrun processes see."""
+    return tmp_path_factory.mktemp("remedies-tmp")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, study_tmp) -> Path:
     out = tmp_path_factory.mktemp("remedies")
-    assert main(["study", "remedies", "--quick", "--epochs", "1", "--seeds", "0", "--out", str(out),
-                 "--no-progress"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(study_tmp))
+        mp.setattr(tempfile, "tempdir", str(study_tmp))
+        assert main(["study", "remedies", "--quick", "--epochs", "1", "--seeds", "0", "--out", str(out),
+                     "--no-progress"]) == 0
     return out
+
+
+def test_the_study_leaves_no_torchrun_folder_in_the_temporary_folder(report, study_tmp):
+    """torchrun makes a torchelastic_* log folder in TMPDIR at every start and never removes it (hundreds gathered
+    in /tmp): the data-parallel arm's torchrun gets a temporary folder of its own, removed afterwards. (torch's
+    own compile cache, torchinductor_USER, is one folder reused by every run: not a leak.)"""
+    assert (report / "runs" / "data-parallel-s0" / "test.json").is_file()      # torchrun did run
+    assert sorted(p.name for p in study_tmp.iterdir() if not p.name.startswith("torchinductor_")) == []
 
 
 def _r(report: Path) -> dict:

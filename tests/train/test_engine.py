@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from cnnlab.train import TrainConfig, Trainer, train
 from cnnlab.train import engine as engine_module
 from cnnlab.train.schedule import make_scheduler
 from cnnlab.train.tasks import TASKS, Task
-from tests.helpers import SMALL, same, weights
+from tests.helpers import SMALL, same, torchrun_env, weights
 
 
 @pytest.mark.parametrize("epochs,steps", [(3, 7), (15, 421), (1, 2), (2, 1)])
@@ -262,7 +261,7 @@ def test_a_joined_process_leaves_the_group_before_the_interpreter_ends(tmp_path)
     script.write_text(LEAVER)
     torchrun = [sys.executable, "-m", "torch.distributed.run"]      # torchrun itself, always beside torch
     p = subprocess.run([*torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)], capture_output=True,
-                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+                       text=True, env=torchrun_env(tmp_path), timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}").read_text() == "sum 2 world 2; left"

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from cnnlab.data.instances import InstSplit, coco_ground_truth, make_target
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.instance import coco_evaluate, coco_results
-from tests.helpers import run_ok
+from tests.helpers import run_ok, torchrun_env
 from tests.zygote import run_cnnlab
 from tests.helpers import run as here, run_here_ok as here_ok
 
@@ -226,7 +226,7 @@ def test_torchrun_two_processes_train_mask_rcnn(easy_scenes, tmp_path):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     p = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", "segment", "train", "--task", "instance",
                         "--data", str(easy_scenes), "--epochs", "1", *TINY, "--out", str(run)],
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                       capture_output=True, text=True, env=torchrun_env(tmp_path))
     assert p.returncode == 0, p.stderr[-3000:]
     assert (run / "log.txt").read_text().count("epoch 1:") == 1
     report = json.loads((run / "test.json").read_text())

@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from cnnlab.train import KILL_HOOK
 from cnnlab.train.tasks.semantic import boundary_band, iou_per_class, pixel_confusion, scores
-from tests.helpers import run_ok, weights
+from tests.helpers import run_ok, torchrun_env, weights
 from tests.zygote import run_cnnlab
 from tests.helpers import run as here, run_here_ok as here_ok
 
@@ -165,7 +165,7 @@ def test_torchrun_two_processes_train_a_segmentation_network(easy_scenes, tmp_pa
     p = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", "segment", "train", "--data",
                         str(easy_scenes), "--model", "fcn8s", "--width", "4", "--epochs", "1", "--batch", "32",
                         "--no-progress", "--out", str(run)],
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                       capture_output=True, text=True, env=torchrun_env(tmp_path))
     assert p.returncode == 0, p.stderr[-3000:]
     assert (run / "log.txt").read_text().count("epoch 1:") == 1
     assert 0.0 <= json.loads((run / "test.json").read_text())["miou"] <= 1.0

@@ -17,7 +17,7 @@ from cnnlab.cli.main import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import CheckpointError, load_state
 from cnnlab.train import KILL_HOOK, TrainConfig, train
-from tests.helpers import SMALL, TINY, make_folder, same, weights
+from tests.helpers import SMALL, TINY, make_folder, same, torchrun_env, weights
 from tests.zygote import run_cnnlab
 
 
@@ -99,7 +99,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert one.returncode == 0, one.stderr
     torchrun = str(Path(sys.executable).parent / "torchrun")
     two = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "cnnlab", *args, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         capture_output=True, text=True, env=torchrun_env(tmp_path))
     assert two.returncode == 0, two.stderr[-3000:]
     assert same(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=1e-5)
     assert (tmp_path / "two" / "log.txt").read_text().count("epoch 2:") == 1     # only rank 0 writes

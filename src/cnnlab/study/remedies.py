@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import math
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -252,7 +253,11 @@ def _train(progress: bool, key: str, tc: Any, resume: Path | None) -> None:
     if not key.startswith("data-parallel"):
         Trainer(tc, resume=resume, progress=progress, quiet=True).run()
         return
-    done = subprocess.run(torchrun_argv(tc, WORLD, resume), capture_output=True, text=True)
+    # torchrun leaves an empty torchelastic_* log folder in the temporary folder at each start: it gets its own,
+    # removed afterwards
+    with tempfile.TemporaryDirectory(prefix="cnnlab-torchrun-") as tmp:
+        done = subprocess.run(torchrun_argv(tc, WORLD, resume), capture_output=True, text=True,
+                              env={**os.environ, "TMPDIR": tmp})
     if done.returncode != 0 or not (Path(tc.out) / "test.json").is_file():
         raise CnnlabError(f"{tc.out}: the data-parallel run under torchrun failed: {_failure(done.stderr)}")
     common.check_same(Path(tc.out), tc)
