@@ -16,7 +16,7 @@ TRAIN_EPILOG = """\
 examples:
   cnnlab train                                             # small CNN on scikit-learn's digits, ~10 s
   cnnlab train --data fashion-mnist --out runs/fashion     # its recipe: 94.0 % in 8 min 22 s (2-core Xeon, AMX)
-  cnnlab train --data fashion-mnist --recipe speedrun      # the fastest recipe measured towards 94 %
+  cnnlab train --data fashion-mnist --recipe speedrun      # the fastest recipe measured to 94 %
   cnnlab train --data fashion-mnist --recipe none          # the plain defaults: 10 epochs, batch 64, no flips
   cnnlab train --model resnet18 --data path/to/images --size 64,64 --augment strong
   cnnlab train --resume runs/fashion                      # continue a run that was stopped or killed
