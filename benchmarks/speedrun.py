@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+NETS = Path(__file__).resolve().parent / "nets"     # the networks of the ablations
 # each ingredient of the speedrun recipe changed on its own: (name, the flags that change it)
 ABLATIONS = {
     "speedrun": [
@@ -31,9 +32,10 @@ ABLATIONS = {
         ("no label smoothing", ["--label-smoothing", "0"]),
         ("small_cnn instead of speedrun_cnn", ["--model", "small_cnn"]),
         ("batch norm and ReLU before each pool, global max pool head (the first speedrun_cnn), 8 epochs",
-         ["--model", str(Path(__file__).resolve().parent / "nets" / "speedrun_cnn_bn_first.yaml"), "--epochs", "8"]),
+         ["--model", str(NETS / "speedrun_cnn_bn_first.yaml"), "--epochs", "8"]),
         ("a global max pool head instead of the flattened map's dense head (the pool-first speedrun_cnn)",
-         ["--model", str(Path(__file__).resolve().parent / "nets" / "speedrun_cnn_global_max.yaml")]),
+         ["--model", str(NETS / "speedrun_cnn_global_max.yaml")]),
+        ("no dropout in the head", ["--model", str(NETS / "speedrun_cnn_no_dropout.yaml")]),
         ("mirror and shift augmentation (`basic`)", ["--augment", "basic"]),
         ("label smoothing 0.2", ["--label-smoothing", "0.2"]),
     ],
@@ -46,13 +48,17 @@ ABLATIONS = {
 
 
 def _recipe_tag(recipe: str) -> str:
-    """A short digest of the recipe's settings: a folder from an older recipe (another rate, say) is not reused."""
+    """A short digest of the recipe's settings and of its packaged network's layers: a folder from an older recipe
+    (another rate, or speedrun_cnn with another head, say) is not reused."""
     import hashlib
 
+    from cnnlab.packaged import PACKAGED_SPECS
     from cnnlab.train.recipes import CLASSIFICATION_RECIPES
 
-    settings = json.dumps(CLASSIFICATION_RECIPES[recipe], sort_keys=True)
-    return hashlib.sha256(settings.encode()).hexdigest()[:8]
+    settings = CLASSIFICATION_RECIPES[recipe]
+    spec = PACKAGED_SPECS.get(settings.get("model", ""))
+    layers = spec.read_text(encoding="utf-8") if spec is not None else ""
+    return hashlib.sha256((json.dumps(settings, sort_keys=True) + layers).encode()).hexdigest()[:8]
 
 
 def run(out: Path, recipe: str, seed: int, flags: list[str]) -> dict:

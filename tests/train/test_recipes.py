@@ -91,7 +91,8 @@ def test_every_recipe_names_a_network_that_builds_and_speedrun_cnn_costs_what_it
 
 def test_speedrun_cnn_pools_before_it_normalises_and_its_head_sees_where():
     """airbench's order (conv, pool, norm, activation): every batch norm and ReLU sees a pooled map, a quarter of
-    the conv's output (what makes its step ~1.4× faster than norm-then-pool: docs/benchmarks.md)."""
+    the conv's output (what makes its step ~1.4× faster than norm-then-pool: docs/benchmarks.md); then a dense head
+    of 128 units with dropout on the flattened 3×3 map."""
     from torch import nn
 
     from cnnlab.train.model import build_model
@@ -107,6 +108,8 @@ def test_speedrun_cnn_pools_before_it_normalises_and_its_head_sees_where():
     # the head sees where each feature was: the 3×3 map flattened (128·3·3 inputs), not a global pool's 128
     # (validation accuracy +0.25 to +0.53 points in 3 seeds: docs/benchmarks.md, "The speedrun's head")
     assert seen[8:] == [("Linear", (1152,)), ("ReLU", (128,)), ("Linear", (128,))]
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.25]
+    assert sum(p.numel() for p in net.parameters()) == 278_762     # 131,178 with the global pool, + 1152·128 + 128
 
 
 def test_a_setting_given_with_resume_is_refused_not_ignored(capsys):

@@ -255,7 +255,7 @@ def _train(progress: bool, key: str, tc: Any, resume: Path | None) -> None:
         return
     # torchrun leaves an empty torchelastic_* log folder in the temporary folder at each start: it gets its own,
     # removed afterwards
-    with tempfile.TemporaryDirectory(prefix="cnnlab-torchrun-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cnnlab-torchrun-", ignore_cleanup_errors=True) as tmp:
         done = subprocess.run(torchrun_argv(tc, WORLD, resume), capture_output=True, text=True,
                               env={**os.environ, "TMPDIR": tmp})
     if done.returncode != 0 or not (Path(tc.out) / "test.json").is_file():
