@@ -27,7 +27,10 @@ from cnnlab.train.engine import Trainer
 
 
 def _value(field: str, text: str) -> Any:
+    """``text`` as the type of the TrainConfig field's default (``bool("false")`` would be True: read as a word)."""
     default = getattr(TrainConfig, field, None)
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
     return text if default is None or isinstance(default, str) else type(default)(text)
 
 
